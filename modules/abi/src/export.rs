@@ -1,0 +1,176 @@
+//! What [`crate::export_module!`] expands to: the root module of a library and
+//! the adapter that turns a [`Module`] into a [`Behaviour`], with every entry
+//! point guarded by `catch_unwind`.
+
+use std::any::Any;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use abi_stable::{
+    prefix_type::WithMetadata,
+    sabi_trait::TD_Opaque,
+    std_types::{RErr, ROk, RResult, RSlice, RStr, RVec},
+};
+
+use crate::{
+    ffi::{Behaviour, BehaviourBox, Behaviour_TO, HostCtxBox, ModError, ModuleRef, ModuleRoot},
+    state, Ctx, Error, ErrorKind, Module,
+};
+
+/// Runs module code, turning an error or a panic into a [`ModError`].
+fn guard<T>(what: &str, f: impl FnOnce() -> Result<T, Error>) -> RResult<T, ModError> {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Ok(value)) => ROk(value),
+        Ok(Err(err)) => RErr(err.into()),
+        Err(payload) => RErr(Error::new(ErrorKind::Panicked, format!("{what} panicked: {}", panic_message(&*payload))).into()),
+    }
+}
+
+fn panic_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a non-string panic payload".to_string()
+    }
+}
+
+fn config<M: Module>(bytes: &[u8]) -> Result<M::Config, Error> {
+    if bytes.is_empty() {
+        Ok(M::Config::default())
+    } else {
+        state::decode("module config", bytes)
+    }
+}
+
+/// One live module instance inside the library.
+struct Instance<M: Module> {
+    module: M,
+    ctx: Ctx,
+}
+
+impl<M: Module> Behaviour for Instance<M> {
+    fn handle(&mut self, msg: RSlice<'_, u8>, want_reply: bool) -> RResult<RVec<u8>, ModError> {
+        guard("handle", || {
+            let msg: M::Msg = state::decode("message", msg.as_slice())?;
+            let reply = self.module.handle(msg, &self.ctx)?;
+            if want_reply {
+                state::encode(&reply).map(RVec::from)
+            } else {
+                Ok(RVec::new())
+            }
+        })
+    }
+
+    fn snapshot(&self) -> RResult<RVec<u8>, ModError> {
+        guard("snapshot", || state::encode(&self.module).map(RVec::from))
+    }
+
+    fn downgrade(&self, to: u32) -> RResult<RVec<u8>, ModError> {
+        guard("downgrade", || {
+            if to == M::STATE_VERSION {
+                state::encode(&self.module).map(RVec::from)
+            } else if to > M::STATE_VERSION {
+                Err(Error::cannot_downgrade(M::NAME, M::STATE_VERSION, to))
+            } else {
+                self.module.downgrade(to).map(RVec::from)
+            }
+        })
+    }
+
+    fn start(&mut self) -> RResult<(), ModError> {
+        guard("start", || self.module.start(&self.ctx))
+    }
+
+    fn stop(&mut self) -> RResult<(), ModError> {
+        guard("stop", || {
+            self.module.stop(&self.ctx);
+            Ok(())
+        })
+    }
+
+    fn event(&mut self, kind: RStr<'_>, json: RStr<'_>) -> RResult<(), ModError> {
+        guard("on_event", || self.module.on_event(kind.as_str(), json.as_str(), &self.ctx))
+    }
+
+    fn verify(&self) -> RResult<(), ModError> {
+        guard("verify", || self.module.verify(&self.ctx))
+    }
+}
+
+fn boxed<M: Module>(module: M, ctx: Ctx) -> BehaviourBox {
+    Behaviour_TO::from_value(Instance { module, ctx }, TD_Opaque)
+}
+
+extern "C" fn init<M: Module>(config_bytes: RSlice<'_, u8>, host: HostCtxBox) -> RResult<BehaviourBox, ModError> {
+    guard("init", || {
+        let ctx = Ctx::from_host(host);
+        let cfg = config::<M>(config_bytes.as_slice())?;
+        M::init(cfg, &ctx).map(|m| boxed(m, ctx))
+    })
+}
+
+extern "C" fn migrate<M: Module>(
+    from: u32,
+    state_bytes: RSlice<'_, u8>,
+    config_bytes: RSlice<'_, u8>,
+    host: HostCtxBox,
+) -> RResult<BehaviourBox, ModError> {
+    guard("migrate", || {
+        if from > M::STATE_VERSION {
+            return Err(Error::unknown_state_version(M::NAME, from, M::STATE_VERSION));
+        }
+        let ctx = Ctx::from_host(host);
+        let cfg = config::<M>(config_bytes.as_slice())?;
+        M::migrate(from, state_bytes.as_slice(), cfg, &ctx).map(|m| boxed(m, ctx))
+    })
+}
+
+/// Builds the root module of a library exporting `M`. Called once per load by
+/// the code [`crate::export_module!`] generates.
+pub fn root_module<M: Module>() -> ModuleRef {
+    let root = ModuleRoot {
+        name: RStr::from_str(M::NAME),
+        code_version: RStr::from_str(M::CODE_VERSION),
+        state_version: M::STATE_VERSION as _,
+        wants_events: M::EVENTS,
+        init: init::<M>,
+        migrate: migrate::<M>,
+    };
+    // One small allocation per load of the library: the root module lives as
+    // long as the (never unloaded) library.
+    let leaked: &'static WithMetadata<ModuleRoot> = Box::leak(Box::new(WithMetadata::new(root)));
+    ModuleRef(leaked.static_as_prefix())
+}
+
+/// Exports a [`Module`] implementation as the root module of this `cdylib`.
+///
+/// Call it exactly once, at the crate root of the module library:
+///
+/// ```ignore
+/// molt_abi::export_module!(Counter);
+/// ```
+///
+/// The crate must be built as `crate-type = ["cdylib"]` with `panic = "unwind"`
+/// (the default): panics are caught inside the library and reported as errors.
+#[macro_export]
+macro_rules! export_module {
+    ($module:ty) => {
+        /// The header abi_stable looks up when the host loads this library.
+        #[no_mangle]
+        pub static _as_0lib_1header_0root_bmodule_bloader: $crate::__private::LibHeader = {
+            extern "C" fn __molt_root_module() -> $crate::__private::RootModuleResult {
+                $crate::__private::__call_root_module_loader($crate::__private::root_module::<$module>)
+            }
+            // SAFETY: the constructor returns the `ModuleRef` that
+            // `root_module` builds, erased by abi_stable's own loader helper,
+            // which is what `from_constructor::<ModuleRef>` requires.
+            unsafe {
+                $crate::__private::LibHeader::from_constructor::<$crate::ffi::ModuleRef>(
+                    __molt_root_module,
+                    $crate::__private::CheckTypeLayout::Yes,
+                )
+            }
+        };
+    };
+}

@@ -1,0 +1,155 @@
+//! The ABI-stable interface between the host and a module library.
+//!
+//! Module authors never touch these types: [`crate::export_module!`] builds
+//! them. The host (`molt-runtime`) loads a library's [`ModuleRef`] and drives
+//! the [`BehaviourBox`] objects it constructs. Every type here is checked by
+//! abi_stable's layout check when a library is loaded, so a library built
+//! against another version of this interface is refused before any of its code
+//! runs. Evolution is append-only: new root-module fields go after the
+//! `last_prefix_field`.
+
+// `#[sabi_trait]` expands to impls outside the trait's module; allowed here only.
+#![allow(non_local_definitions)]
+
+use abi_stable::{
+    declare_root_module_statics,
+    library::RootModule,
+    package_version_strings,
+    sabi_trait,
+    sabi_types::VersionStrings,
+    std_types::{RArc, RBox, RResult, RSlice, RStr, RString, RVec},
+    StableAbi,
+};
+
+pub use crate::error::ErrorKind;
+
+/// An error crossing the boundary: a kind and a message.
+#[repr(C)]
+#[derive(Debug, Clone, PartialEq, Eq, StableAbi)]
+pub struct ModError {
+    /// What kind of failure.
+    pub kind: ErrorKind,
+    /// Human-readable detail, written by the module.
+    pub message: RString,
+}
+
+impl std::fmt::Display for ModError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// One module instance's behaviour, owned by one host actor.
+///
+/// Every method runs the module's code inside `catch_unwind`; a panic comes
+/// back as [`ErrorKind::Panicked`].
+#[sabi_trait]
+pub trait Behaviour: Send {
+    /// Handles one msgpack-encoded message. With `want_reply` false (a cast)
+    /// the reply is not encoded and an empty vector is returned.
+    fn handle(&mut self, msg: RSlice<'_, u8>, want_reply: bool) -> RResult<RVec<u8>, ModError>;
+
+    /// The state as msgpack, at the library's current state version.
+    fn snapshot(&self) -> RResult<RVec<u8>, ModError>;
+
+    /// The state as msgpack at an older state version (`code_change(down)`).
+    fn downgrade(&self, to: u32) -> RResult<RVec<u8>, ModError>;
+
+    /// Starts serving (after `init` or `migrate`, and after a rollback).
+    fn start(&mut self) -> RResult<(), ModError>;
+
+    /// Stops serving: the old behaviour during a swap, or at shutdown.
+    fn stop(&mut self) -> RResult<(), ModError>;
+
+    /// Handles a host event (only for modules that asked for events).
+    fn event(&mut self, kind: RStr<'_>, json: RStr<'_>) -> RResult<(), ModError>;
+
+    /// Checks that the behaviour is healthy after a swap.
+    #[sabi(last_prefix_field)]
+    fn verify(&self) -> RResult<(), ModError>;
+}
+
+/// A behaviour as the host owns it.
+pub type BehaviourBox = Behaviour_TO<'static, RBox<()>>;
+
+/// What a module may call back into the host. Implemented by the host; a
+/// module sees it through [`crate::Ctx`].
+///
+/// A cdylib has its own copy of every static (its own `tracing` dispatcher
+/// and `metrics` recorder, which talk to nobody), so logs, metrics, events and
+/// messages to other modules all go through this object.
+#[sabi_trait]
+pub trait HostCtx: Send + Sync + Clone {
+    /// The module's name.
+    fn module(&self) -> RStr<'_>;
+    /// The instance index (0-based) this behaviour runs as.
+    fn instance(&self) -> u32;
+    /// Logs a message at a level (see [`crate::Level`]) in the host's subscriber.
+    fn log(&self, level: u8, message: RStr<'_>);
+    /// Adds to a counter, labelled with the module's name.
+    fn counter(&self, name: RStr<'_>, delta: u64);
+    /// Sets a gauge, labelled with the module's name.
+    fn gauge(&self, name: RStr<'_>, value: f64);
+    /// Publishes an application event (a JSON payload) on the host's event bus.
+    fn publish(&self, topic: RStr<'_>, json: RStr<'_>);
+    /// Sends (casts) a msgpack-encoded message to another module.
+    #[sabi(last_prefix_field)]
+    fn send(&self, module: RStr<'_>, msg: RSlice<'_, u8>) -> RResult<(), ModError>;
+}
+
+/// The context as it crosses the boundary.
+pub type HostCtxBox = HostCtx_TO<'static, RArc<()>>;
+
+/// Builds a fresh behaviour from a msgpack config.
+pub type InitFn = extern "C" fn(config: RSlice<'_, u8>, ctx: HostCtxBox) -> RResult<BehaviourBox, ModError>;
+
+/// Builds a behaviour from a state of some state version (`from`), converting
+/// it to the library's current version.
+pub type MigrateFn = extern "C" fn(
+    from: u32,
+    state: RSlice<'_, u8>,
+    config: RSlice<'_, u8>,
+    ctx: HostCtxBox,
+) -> RResult<BehaviourBox, ModError>;
+
+/// The type of the `state_version` field (changed only by the test-only
+/// `abi-mismatch-fixture` feature, to build a library with another layout).
+#[cfg(not(feature = "abi-mismatch-fixture"))]
+pub type StateVersionField = u32;
+/// The type of the `state_version` field (changed only by the test-only
+/// `abi-mismatch-fixture` feature, to build a library with another layout).
+#[cfg(feature = "abi-mismatch-fixture")]
+pub type StateVersionField = u64;
+
+/// The root module every molt library exports.
+#[repr(C)]
+#[derive(StableAbi)]
+#[sabi(kind(Prefix(prefix_ref = ModuleRef)))]
+#[sabi(missing_field(panic))]
+pub struct ModuleRoot {
+    /// The module's name; a library may only replace a module of the same name.
+    pub name: RStr<'static>,
+    /// The module's code version (free-form, e.g. "2.1.0").
+    pub code_version: RStr<'static>,
+    /// The version of the state layout this library produces.
+    pub state_version: StateVersionField,
+    /// Whether the module wants host events delivered to `Behaviour::event`.
+    pub wants_events: bool,
+    /// Constructs a fresh behaviour (see [`InitFn`]).
+    pub init: extern "C" fn(config: RSlice<'_, u8>, ctx: HostCtxBox) -> RResult<BehaviourBox, ModError>,
+    /// Constructs a behaviour from an existing state (see [`MigrateFn`]).
+    #[sabi(last_prefix_field)]
+    pub migrate: extern "C" fn(
+        from: u32,
+        state: RSlice<'_, u8>,
+        config: RSlice<'_, u8>,
+        ctx: HostCtxBox,
+    ) -> RResult<BehaviourBox, ModError>,
+}
+
+impl RootModule for ModuleRef {
+    declare_root_module_statics! {ModuleRef}
+    const BASE_NAME: &'static str = "molt_module";
+    const NAME: &'static str = "molt_module";
+    const VERSION_STRINGS: VersionStrings = package_version_strings!();
+}

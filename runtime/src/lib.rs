@@ -1,1 +1,40 @@
-pub fn placeholder() {}
+//! # molt-runtime
+//!
+//! The runtime of molt: a [`Node`] runs each module as supervised ractor
+//! actor instances whose behaviour comes from a `cdylib` built against
+//! `molt-abi`, and swaps that behaviour to a new library version in place,
+//! following the reload protocol of DESIGN.md §2: prepare → drain →
+//! snapshot → migrate → swap → verify → two-phase commit (or rollback) →
+//! replay. Clients keep their [`ModuleHandle`]s across reloads; messages sent
+//! during a reload wait in the mailbox; a failed reload leaves the old code
+//! serving with exactly its old state.
+//!
+//! Entry points: [`Node::start`], [`Node::module`], [`Admin`] (the supervisor
+//! admin messages), [`EventBus`] / [`Node::subscribe`].
+
+pub mod admin;
+pub mod cargo_build;
+pub mod config;
+mod directory;
+pub mod error;
+pub mod events;
+mod handle;
+pub mod history;
+mod host_ctx;
+pub mod loader;
+mod module_actor;
+mod node;
+pub mod reload;
+mod supervisor;
+
+pub use admin::{Admin, AdminMsg, InstanceStatus, ModuleStatus, NodeStatus, ReloadOptions, ReloadReport};
+pub use config::{Limits, ModuleSpec, NodeConfig};
+pub use error::{CallError, Error, LoadCause};
+pub use events::{Event, EventBus, EventStream, Received, Stamped};
+pub use handle::ModuleHandle;
+pub use history::{Action, HistoryEntry, Outcome};
+pub use loader::mapped_libraries;
+pub use molt_abi::Protocol;
+pub use node::Node;
+pub use reload::Phase;
+pub use supervisor::{InternalMsg, SupervisorMsg};

@@ -114,7 +114,8 @@ impl Ctx {
     /// # Errors
     /// When the message cannot be encoded or the module is not running.
     pub fn send<P: Protocol>(&self, module: &str, msg: &P::Msg) -> Result<(), Error> {
-        let bytes = crate::state::encode(msg)?;
+        let bytes = rmp_serde::to_vec_named(msg)
+            .map_err(|e| Error::msg(format!("cannot encode a message to {module}: {e}")))?;
         self.host
             .send(RStr::from_str(module), RSlice::from_slice(&bytes))
             .into_result()

@@ -35,8 +35,11 @@ fn panic_message(payload: &(dyn Any + Send)) -> String {
     }
 }
 
+/// msgpack `nil`: how a host may encode "no config".
+const MSGPACK_NIL: [u8; 1] = [0xc0];
+
 fn config<M: Module>(bytes: &[u8]) -> Result<M::Config, Error> {
-    if bytes.is_empty() {
+    if bytes.is_empty() || bytes == MSGPACK_NIL {
         Ok(M::Config::default())
     } else {
         state::decode("module config", bytes)
@@ -129,6 +132,11 @@ extern "C" fn migrate<M: Module>(
 /// Builds the root module of a library exporting `M`. Called once per load by
 /// the code [`crate::export_module!`] generates.
 pub fn root_module<M: Module>() -> ModuleRef {
+    // This library has its own copy of std and so its own panic hook. Panics
+    // in module code are caught and returned to the host as errors carrying
+    // the message, so the library's hook stays quiet instead of printing
+    // outside the host's logging.
+    std::panic::set_hook(Box::new(|_| {}));
     let root = ModuleRoot {
         name: RStr::from_str(M::NAME),
         code_version: RStr::from_str(M::CODE_VERSION),
@@ -158,7 +166,7 @@ macro_rules! export_module {
     ($module:ty) => {
         /// The header abi_stable looks up when the host loads this library.
         #[no_mangle]
-        pub static _as_0lib_1header_0root_bmodule_bloader: $crate::__private::LibHeader = {
+        pub static _1as_0lib_1header_0root_bmodule_bloader: $crate::__private::LibHeader = {
             extern "C" fn __molt_root_module() -> $crate::__private::RootModuleResult {
                 $crate::__private::__call_root_module_loader($crate::__private::root_module::<$module>)
             }

@@ -66,7 +66,7 @@ pub mod __private {
 /// abi_stable mangles it. The export macro writes this symbol by hand so that
 /// module crates need no direct abi_stable dependency; a test checks that it
 /// matches `abi_stable::library::ROOT_MODULE_LOADER_NAME`.
-pub const ROOT_SYMBOL: &str = "_as_0lib_1header_0root_bmodule_bloader";
+pub const ROOT_SYMBOL: &str = "_1as_0lib_1header_0root_bmodule_bloader";
 
 #[cfg(test)]
 mod tests {

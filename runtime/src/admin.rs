@@ -1,0 +1,218 @@
+//! The admin surface as supervisor messages (DESIGN.md §5): reload, rollback,
+//! status, history. This is the primary interface; the CLI and HTTP layers
+//! only translate to these messages. [`Admin`] wraps them in async methods.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ractor::{ActorRef, RpcReplyPort};
+use serde::Serialize;
+
+use crate::error::Error;
+use crate::history::HistoryEntry;
+use crate::supervisor::SupervisorMsg;
+
+/// Options of a reload.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ReloadOptions {
+    /// The library to load; default: the module's configured library path
+    /// (which a rebuild has replaced). Must be inside a library directory.
+    pub library: Option<PathBuf>,
+    /// A new module config; default: the running one.
+    pub config: Option<serde_json::Value>,
+}
+
+impl ReloadOptions {
+    /// Reload from this library file.
+    pub fn library(path: impl Into<PathBuf>) -> Self {
+        ReloadOptions {
+            library: Some(path.into()),
+            config: None,
+        }
+    }
+
+    /// Also hand the module this config.
+    pub fn with_config(mut self, config: serde_json::Value) -> Self {
+        self.config = Some(config);
+        self
+    }
+}
+
+/// A committed reload or rollback.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ReloadReport {
+    /// The module.
+    pub module: String,
+    /// The code version before.
+    pub from: String,
+    /// The code version now serving.
+    pub to: String,
+    /// The state version now.
+    pub state_version: u32,
+    /// Each instance's pause (time not serving), in microseconds.
+    pub pauses_us: Vec<u64>,
+    /// Copy + dlopen + layout check of the new library, in microseconds (0
+    /// for a rollback, whose library was already loaded).
+    pub load_us: u64,
+}
+
+impl ReloadReport {
+    /// The longest instance pause.
+    pub fn max_pause(&self) -> Duration {
+        Duration::from_micros(self.pauses_us.iter().copied().max().unwrap_or(0))
+    }
+}
+
+/// One instance in a status report.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct InstanceStatus {
+    /// The instance index.
+    pub index: u32,
+    /// Messages sent to it but not handled yet.
+    pub mailbox_depth: u64,
+    /// Messages handled.
+    pub handled: u64,
+    /// Messages whose handler failed or panicked.
+    pub failed: u64,
+    /// Restarts from the last good snapshot.
+    pub restarts: u64,
+}
+
+/// One module in a status report.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ModuleStatus {
+    /// The module.
+    pub name: String,
+    /// The library file it was loaded from.
+    pub library: PathBuf,
+    /// The code version serving.
+    pub code_version: String,
+    /// The state version serving.
+    pub state_version: u32,
+    /// The previous library's code version (what `rollback` returns to).
+    pub previous: Option<String>,
+    /// Whether a reload is running.
+    pub reloading: bool,
+    /// Its instances.
+    pub instances: Vec<InstanceStatus>,
+}
+
+/// The node's status.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NodeStatus {
+    /// The node's name.
+    pub node: String,
+    /// Its modules, by name.
+    pub modules: Vec<ModuleStatus>,
+    /// Library copies mapped by this process (never unmapped).
+    pub libraries_mapped: usize,
+    /// Time since the node started, in seconds.
+    pub uptime_s: u64,
+}
+
+impl NodeStatus {
+    /// The status of one module.
+    pub fn module(&self, name: &str) -> Option<&ModuleStatus> {
+        self.modules.iter().find(|m| m.name == name)
+    }
+}
+
+/// The admin messages the supervisor takes.
+#[derive(Debug)]
+pub enum AdminMsg {
+    /// Reload a module (DESIGN.md §2). Refused if it is already reloading.
+    Reload {
+        /// The module.
+        module: String,
+        /// Library and config.
+        options: ReloadOptions,
+        /// Where the result goes.
+        reply: RpcReplyPort<Result<ReloadReport, Error>>,
+    },
+    /// Go back to the previous library, down-migrating the state (or
+    /// resetting it when asked).
+    Rollback {
+        /// The module.
+        module: String,
+        /// Start the previous library with a fresh state instead.
+        reset_state: bool,
+        /// Where the result goes.
+        reply: RpcReplyPort<Result<ReloadReport, Error>>,
+    },
+    /// The node's status.
+    Status {
+        /// Where the result goes.
+        reply: RpcReplyPort<NodeStatus>,
+    },
+    /// Every reload attempt, oldest first.
+    History {
+        /// Where the result goes.
+        reply: RpcReplyPort<Vec<HistoryEntry>>,
+    },
+}
+
+/// A client of a node's supervisor. Cheap to clone.
+#[derive(Clone)]
+pub struct Admin {
+    sup: ActorRef<SupervisorMsg>,
+}
+
+impl Admin {
+    pub(crate) fn new(sup: ActorRef<SupervisorMsg>) -> Self {
+        Admin { sup }
+    }
+
+    /// Reloads `module` through the protocol and waits for the outcome.
+    ///
+    /// # Errors
+    /// [`Error::Load`] (prepare), [`Error::ReloadFailed`] naming the phase
+    /// (rolled back, old version serving), [`Error::ReloadInProgress`],
+    /// [`Error::UnknownModule`], [`Error::NodeDown`].
+    pub async fn reload(&self, module: &str, options: ReloadOptions) -> Result<ReloadReport, Error> {
+        let module = module.to_string();
+        self.ask(|reply| AdminMsg::Reload { module, options, reply }).await?
+    }
+
+    /// Returns `module` to its previous library.
+    ///
+    /// # Errors
+    /// [`Error::RollbackRefused`] when there is no previous library or the
+    /// module cannot downgrade its state (and `reset_state` is false); the
+    /// errors of [`Admin::reload`] otherwise.
+    pub async fn rollback(&self, module: &str, reset_state: bool) -> Result<ReloadReport, Error> {
+        let module = module.to_string();
+        self.ask(|reply| AdminMsg::Rollback {
+            module,
+            reset_state,
+            reply,
+        })
+        .await?
+    }
+
+    /// The node's status.
+    ///
+    /// # Errors
+    /// [`Error::NodeDown`] when the supervisor is gone.
+    pub async fn status(&self) -> Result<NodeStatus, Error> {
+        self.ask(|reply| AdminMsg::Status { reply }).await
+    }
+
+    /// The reload history, oldest first.
+    ///
+    /// # Errors
+    /// [`Error::NodeDown`] when the supervisor is gone.
+    pub async fn history(&self) -> Result<Vec<HistoryEntry>, Error> {
+        self.ask(|reply| AdminMsg::History { reply }).await
+    }
+
+    async fn ask<T: Send + 'static>(&self, msg: impl FnOnce(RpcReplyPort<T>) -> AdminMsg) -> Result<T, Error> {
+        match self
+            .sup
+            .call(|reply| SupervisorMsg::Admin(msg(reply)), None)
+            .await
+        {
+            Ok(ractor::rpc::CallResult::Success(v)) => Ok(v),
+            _ => Err(Error::NodeDown),
+        }
+    }
+}

@@ -1,0 +1,200 @@
+//! The node configuration, as a typed struct. (Reading it from a file is the
+//! job of the config-file layer; the runtime takes the struct.)
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// How one module runs: which library, how many instances, its config.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModuleSpec {
+    /// The module's name; the library must declare the same name.
+    pub name: String,
+    /// The module library (`libNAME.so`).
+    pub library: PathBuf,
+    /// How many actor instances run this module (at least 1).
+    #[serde(default = "one")]
+    pub instances: u32,
+    /// Free-form configuration handed to the module's `init` and `migrate`.
+    #[serde(default)]
+    pub config: serde_json::Value,
+}
+
+fn one() -> u32 {
+    1
+}
+
+impl ModuleSpec {
+    /// A module with one instance and no config.
+    pub fn new(name: impl Into<String>, library: impl Into<PathBuf>) -> Self {
+        ModuleSpec {
+            name: name.into(),
+            library: library.into(),
+            instances: 1,
+            config: serde_json::Value::Null,
+        }
+    }
+
+    /// Sets the instance count.
+    pub fn instances(mut self, n: u32) -> Self {
+        self.instances = n;
+        self
+    }
+
+    /// Sets the module's config (any serde value: a JSON object usually).
+    pub fn config(mut self, config: serde_json::Value) -> Self {
+        self.config = config;
+        self
+    }
+}
+
+/// Timeouts and limits of the reload protocol and of failure handling.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// How long an instance may take from receiving `Swap` to reporting
+    /// prepared (snapshot + migrate + swap + verify). Past it: rollback.
+    #[serde(with = "millis")]
+    pub prepare_timeout: Duration,
+    /// How long `verify` may run.
+    #[serde(with = "millis")]
+    pub verify_timeout: Duration,
+    /// How long a prepared instance waits for the commit decision.
+    #[serde(with = "millis")]
+    pub decision_timeout: Duration,
+    /// Consecutive handler failures after which an instance is restarted in
+    /// place from its last good snapshot (0 = never).
+    pub restart_after_failures: u32,
+    /// Check every swap with a snapshot round trip of the new state.
+    pub verify_round_trip: bool,
+    /// Default timeout of `ModuleHandle::call`.
+    #[serde(with = "millis")]
+    pub call_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            prepare_timeout: Duration::from_secs(10),
+            verify_timeout: Duration::from_secs(5),
+            decision_timeout: Duration::from_secs(10),
+            restart_after_failures: 5,
+            verify_round_trip: true,
+            call_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+mod millis {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_millis() as u64)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        u64::deserialize(d).map(Duration::from_millis)
+    }
+}
+
+/// A node: its name, where libraries may come from, and its modules.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// The node's name (also names its supervisor: `molt.supervisor/NAME`).
+    pub name: String,
+    /// Directories libraries may be loaded from. Empty: the directories of
+    /// the configured modules' libraries.
+    #[serde(default)]
+    pub library_dirs: Vec<PathBuf>,
+    /// Where loaded libraries are copied before `dlopen` (each load needs a
+    /// unique file name). Default: a `molt-PID` folder in the temp directory.
+    /// Prefer a disk-backed folder: mapped copies are never unmapped.
+    #[serde(default)]
+    pub copy_dir: Option<PathBuf>,
+    /// The modules to run.
+    #[serde(default)]
+    pub modules: Vec<ModuleSpec>,
+    /// Protocol timeouts and failure limits.
+    #[serde(default)]
+    pub limits: Limits,
+    /// How many reload attempts the in-memory history keeps.
+    #[serde(default = "history_len")]
+    pub history_len: usize,
+}
+
+fn history_len() -> usize {
+    1000
+}
+
+impl NodeConfig {
+    /// A node with a name and no modules.
+    pub fn new(name: impl Into<String>) -> Self {
+        NodeConfig {
+            name: name.into(),
+            library_dirs: Vec::new(),
+            copy_dir: None,
+            modules: Vec::new(),
+            limits: Limits::default(),
+            history_len: history_len(),
+        }
+    }
+
+    /// Adds a module.
+    pub fn module(mut self, spec: ModuleSpec) -> Self {
+        self.modules.push(spec);
+        self
+    }
+
+    /// Adds a library directory.
+    pub fn library_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.library_dirs.push(dir.into());
+        self
+    }
+
+    /// The library directories in force: the configured ones, or the
+    /// directories of the modules' libraries.
+    pub fn effective_library_dirs(&self) -> Vec<PathBuf> {
+        if !self.library_dirs.is_empty() {
+            return self.library_dirs.clone();
+        }
+        let mut dirs: Vec<PathBuf> = Vec::new();
+        for m in &self.modules {
+            if let Some(dir) = m.library.parent() {
+                let dir = dir.to_path_buf();
+                if !dirs.contains(&dir) {
+                    dirs.push(dir);
+                }
+            }
+        }
+        dirs
+    }
+
+    /// Checks the configuration without starting anything.
+    ///
+    /// # Errors
+    /// [`crate::Error::Config`] naming the first problem found.
+    pub fn validate(&self) -> Result<(), crate::Error> {
+        let bad = |m: String| Err(crate::Error::Config(m));
+        if self.name.trim().is_empty() {
+            return bad("node name is empty".into());
+        }
+        let mut seen = std::collections::HashSet::new();
+        for m in &self.modules {
+            if m.name.trim().is_empty() {
+                return bad(format!("a module has an empty name (library {})", m.library.display()));
+            }
+            if !seen.insert(m.name.as_str()) {
+                return bad(format!("module {:?} is listed twice", m.name));
+            }
+            if m.instances == 0 {
+                return bad(format!("module {:?}: instances must be at least 1", m.name));
+            }
+        }
+        Ok(())
+    }
+}

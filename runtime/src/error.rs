@@ -1,0 +1,151 @@
+//! The errors of the runtime's public API.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::reload::Phase;
+
+/// Why a library could not be loaded (the `prepare` phase).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LoadCause {
+    /// There is no file at the path.
+    #[error("no such file")]
+    NotFound,
+    /// The path is not inside any configured library directory.
+    #[error("outside the configured library directories ({allowed})")]
+    OutsideLibraryDirs {
+        /// The allowed directories, comma separated.
+        allowed: String,
+    },
+    /// Reading or copying the file failed.
+    #[error("cannot read or copy it: {0}")]
+    Io(String),
+    /// The dynamic loader refused the file (truncated, empty, not ELF, ...).
+    #[error("not a loadable shared library: {0}")]
+    NotALibrary(String),
+    /// A shared library, but it exports no molt module.
+    #[error("not a molt module (it exports no molt root module)")]
+    NotAMoltModule,
+    /// Built against an incompatible version of `molt-abi`.
+    #[error("built against an incompatible molt-abi: {0}")]
+    IncompatibleAbiVersion(String),
+    /// Built against a `molt-abi` whose layout differs from the host's.
+    #[error("ABI layout mismatch: {0}")]
+    LayoutMismatch(String),
+    /// The library's module has another name than the module it should replace.
+    #[error("it is module {found:?}, not {expected:?}")]
+    WrongModule {
+        /// The module being loaded or reloaded.
+        expected: String,
+        /// The name the library declares.
+        found: String,
+    },
+    /// The library's root-module constructor failed or panicked.
+    #[error("its root module failed to initialize: {0}")]
+    RootModule(String),
+}
+
+/// Everything the node, the supervisor and the admin surface can fail with.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Error {
+    /// A library could not be loaded.
+    #[error("library {path}: {cause}")]
+    Load {
+        /// The library file as given.
+        path: PathBuf,
+        /// What was wrong with it.
+        cause: LoadCause,
+    },
+    /// The node configuration is invalid.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// No module of that name runs on this node.
+    #[error("no module named {0:?} runs on this node")]
+    UnknownModule(String),
+    /// A module failed to start (in `init` or `start`).
+    #[error("module {module} instance {instance} failed to start: {error}")]
+    StartFailed {
+        /// The module.
+        module: String,
+        /// The instance index.
+        instance: u32,
+        /// The module's error.
+        error: String,
+    },
+    /// A reload of this module is already running; it was not interleaved.
+    #[error("module {0} is already reloading; try again when it has finished")]
+    ReloadInProgress(String),
+    /// The reload failed in a phase and was rolled back: the old version keeps serving.
+    #[error("reload of {module} failed in phase {phase}: {error} (rolled back; {from} keeps serving)")]
+    ReloadFailed {
+        /// The module.
+        module: String,
+        /// The phase that failed.
+        phase: Phase,
+        /// What failed.
+        error: String,
+        /// The code version that keeps serving.
+        from: String,
+    },
+    /// A rollback was refused; nothing changed.
+    #[error("rollback of {module} refused: {reason}")]
+    RollbackRefused {
+        /// The module.
+        module: String,
+        /// Why.
+        reason: String,
+    },
+    /// The supervisor did not answer (the node is shutting down or gone).
+    #[error("the node's supervisor is not running")]
+    NodeDown,
+    /// The supervisor could not be started.
+    #[error("cannot start the node: {0}")]
+    Spawn(String),
+}
+
+impl Error {
+    /// The reload phase that failed, for `ReloadFailed` and `Load` errors.
+    pub fn phase(&self) -> Option<Phase> {
+        match self {
+            Error::ReloadFailed { phase, .. } => Some(*phase),
+            Error::Load { .. } => Some(Phase::Prepare),
+            _ => None,
+        }
+    }
+}
+
+/// Why a message to a module got no reply.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CallError {
+    /// The handler returned an error or panicked; the instance keeps serving.
+    #[error("module {module}: handler {kind}: {message}")]
+    Handler {
+        /// The module.
+        module: String,
+        /// "failed", "panicked", "bad input", ...
+        kind: &'static str,
+        /// The module's message.
+        message: String,
+    },
+    /// The message could not be encoded, or the reply not decoded.
+    #[error("module {module}: cannot {what}: {error}")]
+    Codec {
+        /// The module.
+        module: String,
+        /// "encode the message" or "decode the reply".
+        what: &'static str,
+        /// The serde error.
+        error: String,
+    },
+    /// No reply within the timeout (the message may still be handled).
+    #[error("module {module}: no reply within {timeout:?}")]
+    Timeout {
+        /// The module.
+        module: String,
+        /// The timeout that elapsed.
+        timeout: Duration,
+    },
+    /// The module is not running (removed, or the node stopped).
+    #[error("module {0} is not running")]
+    NotRunning(String),
+}

@@ -1,0 +1,177 @@
+//! The in-process event bus: reload events for application code, module
+//! actors (through `Module::on_event`) and, later, the HTTP stream.
+//!
+//! Events are published by the supervisor, one at a time, so every subscriber
+//! sees them in the order they happened.
+
+use std::time::SystemTime;
+
+use serde::Serialize;
+use tokio::sync::broadcast;
+
+/// One event. Serializes as `{"kind": "module.reloaded", ...fields}`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind")]
+pub enum Event {
+    /// A module started with its first library.
+    #[serde(rename = "module.loaded")]
+    ModuleLoaded {
+        /// The module.
+        name: String,
+        /// Its code version.
+        version: String,
+        /// Its instance count.
+        instances: u32,
+    },
+    /// A reload committed: every instance runs the new code.
+    #[serde(rename = "module.reloaded")]
+    ModuleReloaded {
+        /// The module.
+        name: String,
+        /// The code version before.
+        from: String,
+        /// The code version now serving.
+        to: String,
+        /// The longest pause of any instance, in microseconds.
+        pause_us: u64,
+    },
+    /// A reload failed in a phase; the old version keeps serving.
+    #[serde(rename = "module.reload_failed")]
+    ModuleReloadFailed {
+        /// The module.
+        name: String,
+        /// The phase that failed (`prepare`, `migrate`, ...).
+        phase: String,
+        /// What failed.
+        error: String,
+    },
+    /// An explicit rollback to the previous library committed.
+    #[serde(rename = "module.rolled_back")]
+    ModuleRolledBack {
+        /// The module.
+        name: String,
+        /// The code version rolled back from.
+        from: String,
+        /// The code version now serving.
+        to: String,
+        /// Whether the state was reset instead of down-migrated.
+        reset_state: bool,
+    },
+    /// An application event a module published through its context.
+    #[serde(rename = "module.published")]
+    Published {
+        /// The publishing module.
+        module: String,
+        /// The module's topic.
+        topic: String,
+        /// The payload, as JSON text.
+        json: String,
+    },
+}
+
+impl Event {
+    /// The event's kind, as in DESIGN.md (`module.reloaded`, ...).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Event::ModuleLoaded { .. } => "module.loaded",
+            Event::ModuleReloaded { .. } => "module.reloaded",
+            Event::ModuleReloadFailed { .. } => "module.reload_failed",
+            Event::ModuleRolledBack { .. } => "module.rolled_back",
+            Event::Published { .. } => "module.published",
+        }
+    }
+
+    /// The module the event is about.
+    pub fn module(&self) -> &str {
+        match self {
+            Event::ModuleLoaded { name, .. }
+            | Event::ModuleReloaded { name, .. }
+            | Event::ModuleReloadFailed { name, .. }
+            | Event::ModuleRolledBack { name, .. } => name,
+            Event::Published { module, .. } => module,
+        }
+    }
+
+    /// The event as a JSON object.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|_| format!("{{\"kind\":\"{}\"}}", self.kind()))
+    }
+}
+
+/// An event with the time it was published.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stamped {
+    /// When.
+    pub at: SystemTime,
+    /// What.
+    pub event: Event,
+}
+
+/// A subscription to the event bus. Lagging too far behind (more than the
+/// bus capacity) skips events; [`EventStream::recv`] says how many.
+pub struct EventStream {
+    rx: broadcast::Receiver<Stamped>,
+}
+
+/// What a subscription yields.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Received {
+    /// The next event.
+    Event(Stamped),
+    /// This many events were skipped because the subscriber fell behind.
+    Lagged(u64),
+    /// The node stopped.
+    Closed,
+}
+
+impl EventStream {
+    /// Waits for the next event.
+    pub async fn recv(&mut self) -> Received {
+        match self.rx.recv().await {
+            Ok(e) => Received::Event(e),
+            Err(broadcast::error::RecvError::Lagged(n)) => Received::Lagged(n),
+            Err(broadcast::error::RecvError::Closed) => Received::Closed,
+        }
+    }
+
+    /// The next event, skipping lag notices; `None` once the node stopped.
+    pub async fn next_event(&mut self) -> Option<Event> {
+        loop {
+            match self.recv().await {
+                Received::Event(e) => return Some(e.event),
+                Received::Lagged(_) => continue,
+                Received::Closed => return None,
+            }
+        }
+    }
+}
+
+/// The bus. Cloning shares it.
+#[derive(Clone)]
+pub struct EventBus {
+    tx: broadcast::Sender<Stamped>,
+}
+
+impl EventBus {
+    /// A bus keeping up to `capacity` events for slow subscribers.
+    pub fn new(capacity: usize) -> Self {
+        let (tx, _) = broadcast::channel(capacity.max(16));
+        EventBus { tx }
+    }
+
+    /// Publishes an event to every current subscriber.
+    pub fn publish(&self, event: Event) {
+        tracing::debug!(target: "molt::events", kind = event.kind(), module = event.module(), "event");
+        let _ = self.tx.send(Stamped {
+            at: SystemTime::now(),
+            event,
+        });
+    }
+
+    /// Subscribes to every event published from now on.
+    pub fn subscribe(&self) -> EventStream {
+        EventStream {
+            rx: self.tx.subscribe(),
+        }
+    }
+}

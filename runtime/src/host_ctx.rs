@@ -1,0 +1,95 @@
+//! The host side of a module's context: logs into the host's `tracing`
+//! subscriber, metrics into the host's `metrics` recorder, events onto the
+//! node's bus, messages to other modules through the directory.
+
+use std::sync::Arc;
+
+use abi_stable::sabi_trait::TD_Opaque;
+use abi_stable::std_types::{RArc, RErr, ROk, RResult, RSlice, RStr, RString};
+use molt_abi::ffi::{ErrorKind, HostCtx, HostCtxBox, HostCtx_TO, ModError};
+use molt_abi::Level;
+
+use crate::directory::{lookup, Directory};
+use crate::events::{Event, EventBus};
+use crate::module_actor::ModuleMsg;
+
+/// What one instance's module code can reach.
+#[derive(Clone)]
+pub(crate) struct HostContext {
+    module: Arc<str>,
+    instance: u32,
+    bus: EventBus,
+    directory: Directory,
+}
+
+impl HostContext {
+    pub fn boxed(module: Arc<str>, instance: u32, bus: EventBus, directory: Directory) -> HostCtxBox {
+        HostCtx_TO::from_ptr(
+            RArc::new(HostContext {
+                module,
+                instance,
+                bus,
+                directory,
+            }),
+            TD_Opaque,
+        )
+    }
+}
+
+impl HostCtx for HostContext {
+    fn module(&self) -> RStr<'_> {
+        RStr::from_str(&self.module)
+    }
+
+    fn instance(&self) -> u32 {
+        self.instance
+    }
+
+    fn log(&self, level: u8, message: RStr<'_>) {
+        let (module, instance, msg) = (&*self.module, self.instance, message.as_str());
+        match Level::from_u8(level) {
+            Level::Trace => tracing::trace!(target: "molt::module", module, instance, "{msg}"),
+            Level::Debug => tracing::debug!(target: "molt::module", module, instance, "{msg}"),
+            Level::Info => tracing::info!(target: "molt::module", module, instance, "{msg}"),
+            Level::Warn => tracing::warn!(target: "molt::module", module, instance, "{msg}"),
+            Level::Error => tracing::error!(target: "molt::module", module, instance, "{msg}"),
+        }
+    }
+
+    fn counter(&self, name: RStr<'_>, delta: u64) {
+        metrics::counter!(format!("molt_module_{}", name.as_str()), "module" => self.module.to_string())
+            .increment(delta);
+    }
+
+    fn gauge(&self, name: RStr<'_>, value: f64) {
+        metrics::gauge!(format!("molt_module_{}", name.as_str()), "module" => self.module.to_string())
+            .set(value);
+    }
+
+    fn publish(&self, topic: RStr<'_>, json: RStr<'_>) {
+        self.bus.publish(Event::Published {
+            module: self.module.to_string(),
+            topic: topic.as_str().to_string(),
+            json: json.as_str().to_string(),
+        });
+    }
+
+    fn send(&self, module: RStr<'_>, msg: RSlice<'_, u8>) -> RResult<(), ModError> {
+        let not_running = || ModError {
+            kind: ErrorKind::Failed,
+            message: RString::from(format!("module {} is not running", module.as_str())),
+        };
+        let Some(slot) = lookup(&self.directory, module.as_str()) else {
+            return RErr(not_running());
+        };
+        let routes = slot.routes.load();
+        if routes.is_empty() {
+            return RErr(not_running());
+        }
+        let route = &routes[self.instance as usize % routes.len()];
+        match route.send_counted(ModuleMsg::Cast(msg.to_vec())) {
+            Ok(()) => ROk(()),
+            Err(_) => RErr(not_running()),
+        }
+    }
+}

@@ -1,0 +1,204 @@
+//! A molt node: the supervisor, its modules, the event bus, in one process.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use molt_abi::Protocol;
+use ractor::{Actor, ActorRef};
+
+use crate::admin::{Admin, NodeStatus, ReloadOptions, ReloadReport};
+use crate::config::{Limits, NodeConfig};
+use crate::directory::{lookup, Directory};
+use crate::error::Error;
+use crate::events::{EventBus, EventStream, Received};
+use crate::handle::ModuleHandle;
+use crate::history::HistoryEntry;
+use crate::loader::Loader;
+use crate::module_actor::ModuleMsg;
+use crate::supervisor::{Internal, InternalMsg, Supervisor, SupervisorArgs, SupervisorMsg};
+
+/// A running node.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), molt_runtime::Error> {
+/// use molt_runtime::{ModuleSpec, Node, NodeConfig, ReloadOptions};
+///
+/// let node = Node::start(
+///     NodeConfig::new("demo").module(ModuleSpec::new("kv", "target/release/libkv.so")),
+/// )
+/// .await?;
+/// node.reload("kv", ReloadOptions::library("target/release/libkv_v2.so")).await?;
+/// node.shutdown().await;
+/// # Ok(()) }
+/// ```
+pub struct Node {
+    name: String,
+    sup: ActorRef<SupervisorMsg>,
+    bus: EventBus,
+    directory: Directory,
+    limits: Limits,
+    forwarder: tokio::task::JoinHandle<()>,
+}
+
+impl Node {
+    /// Starts a node: loads every module's library and starts its instances.
+    /// Nothing starts half-configured: on any error everything started is
+    /// stopped again.
+    ///
+    /// # Errors
+    /// [`Error::Config`], [`Error::Load`] naming the library and the cause,
+    /// [`Error::StartFailed`] when a module's `init` or `start` fails.
+    pub async fn start(config: NodeConfig) -> Result<Node, Error> {
+        Self::start_with_bus(config, EventBus::new(1024)).await
+    }
+
+    /// [`Node::start`] on a bus created beforehand, so a subscriber sees the
+    /// `module.loaded` events of the start.
+    ///
+    /// # Errors
+    /// As [`Node::start`].
+    pub async fn start_with_bus(config: NodeConfig, bus: EventBus) -> Result<Node, Error> {
+        config.validate()?;
+        let copy_dir = config
+            .copy_dir
+            .clone()
+            .unwrap_or_else(|| std::env::temp_dir().join(format!("molt-{}", std::process::id())));
+        let loader = Loader::new(copy_dir, config.effective_library_dirs());
+        let directory: Directory = Arc::new(RwLock::new(HashMap::new()));
+        let args = SupervisorArgs {
+            node: config.name.clone(),
+            loader,
+            bus: bus.clone(),
+            directory: directory.clone(),
+            limits: config.limits.clone(),
+            history_len: config.history_len,
+        };
+        let (sup, _join) = Actor::spawn(Some(format!("molt.supervisor/{}", config.name)), Supervisor, args)
+            .await
+            .map_err(|e| Error::Spawn(e.to_string()))?;
+        let forwarder = tokio::spawn(forward_events(bus.subscribe(), directory.clone()));
+        let node = Node {
+            name: config.name.clone(),
+            sup,
+            bus,
+            directory,
+            limits: config.limits.clone(),
+            forwarder,
+        };
+        for spec in config.modules {
+            let added = node
+                .sup
+                .call(|reply| SupervisorMsg::Internal(InternalMsg(Internal::AddModule(spec, reply))), None)
+                .await;
+            let result = match added {
+                Ok(ractor::rpc::CallResult::Success(r)) => r,
+                _ => Err(Error::NodeDown),
+            };
+            if let Err(e) = result {
+                node.shutdown().await;
+                return Err(e);
+            }
+        }
+        Ok(node)
+    }
+
+    /// The node's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// A typed handle to a module.
+    ///
+    /// # Errors
+    /// [`Error::UnknownModule`] when no module of that name runs.
+    pub fn module<P: Protocol>(&self, name: &str) -> Result<ModuleHandle<P>, Error> {
+        lookup(&self.directory, name)
+            .map(|slot| ModuleHandle::new(slot, self.limits.call_timeout))
+            .ok_or_else(|| Error::UnknownModule(name.to_string()))
+    }
+
+    /// The admin client (reload, rollback, status, history).
+    pub fn admin(&self) -> Admin {
+        Admin::new(self.sup.clone())
+    }
+
+    /// The supervisor's actor, for sending [`crate::AdminMsg`]s directly.
+    pub fn supervisor(&self) -> ActorRef<SupervisorMsg> {
+        self.sup.clone()
+    }
+
+    /// Subscribes to the node's events.
+    pub fn subscribe(&self) -> EventStream {
+        self.bus.subscribe()
+    }
+
+    /// The node's event bus.
+    pub fn events(&self) -> &EventBus {
+        &self.bus
+    }
+
+    /// Reloads a module. See [`Admin::reload`].
+    ///
+    /// # Errors
+    /// As [`Admin::reload`].
+    pub async fn reload(&self, module: &str, options: ReloadOptions) -> Result<ReloadReport, Error> {
+        self.admin().reload(module, options).await
+    }
+
+    /// Rolls a module back to its previous library. See [`Admin::rollback`].
+    ///
+    /// # Errors
+    /// As [`Admin::rollback`].
+    pub async fn rollback(&self, module: &str, reset_state: bool) -> Result<ReloadReport, Error> {
+        self.admin().rollback(module, reset_state).await
+    }
+
+    /// The node's status. See [`Admin::status`].
+    ///
+    /// # Errors
+    /// [`Error::NodeDown`].
+    pub async fn status(&self) -> Result<NodeStatus, Error> {
+        self.admin().status().await
+    }
+
+    /// The reload history. See [`Admin::history`].
+    ///
+    /// # Errors
+    /// [`Error::NodeDown`].
+    pub async fn history(&self) -> Result<Vec<HistoryEntry>, Error> {
+        self.admin().history().await
+    }
+
+    /// Stops every module (calling their `stop`) and the supervisor.
+    pub async fn shutdown(self) {
+        self.forwarder.abort();
+        let _ = self
+            .sup
+            .stop_and_wait(Some("node shutdown".into()), Some(Duration::from_secs(10)))
+            .await;
+    }
+}
+
+/// Delivers bus events to the instances of modules that asked for them.
+async fn forward_events(mut events: EventStream, directory: Directory) {
+    loop {
+        let event = match events.recv().await {
+            Received::Event(e) => Arc::new(e.event),
+            Received::Lagged(_) => continue,
+            Received::Closed => return,
+        };
+        let slots: Vec<_> = match directory.read() {
+            Ok(d) => d.values().cloned().collect(),
+            Err(_) => return,
+        };
+        for slot in slots {
+            if slot.wants_events.load(Ordering::Relaxed) {
+                for route in slot.routes.load().iter() {
+                    let _ = route.actor.send_message(ModuleMsg::Event(event.clone()));
+                }
+            }
+        }
+    }
+}

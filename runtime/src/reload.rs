@@ -1,0 +1,283 @@
+//! The reload protocol of DESIGN.md §2, one file per phase group:
+//!
+//! | # | phase | where | file |
+//! |---|---|---|---|
+//! | 1 | prepare | coordinator, blocking pool | [`prepare`] |
+//! | 2 | drain | coordinator → each instance's mailbox | [`drain`] |
+//! | 3 | snapshot | instance | [`snapshot`] |
+//! | 4 | migrate | instance | [`migrate`] |
+//! | 5 | swap | instance | [`swap`] |
+//! | 6 | verify | instance | [`verify`] |
+//! | 7 | commit / rollback | coordinator + instances (two-phase) | [`commit`] |
+//! | 8 | replay | instance (ractor hands over the queued messages) | [`replay`] |
+//!
+//! The coordinator ([`run`]) runs as a task of its own, so the supervisor keeps
+//! answering while a module reloads and different modules reload at once.
+
+pub(crate) mod commit;
+pub(crate) mod drain;
+pub(crate) mod migrate;
+pub(crate) mod prepare;
+pub(crate) mod replay;
+pub(crate) mod snapshot;
+pub(crate) mod swap;
+pub(crate) mod verify;
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tracing::Instrument;
+use tokio::sync::oneshot;
+
+use crate::config::Limits;
+use crate::directory::{Route, Snapshot};
+use crate::error::Error;
+use crate::loader::{Library, Loader};
+use crate::module_actor::Instance;
+
+/// A phase of the reload protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// Load and check the new library.
+    Prepare,
+    /// Deliver `Swap` through every instance's mailbox.
+    Drain,
+    /// Take the old state (or its down-migrated form).
+    Snapshot,
+    /// Build the new behaviour from that state.
+    Migrate,
+    /// Stop the old behaviour, start the new one.
+    Swap,
+    /// Check the new behaviour.
+    Verify,
+    /// Decide across all instances.
+    Commit,
+    /// Hand the queued messages to the committed behaviour.
+    Replay,
+}
+
+impl Phase {
+    /// The phase's name as used in events, metrics and history.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Prepare => "prepare",
+            Phase::Drain => "drain",
+            Phase::Snapshot => "snapshot",
+            Phase::Migrate => "migrate",
+            Phase::Swap => "swap",
+            Phase::Verify => "verify",
+            Phase::Commit => "commit",
+            Phase::Replay => "replay",
+        }
+    }
+}
+
+impl fmt::Display for Phase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A phase that failed on one instance (or in the coordinator).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct PhaseFailure {
+    pub phase: Phase,
+    pub error: String,
+    /// The module's error kind, when the module reported the failure.
+    pub kind: Option<molt_abi::ErrorKind>,
+}
+
+impl PhaseFailure {
+    pub fn new(phase: Phase, error: impl Into<String>) -> Self {
+        PhaseFailure {
+            phase,
+            error: error.into(),
+            kind: None,
+        }
+    }
+
+    pub fn module(phase: Phase, what: &str, e: molt_abi::ffi::ModError) -> Self {
+        PhaseFailure {
+            phase,
+            error: format!("{what}: {} ({})", e.message, e.kind.as_str()),
+            kind: Some(e.kind),
+        }
+    }
+}
+
+/// How the new behaviour gets its state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SwapMode {
+    /// `old.snapshot()` at the old library's state version.
+    Upgrade,
+    /// `old.downgrade(to)`: an explicit rollback to an older state version.
+    Downgrade { to: u32 },
+    /// No state is carried over: `new = init(config)`.
+    Reset,
+}
+
+/// The coordinator's decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Decision {
+    Commit,
+    Rollback,
+}
+
+/// What an instance reports when it leaves `Swap`.
+#[derive(Debug, Clone)]
+pub(crate) struct InstanceReport {
+    pub index: u32,
+    pub committed: bool,
+    pub pause: Duration,
+}
+
+/// The `Swap` message's payload.
+pub(crate) struct SwapRequest {
+    pub target: Arc<Library>,
+    pub config: Arc<Vec<u8>>,
+    pub mode: SwapMode,
+    pub limits: Limits,
+    pub prepared: oneshot::Sender<Result<(), PhaseFailure>>,
+    pub decision: oneshot::Receiver<Decision>,
+    pub done: oneshot::Sender<InstanceReport>,
+}
+
+/// The instance side of a reload: phases 3 to 8, run inside the actor's
+/// `Swap` handler. While it runs, everything else waits in the mailbox.
+pub(crate) async fn on_instance(inst: &mut Instance, req: SwapRequest) {
+    let paused_at = Instant::now();
+    let SwapRequest {
+        target,
+        config,
+        mode,
+        limits,
+        prepared,
+        decision,
+        done,
+    } = req;
+    let span = tracing::debug_span!("swap", module = &*inst.module, instance = inst.index(), to = %target.code_version);
+    let outcome = prepare_instance(inst, &target, &config, mode, &limits)
+        .instrument(span)
+        .await;
+    let committed = match outcome {
+        Err(failure) => {
+            let _ = prepared.send(Err(failure));
+            false
+        }
+        Ok(candidate) => {
+            let _ = prepared.send(Ok(()));
+            // Wait longer than the coordinator can take to decide, so no
+            // instance rolls back on its own while the others commit.
+            let wait = limits.prepare_timeout + limits.decision_timeout;
+            let decided = commit::await_decision(decision, wait).await;
+            match decided {
+                Decision::Commit => {
+                    commit::apply(inst, candidate, target.clone(), config.clone());
+                    true
+                }
+                Decision::Rollback => {
+                    commit::undo(inst, candidate);
+                    false
+                }
+            }
+        }
+    };
+    let pause = replay::resume(inst, paused_at);
+    let _ = done.send(InstanceReport {
+        index: inst.index(),
+        committed,
+        pause,
+    });
+}
+
+/// A new behaviour that passed phases 3–6 and waits for the decision. The old
+/// behaviour is stopped but untouched in `inst.behaviour`.
+pub(crate) struct Candidate {
+    pub behaviour: molt_abi::ffi::BehaviourBox,
+    pub snapshot: Option<Snapshot>,
+}
+
+async fn prepare_instance(
+    inst: &mut Instance,
+    target: &Arc<Library>,
+    config: &Arc<Vec<u8>>,
+    mode: SwapMode,
+    limits: &Limits,
+) -> Result<Candidate, PhaseFailure> {
+    let state = snapshot::take(inst, mode)?;
+    let new = migrate::restore(inst, target, state, config)?;
+    let new = swap::start_new(inst, new)?;
+    match verify::check(inst.ctx.clone(), new, target, config, limits).await {
+        Ok(candidate) => Ok(candidate),
+        Err(failure) => {
+            swap::restart_old(inst);
+            Err(failure)
+        }
+    }
+}
+
+/// What the coordinator needs to run one reload.
+pub(crate) struct Plan {
+    pub module: String,
+    /// The library to load, or an already loaded one (a rollback).
+    pub source: Source,
+    pub config: Arc<Vec<u8>>,
+    pub mode: SwapMode,
+    pub routes: Vec<Route>,
+    pub limits: Limits,
+    pub loader: Loader,
+}
+
+/// Where the new code comes from.
+pub(crate) enum Source {
+    Path(PathBuf),
+    Loaded(Arc<Library>),
+}
+
+/// The coordinator's result.
+pub(crate) struct Outcome {
+    /// The library that was (or would have been) swapped in.
+    pub target: Option<Arc<Library>>,
+    /// The loader's error when prepare failed.
+    pub load_error: Option<Error>,
+    pub result: Result<Committed, PhaseFailure>,
+}
+
+/// A committed reload.
+#[derive(Debug, Clone)]
+pub(crate) struct Committed {
+    pub pauses: Vec<Duration>,
+}
+
+/// Runs phases 1, 2 and 7 for every instance of a module.
+pub(crate) async fn run(plan: Plan) -> Outcome {
+    let span = tracing::info_span!("reload", module = %plan.module);
+    run_phases(plan).instrument(span).await
+}
+
+async fn run_phases(plan: Plan) -> Outcome {
+    let target = match plan.source {
+        Source::Loaded(lib) => lib,
+        Source::Path(path) => match prepare::load(&plan.loader, path, &plan.module).await {
+            Ok(lib) => lib,
+            Err(e) => {
+                return Outcome {
+                    target: None,
+                    result: Err(PhaseFailure::new(Phase::Prepare, e.to_string())),
+                    load_error: Some(e),
+                }
+            }
+        },
+    };
+    let pending = drain::send_swaps(&plan.routes, &target, &plan.config, plan.mode, &plan.limits);
+    let result = commit::coordinate(pending, &plan.limits).await;
+    Outcome {
+        target: Some(target),
+        result,
+        load_error: None,
+    }
+}

@@ -1,0 +1,116 @@
+//! Phase 7, commit / rollback: two-phase across all instances of a module.
+//! Every instance reports prepared and waits, still buffering, for the
+//! decision; all prepared → commit all; any failure or timeout → roll back all.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+use tokio::time::{timeout_at, Instant};
+
+use super::drain::Pending;
+use super::{Candidate, Committed, Decision, Phase, PhaseFailure};
+use crate::config::Limits;
+use crate::directory::Snapshot;
+use crate::loader::Library;
+use crate::module_actor::Instance;
+
+/// The coordinator: collects `prepared`, decides, collects the reports.
+pub(crate) async fn coordinate(mut pending: Vec<Pending>, limits: &Limits) -> Result<Committed, PhaseFailure> {
+    let deadline = Instant::now() + limits.prepare_timeout;
+    let mut failure: Option<PhaseFailure> = None;
+    for p in pending.iter_mut() {
+        let got = timeout_at(deadline, &mut p.prepared).await;
+        let this = match got {
+            Ok(Ok(Ok(()))) => None,
+            Ok(Ok(Err(f))) => Some(PhaseFailure {
+                error: format!("instance {}: {}", p.index, f.error),
+                ..f
+            }),
+            Ok(Err(_closed)) => Some(PhaseFailure::new(
+                Phase::Drain,
+                format!("instance {} is not running", p.index),
+            )),
+            Err(_) => Some(PhaseFailure::new(
+                Phase::Commit,
+                format!("instance {} did not prepare within {:?}", p.index, limits.prepare_timeout),
+            )),
+        };
+        if let Some(f) = this {
+            failure.get_or_insert(f);
+            // Stop waiting for the others: the decision is rollback already.
+            break;
+        }
+    }
+    let decision = if failure.is_none() {
+        Decision::Commit
+    } else {
+        Decision::Rollback
+    };
+    for p in pending.iter_mut() {
+        if let Some(tx) = p.decision.take() {
+            let _ = tx.send(decision);
+        }
+    }
+    let mut pauses = Vec::with_capacity(pending.len());
+    let report_deadline = Instant::now() + limits.decision_timeout + limits.prepare_timeout;
+    for p in pending {
+        match timeout_at(report_deadline, p.done).await {
+            Ok(Ok(report)) => {
+                if decision == Decision::Commit && !report.committed {
+                    failure.get_or_insert(PhaseFailure::new(
+                        Phase::Commit,
+                        format!("instance {} did not commit", report.index),
+                    ));
+                }
+                pauses.push(report.pause);
+            }
+            Ok(Err(_)) | Err(_) => {
+                if decision == Decision::Commit {
+                    failure.get_or_insert(PhaseFailure::new(
+                        Phase::Commit,
+                        format!("instance {} did not report after the decision", p.index),
+                    ));
+                }
+            }
+        }
+    }
+    match failure {
+        None => Ok(Committed { pauses }),
+        Some(f) => Err(f),
+    }
+}
+
+/// Waits for the coordinator's decision; no decision (or a dropped
+/// coordinator) means rollback.
+pub(crate) async fn await_decision(rx: oneshot::Receiver<Decision>, wait: Duration) -> Decision {
+    match tokio::time::timeout(wait, rx).await {
+        Ok(Ok(d)) => d,
+        _ => Decision::Rollback,
+    }
+}
+
+/// Commit on this instance: the new behaviour replaces the (stopped) old one,
+/// which is dropped; its library stays mapped.
+pub(crate) fn apply(inst: &mut Instance, candidate: Candidate, target: Arc<Library>, config: Arc<Vec<u8>>) {
+    inst.behaviour = candidate.behaviour;
+    inst.lib = target.clone();
+    inst.config = config;
+    if let Some(snapshot) = candidate.snapshot {
+        inst.set_last_good(target, snapshot);
+    } else if let Ok(bytes) = inst.behaviour.snapshot().into_result() {
+        inst.set_last_good(
+            target.clone(),
+            Snapshot {
+                version: target.state_version,
+                bytes: Arc::new(bytes.into_vec()),
+            },
+        );
+    }
+}
+
+/// Rollback on this instance: stop the new behaviour, start the old one again.
+pub(crate) fn undo(inst: &mut Instance, mut candidate: Candidate) {
+    let _ = candidate.behaviour.stop();
+    super::swap::restart_old(inst);
+}

@@ -1,0 +1,34 @@
+//! Phase 5, swap: `old.stop()` then `new.start()` (shutdown → initialize).
+//! On failure: `new.stop()` and `old.start()` again, with its untouched state.
+
+use molt_abi::ffi::BehaviourBox;
+
+use super::{Phase, PhaseFailure};
+use crate::module_actor::Instance;
+
+/// Stops the old behaviour and starts the new one. On failure the old one is
+/// started again and the error returned.
+pub(crate) fn start_new(inst: &mut Instance, mut new: BehaviourBox) -> Result<BehaviourBox, PhaseFailure> {
+    if let Err(e) = inst.behaviour.stop().into_result() {
+        restart_old(inst);
+        return Err(PhaseFailure::module(Phase::Swap, "old stop", e));
+    }
+    if let Err(e) = new.start().into_result() {
+        let _ = new.stop();
+        restart_old(inst);
+        return Err(PhaseFailure::module(Phase::Swap, "start", e));
+    }
+    Ok(new)
+}
+
+/// Starts the old behaviour again (a rollback after it was stopped).
+pub(crate) fn restart_old(inst: &mut Instance) {
+    if let Err(e) = inst.behaviour.start().into_result() {
+        tracing::error!(
+            target: "molt::reload",
+            module = &*inst.module,
+            instance = inst.index(),
+            "rollback: the old behaviour's start failed ({e}); it keeps its state and serves anyway"
+        );
+    }
+}

@@ -1,0 +1,71 @@
+//! Phase 6, verify: `new.verify()` within a timeout, plus a snapshot round
+//! trip of the new state (it must encode and decode again). The round-trip
+//! snapshot becomes the instance's last good snapshot on commit.
+
+use std::sync::Arc;
+
+use molt_abi::ffi::{BehaviourBox, HostCtxBox};
+
+use super::{Candidate, Phase, PhaseFailure};
+use crate::config::Limits;
+use crate::directory::Snapshot;
+use crate::loader::Library;
+
+/// Verifies the new behaviour. On failure the new behaviour is stopped (or,
+/// if `verify` hangs, abandoned on its blocking thread).
+pub(crate) async fn check(
+    ctx: HostCtxBox,
+    new: BehaviourBox,
+    target: &Arc<Library>,
+    config: &Arc<Vec<u8>>,
+    limits: &Limits,
+) -> Result<Candidate, PhaseFailure> {
+    let task = tokio::task::spawn_blocking(move || {
+        let result = new.verify().into_result();
+        (new, result)
+    });
+    let mut new = match tokio::time::timeout(limits.verify_timeout, task).await {
+        Err(_) => {
+            return Err(PhaseFailure::new(
+                Phase::Verify,
+                format!("verify did not finish within {:?}", limits.verify_timeout),
+            ))
+        }
+        Ok(Err(join)) => return Err(PhaseFailure::new(Phase::Verify, format!("verify task failed: {join}"))),
+        Ok(Ok((mut new, Err(e)))) => {
+            let _ = new.stop();
+            return Err(PhaseFailure::module(Phase::Verify, "verify", e));
+        }
+        Ok(Ok((new, Ok(())))) => new,
+    };
+    if !limits.verify_round_trip {
+        return Ok(Candidate {
+            behaviour: new,
+            snapshot: None,
+        });
+    }
+    let round_trip = new
+        .snapshot()
+        .into_result()
+        .map_err(|e| PhaseFailure::module(Phase::Verify, "snapshot round trip", e))
+        .and_then(|bytes| {
+            let snapshot = Snapshot {
+                version: target.state_version,
+                bytes: Arc::new(bytes.into_vec()),
+            };
+            target
+                .migrate(snapshot.version, &snapshot.bytes, config, ctx)
+                .map(|_decoded| snapshot)
+                .map_err(|e| PhaseFailure::module(Phase::Verify, "snapshot round trip", e))
+        });
+    match round_trip {
+        Ok(snapshot) => Ok(Candidate {
+            behaviour: new,
+            snapshot: Some(snapshot),
+        }),
+        Err(f) => {
+            let _ = new.stop();
+            Err(f)
+        }
+    }
+}

@@ -51,14 +51,20 @@ async fn upgrade_check_downgrade_check_keeps_full_state() {
         .reload("kv", ReloadOptions::library(&f.kv_v2))
         .await
         .expect("upgrade commits");
-    assert_eq!((report.from.as_str(), report.to.as_str()), ("1.0.0", "2.0.0"));
+    assert_eq!(
+        (report.from.as_str(), report.to.as_str()),
+        ("1.0.0", "2.0.0")
+    );
     assert_eq!(version(&kv).await, ("2.0.0".to_string(), 2));
     assert_eq!(dump(&kv).await, before, "v2 holds exactly v1's content");
 
     // v2's new feature works on migrated data, and changes the v2-only part.
     kv.call(Msg::Get { key: "k7".into() }).await.unwrap();
     kv.call(Msg::Get { key: "k7".into() }).await.unwrap();
-    assert_eq!(kv.call(Msg::Hits { key: "k7".into() }).await.unwrap(), Reply::Hits(2));
+    assert_eq!(
+        kv.call(Msg::Hits { key: "k7".into() }).await.unwrap(),
+        Reply::Hits(2)
+    );
     kv.call(Msg::Put {
         key: "added-in-v2".into(),
         value: "x".into(),
@@ -70,9 +76,16 @@ async fn upgrade_check_downgrade_check_keeps_full_state() {
 
     // Downgrade: the explicit rollback down-migrates layout 2 to layout 1.
     let report = node.rollback("kv", false).await.expect("rollback commits");
-    assert_eq!((report.from.as_str(), report.to.as_str()), ("2.0.0", "1.0.0"));
+    assert_eq!(
+        (report.from.as_str(), report.to.as_str()),
+        ("2.0.0", "1.0.0")
+    );
     assert_eq!(version(&kv).await, ("1.0.0".to_string(), 1));
-    assert_eq!(dump(&kv).await, expected, "v1 holds exactly v2's content, minus v2-only fields");
+    assert_eq!(
+        dump(&kv).await,
+        expected,
+        "v1 holds exactly v2's content, minus v2-only fields"
+    );
     assert!(
         kv.call(Msg::Hits { key: "k7".into() }).await.is_err(),
         "v1 code is serving again"

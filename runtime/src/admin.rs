@@ -168,9 +168,18 @@ impl Admin {
     /// [`Error::Load`] (prepare), [`Error::ReloadFailed`] naming the phase
     /// (rolled back, old version serving), [`Error::ReloadInProgress`],
     /// [`Error::UnknownModule`], [`Error::NodeDown`].
-    pub async fn reload(&self, module: &str, options: ReloadOptions) -> Result<ReloadReport, Error> {
+    pub async fn reload(
+        &self,
+        module: &str,
+        options: ReloadOptions,
+    ) -> Result<ReloadReport, Error> {
         let module = module.to_string();
-        self.ask(|reply| AdminMsg::Reload { module, options, reply }).await?
+        self.ask(|reply| AdminMsg::Reload {
+            module,
+            options,
+            reply,
+        })
+        .await?
     }
 
     /// Returns `module` to its previous library.
@@ -205,7 +214,10 @@ impl Admin {
         self.ask(|reply| AdminMsg::History { reply }).await
     }
 
-    async fn ask<T: Send + 'static>(&self, msg: impl FnOnce(RpcReplyPort<T>) -> AdminMsg) -> Result<T, Error> {
+    async fn ask<T: Send + 'static>(
+        &self,
+        msg: impl FnOnce(RpcReplyPort<T>) -> AdminMsg,
+    ) -> Result<T, Error> {
         match self
             .sup
             .call(|reply| SupervisorMsg::Admin(msg(reply)), None)

@@ -45,7 +45,9 @@ pub enum BuildError {
 
 /// The cargo to run: the one running us (`CARGO`), else `cargo` on PATH.
 fn cargo() -> PathBuf {
-    std::env::var_os("CARGO").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("cargo"))
+    std::env::var_os("CARGO")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("cargo"))
 }
 
 /// Runs `cargo build --message-format=json` and returns the `cdylib`s built.
@@ -80,7 +82,9 @@ pub fn build(req: &BuildRequest) -> Result<Vec<BuiltLibrary>, BuildError> {
     let mut libs = Vec::new();
     let mut first_error: Option<String> = None;
     for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-        let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else { continue };
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
+            continue;
+        };
         match v["reason"].as_str() {
             Some("compiler-artifact") => {
                 let is_cdylib = v["target"]["kind"]
@@ -120,7 +124,10 @@ pub fn build(req: &BuildRequest) -> Result<Vec<BuiltLibrary>, BuildError> {
 }
 
 fn is_dylib(p: &Path) -> bool {
-    matches!(p.extension().and_then(|e| e.to_str()), Some("so" | "dylib" | "dll"))
+    matches!(
+        p.extension().and_then(|e| e.to_str()),
+        Some("so" | "dylib" | "dll")
+    )
 }
 
 fn last_lines(s: &str, n: usize) -> String {

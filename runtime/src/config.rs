@@ -186,7 +186,10 @@ impl NodeConfig {
         let mut seen = std::collections::HashSet::new();
         for m in &self.modules {
             if m.name.trim().is_empty() {
-                return bad(format!("a module has an empty name (library {})", m.library.display()));
+                return bad(format!(
+                    "a module has an empty name (library {})",
+                    m.library.display()
+                ));
             }
             if !seen.insert(m.name.as_str()) {
                 return bad(format!("module {:?} is listed twice", m.name));

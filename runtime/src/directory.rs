@@ -47,7 +47,9 @@ impl InstanceShared {
 
     pub fn mailbox_depth(&self) -> u64 {
         let handled = self.handled.load(Ordering::Relaxed);
-        self.enqueued.load(Ordering::Relaxed).saturating_sub(handled)
+        self.enqueued
+            .load(Ordering::Relaxed)
+            .saturating_sub(handled)
     }
 }
 

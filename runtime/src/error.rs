@@ -76,7 +76,9 @@ pub enum Error {
     #[error("module {0} is already reloading; try again when it has finished")]
     ReloadInProgress(String),
     /// The reload failed in a phase and was rolled back: the old version keeps serving.
-    #[error("reload of {module} failed in phase {phase}: {error} (rolled back; {from} keeps serving)")]
+    #[error(
+        "reload of {module} failed in phase {phase}: {error} (rolled back; {from} keeps serving)"
+    )]
     ReloadFailed {
         /// The module.
         module: String,

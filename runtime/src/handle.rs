@@ -124,7 +124,11 @@ impl<P: Protocol> ModuleHandle<P> {
     ///
     /// # Errors
     /// As [`ModuleHandle::call`].
-    pub async fn call_timeout(&self, msg: P::Msg, timeout: Duration) -> Result<P::Reply, CallError> {
+    pub async fn call_timeout(
+        &self,
+        msg: P::Msg,
+        timeout: Duration,
+    ) -> Result<P::Reply, CallError> {
         let module = || self.slot.name.to_string();
         let bytes = self.encode(&msg)?;
         let (tx, rx) = oneshot::channel();
@@ -132,7 +136,12 @@ impl<P: Protocol> ModuleHandle<P> {
             .send_counted(ModuleMsg::Call(bytes, tx))
             .map_err(|_| CallError::NotRunning(module()))?;
         let reply = match tokio::time::timeout(timeout, rx).await {
-            Err(_) => return Err(CallError::Timeout { module: module(), timeout }),
+            Err(_) => {
+                return Err(CallError::Timeout {
+                    module: module(),
+                    timeout,
+                })
+            }
             Ok(Err(_)) => return Err(CallError::NotRunning(module())),
             Ok(Ok(r)) => r,
         };

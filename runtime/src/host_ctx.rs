@@ -23,7 +23,12 @@ pub(crate) struct HostContext {
 }
 
 impl HostContext {
-    pub fn boxed(module: Arc<str>, instance: u32, bus: EventBus, directory: Directory) -> HostCtxBox {
+    pub fn boxed(
+        module: Arc<str>,
+        instance: u32,
+        bus: EventBus,
+        directory: Directory,
+    ) -> HostCtxBox {
         HostCtx_TO::from_ptr(
             RArc::new(HostContext {
                 module,

@@ -27,7 +27,9 @@ mod node;
 pub mod reload;
 mod supervisor;
 
-pub use admin::{Admin, AdminMsg, InstanceStatus, ModuleStatus, NodeStatus, ReloadOptions, ReloadReport};
+pub use admin::{
+    Admin, AdminMsg, InstanceStatus, ModuleStatus, NodeStatus, ReloadOptions, ReloadReport,
+};
 pub use config::{Limits, ModuleSpec, NodeConfig};
 pub use error::{CallError, Error, LoadCause};
 pub use events::{Event, EventBus, EventStream, Received, Stamped};

@@ -69,14 +69,21 @@ impl Library {
         config: &[u8],
         ctx: HostCtxBox,
     ) -> Result<BehaviourBox, ModError> {
-        let result: RResult<BehaviourBox, ModError> =
-            (self.root.migrate())(from, RSlice::from_slice(state), RSlice::from_slice(config), ctx);
+        let result: RResult<BehaviourBox, ModError> = (self.root.migrate())(
+            from,
+            RSlice::from_slice(state),
+            RSlice::from_slice(config),
+            ctx,
+        );
         result.into_result()
     }
 
     /// "kv 2.0.0 (state v2)": how the library shows in logs and errors.
     pub fn describe(&self) -> String {
-        format!("{} {} (state v{})", self.name, self.code_version, self.state_version)
+        format!(
+            "{} {} (state v{})",
+            self.name, self.code_version, self.state_version
+        )
     }
 }
 
@@ -149,7 +156,9 @@ impl Loader {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(LoadCause::NotFound),
             Err(e) => return Err(LoadCause::Io(e.to_string())),
         };
-        if !self.library_dirs.is_empty() && !self.library_dirs.iter().any(|d| resolved.starts_with(d)) {
+        if !self.library_dirs.is_empty()
+            && !self.library_dirs.iter().any(|d| resolved.starts_with(d))
+        {
             let allowed = self
                 .library_dirs
                 .iter()
@@ -162,8 +171,9 @@ impl Loader {
     }
 
     fn copy(&self, from: &Path) -> Result<PathBuf, LoadCause> {
-        std::fs::create_dir_all(&self.copy_dir)
-            .map_err(|e| LoadCause::Io(format!("cannot create {}: {e}", self.copy_dir.display())))?;
+        std::fs::create_dir_all(&self.copy_dir).map_err(|e| {
+            LoadCause::Io(format!("cannot create {}: {e}", self.copy_dir.display()))
+        })?;
         let stem = from
             .file_stem()
             .and_then(|s| s.to_str())
@@ -215,7 +225,8 @@ fn cause_of(err: LibraryError) -> LoadCause {
             LoadCause::IncompatibleAbiVersion(format!("C ABI: expected {expected}, found {found}"))
         }
         LibraryError::Many(errs) => {
-            let mut causes: Vec<String> = errs.into_iter().map(|e| cause_of(e).to_string()).collect();
+            let mut causes: Vec<String> =
+                errs.into_iter().map(|e| cause_of(e).to_string()).collect();
             causes.dedup();
             LoadCause::LayoutMismatch(causes.join("; "))
         }

@@ -127,12 +127,24 @@ impl Actor for ModuleActor {
     type State = Instance;
     type Arguments = InstanceArgs;
 
-    async fn pre_start(&self, _myself: ActorRef<ModuleMsg>, args: InstanceArgs) -> Result<Instance, ActorProcessingErr> {
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<ModuleMsg>,
+        args: InstanceArgs,
+    ) -> Result<Instance, ActorProcessingErr> {
         let index = args.shared.index;
-        let ctx = HostContext::boxed(args.module.clone(), index, args.bus.clone(), args.directory.clone());
+        let ctx = HostContext::boxed(
+            args.module.clone(),
+            index,
+            args.bus.clone(),
+            args.directory.clone(),
+        );
         let built = match &args.start {
             StartFrom::Fresh => args.lib.init(&args.config, ctx.clone()),
-            StartFrom::Snapshot(s) => args.lib.migrate(s.version, &s.bytes, &args.config, ctx.clone()),
+            StartFrom::Snapshot(s) => {
+                args.lib
+                    .migrate(s.version, &s.bytes, &args.config, ctx.clone())
+            }
         };
         let mut behaviour = built.map_err(|e| format!("{}: {e}", e.kind.as_str()))?;
         behaviour
@@ -166,10 +178,18 @@ impl Actor for ModuleActor {
         Ok(instance)
     }
 
-    async fn handle(&self, _myself: ActorRef<ModuleMsg>, msg: ModuleMsg, inst: &mut Instance) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        _myself: ActorRef<ModuleMsg>,
+        msg: ModuleMsg,
+        inst: &mut Instance,
+    ) -> Result<(), ActorProcessingErr> {
         match msg {
             ModuleMsg::Cast(bytes) => {
-                let ok = inst.behaviour.handle(RSlice::from_slice(&bytes), false).is_ok();
+                let ok = inst
+                    .behaviour
+                    .handle(RSlice::from_slice(&bytes), false)
+                    .is_ok();
                 inst.record(ok);
             }
             ModuleMsg::Call(bytes, reply) => {
@@ -184,7 +204,9 @@ impl Actor for ModuleActor {
             }
             ModuleMsg::Swap(req) => reload::on_instance(inst, *req).await,
             ModuleMsg::Event(event) => {
-                if inst.lib.wants_events && !matches!(&*event, Event::Published { module, .. } if **module == *inst.module) {
+                if inst.lib.wants_events
+                    && !matches!(&*event, Event::Published { module, .. } if **module == *inst.module)
+                {
                     let json = event.to_json();
                     if let Err(e) = inst
                         .behaviour
@@ -199,7 +221,11 @@ impl Actor for ModuleActor {
         Ok(())
     }
 
-    async fn post_stop(&self, _myself: ActorRef<ModuleMsg>, inst: &mut Instance) -> Result<(), ActorProcessingErr> {
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<ModuleMsg>,
+        inst: &mut Instance,
+    ) -> Result<(), ActorProcessingErr> {
         if let Err(e) = inst.behaviour.stop().into_result() {
             tracing::warn!(target: "molt::module", module = &*inst.module, "stop failed: {e}");
         }

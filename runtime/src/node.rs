@@ -75,9 +75,13 @@ impl Node {
             limits: config.limits.clone(),
             history_len: config.history_len,
         };
-        let (sup, _join) = Actor::spawn(Some(format!("molt.supervisor/{}", config.name)), Supervisor, args)
-            .await
-            .map_err(|e| Error::Spawn(e.to_string()))?;
+        let (sup, _join) = Actor::spawn(
+            Some(format!("molt.supervisor/{}", config.name)),
+            Supervisor,
+            args,
+        )
+        .await
+        .map_err(|e| Error::Spawn(e.to_string()))?;
         let forwarder = tokio::spawn(forward_events(bus.subscribe(), directory.clone()));
         let node = Node {
             name: config.name.clone(),
@@ -90,7 +94,10 @@ impl Node {
         for spec in config.modules {
             let added = node
                 .sup
-                .call(|reply| SupervisorMsg::Internal(InternalMsg(Internal::AddModule(spec, reply))), None)
+                .call(
+                    |reply| SupervisorMsg::Internal(InternalMsg(Internal::AddModule(spec, reply))),
+                    None,
+                )
                 .await;
             let result = match added {
                 Ok(ractor::rpc::CallResult::Success(r)) => r,
@@ -143,7 +150,11 @@ impl Node {
     ///
     /// # Errors
     /// As [`Admin::reload`].
-    pub async fn reload(&self, module: &str, options: ReloadOptions) -> Result<ReloadReport, Error> {
+    pub async fn reload(
+        &self,
+        module: &str,
+        options: ReloadOptions,
+    ) -> Result<ReloadReport, Error> {
         self.admin().reload(module, options).await
     }
 

@@ -29,8 +29,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use tracing::Instrument;
 use tokio::sync::oneshot;
+use tracing::Instrument;
 
 use crate::config::Limits;
 use crate::directory::{Route, Snapshot};

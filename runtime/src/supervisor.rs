@@ -12,7 +12,9 @@ use std::time::{Instant, SystemTime};
 use molt_abi::ErrorKind;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 
-use crate::admin::{AdminMsg, InstanceStatus, ModuleStatus, NodeStatus, ReloadOptions, ReloadReport};
+use crate::admin::{
+    AdminMsg, InstanceStatus, ModuleStatus, NodeStatus, ReloadOptions, ReloadReport,
+};
 use crate::config::{Limits, ModuleSpec};
 use crate::directory::{Directory, InstanceShared, ModuleSlot, Route};
 use crate::error::Error;
@@ -135,12 +137,22 @@ impl Supervisor {
         Ok(Route { actor, shared })
     }
 
-    async fn add_module(myself: &ActorRef<SupervisorMsg>, st: &mut SupState, spec: ModuleSpec) -> Result<(), Error> {
+    async fn add_module(
+        myself: &ActorRef<SupervisorMsg>,
+        st: &mut SupState,
+        spec: ModuleSpec,
+    ) -> Result<(), Error> {
         if st.table.contains_key(&spec.name) {
-            return Err(Error::Config(format!("module {:?} is already running", spec.name)));
+            return Err(Error::Config(format!(
+                "module {:?} is already running",
+                spec.name
+            )));
         }
         if spec.instances == 0 {
-            return Err(Error::Config(format!("module {:?}: instances must be at least 1", spec.name)));
+            return Err(Error::Config(format!(
+                "module {:?}: instances must be at least 1",
+                spec.name
+            )));
         }
         let config = encode_config(&spec.name, &spec.config)?;
         let lib = reload::prepare::load(&st.loader, spec.library.clone(), &spec.name).await?;
@@ -148,7 +160,17 @@ impl Supervisor {
         let mut routes = Vec::with_capacity(spec.instances as usize);
         for index in 0..spec.instances {
             let shared = InstanceShared::new(index);
-            match Self::spawn_instance(myself, st, &module, lib.clone(), config.clone(), shared, StartFrom::Fresh).await {
+            match Self::spawn_instance(
+                myself,
+                st,
+                &module,
+                lib.clone(),
+                config.clone(),
+                shared,
+                StartFrom::Fresh,
+            )
+            .await
+            {
                 Ok(route) => routes.push(route),
                 Err(e) => {
                     for r in routes {
@@ -220,23 +242,39 @@ impl Supervisor {
         }
         let (source, mode, asked) = match action {
             Action::Reload => {
-                let path = options.library.clone().unwrap_or_else(|| entry.spec.library.clone());
-                (Source::Path(path.clone()), SwapMode::Upgrade, path.display().to_string())
+                let path = options
+                    .library
+                    .clone()
+                    .unwrap_or_else(|| entry.spec.library.clone());
+                (
+                    Source::Path(path.clone()),
+                    SwapMode::Upgrade,
+                    path.display().to_string(),
+                )
             }
             Action::Rollback => {
                 let Some(prev) = entry.previous.clone() else {
                     let err = Error::RollbackRefused {
                         module: module.clone(),
-                        reason: "there is no previous library (the module has not been reloaded)".into(),
+                        reason: "there is no previous library (the module has not been reloaded)"
+                            .into(),
                     };
                     Self::refuse(st, &module, action, from, &err);
                     let _ = reply.send(Err(err));
                     return;
                 };
+                // Back to an older state version: the current code
+                // down-migrates. To the same or a newer one (rolling forward
+                // again after a rollback): the previous library migrates the
+                // current state as in any upgrade.
                 let mode = if reset_state {
                     SwapMode::Reset
+                } else if prev.state_version < entry.current.state_version {
+                    SwapMode::Downgrade {
+                        to: prev.state_version,
+                    }
                 } else {
-                    SwapMode::Downgrade { to: prev.state_version }
+                    SwapMode::Upgrade
                 };
                 let asked = prev.code_version.clone();
                 (Source::Loaded(prev), mode, asked)
@@ -257,7 +295,10 @@ impl Supervisor {
         let plan = Plan {
             module: module.clone(),
             source,
-            config: new_config.as_ref().map(|(_, b)| b.clone()).unwrap_or_else(|| entry.config.clone()),
+            config: new_config
+                .as_ref()
+                .map(|(_, b)| b.clone())
+                .unwrap_or_else(|| entry.config.clone()),
             mode,
             routes: entry.slot.routes.load().as_ref().clone(),
             limits: st.limits.clone(),
@@ -279,9 +320,14 @@ impl Supervisor {
                 outcome,
                 reply,
             };
-            if let Err(e) = me.send_message(SupervisorMsg::Internal(InternalMsg(Internal::ReloadDone(Box::new(done))))) {
+            if let Err(e) = me.send_message(SupervisorMsg::Internal(InternalMsg(
+                Internal::ReloadDone(Box::new(done)),
+            ))) {
                 // The supervisor is gone: tell the caller.
-                if let ractor::MessagingErr::SendErr(SupervisorMsg::Internal(InternalMsg(Internal::ReloadDone(d)))) = e {
+                if let ractor::MessagingErr::SendErr(SupervisorMsg::Internal(InternalMsg(
+                    Internal::ReloadDone(d),
+                ))) = e
+                {
                     let _ = d.reply.send(Err(Error::NodeDown));
                 }
             }
@@ -312,7 +358,11 @@ impl Supervisor {
             module: module.clone(),
             action,
             from: from.clone(),
-            to: outcome.target.as_ref().map(|l| l.code_version.clone()).unwrap_or(asked),
+            to: outcome
+                .target
+                .as_ref()
+                .map(|l| l.code_version.clone())
+                .unwrap_or(asked),
             outcome: Outcome::Committed,
             phase: None,
             error: None,
@@ -321,7 +371,11 @@ impl Supervisor {
         let result = match outcome.result {
             Ok(committed) => {
                 let target = outcome.target.expect("a committed reload has a target");
-                let pauses_us: Vec<u64> = committed.pauses.iter().map(|d| d.as_micros() as u64).collect();
+                let pauses_us: Vec<u64> = committed
+                    .pauses
+                    .iter()
+                    .map(|d| d.as_micros() as u64)
+                    .collect();
                 let pause_us = pauses_us.iter().copied().max().unwrap_or(0);
                 record.pause_us = pause_us;
                 let old = std::mem::replace(&mut entry.current, target.clone());
@@ -333,7 +387,10 @@ impl Supervisor {
                     entry.spec.config = value;
                     entry.config = bytes;
                 }
-                entry.slot.wants_events.store(target.wants_events, Ordering::Relaxed);
+                entry
+                    .slot
+                    .wants_events
+                    .store(target.wants_events, Ordering::Relaxed);
                 let to = target.code_version.clone();
                 tracing::info!(target: "molt::supervisor", module = %module, %from, %to, pause_us, "{} committed", action_name(action));
                 st.bus.publish(match action {
@@ -438,7 +495,12 @@ impl Supervisor {
     /// An instance's actor failed (a host bug: module panics are caught in
     /// the library). Respawn it from its last good snapshot; messages that
     /// were in its mailbox are lost with the actor.
-    async fn restart_failed(myself: &ActorRef<SupervisorMsg>, st: &mut SupState, cell: ractor::ActorCell, reason: String) {
+    async fn restart_failed(
+        myself: &ActorRef<SupervisorMsg>,
+        st: &mut SupState,
+        cell: ractor::ActorCell,
+        reason: String,
+    ) {
         let id = cell.get_id();
         let found = st.table.iter().find_map(|(name, e)| {
             e.slot
@@ -460,9 +522,21 @@ impl Supervisor {
         let handled = shared.handled.load(Ordering::Relaxed);
         shared.enqueued.store(handled, Ordering::Relaxed);
         let module: Arc<str> = Arc::from(name.as_str());
-        match Self::spawn_instance(myself, st, &module, lib, config, shared.clone(), StartFrom::Snapshot(snapshot)).await {
+        match Self::spawn_instance(
+            myself,
+            st,
+            &module,
+            lib,
+            config,
+            shared.clone(),
+            StartFrom::Snapshot(snapshot),
+        )
+        .await
+        {
             Ok(route) => slot.replace(shared.index, route),
-            Err(e) => tracing::error!(target: "molt::supervisor", module = %name, "restart failed: {e}"),
+            Err(e) => {
+                tracing::error!(target: "molt::supervisor", module = %name, "restart failed: {e}")
+            }
         }
     }
 }
@@ -486,7 +560,11 @@ impl Actor for Supervisor {
     type State = SupState;
     type Arguments = SupervisorArgs;
 
-    async fn pre_start(&self, _myself: ActorRef<SupervisorMsg>, args: SupervisorArgs) -> Result<SupState, ActorProcessingErr> {
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<SupervisorMsg>,
+        args: SupervisorArgs,
+    ) -> Result<SupState, ActorProcessingErr> {
         Ok(SupState {
             node: args.node,
             started: Instant::now(),
@@ -499,16 +577,31 @@ impl Actor for Supervisor {
         })
     }
 
-    async fn handle(&self, myself: ActorRef<SupervisorMsg>, msg: SupervisorMsg, st: &mut SupState) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        myself: ActorRef<SupervisorMsg>,
+        msg: SupervisorMsg,
+        st: &mut SupState,
+    ) -> Result<(), ActorProcessingErr> {
         match msg {
-            SupervisorMsg::Admin(AdminMsg::Reload { module, options, reply }) => {
-                Self::start_reload(&myself, st, module, Action::Reload, options, false, reply)
-            }
+            SupervisorMsg::Admin(AdminMsg::Reload {
+                module,
+                options,
+                reply,
+            }) => Self::start_reload(&myself, st, module, Action::Reload, options, false, reply),
             SupervisorMsg::Admin(AdminMsg::Rollback {
                 module,
                 reset_state,
                 reply,
-            }) => Self::start_reload(&myself, st, module, Action::Rollback, ReloadOptions::default(), reset_state, reply),
+            }) => Self::start_reload(
+                &myself,
+                st,
+                module,
+                Action::Rollback,
+                ReloadOptions::default(),
+                reset_state,
+                reply,
+            ),
             SupervisorMsg::Admin(AdminMsg::Status { reply }) => {
                 let _ = reply.send(Self::status(st));
             }
@@ -519,12 +612,19 @@ impl Actor for Supervisor {
                 let result = Self::add_module(&myself, st, spec).await;
                 let _ = reply.send(result);
             }
-            SupervisorMsg::Internal(InternalMsg(Internal::ReloadDone(done))) => Self::finish_reload(st, *done),
+            SupervisorMsg::Internal(InternalMsg(Internal::ReloadDone(done))) => {
+                Self::finish_reload(st, *done)
+            }
         }
         Ok(())
     }
 
-    async fn handle_supervisor_evt(&self, myself: ActorRef<SupervisorMsg>, evt: SupervisionEvent, st: &mut SupState) -> Result<(), ActorProcessingErr> {
+    async fn handle_supervisor_evt(
+        &self,
+        myself: ActorRef<SupervisorMsg>,
+        evt: SupervisionEvent,
+        st: &mut SupState,
+    ) -> Result<(), ActorProcessingErr> {
         // Never stop the supervisor because a child failed (ractor's default).
         if let SupervisionEvent::ActorFailed(cell, err) = evt {
             Self::restart_failed(&myself, st, cell, err.to_string()).await;
@@ -532,13 +632,20 @@ impl Actor for Supervisor {
         Ok(())
     }
 
-    async fn post_stop(&self, _myself: ActorRef<SupervisorMsg>, st: &mut SupState) -> Result<(), ActorProcessingErr> {
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<SupervisorMsg>,
+        st: &mut SupState,
+    ) -> Result<(), ActorProcessingErr> {
         if let Ok(mut dir) = st.directory.write() {
             dir.clear();
         }
         for entry in st.table.values() {
             for route in entry.slot.routes.load().iter() {
-                let _ = route.actor.stop_and_wait(None, Some(std::time::Duration::from_secs(5))).await;
+                let _ = route
+                    .actor
+                    .stop_and_wait(None, Some(std::time::Duration::from_secs(5)))
+                    .await;
             }
         }
         Ok(())

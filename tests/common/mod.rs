@@ -43,7 +43,14 @@ pub fn fixtures() -> &'static Fixtures {
     static FIXTURES: OnceLock<Fixtures> = OnceLock::new();
     FIXTURES.get_or_init(|| {
         let root = molt::workspace_dir();
-        let packages = ["counter", "counter-v2", "kv", "kv-v2", "fault", "not-a-module"];
+        let packages = [
+            "counter",
+            "counter-v2",
+            "kv",
+            "kv-v2",
+            "fault",
+            "not-a-module",
+        ];
         let libs = build(&BuildRequest {
             manifest: root.join("Cargo.toml"),
             packages: packages.iter().map(|p| p.to_string()).collect(),
@@ -72,7 +79,13 @@ pub fn fixtures() -> &'static Fixtures {
             dirs: vec![],
         };
         let mut dirs = vec![];
-        for p in [&f.counter, &f.kv, &f.fault, &f.not_a_module, &f.abi_mismatch] {
+        for p in [
+            &f.counter,
+            &f.kv,
+            &f.fault,
+            &f.not_a_module,
+            &f.abi_mismatch,
+        ] {
             let d = p.parent().unwrap().to_path_buf();
             if !dirs.contains(&d) {
                 dirs.push(d);
@@ -84,7 +97,10 @@ pub fn fixtures() -> &'static Fixtures {
 
 /// A scratch library directory for files a test makes (truncated copies...).
 pub fn scratch_dir() -> tempfile::TempDir {
-    tempfile::Builder::new().prefix("molt-test-libs").tempdir().expect("temp dir")
+    tempfile::Builder::new()
+        .prefix("molt-test-libs")
+        .tempdir()
+        .expect("temp dir")
 }
 
 /// Limits that make failing tests fail fast.
@@ -104,14 +120,17 @@ pub fn config(name: &str, extra_dirs: &[&Path]) -> NodeConfig {
     let f = fixtures();
     let mut c = NodeConfig::new(name);
     c.library_dirs = f.dirs.clone();
-    c.library_dirs.extend(extra_dirs.iter().map(|d| d.to_path_buf()));
+    c.library_dirs
+        .extend(extra_dirs.iter().map(|d| d.to_path_buf()));
     c.limits = test_limits();
     c
 }
 
 /// Starts a node with one module.
 pub async fn start(name: &str, spec: ModuleSpec) -> Node {
-    Node::start(config(name, &[]).module(spec)).await.expect("node starts")
+    Node::start(config(name, &[]).module(spec))
+        .await
+        .expect("node starts")
 }
 
 /// The next event of `kind` (skipping others), failing the test after 30 s.

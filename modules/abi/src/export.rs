@@ -21,7 +21,13 @@ fn guard<T>(what: &str, f: impl FnOnce() -> Result<T, Error>) -> RResult<T, ModE
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(Ok(value)) => ROk(value),
         Ok(Err(err)) => RErr(err.into()),
-        Err(payload) => RErr(Error::new(ErrorKind::Panicked, format!("{what} panicked: {}", panic_message(&*payload))).into()),
+        Err(payload) => RErr(
+            Error::new(
+                ErrorKind::Panicked,
+                format!("{what} panicked: {}", panic_message(&*payload)),
+            )
+            .into(),
+        ),
     }
 }
 
@@ -93,7 +99,10 @@ impl<M: Module> Behaviour for Instance<M> {
     }
 
     fn event(&mut self, kind: RStr<'_>, json: RStr<'_>) -> RResult<(), ModError> {
-        guard("on_event", || self.module.on_event(kind.as_str(), json.as_str(), &self.ctx))
+        guard("on_event", || {
+            self.module
+                .on_event(kind.as_str(), json.as_str(), &self.ctx)
+        })
     }
 
     fn verify(&self) -> RResult<(), ModError> {
@@ -105,7 +114,10 @@ fn boxed<M: Module>(module: M, ctx: Ctx) -> BehaviourBox {
     Behaviour_TO::from_value(Instance { module, ctx }, TD_Opaque)
 }
 
-extern "C" fn init<M: Module>(config_bytes: RSlice<'_, u8>, host: HostCtxBox) -> RResult<BehaviourBox, ModError> {
+extern "C" fn init<M: Module>(
+    config_bytes: RSlice<'_, u8>,
+    host: HostCtxBox,
+) -> RResult<BehaviourBox, ModError> {
     guard("init", || {
         let ctx = Ctx::from_host(host);
         let cfg = config::<M>(config_bytes.as_slice())?;
@@ -121,7 +133,11 @@ extern "C" fn migrate<M: Module>(
 ) -> RResult<BehaviourBox, ModError> {
     guard("migrate", || {
         if from > M::STATE_VERSION {
-            return Err(Error::unknown_state_version(M::NAME, from, M::STATE_VERSION));
+            return Err(Error::unknown_state_version(
+                M::NAME,
+                from,
+                M::STATE_VERSION,
+            ));
         }
         let ctx = Ctx::from_host(host);
         let cfg = config::<M>(config_bytes.as_slice())?;
@@ -168,7 +184,9 @@ macro_rules! export_module {
         #[no_mangle]
         pub static _1as_0lib_1header_0root_bmodule_bloader: $crate::__private::LibHeader = {
             extern "C" fn __molt_root_module() -> $crate::__private::RootModuleResult {
-                $crate::__private::__call_root_module_loader($crate::__private::root_module::<$module>)
+                $crate::__private::__call_root_module_loader(
+                    $crate::__private::root_module::<$module>,
+                )
             }
             // SAFETY: the constructor returns the `ModuleRef` that
             // `root_module` builds, erased by abi_stable's own loader helper,

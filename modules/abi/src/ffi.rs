@@ -14,8 +14,7 @@
 use abi_stable::{
     declare_root_module_statics,
     library::RootModule,
-    package_version_strings,
-    sabi_trait,
+    package_version_strings, sabi_trait,
     sabi_types::VersionStrings,
     std_types::{RArc, RBox, RResult, RSlice, RStr, RString, RVec},
     StableAbi,
@@ -101,7 +100,8 @@ pub trait HostCtx: Send + Sync + Clone {
 pub type HostCtxBox = HostCtx_TO<'static, RArc<()>>;
 
 /// Builds a fresh behaviour from a msgpack config.
-pub type InitFn = extern "C" fn(config: RSlice<'_, u8>, ctx: HostCtxBox) -> RResult<BehaviourBox, ModError>;
+pub type InitFn =
+    extern "C" fn(config: RSlice<'_, u8>, ctx: HostCtxBox) -> RResult<BehaviourBox, ModError>;
 
 /// Builds a behaviour from a state of some state version (`from`), converting
 /// it to the library's current version.
@@ -136,7 +136,8 @@ pub struct ModuleRoot {
     /// Whether the module wants host events delivered to `Behaviour::event`.
     pub wants_events: bool,
     /// Constructs a fresh behaviour (see [`InitFn`]).
-    pub init: extern "C" fn(config: RSlice<'_, u8>, ctx: HostCtxBox) -> RResult<BehaviourBox, ModError>,
+    pub init:
+        extern "C" fn(config: RSlice<'_, u8>, ctx: HostCtxBox) -> RResult<BehaviourBox, ModError>,
     /// Constructs a behaviour from an existing state (see [`MigrateFn`]).
     #[sabi(last_prefix_field)]
     pub migrate: extern "C" fn(

@@ -51,7 +51,11 @@ pub trait Module: Serialize + DeserializeOwned + Send + Sized + 'static {
         if from == Self::STATE_VERSION {
             state::decode("state", state)
         } else {
-            Err(Error::unknown_state_version(Self::NAME, from, Self::STATE_VERSION))
+            Err(Error::unknown_state_version(
+                Self::NAME,
+                from,
+                Self::STATE_VERSION,
+            ))
         }
     }
 

@@ -16,7 +16,10 @@ use crate::loader::Library;
 use crate::module_actor::Instance;
 
 /// The coordinator: collects `prepared`, decides, collects the reports.
-pub(crate) async fn coordinate(mut pending: Vec<Pending>, limits: &Limits) -> Result<Committed, PhaseFailure> {
+pub(crate) async fn coordinate(
+    mut pending: Vec<Pending>,
+    limits: &Limits,
+) -> Result<Committed, PhaseFailure> {
     let deadline = Instant::now() + limits.prepare_timeout;
     let mut failure: Option<PhaseFailure> = None;
     for p in pending.iter_mut() {
@@ -33,7 +36,10 @@ pub(crate) async fn coordinate(mut pending: Vec<Pending>, limits: &Limits) -> Re
             )),
             Err(_) => Some(PhaseFailure::new(
                 Phase::Commit,
-                format!("instance {} did not prepare within {:?}", p.index, limits.prepare_timeout),
+                format!(
+                    "instance {} did not prepare within {:?}",
+                    p.index, limits.prepare_timeout
+                ),
             )),
         };
         if let Some(f) = this {
@@ -92,7 +98,12 @@ pub(crate) async fn await_decision(rx: oneshot::Receiver<Decision>, wait: Durati
 
 /// Commit on this instance: the new behaviour replaces the (stopped) old one,
 /// which is dropped; its library stays mapped.
-pub(crate) fn apply(inst: &mut Instance, candidate: Candidate, target: Arc<Library>, config: Arc<Vec<u8>>) {
+pub(crate) fn apply(
+    inst: &mut Instance,
+    candidate: Candidate,
+    target: Arc<Library>,
+    config: Arc<Vec<u8>>,
+) {
     inst.behaviour = candidate.behaviour;
     inst.lib = target.clone();
     inst.config = config;

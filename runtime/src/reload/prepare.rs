@@ -10,7 +10,11 @@ use crate::loader::{Library, Loader};
 
 /// Loads `path` as module `module`, retrying once when the file is briefly
 /// missing (cargo unlinks the final file before hard-linking the new one).
-pub(crate) async fn load(loader: &Loader, path: PathBuf, module: &str) -> Result<Arc<Library>, Error> {
+pub(crate) async fn load(
+    loader: &Loader,
+    path: PathBuf,
+    module: &str,
+) -> Result<Arc<Library>, Error> {
     for attempt in 0..2 {
         let (loader, p, m) = (loader.clone(), path.clone(), module.to_string());
         let result = tokio::task::spawn_blocking(move || loader.load(&p, &m))

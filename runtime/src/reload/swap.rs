@@ -8,7 +8,10 @@ use crate::module_actor::Instance;
 
 /// Stops the old behaviour and starts the new one. On failure the old one is
 /// started again and the error returned.
-pub(crate) fn start_new(inst: &mut Instance, mut new: BehaviourBox) -> Result<BehaviourBox, PhaseFailure> {
+pub(crate) fn start_new(
+    inst: &mut Instance,
+    mut new: BehaviourBox,
+) -> Result<BehaviourBox, PhaseFailure> {
     if let Err(e) = inst.behaviour.stop().into_result() {
         restart_old(inst);
         return Err(PhaseFailure::module(Phase::Swap, "old stop", e));

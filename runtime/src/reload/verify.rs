@@ -31,7 +31,12 @@ pub(crate) async fn check(
                 format!("verify did not finish within {:?}", limits.verify_timeout),
             ))
         }
-        Ok(Err(join)) => return Err(PhaseFailure::new(Phase::Verify, format!("verify task failed: {join}"))),
+        Ok(Err(join)) => {
+            return Err(PhaseFailure::new(
+                Phase::Verify,
+                format!("verify task failed: {join}"),
+            ))
+        }
         Ok(Ok((mut new, Err(e)))) => {
             let _ = new.stop();
             return Err(PhaseFailure::module(Phase::Verify, "verify", e));

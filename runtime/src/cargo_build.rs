@@ -104,10 +104,10 @@ pub fn build(req: &BuildRequest) -> Result<Vec<BuiltLibrary>, BuildError> {
                     }
                 }
             }
-            Some("compiler-message") if first_error.is_none() => {
-                if v["message"]["level"] == "error" {
-                    first_error = v["message"]["rendered"].as_str().map(str::to_string);
-                }
+            Some("compiler-message")
+                if first_error.is_none() && v["message"]["level"] == "error" =>
+            {
+                first_error = v["message"]["rendered"].as_str().map(str::to_string);
             }
             _ => {}
         }

@@ -195,7 +195,9 @@ pub(crate) async fn on_instance(inst: &mut Instance, req: SwapRequest) {
 }
 
 /// A new behaviour that passed phases 3–6 and waits for the decision. The old
-/// behaviour is stopped but untouched in `inst.behaviour`.
+/// behaviour is stopped but untouched in `inst.behaviour`. `snapshot` is what
+/// a restart of the new behaviour would rebuild from (any state version the
+/// new library can migrate).
 pub(crate) struct Candidate {
     pub behaviour: molt_abi::ffi::BehaviourBox,
     pub snapshot: Option<Snapshot>,
@@ -209,10 +211,15 @@ async fn prepare_instance(
     limits: &Limits,
 ) -> Result<Candidate, PhaseFailure> {
     let state = snapshot::take(inst, mode)?;
-    let new = migrate::restore(inst, target, state, config)?;
+    let new = migrate::restore(inst, target, state.as_ref(), config)?;
     let new = swap::start_new(inst, new)?;
     match verify::check(inst.ctx.clone(), new, target, config, limits).await {
-        Ok(candidate) => Ok(candidate),
+        // Without a round-trip snapshot, the state handed over is the last
+        // good one: the new library has just migrated it successfully.
+        Ok(candidate) => Ok(Candidate {
+            snapshot: candidate.snapshot.or(state),
+            ..candidate
+        }),
         Err(failure) => {
             swap::restart_old(inst);
             Err(failure)

@@ -320,16 +320,15 @@ impl Supervisor {
                 outcome,
                 reply,
             };
-            if let Err(e) = me.send_message(SupervisorMsg::Internal(InternalMsg(
-                Internal::ReloadDone(Box::new(done)),
-            ))) {
-                // The supervisor is gone: tell the caller.
-                if let ractor::MessagingErr::SendErr(SupervisorMsg::Internal(InternalMsg(
-                    Internal::ReloadDone(d),
-                ))) = e
-                {
-                    let _ = d.reply.send(Err(Error::NodeDown));
-                }
+            let sent = me.send_message(SupervisorMsg::Internal(InternalMsg(Internal::ReloadDone(
+                Box::new(done),
+            ))));
+            // The supervisor is gone: tell the caller.
+            if let Err(ractor::MessagingErr::SendErr(SupervisorMsg::Internal(InternalMsg(
+                Internal::ReloadDone(d),
+            )))) = sent
+            {
+                let _ = d.reply.send(Err(Error::NodeDown));
             }
         });
     }

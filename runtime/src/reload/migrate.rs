@@ -14,7 +14,7 @@ use crate::module_actor::Instance;
 pub(crate) fn restore(
     inst: &Instance,
     target: &Arc<Library>,
-    state: Option<Snapshot>,
+    state: Option<&Snapshot>,
     config: &Arc<Vec<u8>>,
 ) -> Result<BehaviourBox, PhaseFailure> {
     let built = match state {

@@ -126,7 +126,10 @@ impl Loader {
         let started = Instant::now();
         let resolved = self.resolve(path).map_err(fail)?;
         let copy = self.copy(&resolved).map_err(fail)?;
-        let loaded = load_copy(&copy);
+        // Check the bytes `dlopen` will map (the copy), not the original.
+        let loaded = check_elf(&copy)
+            .and_then(|()| load_copy(&copy))
+            .map_err(|cause| name_original(cause, &copy, &resolved));
         // The mapping survives the unlink; the copy's name only had to be new.
         let _ = std::fs::remove_file(&copy);
         let root = loaded.map_err(fail)?;
@@ -187,6 +190,101 @@ impl Loader {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(LoadCause::NotFound),
             Err(e) => Err(LoadCause::Io(e.to_string())),
         }
+    }
+}
+
+/// Rejects a file that is not a complete ELF object before `dlopen` sees it.
+/// `dlopen` does not check that a file is complete: it accepts a file whose
+/// tail is missing (section headers and debug info are never mapped), and
+/// for a file cut inside a loadable segment it maps pages past the end of
+/// the file, so the first access raises SIGBUS and kills the process.
+/// Linkers write the section header table last, so a file cut anywhere
+/// fails one of these checks.
+fn check_elf(path: &Path) -> Result<(), LoadCause> {
+    use std::os::unix::fs::FileExt;
+    const PT_LOAD: u64 = 1;
+
+    let io = |e: std::io::Error| LoadCause::Io(e.to_string());
+    let bad = |why: String| LoadCause::NotALibrary(why);
+    let file = std::fs::File::open(path).map_err(io)?;
+    let size = file.metadata().map_err(io)?.len();
+    let mut header = [0u8; 64];
+    let header_len = header
+        .len()
+        .min(usize::try_from(size).unwrap_or(usize::MAX));
+    file.read_exact_at(&mut header[..header_len], 0)
+        .map_err(io)?;
+    if header_len < 16 || header[..4] != *b"\x7fELF" {
+        return Err(bad(format!("not an ELF file ({size} bytes)")));
+    }
+    let wide = match header[4] {
+        1 => false,
+        2 => true,
+        class => return Err(bad(format!("unknown ELF class {class}"))),
+    };
+    let little = match header[5] {
+        1 => true,
+        2 => false,
+        data => return Err(bad(format!("unknown ELF byte order {data}"))),
+    };
+    // An unsigned field of `len` bytes at `at`, in the file's byte order.
+    let field = |buf: &[u8], at: usize, len: usize| -> u64 {
+        let bytes = &buf[at..at + len];
+        let fold = |v: u64, b: &u8| (v << 8) | u64::from(*b);
+        if little {
+            bytes.iter().rev().fold(0, fold)
+        } else {
+            bytes.iter().fold(0, fold)
+        }
+    };
+    if header_len < if wide { 64 } else { 52 } {
+        return Err(bad(format!(
+            "truncated: {size} bytes, shorter than an ELF header"
+        )));
+    }
+    // e_phoff, e_shoff, e_phentsize, e_phnum, e_shentsize, e_shnum
+    let [phoff, shoff, phentsize, phnum, shentsize, shnum] = if wide {
+        [(32, 8), (40, 8), (54, 2), (56, 2), (58, 2), (60, 2)]
+    } else {
+        [(28, 4), (32, 4), (42, 2), (44, 2), (46, 2), (48, 2)]
+    }
+    .map(|(at, len)| field(&header, at, len));
+    let within = |what: &str, offset: u64, len: u64| match offset.checked_add(len) {
+        Some(end) if end <= size => Ok(()),
+        _ => Err(bad(format!(
+            "truncated: its {what} end at byte {}, the file has {size} bytes",
+            offset.saturating_add(len)
+        ))),
+    };
+    within("program headers", phoff, phentsize * phnum)?;
+    within("section headers", shoff, shentsize * shnum)?;
+    if phnum > 0 && phentsize < if wide { 56 } else { 32 } {
+        return Err(bad(format!("invalid program header size {phentsize}")));
+    }
+    let mut table = vec![0u8; (phentsize * phnum) as usize];
+    file.read_exact_at(&mut table, phoff).map_err(io)?;
+    for entry in table.chunks_exact(phentsize.max(1) as usize) {
+        // p_type, p_offset, p_filesz
+        let [kind, offset, file_size] = if wide {
+            [(0, 4), (8, 8), (32, 8)]
+        } else {
+            [(0, 4), (4, 4), (16, 4)]
+        }
+        .map(|(at, len)| field(entry, at, len));
+        if kind == PT_LOAD {
+            within("loadable segments", offset, file_size)?;
+        }
+    }
+    Ok(())
+}
+
+/// The loader's messages name the copy `dlopen` saw; the user knows the
+/// original file.
+fn name_original(cause: LoadCause, copy: &Path, original: &Path) -> LoadCause {
+    let (copy, original) = (copy.display().to_string(), original.display().to_string());
+    match cause {
+        LoadCause::NotALibrary(m) => LoadCause::NotALibrary(m.replace(&copy, &original)),
+        other => other,
     }
 }
 

@@ -73,19 +73,22 @@ impl Instance {
         }
     }
 
-    fn record(&mut self, ok: bool) {
+    /// Counts a handled message; true when the failure limit is reached and
+    /// the caller should [`Instance::restart_in_place`] (after replying).
+    fn record(&mut self, ok: bool) -> bool {
         self.shared.handled.fetch_add(1, Ordering::Relaxed);
         if ok {
             self.consecutive_failures = 0;
-            return;
+            return false;
         }
         self.shared.failed.fetch_add(1, Ordering::Relaxed);
         self.consecutive_failures += 1;
         let limit = self.limits.restart_after_failures;
         if limit > 0 && self.consecutive_failures >= limit {
             self.consecutive_failures = 0;
-            self.restart_in_place();
+            return true;
         }
+        false
     }
 
     /// Rebuilds the behaviour from the last good snapshot, keeping the actor
@@ -93,12 +96,13 @@ impl Instance {
     fn restart_in_place(&mut self) {
         let last = self.shared.last_good.lock().ok().and_then(|g| g.clone());
         let Some((lib, snap)) = last else { return };
+        // Stop before start, as in a swap (DESIGN.md §2 phase 5).
+        let _ = self.behaviour.stop();
         let rebuilt = lib
             .migrate(snap.version, &snap.bytes, &self.config, self.ctx.clone())
             .and_then(|mut b| b.start().into_result().map(|()| b));
         match rebuilt {
             Ok(new) => {
-                let _ = self.behaviour.stop();
                 self.behaviour = new;
                 self.lib = lib;
                 self.shared.restarts.fetch_add(1, Ordering::Relaxed);
@@ -109,12 +113,15 @@ impl Instance {
                     "restarted in place from the last good snapshot after repeated handler failures"
                 );
             }
-            Err(e) => tracing::error!(
-                target: "molt::supervisor",
-                module = &*self.module,
-                instance = self.index(),
-                "restart from the last good snapshot failed, keeping the current behaviour: {e}"
-            ),
+            Err(e) => {
+                let _ = self.behaviour.start();
+                tracing::error!(
+                    target: "molt::supervisor",
+                    module = &*self.module,
+                    instance = self.index(),
+                    "restart from the last good snapshot failed, keeping the current behaviour: {e}"
+                );
+            }
         }
     }
 }
@@ -190,7 +197,9 @@ impl Actor for ModuleActor {
                     .behaviour
                     .handle(RSlice::from_slice(&bytes), false)
                     .is_ok();
-                inst.record(ok);
+                if inst.record(ok) {
+                    inst.restart_in_place();
+                }
             }
             ModuleMsg::Call(bytes, reply) => {
                 let result = inst
@@ -198,9 +207,13 @@ impl Actor for ModuleActor {
                     .handle(RSlice::from_slice(&bytes), true)
                     .into_result()
                     .map(|v| v.into_vec());
-                let ok = result.is_ok();
+                // Counted before the reply, so a status read after the
+                // reply includes this message.
+                let restart = inst.record(result.is_ok());
                 let _ = reply.send(result);
-                inst.record(ok);
+                if restart {
+                    inst.restart_in_place();
+                }
             }
             ModuleMsg::Swap(req) => reload::on_instance(inst, *req).await,
             ModuleMsg::Event(event) => {

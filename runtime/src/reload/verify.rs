@@ -11,8 +11,8 @@ use crate::config::Limits;
 use crate::directory::Snapshot;
 use crate::loader::Library;
 
-/// Verifies the new behaviour. On failure the new behaviour is stopped (or,
-/// if `verify` hangs, abandoned on its blocking thread).
+/// Verifies the new behaviour. On failure the new behaviour is stopped (if
+/// `verify` hangs: as soon as it returns).
 pub(crate) async fn check(
     ctx: HostCtxBox,
     new: BehaviourBox,
@@ -24,12 +24,21 @@ pub(crate) async fn check(
         let result = new.verify().into_result();
         (new, result)
     });
-    let mut new = match tokio::time::timeout(limits.verify_timeout, task).await {
+    let mut task = task;
+    let mut new = match tokio::time::timeout(limits.verify_timeout, &mut task).await {
         Err(_) => {
+            // The new behaviour is stuck in `verify` on its blocking thread.
+            // The old one is started again now; the new one is stopped (and
+            // dropped) whenever `verify` returns.
+            tokio::spawn(async move {
+                if let Ok((mut late, _)) = task.await {
+                    let _ = late.stop();
+                }
+            });
             return Err(PhaseFailure::new(
                 Phase::Verify,
                 format!("verify did not finish within {:?}", limits.verify_timeout),
-            ))
+            ));
         }
         Ok(Err(join)) => {
             return Err(PhaseFailure::new(

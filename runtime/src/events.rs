@@ -4,10 +4,15 @@
 //! Events are published by the supervisor, one at a time, so every subscriber
 //! sees them in the order they happened.
 
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, RwLock};
 use std::time::SystemTime;
 
 use serde::Serialize;
 use tokio::sync::broadcast;
+
+use crate::directory::Directory;
+use crate::module_actor::ModuleMsg;
 
 /// One event. Serializes as `{"kind": "module.reloaded", ...fields}`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -147,25 +152,63 @@ impl EventStream {
 }
 
 /// The bus. Cloning shares it.
+///
+/// Besides its subscribers, every event goes straight into the mailbox of
+/// each module instance whose library asked for events (`Module::EVENTS`),
+/// before `publish` returns: a module sees an event before anything the
+/// publisher does afterwards.
 #[derive(Clone)]
 pub struct EventBus {
     tx: broadcast::Sender<Stamped>,
+    nodes: Arc<RwLock<Vec<Directory>>>,
 }
 
 impl EventBus {
     /// A bus keeping up to `capacity` events for slow subscribers.
     pub fn new(capacity: usize) -> Self {
         let (tx, _) = broadcast::channel(capacity.max(16));
-        EventBus { tx }
+        EventBus {
+            tx,
+            nodes: Arc::new(RwLock::new(Vec::new())),
+        }
     }
 
     /// Publishes an event to every current subscriber.
     pub fn publish(&self, event: Event) {
         tracing::debug!(target: "molt::events", kind = event.kind(), module = event.module(), "event");
+        self.deliver_to_modules(&event);
         let _ = self.tx.send(Stamped {
             at: SystemTime::now(),
             event,
         });
+    }
+
+    /// Lets the modules of a node's directory receive events.
+    pub(crate) fn attach(&self, directory: Directory) {
+        if let Ok(mut nodes) = self.nodes.write() {
+            nodes.push(directory);
+        }
+    }
+
+    fn deliver_to_modules(&self, event: &Event) {
+        let Ok(nodes) = self.nodes.read() else { return };
+        let mut shared: Option<Arc<Event>> = None;
+        for dir in nodes.iter() {
+            let Ok(dir) = dir.read() else { continue };
+            for slot in dir.values() {
+                if !slot.wants_events.load(Ordering::Relaxed) {
+                    continue;
+                }
+                // A module does not get the events it published itself.
+                if matches!(event, Event::Published { module, .. } if **module == *slot.name) {
+                    continue;
+                }
+                let ev = shared.get_or_insert_with(|| Arc::new(event.clone()));
+                for route in slot.routes.load().iter() {
+                    let _ = route.actor.send_message(ModuleMsg::Event(ev.clone()));
+                }
+            }
+        }
     }
 
     /// Subscribes to every event published from now on.

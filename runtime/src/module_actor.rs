@@ -217,9 +217,7 @@ impl Actor for ModuleActor {
             }
             ModuleMsg::Swap(req) => reload::on_instance(inst, *req).await,
             ModuleMsg::Event(event) => {
-                if inst.lib.wants_events
-                    && !matches!(&*event, Event::Published { module, .. } if **module == *inst.module)
-                {
+                if inst.lib.wants_events {
                     let json = event.to_json();
                     if let Err(e) = inst
                         .behaviour

@@ -1,7 +1,6 @@
 //! A molt node: the supervisor, its modules, the event bus, in one process.
 
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -12,11 +11,10 @@ use crate::admin::{Admin, NodeStatus, ReloadOptions, ReloadReport};
 use crate::config::{Limits, NodeConfig};
 use crate::directory::{lookup, Directory};
 use crate::error::Error;
-use crate::events::{EventBus, EventStream, Received};
+use crate::events::{EventBus, EventStream};
 use crate::handle::ModuleHandle;
 use crate::history::HistoryEntry;
 use crate::loader::Loader;
-use crate::module_actor::ModuleMsg;
 use crate::supervisor::{Internal, InternalMsg, Supervisor, SupervisorArgs, SupervisorMsg};
 
 /// A running node.
@@ -39,7 +37,6 @@ pub struct Node {
     bus: EventBus,
     directory: Directory,
     limits: Limits,
-    forwarder: tokio::task::JoinHandle<()>,
 }
 
 impl Node {
@@ -82,14 +79,13 @@ impl Node {
         )
         .await
         .map_err(|e| Error::Spawn(e.to_string()))?;
-        let forwarder = tokio::spawn(forward_events(bus.subscribe(), directory.clone()));
+        bus.attach(directory.clone());
         let node = Node {
             name: config.name.clone(),
             sup,
             bus,
             directory,
             limits: config.limits.clone(),
-            forwarder,
         };
         for spec in config.modules {
             let added = node
@@ -184,32 +180,9 @@ impl Node {
 
     /// Stops every module (calling their `stop`) and the supervisor.
     pub async fn shutdown(self) {
-        self.forwarder.abort();
         let _ = self
             .sup
             .stop_and_wait(Some("node shutdown".into()), Some(Duration::from_secs(10)))
             .await;
-    }
-}
-
-/// Delivers bus events to the instances of modules that asked for them.
-async fn forward_events(mut events: EventStream, directory: Directory) {
-    loop {
-        let event = match events.recv().await {
-            Received::Event(e) => Arc::new(e.event),
-            Received::Lagged(_) => continue,
-            Received::Closed => return,
-        };
-        let slots: Vec<_> = match directory.read() {
-            Ok(d) => d.values().cloned().collect(),
-            Err(_) => return,
-        };
-        for slot in slots {
-            if slot.wants_events.load(Ordering::Relaxed) {
-                for route in slot.routes.load().iter() {
-                    let _ = route.actor.send_message(ModuleMsg::Event(event.clone()));
-                }
-            }
-        }
     }
 }

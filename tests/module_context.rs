@@ -1,0 +1,108 @@
+//! What module code reaches through its context: messages to other modules,
+//! host events (for modules that ask for them), and events it publishes.
+
+mod common;
+
+use common::fault_proto::{Msg as FMsg, Reply as FReply};
+use kv_proto::{Msg, Proto, Reply};
+use molt::{Event, ModuleSpec, Node, ReloadOptions};
+use serde_json::json;
+
+fn two_modules(name: &str) -> molt::NodeConfig {
+    let f = common::fixtures();
+    common::config(name, &[])
+        .module(ModuleSpec::new("kv", &f.kv))
+        .module(ModuleSpec::new("fault", &f.fault).config(json!({ "tag": "a" })))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_module_sends_to_another_module() {
+    let node = Node::start(two_modules("ctx-send")).await.unwrap();
+    let fault = node.module::<common::FaultProto>("fault").unwrap();
+    let kv = node.module::<Proto>("kv").unwrap();
+    fault
+        .call(FMsg::Forward {
+            module: "kv".into(),
+            key: "from-fault".into(),
+            value: "hello".into(),
+        })
+        .await
+        .expect("forward succeeds");
+    // The forwarded Put entered kv's mailbox before this Get.
+    assert_eq!(
+        kv.call(Msg::Get {
+            key: "from-fault".into()
+        })
+        .await
+        .unwrap(),
+        Reply::Value(Some("hello".into()))
+    );
+    let err = fault
+        .call(FMsg::Forward {
+            module: "nobody".into(),
+            key: "k".into(),
+            value: "v".into(),
+        })
+        .await
+        .expect_err("no such module");
+    assert!(
+        err.to_string().contains("module nobody is not running"),
+        "{err}"
+    );
+    node.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn modules_that_ask_for_events_receive_them_in_order() {
+    let f = common::fixtures();
+    let node = Node::start(two_modules("ctx-events")).await.unwrap();
+    let fault = node.module::<common::FaultProto>("fault").unwrap();
+    node.reload("kv", ReloadOptions::library(&f.kv_v2))
+        .await
+        .unwrap();
+    node.reload("kv", ReloadOptions::library(&f.counter))
+        .await
+        .unwrap_err();
+    node.rollback("kv", false).await.unwrap();
+    // Events enter the module's mailbox before `reload` returns, so this
+    // call is handled after all three.
+    assert_eq!(
+        fault.call(FMsg::Events).await.unwrap(),
+        FReply::Events(vec![
+            // its own start (kv's came before fault was running)
+            "module.loaded".into(),
+            "module.reloaded".into(),
+            "module.reload_failed".into(),
+            "module.rolled_back".into(),
+        ])
+    );
+    node.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_published_by_a_module_reach_subscribers() {
+    let f = common::fixtures();
+    let node = Node::start(two_modules("ctx-publish")).await.unwrap();
+    let mut events = node.subscribe();
+    // The fault fixture publishes "fault.migrating" (its tag) in migrate.
+    node.reload(
+        "fault",
+        ReloadOptions::library(&f.fault).with_config(json!({ "tag": "b" })),
+    )
+    .await
+    .unwrap();
+    match common::next_event(&mut events, "module.published").await {
+        Event::Published {
+            module,
+            topic,
+            json,
+        } => {
+            assert_eq!(
+                (module.as_str(), topic.as_str(), json.as_str()),
+                ("fault", "fault.migrating", "\"b\"")
+            );
+        }
+        e => panic!("unexpected {e:?}"),
+    }
+    node.shutdown().await;
+}

@@ -37,6 +37,8 @@ pub struct Node {
     bus: EventBus,
     directory: Directory,
     limits: Limits,
+    /// The default copy folder, removed at shutdown when empty.
+    temp_copy_dir: Option<std::path::PathBuf>,
 }
 
 impl Node {
@@ -58,11 +60,12 @@ impl Node {
     /// As [`Node::start`].
     pub async fn start_with_bus(config: NodeConfig, bus: EventBus) -> Result<Node, Error> {
         config.validate()?;
+        let default_copy_dir = config.copy_dir.is_none();
         let copy_dir = config
             .copy_dir
             .clone()
             .unwrap_or_else(|| std::env::temp_dir().join(format!("molt-{}", std::process::id())));
-        let loader = Loader::new(copy_dir, config.effective_library_dirs());
+        let loader = Loader::new(copy_dir.clone(), config.effective_library_dirs());
         let directory: Directory = Arc::new(RwLock::new(HashMap::new()));
         let args = SupervisorArgs {
             node: config.name.clone(),
@@ -86,6 +89,7 @@ impl Node {
             bus,
             directory,
             limits: config.limits.clone(),
+            temp_copy_dir: default_copy_dir.then_some(copy_dir),
         };
         for spec in config.modules {
             let added = node
@@ -184,5 +188,10 @@ impl Node {
             .sup
             .stop_and_wait(Some("node shutdown".into()), Some(Duration::from_secs(10)))
             .await;
+        // Copies are unlinked right after loading; only the folder is left.
+        // (Fails harmlessly while another node of this process uses it.)
+        if let Some(dir) = &self.temp_copy_dir {
+            let _ = std::fs::remove_dir(dir);
+        }
     }
 }

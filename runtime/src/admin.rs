@@ -8,6 +8,8 @@ use std::time::Duration;
 use ractor::{ActorRef, RpcReplyPort};
 use serde::Serialize;
 
+use crate::config::diff::Change;
+use crate::config::{ModuleSpec, NodeConfig};
 use crate::error::Error;
 use crate::history::HistoryEntry;
 use crate::supervisor::SupervisorMsg;
@@ -149,6 +151,60 @@ pub enum AdminMsg {
         /// Where the result goes.
         reply: RpcReplyPort<Vec<HistoryEntry>>,
     },
+    /// Starts a new module (load, then start its instances).
+    AddModule {
+        /// The module.
+        spec: ModuleSpec,
+        /// Where the result goes.
+        reply: RpcReplyPort<Result<(), Error>>,
+    },
+    /// Removes a module: it stops taking new messages, drains its
+    /// mailboxes, then stops.
+    RemoveModule {
+        /// The module.
+        module: String,
+        /// Where the result goes.
+        reply: RpcReplyPort<Result<(), Error>>,
+    },
+    /// Changes a module's instance count: new instances start fresh; removed
+    /// ones (the highest indices) drain their mailboxes, then stop.
+    Scale {
+        /// The module.
+        module: String,
+        /// The instance count wanted.
+        instances: u32,
+        /// Where the result goes.
+        reply: RpcReplyPort<Result<(), Error>>,
+    },
+    /// The configuration the node runs now.
+    RunningConfig {
+        /// Where the result goes.
+        reply: RpcReplyPort<NodeConfig>,
+    },
+    /// Applies a new configuration: diffs it against the running one and
+    /// applies the live changes, or rejects it whole when node-level keys
+    /// differ (DESIGN.md §4).
+    ApplyConfig {
+        /// The new configuration.
+        config: NodeConfig,
+        /// Where the result goes.
+        reply: RpcReplyPort<Result<ConfigReport, Error>>,
+    },
+}
+
+/// The outcome of an applied configuration change.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ConfigReport {
+    /// Each change with its result (an error text when it failed; a failed
+    /// reload was rolled back and the old version keeps serving).
+    pub changes: Vec<(Change, Result<(), String>)>,
+}
+
+impl ConfigReport {
+    /// Whether every change applied.
+    pub fn all_applied(&self) -> bool {
+        self.changes.iter().all(|(_, r)| r.is_ok())
+    }
 }
 
 /// A client of a node's supervisor. Cheap to clone.
@@ -212,6 +268,59 @@ impl Admin {
     /// [`Error::NodeDown`] when the supervisor is gone.
     pub async fn history(&self) -> Result<Vec<HistoryEntry>, Error> {
         self.ask(|reply| AdminMsg::History { reply }).await
+    }
+
+    /// Starts a new module.
+    ///
+    /// # Errors
+    /// [`Error::Config`] (a module of that name runs already),
+    /// [`Error::Load`], [`Error::StartFailed`].
+    pub async fn add_module(&self, spec: ModuleSpec) -> Result<(), Error> {
+        self.ask(|reply| AdminMsg::AddModule { spec, reply })
+            .await?
+    }
+
+    /// Removes a module after draining its mailboxes.
+    ///
+    /// # Errors
+    /// [`Error::UnknownModule`], [`Error::ReloadInProgress`].
+    pub async fn remove_module(&self, module: &str) -> Result<(), Error> {
+        let module = module.to_string();
+        self.ask(|reply| AdminMsg::RemoveModule { module, reply })
+            .await?
+    }
+
+    /// Changes a module's instance count.
+    ///
+    /// # Errors
+    /// [`Error::UnknownModule`], [`Error::ReloadInProgress`],
+    /// [`Error::Config`] for 0 instances, [`Error::StartFailed`].
+    pub async fn scale(&self, module: &str, instances: u32) -> Result<(), Error> {
+        let module = module.to_string();
+        self.ask(|reply| AdminMsg::Scale {
+            module,
+            instances,
+            reply,
+        })
+        .await?
+    }
+
+    /// The configuration the node runs now.
+    ///
+    /// # Errors
+    /// [`Error::NodeDown`].
+    pub async fn running_config(&self) -> Result<NodeConfig, Error> {
+        self.ask(|reply| AdminMsg::RunningConfig { reply }).await
+    }
+
+    /// Applies a new configuration (see [`AdminMsg::ApplyConfig`]).
+    ///
+    /// # Errors
+    /// [`Error::ConfigRejected`] listing the node-level keys that need a
+    /// restart (nothing applied), [`Error::Config`] for an invalid config.
+    pub async fn apply_config(&self, config: NodeConfig) -> Result<ConfigReport, Error> {
+        self.ask(|reply| AdminMsg::ApplyConfig { config, reply })
+            .await?
     }
 
     async fn ask<T: Send + 'static>(

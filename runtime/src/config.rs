@@ -1,6 +1,8 @@
 //! The node configuration, as a typed struct. (Reading it from a file is the
 //! job of the config-file layer; the runtime takes the struct.)
 
+pub mod diff;
+
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -20,6 +22,10 @@ pub struct ModuleSpec {
     /// Free-form configuration handed to the module's `init` and `migrate`.
     #[serde(default)]
     pub config: serde_json::Value,
+    /// The module's crate (the folder with its `Cargo.toml`), for dev mode:
+    /// its sources are watched and rebuilt on save.
+    #[serde(default)]
+    pub crate_dir: Option<PathBuf>,
 }
 
 fn one() -> u32 {
@@ -34,7 +40,14 @@ impl ModuleSpec {
             library: library.into(),
             instances: 1,
             config: serde_json::Value::Null,
+            crate_dir: None,
         }
+    }
+
+    /// Sets the module's crate folder (dev mode).
+    pub fn crate_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.crate_dir = Some(dir.into());
+        self
     }
 
     /// Sets the instance count.
@@ -125,6 +138,35 @@ pub struct NodeConfig {
     /// How many reload attempts the in-memory history keeps.
     #[serde(default = "history_len")]
     pub history_len: usize,
+    /// Watch the library directories (and the config file) and reload on
+    /// change. Admin reloads work either way.
+    #[serde(default = "yes")]
+    pub hot_reload: bool,
+    /// Quiet time that merges a burst of file events into one reload.
+    #[serde(default = "debounce_ms")]
+    pub debounce_ms: u64,
+    /// Dev mode: watch each module's crate sources, `cargo build` it on save
+    /// and reload the artifact.
+    #[serde(default)]
+    pub dev: bool,
+    /// cargo's `--target-dir` for dev-mode builds (default: cargo's own).
+    #[serde(default)]
+    pub target_dir: Option<PathBuf>,
+    /// Where the HTTP admin surface listens (loopback by default).
+    #[serde(default = "admin_listen")]
+    pub admin_listen: std::net::SocketAddr,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn debounce_ms() -> u64 {
+    5
+}
+
+fn admin_listen() -> std::net::SocketAddr {
+    std::net::SocketAddr::from(([127, 0, 0, 1], 7878))
 }
 
 fn history_len() -> usize {
@@ -141,6 +183,11 @@ impl NodeConfig {
             modules: Vec::new(),
             limits: Limits::default(),
             history_len: history_len(),
+            hot_reload: true,
+            debounce_ms: debounce_ms(),
+            dev: false,
+            target_dir: None,
+            admin_listen: admin_listen(),
         }
     }
 

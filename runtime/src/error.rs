@@ -97,6 +97,13 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// A configuration change touches node-level keys, which need a
+    /// restart: the whole change was rejected and nothing of it applied.
+    #[error("configuration change rejected: {} need(s) a restart; nothing was applied", keys.join(", "))]
+    ConfigRejected {
+        /// The node-level keys that differ.
+        keys: Vec<String>,
+    },
     /// The supervisor did not answer (the node is shutting down or gone).
     #[error("the node's supervisor is not running")]
     NodeDown,

@@ -62,6 +62,21 @@ pub enum Event {
         /// Whether the state was reset instead of down-migrated.
         reset_state: bool,
     },
+    /// A configuration change was applied (each change listed; failed ones
+    /// were rolled back).
+    #[serde(rename = "config.applied")]
+    ConfigApplied {
+        /// The changes applied, one line each.
+        changes: Vec<String>,
+        /// The changes that failed, with their error.
+        failed: Vec<String>,
+    },
+    /// A configuration change was rejected; nothing of it was applied.
+    #[serde(rename = "config.rejected")]
+    ConfigRejected {
+        /// Why (an invalid file, or the node-level keys that need a restart).
+        error: String,
+    },
     /// An application event a module published through its context.
     #[serde(rename = "module.published")]
     Published {
@@ -82,13 +97,16 @@ impl Event {
             Event::ModuleReloaded { .. } => "module.reloaded",
             Event::ModuleReloadFailed { .. } => "module.reload_failed",
             Event::ModuleRolledBack { .. } => "module.rolled_back",
+            Event::ConfigApplied { .. } => "config.applied",
+            Event::ConfigRejected { .. } => "config.rejected",
             Event::Published { .. } => "module.published",
         }
     }
 
-    /// The module the event is about.
+    /// The module the event is about ("" for config events).
     pub fn module(&self) -> &str {
         match self {
+            Event::ConfigApplied { .. } | Event::ConfigRejected { .. } => "",
             Event::ModuleLoaded { name, .. }
             | Event::ModuleReloaded { name, .. }
             | Event::ModuleReloadFailed { name, .. }

@@ -13,6 +13,8 @@ pub enum Action {
     Reload,
     /// A rollback to the previous library.
     Rollback,
+    /// A configuration change (`module` is empty; `to` lists the changes).
+    ApplyConfig,
 }
 
 /// How it ended.

@@ -28,8 +28,10 @@ pub mod reload;
 mod supervisor;
 
 pub use admin::{
-    Admin, AdminMsg, InstanceStatus, ModuleStatus, NodeStatus, ReloadOptions, ReloadReport,
+    Admin, AdminMsg, ConfigReport, InstanceStatus, ModuleStatus, NodeStatus, ReloadOptions,
+    ReloadReport,
 };
+pub use config::diff::{Change, Plan as ConfigPlan};
 pub use config::{Limits, ModuleSpec, NodeConfig};
 pub use error::{CallError, Error, LoadCause};
 pub use events::{Event, EventBus, EventStream, Received, Stamped};

@@ -15,7 +15,7 @@ use crate::events::{EventBus, EventStream};
 use crate::handle::ModuleHandle;
 use crate::history::HistoryEntry;
 use crate::loader::Loader;
-use crate::supervisor::{Internal, InternalMsg, Supervisor, SupervisorArgs, SupervisorMsg};
+use crate::supervisor::{Supervisor, SupervisorArgs, SupervisorMsg};
 
 /// A running node.
 ///
@@ -68,6 +68,7 @@ impl Node {
         let loader = Loader::new(copy_dir.clone(), config.effective_library_dirs());
         let directory: Directory = Arc::new(RwLock::new(HashMap::new()));
         let args = SupervisorArgs {
+            base: config.clone(),
             node: config.name.clone(),
             loader,
             bus: bus.clone(),
@@ -92,18 +93,7 @@ impl Node {
             temp_copy_dir: default_copy_dir.then_some(copy_dir),
         };
         for spec in config.modules {
-            let added = node
-                .sup
-                .call(
-                    |reply| SupervisorMsg::Internal(InternalMsg(Internal::AddModule(spec, reply))),
-                    None,
-                )
-                .await;
-            let result = match added {
-                Ok(ractor::rpc::CallResult::Success(r)) => r,
-                _ => Err(Error::NodeDown),
-            };
-            if let Err(e) = result {
+            if let Err(e) = node.admin().add_module(spec).await {
                 node.shutdown().await;
                 return Err(e);
             }

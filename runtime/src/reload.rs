@@ -42,6 +42,8 @@ use crate::module_actor::Instance;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Phase {
+    /// Dev mode: `cargo build` of the module's crate (before prepare).
+    Build,
     /// Load and check the new library.
     Prepare,
     /// Deliver `Swap` through every instance's mailbox.
@@ -64,6 +66,7 @@ impl Phase {
     /// The phase's name as used in events, metrics and history.
     pub fn as_str(self) -> &'static str {
         match self {
+            Phase::Build => "build",
             Phase::Prepare => "prepare",
             Phase::Drain => "drain",
             Phase::Snapshot => "snapshot",

@@ -13,9 +13,11 @@ use molt_abi::ErrorKind;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 
 use crate::admin::{
-    AdminMsg, InstanceStatus, ModuleStatus, NodeStatus, ReloadOptions, ReloadReport,
+    Admin, AdminMsg, ConfigReport, InstanceStatus, ModuleStatus, NodeStatus, ReloadOptions,
+    ReloadReport,
 };
-use crate::config::{Limits, ModuleSpec};
+use crate::config::diff::{self, Change};
+use crate::config::{Limits, ModuleSpec, NodeConfig};
 use crate::directory::{Directory, InstanceShared, ModuleSlot, Route};
 use crate::error::Error;
 use crate::events::{Event, EventBus};
@@ -49,8 +51,14 @@ impl std::fmt::Debug for InternalMsg {
 }
 
 pub(crate) enum Internal {
-    AddModule(ModuleSpec, RpcReplyPort<Result<(), Error>>),
     ReloadDone(Box<ReloadDone>),
+    ConfigDone(Box<ConfigDone>),
+}
+
+pub(crate) struct ConfigDone {
+    at: SystemTime,
+    report: ConfigReport,
+    reply: RpcReplyPort<Result<ConfigReport, Error>>,
 }
 
 pub(crate) struct ReloadDone {
@@ -76,6 +84,9 @@ struct ModuleEntry {
 
 /// Arguments of the supervisor.
 pub(crate) struct SupervisorArgs {
+    /// The node-level settings (its `modules` are ignored: the table is the
+    /// truth about modules).
+    pub base: NodeConfig,
     pub node: String,
     pub loader: Loader,
     pub bus: EventBus,
@@ -85,6 +96,8 @@ pub(crate) struct SupervisorArgs {
 }
 
 pub(crate) struct SupState {
+    base: NodeConfig,
+    applying_config: bool,
     node: String,
     started: Instant,
     table: BTreeMap<String, ModuleEntry>,
@@ -241,7 +254,8 @@ impl Supervisor {
             return;
         }
         let (source, mode, asked) = match action {
-            Action::Reload => {
+            // (A configuration change reloads through `Action::Reload`.)
+            Action::Reload | Action::ApplyConfig => {
                 let path = options
                     .library
                     .clone()
@@ -393,7 +407,7 @@ impl Supervisor {
                 let to = target.code_version.clone();
                 tracing::info!(target: "molt::supervisor", module = %module, %from, %to, pause_us, "{} committed", action_name(action));
                 st.bus.publish(match action {
-                    Action::Reload => Event::ModuleReloaded {
+                    Action::Reload | Action::ApplyConfig => Event::ModuleReloaded {
                         name: module.clone(),
                         from: from.clone(),
                         to: to.clone(),
@@ -456,6 +470,222 @@ impl Supervisor {
         };
         st.history.push(record);
         let _ = reply.send(result);
+    }
+
+    fn running_config(st: &SupState) -> NodeConfig {
+        let mut c = st.base.clone();
+        c.modules = st.table.values().map(|e| e.spec.clone()).collect();
+        c
+    }
+
+    /// Takes the module out of the directory (new sends fail), then drains
+    /// and stops its instances in a task; replies when they have stopped.
+    fn remove_module(st: &mut SupState, module: String, reply: RpcReplyPort<Result<(), Error>>) {
+        match st.table.get(&module) {
+            None => {
+                let _ = reply.send(Err(Error::UnknownModule(module)));
+                return;
+            }
+            Some(e) if e.reloading => {
+                let _ = reply.send(Err(Error::ReloadInProgress(module)));
+                return;
+            }
+            Some(_) => {}
+        }
+        let entry = st.table.remove(&module).expect("checked above");
+        if let Ok(mut dir) = st.directory.write() {
+            dir.remove(&module);
+        }
+        let routes = entry.slot.routes.load().as_ref().clone();
+        entry.slot.routes.store(Arc::new(Vec::new()));
+        tracing::info!(target: "molt::supervisor", module = %module, "removing: draining {} instance(s)", routes.len());
+        tokio::spawn(async move {
+            drain_all(routes).await;
+            let _ = reply.send(Ok(()));
+        });
+    }
+
+    async fn scale(
+        myself: &ActorRef<SupervisorMsg>,
+        st: &mut SupState,
+        module: String,
+        instances: u32,
+        reply: RpcReplyPort<Result<(), Error>>,
+    ) {
+        let result = Self::scale_inner(myself, st, &module, instances).await;
+        match result {
+            Ok(removed) if !removed.is_empty() => {
+                tokio::spawn(async move {
+                    drain_all(removed).await;
+                    let _ = reply.send(Ok(()));
+                });
+            }
+            Ok(_) => {
+                let _ = reply.send(Ok(()));
+            }
+            Err(e) => {
+                let _ = reply.send(Err(e));
+            }
+        }
+    }
+
+    /// Scales and returns the routes of the removed instances (to drain).
+    async fn scale_inner(
+        myself: &ActorRef<SupervisorMsg>,
+        st: &mut SupState,
+        module: &str,
+        instances: u32,
+    ) -> Result<Vec<Route>, Error> {
+        if instances == 0 {
+            return Err(Error::Config(format!(
+                "module {module:?}: instances must be at least 1"
+            )));
+        }
+        let Some(entry) = st.table.get(module) else {
+            return Err(Error::UnknownModule(module.to_string()));
+        };
+        if entry.reloading {
+            return Err(Error::ReloadInProgress(module.to_string()));
+        }
+        let (lib, config, slot) = (
+            entry.current.clone(),
+            entry.config.clone(),
+            entry.slot.clone(),
+        );
+        let mut routes = slot.routes.load().as_ref().clone();
+        let current = routes.len() as u32;
+        let name: Arc<str> = Arc::from(module);
+        let mut removed = Vec::new();
+        if instances > current {
+            for index in current..instances {
+                let shared = InstanceShared::new(index);
+                let route = Self::spawn_instance(
+                    myself,
+                    st,
+                    &name,
+                    lib.clone(),
+                    config.clone(),
+                    shared,
+                    StartFrom::Fresh,
+                )
+                .await?;
+                routes.push(route);
+                // Each started instance is visible at once: a failure later
+                // leaves the ones already started serving.
+                slot.routes.store(Arc::new(routes.clone()));
+            }
+        } else {
+            removed = routes.split_off(instances as usize);
+            slot.routes.store(Arc::new(routes));
+        }
+        if let Some(entry) = st.table.get_mut(module) {
+            entry.spec.instances = instances;
+        }
+        tracing::info!(target: "molt::supervisor", module, from = current, to = instances, "scaled");
+        Ok(removed)
+    }
+
+    fn apply_config(
+        myself: &ActorRef<SupervisorMsg>,
+        st: &mut SupState,
+        config: NodeConfig,
+        reply: RpcReplyPort<Result<ConfigReport, Error>>,
+    ) {
+        let reject =
+            |st: &mut SupState, e: Error, reply: RpcReplyPort<Result<ConfigReport, Error>>| {
+                st.bus.publish(Event::ConfigRejected {
+                    error: e.to_string(),
+                });
+                st.history.push(HistoryEntry {
+                    id: 0,
+                    at: SystemTime::now(),
+                    module: String::new(),
+                    action: Action::ApplyConfig,
+                    from: String::new(),
+                    to: String::new(),
+                    outcome: Outcome::Refused,
+                    phase: None,
+                    error: Some(e.to_string()),
+                    pause_us: 0,
+                });
+                let _ = reply.send(Err(e));
+            };
+        if let Err(e) = config.validate() {
+            return reject(st, e, reply);
+        }
+        if st.applying_config {
+            let e = Error::Config("another configuration change is being applied".into());
+            return reject(st, e, reply);
+        }
+        let plan = diff::plan(&Self::running_config(st), &config);
+        if !plan.is_applicable() {
+            return reject(
+                st,
+                Error::ConfigRejected {
+                    keys: plan.restart_keys,
+                },
+                reply,
+            );
+        }
+        st.applying_config = true;
+        let admin = Admin::new(myself.clone());
+        let me = myself.clone();
+        let at = SystemTime::now();
+        tokio::spawn(async move {
+            let mut changes = Vec::with_capacity(plan.changes.len());
+            for change in plan.changes {
+                let result = apply_change(&admin, &change)
+                    .await
+                    .map_err(|e| e.to_string());
+                changes.push((change, result));
+            }
+            let done = ConfigDone {
+                at,
+                report: ConfigReport { changes },
+                reply,
+            };
+            let _ = me.send_message(SupervisorMsg::Internal(InternalMsg(Internal::ConfigDone(
+                Box::new(done),
+            ))));
+        });
+    }
+
+    fn finish_config(st: &mut SupState, done: ConfigDone) {
+        st.applying_config = false;
+        let ConfigDone { at, report, reply } = done;
+        let applied: Vec<String> = report
+            .changes
+            .iter()
+            .filter(|(_, r)| r.is_ok())
+            .map(|(c, _)| c.describe())
+            .collect();
+        let failed: Vec<String> = report
+            .changes
+            .iter()
+            .filter_map(|(c, r)| r.as_ref().err().map(|e| format!("{}: {e}", c.describe())))
+            .collect();
+        st.history.push(HistoryEntry {
+            id: 0,
+            at,
+            module: String::new(),
+            action: Action::ApplyConfig,
+            from: String::new(),
+            to: applied.join("; "),
+            outcome: if failed.is_empty() {
+                Outcome::Committed
+            } else {
+                Outcome::RolledBack
+            },
+            phase: None,
+            error: (!failed.is_empty()).then(|| failed.join("; ")),
+            pause_us: 0,
+        });
+        tracing::info!(target: "molt::supervisor", applied = applied.len(), failed = failed.len(), "configuration change applied");
+        st.bus.publish(Event::ConfigApplied {
+            changes: applied,
+            failed,
+        });
+        let _ = reply.send(Ok(report));
     }
 
     fn status(st: &SupState) -> NodeStatus {
@@ -544,6 +774,44 @@ fn action_name(a: Action) -> &'static str {
     match a {
         Action::Reload => "reload",
         Action::Rollback => "rollback",
+        Action::ApplyConfig => "configuration change",
+    }
+}
+
+/// Lets each instance handle what is already in its mailbox, then stops it
+/// (its `stop` runs in `post_stop`).
+async fn drain_all(routes: Vec<Route>) {
+    for route in routes {
+        if let Err(e) = route
+            .actor
+            .drain_and_wait(Some(std::time::Duration::from_secs(60)))
+            .await
+        {
+            tracing::warn!(target: "molt::supervisor", instance = route.shared.index, "drain did not finish: {e}");
+            route.actor.stop(None);
+        }
+    }
+}
+
+async fn apply_change(admin: &Admin, change: &Change) -> Result<(), Error> {
+    match change {
+        Change::Added { spec } => admin.add_module(spec.clone()).await,
+        Change::Removed { module } => admin.remove_module(module).await,
+        Change::Reload {
+            module,
+            library,
+            config,
+        } => admin
+            .reload(
+                module,
+                ReloadOptions {
+                    library: library.clone(),
+                    config: config.clone(),
+                },
+            )
+            .await
+            .map(|_| ()),
+        Change::Instances { module, to, .. } => admin.scale(module, *to).await,
     }
 }
 
@@ -564,7 +832,11 @@ impl Actor for Supervisor {
         _myself: ActorRef<SupervisorMsg>,
         args: SupervisorArgs,
     ) -> Result<SupState, ActorProcessingErr> {
+        let mut base = args.base;
+        base.modules.clear();
         Ok(SupState {
+            base,
+            applying_config: false,
             node: args.node,
             started: Instant::now(),
             table: BTreeMap::new(),
@@ -607,9 +879,26 @@ impl Actor for Supervisor {
             SupervisorMsg::Admin(AdminMsg::History { reply }) => {
                 let _ = reply.send(st.history.entries());
             }
-            SupervisorMsg::Internal(InternalMsg(Internal::AddModule(spec, reply))) => {
+            SupervisorMsg::Admin(AdminMsg::AddModule { spec, reply }) => {
                 let result = Self::add_module(&myself, st, spec).await;
                 let _ = reply.send(result);
+            }
+            SupervisorMsg::Admin(AdminMsg::RemoveModule { module, reply }) => {
+                Self::remove_module(st, module, reply)
+            }
+            SupervisorMsg::Admin(AdminMsg::Scale {
+                module,
+                instances,
+                reply,
+            }) => Self::scale(&myself, st, module, instances, reply).await,
+            SupervisorMsg::Admin(AdminMsg::RunningConfig { reply }) => {
+                let _ = reply.send(Self::running_config(st));
+            }
+            SupervisorMsg::Admin(AdminMsg::ApplyConfig { config, reply }) => {
+                Self::apply_config(&myself, st, config, reply)
+            }
+            SupervisorMsg::Internal(InternalMsg(Internal::ConfigDone(done))) => {
+                Self::finish_config(st, *done)
             }
             SupervisorMsg::Internal(InternalMsg(Internal::ReloadDone(done))) => {
                 Self::finish_reload(st, *done)

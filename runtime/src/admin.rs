@@ -12,6 +12,7 @@ use crate::config::diff::Change;
 use crate::config::{ModuleSpec, NodeConfig};
 use crate::error::Error;
 use crate::history::HistoryEntry;
+use crate::reload::Phase;
 use crate::supervisor::SupervisorMsg;
 
 /// Options of a reload.
@@ -190,6 +191,26 @@ pub enum AdminMsg {
         /// Where the result goes.
         reply: RpcReplyPort<Result<ConfigReport, Error>>,
     },
+    /// Reads, parses and validates a config file, then applies it like
+    /// [`AdminMsg::ApplyConfig`]; an invalid file is rejected (history,
+    /// `config.rejected`) and the running config stays untouched.
+    ApplyConfigFile {
+        /// The config file.
+        path: PathBuf,
+        /// Where the result goes.
+        reply: RpcReplyPort<Result<ConfigReport, Error>>,
+    },
+    /// Records a reload that failed before the protocol could start (dev
+    /// mode: a compile error, `phase` = build): history and
+    /// `module.reload_failed`. The old version keeps serving.
+    RecordFailure {
+        /// The module.
+        module: String,
+        /// The phase that failed.
+        phase: Phase,
+        /// The error.
+        error: String,
+    },
 }
 
 /// The outcome of an applied configuration change.
@@ -321,6 +342,36 @@ impl Admin {
     pub async fn apply_config(&self, config: NodeConfig) -> Result<ConfigReport, Error> {
         self.ask(|reply| AdminMsg::ApplyConfig { config, reply })
             .await?
+    }
+
+    /// Applies a config file (see [`AdminMsg::ApplyConfigFile`]).
+    ///
+    /// # Errors
+    /// [`Error::ConfigFile`] for an invalid file, and the errors of
+    /// [`Admin::apply_config`].
+    pub async fn apply_config_file(&self, path: impl Into<PathBuf>) -> Result<ConfigReport, Error> {
+        let path = path.into();
+        self.ask(|reply| AdminMsg::ApplyConfigFile { path, reply })
+            .await?
+    }
+
+    /// Records a failure outside the protocol (see [`AdminMsg::RecordFailure`]).
+    ///
+    /// # Errors
+    /// [`Error::NodeDown`].
+    pub fn record_failure(
+        &self,
+        module: &str,
+        phase: Phase,
+        error: impl Into<String>,
+    ) -> Result<(), Error> {
+        self.sup
+            .send_message(SupervisorMsg::Admin(AdminMsg::RecordFailure {
+                module: module.to_string(),
+                phase,
+                error: error.into(),
+            }))
+            .map_err(|_| Error::NodeDown)
     }
 
     async fn ask<T: Send + 'static>(

@@ -2,6 +2,7 @@
 //! job of the config-file layer; the runtime takes the struct.)
 
 pub mod diff;
+pub mod file;
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -59,6 +59,18 @@ pub enum Error {
     /// The node configuration is invalid.
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// The config file is invalid.
+    #[error("{}:{line}:{column}: {message}", path.display())]
+    ConfigFile {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line (0 when the file could not be read).
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// What is wrong, naming the key.
+        message: String,
+    },
     /// No module of that name runs on this node.
     #[error("no module named {0:?} runs on this node")]
     UnknownModule(String),

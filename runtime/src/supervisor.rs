@@ -591,35 +591,16 @@ impl Supervisor {
         config: NodeConfig,
         reply: RpcReplyPort<Result<ConfigReport, Error>>,
     ) {
-        let reject =
-            |st: &mut SupState, e: Error, reply: RpcReplyPort<Result<ConfigReport, Error>>| {
-                st.bus.publish(Event::ConfigRejected {
-                    error: e.to_string(),
-                });
-                st.history.push(HistoryEntry {
-                    id: 0,
-                    at: SystemTime::now(),
-                    module: String::new(),
-                    action: Action::ApplyConfig,
-                    from: String::new(),
-                    to: String::new(),
-                    outcome: Outcome::Refused,
-                    phase: None,
-                    error: Some(e.to_string()),
-                    pause_us: 0,
-                });
-                let _ = reply.send(Err(e));
-            };
         if let Err(e) = config.validate() {
-            return reject(st, e, reply);
+            return Self::reject_config(st, e, reply);
         }
         if st.applying_config {
             let e = Error::Config("another configuration change is being applied".into());
-            return reject(st, e, reply);
+            return Self::reject_config(st, e, reply);
         }
         let plan = diff::plan(&Self::running_config(st), &config);
         if !plan.is_applicable() {
-            return reject(
+            return Self::reject_config(
                 st,
                 Error::ConfigRejected {
                     keys: plan.restart_keys,
@@ -647,6 +628,56 @@ impl Supervisor {
             let _ = me.send_message(SupervisorMsg::Internal(InternalMsg(Internal::ConfigDone(
                 Box::new(done),
             ))));
+        });
+    }
+
+    fn reject_config(
+        st: &mut SupState,
+        e: Error,
+        reply: RpcReplyPort<Result<ConfigReport, Error>>,
+    ) {
+        tracing::warn!(target: "molt::supervisor", "configuration change rejected: {e}");
+        st.bus.publish(Event::ConfigRejected {
+            error: e.to_string(),
+        });
+        st.history.push(HistoryEntry {
+            id: 0,
+            at: SystemTime::now(),
+            module: String::new(),
+            action: Action::ApplyConfig,
+            from: String::new(),
+            to: String::new(),
+            outcome: Outcome::Refused,
+            phase: None,
+            error: Some(e.to_string()),
+            pause_us: 0,
+        });
+        let _ = reply.send(Err(e));
+    }
+
+    fn record_failure(st: &mut SupState, module: String, phase: Phase, error: String) {
+        let from = st
+            .table
+            .get(&module)
+            .map(|e| e.current.code_version.clone())
+            .unwrap_or_default();
+        tracing::warn!(target: "molt::supervisor", module = %module, phase = %phase, "reload failed, {from} keeps serving: {error}");
+        st.bus.publish(Event::ModuleReloadFailed {
+            name: module.clone(),
+            phase: phase.to_string(),
+            error: error.clone(),
+        });
+        st.history.push(HistoryEntry {
+            id: 0,
+            at: SystemTime::now(),
+            module,
+            action: Action::Reload,
+            from,
+            to: String::new(),
+            outcome: Outcome::Rejected,
+            phase: Some(phase.to_string()),
+            error: Some(error),
+            pause_us: 0,
         });
     }
 
@@ -897,6 +928,17 @@ impl Actor for Supervisor {
             SupervisorMsg::Admin(AdminMsg::ApplyConfig { config, reply }) => {
                 Self::apply_config(&myself, st, config, reply)
             }
+            SupervisorMsg::Admin(AdminMsg::ApplyConfigFile { path, reply }) => {
+                match crate::config::file::load(&path) {
+                    Ok(config) => Self::apply_config(&myself, st, config, reply),
+                    Err(e) => Self::reject_config(st, e, reply),
+                }
+            }
+            SupervisorMsg::Admin(AdminMsg::RecordFailure {
+                module,
+                phase,
+                error,
+            }) => Self::record_failure(st, module, phase, error),
             SupervisorMsg::Internal(InternalMsg(Internal::ConfigDone(done))) => {
                 Self::finish_config(st, *done)
             }

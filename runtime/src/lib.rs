@@ -22,6 +22,7 @@ mod handle;
 pub mod history;
 mod host_ctx;
 pub mod loader;
+pub mod metrics;
 mod module_actor;
 mod node;
 pub mod reload;

@@ -60,6 +60,7 @@ impl Node {
     /// As [`Node::start`].
     pub async fn start_with_bus(config: NodeConfig, bus: EventBus) -> Result<Node, Error> {
         config.validate()?;
+        crate::metrics::install();
         let default_copy_dir = config.copy_dir.is_none();
         let copy_dir = config
             .copy_dir

@@ -176,7 +176,9 @@ pub(crate) async fn on_instance(inst: &mut Instance, req: SwapRequest) {
             // Wait longer than the coordinator can take to decide, so no
             // instance rolls back on its own while the others commit.
             let wait = limits.prepare_timeout + limits.decision_timeout;
+            let t = Instant::now();
             let decided = commit::await_decision(decision, wait).await;
+            crate::metrics::phase(&inst.module, Phase::Commit, t.elapsed());
             match decided {
                 Decision::Commit => {
                     commit::apply(inst, candidate, target.clone(), config.clone());
@@ -190,6 +192,7 @@ pub(crate) async fn on_instance(inst: &mut Instance, req: SwapRequest) {
         }
     };
     let pause = replay::resume(inst, paused_at);
+    crate::metrics::pause(&inst.module, pause);
     let _ = done.send(InstanceReport {
         index: inst.index(),
         committed,
@@ -213,10 +216,22 @@ async fn prepare_instance(
     mode: SwapMode,
     limits: &Limits,
 ) -> Result<Candidate, PhaseFailure> {
+    let module = inst.module.clone();
+    let timed =
+        |phase: Phase, since: Instant| crate::metrics::phase(&module, phase, since.elapsed());
+    let t = Instant::now();
     let state = snapshot::take(inst, mode)?;
+    timed(Phase::Snapshot, t);
+    let t = Instant::now();
     let new = migrate::restore(inst, target, state.as_ref(), config)?;
+    timed(Phase::Migrate, t);
+    let t = Instant::now();
     let new = swap::start_new(inst, new)?;
-    match verify::check(inst.ctx.clone(), new, target, config, limits).await {
+    timed(Phase::Swap, t);
+    let t = Instant::now();
+    let verified = verify::check(inst.ctx.clone(), new, target, config, limits).await;
+    timed(Phase::Verify, t);
+    match verified {
         // Without a round-trip snapshot, the state handed over is the last
         // good one: the new library has just migrated it successfully.
         Ok(candidate) => Ok(Candidate {
@@ -273,7 +288,10 @@ async fn run_phases(plan: Plan) -> Outcome {
     let target = match plan.source {
         Source::Loaded(lib) => lib,
         Source::Path(path) => match prepare::load(&plan.loader, path, &plan.module).await {
-            Ok(lib) => lib,
+            Ok(lib) => {
+                crate::metrics::phase(&plan.module, Phase::Prepare, lib.load_time);
+                lib
+            }
             Err(e) => {
                 return Outcome {
                     target: None,

@@ -219,6 +219,7 @@ impl Supervisor {
     }
 
     fn refuse(st: &mut SupState, module: &str, action: Action, from: String, error: &Error) {
+        crate::metrics::reload_finished(module, Outcome::Refused);
         st.history.push(HistoryEntry {
             id: 0,
             at: SystemTime::now(),
@@ -468,6 +469,7 @@ impl Supervisor {
                 }
             }
         };
+        crate::metrics::reload_finished(&module, record.outcome);
         st.history.push(record);
         let _ = reply.send(result);
     }
@@ -662,6 +664,7 @@ impl Supervisor {
             .map(|e| e.current.code_version.clone())
             .unwrap_or_default();
         tracing::warn!(target: "molt::supervisor", module = %module, phase = %phase, "reload failed, {from} keeps serving: {error}");
+        crate::metrics::reload_finished(&module, Outcome::Rejected);
         st.bus.publish(Event::ModuleReloadFailed {
             name: module.clone(),
             phase: phase.to_string(),

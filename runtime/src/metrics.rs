@@ -1,0 +1,117 @@
+//! Prometheus metrics (prefix `molt_`), through the `metrics` facade.
+//!
+//! The message hot path pays nothing extra: message and error counts and
+//! mailbox depths already live in each instance's shared atomics (for
+//! status); they are copied into the registry when it is scraped
+//! ([`render`]). Reload metrics are recorded as reloads happen.
+//!
+//! | metric | type | labels |
+//! |---|---|---|
+//! | `molt_reloads_total` | counter | module, result (committed, rolled_back, rejected, refused) |
+//! | `molt_reload_phase_seconds` | histogram | module, phase |
+//! | `molt_swap_pause_seconds` | histogram | module |
+//! | `molt_mailbox_depth` | gauge | module, instance |
+//! | `molt_messages_total` | counter | module |
+//! | `molt_handler_errors_total` | counter | module |
+//! | `molt_module_info` | gauge (1) | module, code_version, state_version |
+//! | `molt_libraries_mapped` | gauge | |
+//! | `molt_module_<name>` | counter / gauge | module (what modules count through their context) |
+
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+use crate::admin::NodeStatus;
+use crate::history::Outcome;
+
+/// Bucket bounds (seconds) of the duration histograms: 10 µs to 10 s.
+const BUCKETS: &[f64] = &[
+    0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+    0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+
+/// Installs molt's Prometheus recorder as the process's `metrics` recorder
+/// (once; later calls return the same handle). `None` when the application
+/// installed another recorder first: molt's metrics then go to that one.
+pub fn install() -> Option<&'static PrometheusHandle> {
+    HANDLE
+        .get_or_init(|| {
+            PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), BUCKETS)
+                .ok()?
+                .install_recorder()
+                .map_err(|e| tracing::info!(target: "molt::metrics", "not installing molt's recorder: {e}"))
+                .ok()
+        })
+        .as_ref()
+}
+
+/// The metrics as Prometheus text, after copying the scrape-time values
+/// (mailbox depths, message counts, module info, mapped libraries) from
+/// `status`.
+///
+/// # Errors
+/// When molt's recorder is not installed (another one was first).
+pub fn render(status: &NodeStatus) -> Result<String, String> {
+    let handle = install().ok_or("molt's Prometheus recorder is not installed (another metrics recorder was installed first)")?;
+    publish_status(status);
+    Ok(handle.render())
+}
+
+/// Module info labels set last time, to zero a module's old version.
+static INFO: OnceLock<Mutex<HashMap<String, (String, String)>>> = OnceLock::new();
+
+fn publish_status(status: &NodeStatus) {
+    metrics::gauge!("molt_libraries_mapped").set(status.libraries_mapped as f64);
+    let mut info = INFO
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    for m in &status.modules {
+        let (mut handled, mut failed) = (0u64, 0u64);
+        for i in &m.instances {
+            handled += i.handled;
+            failed += i.failed;
+            metrics::gauge!("molt_mailbox_depth", "module" => m.name.clone(), "instance" => i.index.to_string())
+                .set(i.mailbox_depth as f64);
+        }
+        metrics::counter!("molt_messages_total", "module" => m.name.clone()).absolute(handled);
+        metrics::counter!("molt_handler_errors_total", "module" => m.name.clone()).absolute(failed);
+        let now = (m.code_version.clone(), m.state_version.to_string());
+        if let Some((code, state)) = info.get(&m.name).filter(|old| **old != now) {
+            metrics::gauge!("molt_module_info", "module" => m.name.clone(), "code_version" => code.clone(), "state_version" => state.clone())
+                .set(0.0);
+        }
+        metrics::gauge!("molt_module_info", "module" => m.name.clone(), "code_version" => now.0.clone(), "state_version" => now.1.clone())
+            .set(1.0);
+        info.insert(m.name.clone(), now);
+    }
+}
+
+/// Counts a reload attempt by its outcome.
+pub(crate) fn reload_finished(module: &str, outcome: Outcome) {
+    let result = match outcome {
+        Outcome::Committed => "committed",
+        Outcome::RolledBack => "rolled_back",
+        Outcome::Rejected => "rejected",
+        Outcome::Refused => "refused",
+    };
+    metrics::counter!("molt_reloads_total", "module" => module.to_string(), "result" => result)
+        .increment(1);
+}
+
+/// Records how long one phase took on one instance (or in the coordinator).
+pub(crate) fn phase(module: &str, phase: crate::reload::Phase, took: Duration) {
+    metrics::histogram!("molt_reload_phase_seconds", "module" => module.to_string(), "phase" => phase.as_str())
+        .record(took.as_secs_f64());
+}
+
+/// Records an instance's swap pause.
+pub(crate) fn pause(module: &str, took: Duration) {
+    metrics::histogram!("molt_swap_pause_seconds", "module" => module.to_string())
+        .record(took.as_secs_f64());
+}

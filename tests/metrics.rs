@@ -1,0 +1,96 @@
+//! The Prometheus text carries molt's metric names with the right values
+//! after a successful and a failed reload.
+
+mod common;
+
+use kv_proto::{Msg, Proto};
+use molt::{ModuleSpec, ReloadOptions};
+
+/// The value of the sample `name{labels}` (labels given as they render,
+/// in any order), or None.
+fn sample(text: &str, name: &str, labels: &[&str]) -> Option<f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find(|l| {
+            let (series, _) = l.rsplit_once(' ').unwrap_or((l, ""));
+            (series == name || series.starts_with(&format!("{name}{{")))
+                && labels.iter().all(|lab| series.contains(lab))
+        })
+        .and_then(|l| l.rsplit_once(' ').and_then(|(_, v)| v.parse().ok()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_after_a_committed_and_a_rejected_reload() {
+    let f = common::fixtures();
+    // Module names are labels: use one no other test in this binary uses.
+    let node = common::start("metrics", ModuleSpec::new("kv", &f.kv)).await;
+    let kv = node.module::<Proto>("kv").unwrap();
+    for i in 0..10u64 {
+        kv.call(Msg::Push {
+            stream: "s".into(),
+            seq: i,
+        })
+        .await
+        .unwrap();
+    }
+    kv.call(Msg::Fail {
+        reason: "on purpose".into(),
+    })
+    .await
+    .unwrap_err();
+    node.reload("kv", ReloadOptions::library(&f.kv_v2))
+        .await
+        .unwrap();
+    node.reload("kv", ReloadOptions::library(&f.counter))
+        .await
+        .unwrap_err();
+
+    let status = node.status().await.unwrap();
+    let text = molt::metrics::render(&status).expect("molt's recorder is installed");
+    let m = r#"module="kv""#;
+    assert_eq!(
+        sample(&text, "molt_reloads_total", &[m, r#"result="committed""#]),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "molt_reloads_total", &[m, r#"result="rejected""#]),
+        Some(1.0)
+    );
+    assert_eq!(sample(&text, "molt_messages_total", &[m]), Some(11.0));
+    assert_eq!(sample(&text, "molt_handler_errors_total", &[m]), Some(1.0));
+    assert_eq!(
+        sample(&text, "molt_mailbox_depth", &[m, r#"instance="0""#]),
+        Some(0.0)
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "molt_module_info",
+            &[m, r#"code_version="2.0.0""#, r#"state_version="2""#]
+        ),
+        Some(1.0)
+    );
+    assert!(sample(&text, "molt_libraries_mapped", &[]).unwrap() >= 2.0);
+    assert_eq!(
+        sample(&text, "molt_swap_pause_seconds_count", &[m]),
+        Some(1.0),
+        "one instance paused once"
+    );
+    for phase in ["prepare", "snapshot", "migrate", "swap", "verify", "commit"] {
+        assert_eq!(
+            sample(
+                &text,
+                "molt_reload_phase_seconds_count",
+                &[m, &format!(r#"phase="{phase}""#)]
+            ),
+            Some(1.0),
+            "phase {phase}: {text}"
+        );
+    }
+    assert!(
+        text.contains("# TYPE molt_swap_pause_seconds histogram"),
+        "{text}"
+    );
+    node.shutdown().await;
+}

@@ -187,7 +187,7 @@ pub enum AdminMsg {
     /// differ (DESIGN.md §4).
     ApplyConfig {
         /// The new configuration.
-        config: NodeConfig,
+        config: Box<NodeConfig>,
         /// Where the result goes.
         reply: RpcReplyPort<Result<ConfigReport, Error>>,
     },
@@ -340,8 +340,11 @@ impl Admin {
     /// [`Error::ConfigRejected`] listing the node-level keys that need a
     /// restart (nothing applied), [`Error::Config`] for an invalid config.
     pub async fn apply_config(&self, config: NodeConfig) -> Result<ConfigReport, Error> {
-        self.ask(|reply| AdminMsg::ApplyConfig { config, reply })
-            .await?
+        self.ask(|reply| AdminMsg::ApplyConfig {
+            config: Box::new(config),
+            reply,
+        })
+        .await?
     }
 
     /// Applies a config file (see [`AdminMsg::ApplyConfigFile`]).

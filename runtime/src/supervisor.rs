@@ -929,7 +929,7 @@ impl Actor for Supervisor {
                 let _ = reply.send(Self::running_config(st));
             }
             SupervisorMsg::Admin(AdminMsg::ApplyConfig { config, reply }) => {
-                Self::apply_config(&myself, st, config, reply)
+                Self::apply_config(&myself, st, *config, reply)
             }
             SupervisorMsg::Admin(AdminMsg::ApplyConfigFile { path, reply }) => {
                 match crate::config::file::load(&path) {

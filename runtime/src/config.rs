@@ -139,6 +139,10 @@ pub struct NodeConfig {
     /// How many reload attempts the in-memory history keeps.
     #[serde(default = "history_len")]
     pub history_len: usize,
+    /// An append-only audit file of the history (JSON lines), read back at
+    /// start so the history survives a restart.
+    #[serde(default)]
+    pub history_file: Option<PathBuf>,
     /// Watch the library directories (and the config file) and reload on
     /// change. Admin reloads work either way.
     #[serde(default = "yes")]
@@ -184,6 +188,7 @@ impl NodeConfig {
             modules: Vec::new(),
             limits: Limits::default(),
             history_len: history_len(),
+            history_file: None,
             hot_reload: true,
             debounce_ms: debounce_ms(),
             dev: false,

@@ -1,12 +1,14 @@
 //! The reload history: every attempt, with its outcome, bounded in memory.
 
 use std::collections::VecDeque;
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// What was attempted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Action {
     /// A reload to a new (or the same) library.
@@ -18,7 +20,7 @@ pub enum Action {
 }
 
 /// How it ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     /// Every instance runs the new code.
@@ -33,7 +35,7 @@ pub enum Outcome {
 }
 
 /// One attempt.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HistoryEntry {
     /// Sequence number within this node's run.
     pub id: u64,
@@ -59,9 +61,9 @@ pub struct HistoryEntry {
 }
 
 mod unix_millis {
-    use std::time::{SystemTime, UNIX_EPOCH};
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-    use serde::Serializer;
+    use serde::{Deserialize, Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
         let ms = t
@@ -70,35 +72,94 @@ mod unix_millis {
             .unwrap_or(0);
         s.serialize_u64(ms)
     }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SystemTime, D::Error> {
+        u64::deserialize(d).map(|ms| UNIX_EPOCH + Duration::from_millis(ms))
+    }
 }
 
-/// A bounded list of attempts, oldest first.
-#[derive(Debug, Clone)]
+/// A bounded list of attempts, oldest first; optionally mirrored to an
+/// append-only JSON-lines audit file.
+#[derive(Debug)]
 pub struct History {
     entries: VecDeque<HistoryEntry>,
     capacity: usize,
     next_id: u64,
+    file: Option<PathBuf>,
 }
 
 impl History {
-    /// Keeps at most `capacity` entries.
+    /// Keeps at most `capacity` entries in memory.
     pub fn new(capacity: usize) -> Self {
         History {
             entries: VecDeque::new(),
             capacity: capacity.max(1),
             next_id: 1,
+            file: None,
         }
     }
 
-    /// Records an attempt, giving it the next id.
-    pub fn push(&mut self, mut entry: HistoryEntry) -> u64 {
-        entry.id = self.next_id;
-        self.next_id += 1;
+    /// Keeps at most `capacity` entries in memory and appends every entry
+    /// to `file`, after reading back the entries it already holds (the
+    /// newest `capacity` of them). Lines that do not parse are skipped with
+    /// a warning: the file is an audit log, not a database.
+    ///
+    /// # Errors
+    /// When the file exists but cannot be read.
+    pub fn with_file(capacity: usize, file: &Path) -> std::io::Result<Self> {
+        let mut history = History::new(capacity);
+        match std::fs::File::open(file) {
+            Ok(f) => {
+                for (n, line) in std::io::BufReader::new(f).lines().enumerate() {
+                    let line = line?;
+                    if line.trim().is_empty() {
+                        continue;
+                    }
+                    match serde_json::from_str::<HistoryEntry>(&line) {
+                        Ok(entry) => {
+                            history.next_id = history.next_id.max(entry.id + 1);
+                            history.keep(entry);
+                        }
+                        Err(e) => tracing::warn!(
+                            target: "molt::history",
+                            "{}:{}: skipping a history line that does not parse: {e}",
+                            file.display(),
+                            n + 1
+                        ),
+                    }
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        history.file = Some(file.to_path_buf());
+        Ok(history)
+    }
+
+    fn keep(&mut self, entry: HistoryEntry) {
         if self.entries.len() == self.capacity {
             self.entries.pop_front();
         }
-        let id = entry.id;
         self.entries.push_back(entry);
+    }
+
+    /// Records an attempt, giving it the next id, and appends it to the
+    /// audit file if there is one (a write failure is logged, never fatal).
+    pub fn push(&mut self, mut entry: HistoryEntry) -> u64 {
+        entry.id = self.next_id;
+        self.next_id += 1;
+        // Millisecond precision, as the audit file keeps it.
+        if let Ok(since) = entry.at.duration_since(std::time::UNIX_EPOCH) {
+            entry.at =
+                std::time::UNIX_EPOCH + std::time::Duration::from_millis(since.as_millis() as u64);
+        }
+        let id = entry.id;
+        if let Some(path) = &self.file {
+            if let Err(e) = append(path, &entry) {
+                tracing::error!(target: "molt::history", "cannot append to the audit file {}: {e}", path.display());
+            }
+        }
+        self.keep(entry);
         id
     }
 
@@ -106,4 +167,14 @@ impl History {
     pub fn entries(&self) -> Vec<HistoryEntry> {
         self.entries.iter().cloned().collect()
     }
+}
+
+fn append(path: &Path, entry: &HistoryEntry) -> std::io::Result<()> {
+    let mut line = serde_json::to_string(entry).map_err(std::io::Error::other)?;
+    line.push('\n');
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    f.write_all(line.as_bytes())
 }

@@ -868,13 +868,18 @@ impl Actor for Supervisor {
     ) -> Result<SupState, ActorProcessingErr> {
         let mut base = args.base;
         base.modules.clear();
+        let history = match &base.history_file {
+            Some(file) => History::with_file(args.history_len, file)
+                .map_err(|e| format!("cannot read the history file {}: {e}", file.display()))?,
+            None => History::new(args.history_len),
+        };
         Ok(SupState {
             base,
             applying_config: false,
             node: args.node,
             started: Instant::now(),
             table: BTreeMap::new(),
-            history: History::new(args.history_len),
+            history,
             loader: args.loader,
             bus: args.bus,
             directory: args.directory,

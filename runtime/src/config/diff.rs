@@ -138,6 +138,7 @@ pub fn plan(running: &NodeConfig, new: &NodeConfig) -> Plan {
     node_key("target_dir", running.target_dir != new.target_dir);
     node_key("limits", running.limits != new.limits);
     node_key("history_len", running.history_len != new.history_len);
+    node_key("history_file", running.history_file != new.history_file);
 
     let mut removed = Vec::new();
     let mut changed = Vec::new();

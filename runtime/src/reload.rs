@@ -147,6 +147,8 @@ pub(crate) struct SwapRequest {
     pub prepared: oneshot::Sender<Result<(), PhaseFailure>>,
     pub decision: oneshot::Receiver<Decision>,
     pub done: oneshot::Sender<InstanceReport>,
+    /// The coordinator's reload span: each instance's span is its child.
+    pub span: tracing::Span,
 }
 
 /// The instance side of a reload: phases 3 to 8, run inside the actor's
@@ -161,8 +163,16 @@ pub(crate) async fn on_instance(inst: &mut Instance, req: SwapRequest) {
         prepared,
         decision,
         done,
+        span: reload_span,
     } = req;
-    let span = tracing::debug_span!("swap", module = &*inst.module, instance = inst.index(), to = %target.code_version);
+    let span = tracing::info_span!(
+        parent: &reload_span,
+        "instance",
+        module = &*inst.module,
+        instance = inst.index(),
+        from = %inst.lib.code_version,
+        to = %target.code_version
+    );
     let outcome = prepare_instance(inst, &target, &config, mode, &limits)
         .instrument(span)
         .await;
@@ -217,19 +227,23 @@ async fn prepare_instance(
     limits: &Limits,
 ) -> Result<Candidate, PhaseFailure> {
     let module = inst.module.clone();
-    let timed =
-        |phase: Phase, since: Instant| crate::metrics::phase(&module, phase, since.elapsed());
+    // One child span and one duration sample per phase.
+    let phase = |phase: Phase| tracing::info_span!("phase", name = phase.as_str());
+    let timed = |p: Phase, since: Instant| crate::metrics::phase(&module, p, since.elapsed());
     let t = Instant::now();
-    let state = snapshot::take(inst, mode)?;
+    let state = phase(Phase::Snapshot).in_scope(|| snapshot::take(inst, mode))?;
     timed(Phase::Snapshot, t);
     let t = Instant::now();
-    let new = migrate::restore(inst, target, state.as_ref(), config)?;
+    let new = phase(Phase::Migrate)
+        .in_scope(|| migrate::restore(inst, target, state.as_ref(), config))?;
     timed(Phase::Migrate, t);
     let t = Instant::now();
-    let new = swap::start_new(inst, new)?;
+    let new = phase(Phase::Swap).in_scope(|| swap::start_new(inst, new))?;
     timed(Phase::Swap, t);
     let t = Instant::now();
-    let verified = verify::check(inst.ctx.clone(), new, target, config, limits).await;
+    let verified = verify::check(inst.ctx.clone(), new, target, config, limits)
+        .instrument(phase(Phase::Verify))
+        .await;
     timed(Phase::Verify, t);
     match verified {
         // Without a round-trip snapshot, the state handed over is the last
@@ -248,6 +262,8 @@ async fn prepare_instance(
 /// What the coordinator needs to run one reload.
 pub(crate) struct Plan {
     pub module: String,
+    /// The code version serving now.
+    pub from: String,
     /// The library to load, or an already loaded one (a rollback).
     pub source: Source,
     pub config: Arc<Vec<u8>>,
@@ -280,7 +296,12 @@ pub(crate) struct Committed {
 
 /// Runs phases 1, 2 and 7 for every instance of a module.
 pub(crate) async fn run(plan: Plan) -> Outcome {
-    let span = tracing::info_span!("reload", module = %plan.module);
+    let span = tracing::info_span!(
+        "reload",
+        module = %plan.module,
+        from = %plan.from,
+        to = tracing::field::Empty
+    );
     run_phases(plan).instrument(span).await
 }
 
@@ -301,6 +322,7 @@ async fn run_phases(plan: Plan) -> Outcome {
             }
         },
     };
+    tracing::Span::current().record("to", target.code_version.as_str());
     let pending = drain::send_swaps(&plan.routes, &target, &plan.config, plan.mode, &plan.limits);
     let result = commit::coordinate(pending, &plan.limits).await;
     Outcome {

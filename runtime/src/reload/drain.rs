@@ -43,6 +43,7 @@ pub(crate) fn send_swaps(
                 prepared: prepared_tx,
                 decision: decision_rx,
                 done: done_tx,
+                span: tracing::Span::current(),
             };
             // A failed send drops the request and with it `prepared_tx`.
             let _ = route.actor.send_message(ModuleMsg::Swap(Box::new(req)));

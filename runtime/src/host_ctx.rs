@@ -2,7 +2,8 @@
 //! subscriber, metrics into the host's `metrics` recorder, events onto the
 //! node's bus, messages to other modules through the directory.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use abi_stable::sabi_trait::TD_Opaque;
 use abi_stable::std_types::{RArc, RErr, ROk, RResult, RSlice, RStr, RString};
@@ -20,6 +21,10 @@ pub(crate) struct HostContext {
     instance: u32,
     bus: EventBus,
     directory: Directory,
+    /// Metric handles by name: registering (name formatting, label
+    /// allocation, registry lookup) happens once per name, not per call.
+    counters: Arc<Mutex<HashMap<String, metrics::Counter>>>,
+    gauges: Arc<Mutex<HashMap<String, metrics::Gauge>>>,
 }
 
 impl HostContext {
@@ -35,6 +40,8 @@ impl HostContext {
                 instance,
                 bus,
                 directory,
+                counters: Arc::default(),
+                gauges: Arc::default(),
             }),
             TD_Opaque,
         )
@@ -62,13 +69,25 @@ impl HostCtx for HostContext {
     }
 
     fn counter(&self, name: RStr<'_>, delta: u64) {
-        metrics::counter!(format!("molt_module_{}", name.as_str()), "module" => self.module.to_string())
-            .increment(delta);
+        let mut counters = self.counters.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = counters.get(name.as_str()) {
+            c.increment(delta);
+            return;
+        }
+        let c = metrics::counter!(format!("molt_module_{}", name.as_str()), "module" => self.module.to_string());
+        c.increment(delta);
+        counters.insert(name.as_str().to_string(), c);
     }
 
     fn gauge(&self, name: RStr<'_>, value: f64) {
-        metrics::gauge!(format!("molt_module_{}", name.as_str()), "module" => self.module.to_string())
-            .set(value);
+        let mut gauges = self.gauges.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(g) = gauges.get(name.as_str()) {
+            g.set(value);
+            return;
+        }
+        let g = metrics::gauge!(format!("molt_module_{}", name.as_str()), "module" => self.module.to_string());
+        g.set(value);
+        gauges.insert(name.as_str().to_string(), g);
     }
 
     fn publish(&self, topic: RStr<'_>, json: RStr<'_>) {

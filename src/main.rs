@@ -35,6 +35,7 @@ async fn main() -> ExitCode {
         packages: vec!["kv".into(), "counter".into()],
         release,
         target_dir: None,
+        progress: false,
     }) {
         Ok(libs) => libs,
         Err(e) => {

@@ -56,6 +56,7 @@ pub fn fixtures() -> &'static Fixtures {
             packages: packages.iter().map(|p| p.to_string()).collect(),
             release: false,
             target_dir: None,
+            progress: false,
         })
         .unwrap_or_else(|e| panic!("building the fixture libraries failed: {e}"));
         // Its own workspace (it enables a test-only molt-abi feature that
@@ -66,6 +67,7 @@ pub fn fixtures() -> &'static Fixtures {
             packages: vec![],
             release: false,
             target_dir: Some(target_dir(&root)),
+            progress: false,
         })
         .unwrap_or_else(|e| panic!("building the abi_mismatch fixture failed: {e}"));
         let f = Fixtures {

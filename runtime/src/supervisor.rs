@@ -27,6 +27,9 @@ use crate::module_actor::{InstanceArgs, ModuleActor, StartFrom};
 use crate::reload::{self, Phase, Plan, Source, SwapMode};
 
 /// The supervisor's messages: admin requests, and internal ones.
+// Admin messages (a whole `NodeConfig` in `ApplyConfig`) are rare; boxing them
+// would only add an allocation to every admin call.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum SupervisorMsg {
     /// An admin request.

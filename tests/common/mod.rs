@@ -32,7 +32,8 @@ fn find(libs: &[molt::cargo_build::BuiltLibrary], package: &str) -> PathBuf {
         .clone()
 }
 
-fn target_dir(root: &Path) -> PathBuf {
+/// The workspace's target dir (where the fixtures are built).
+pub fn target_dir(root: &Path) -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("target"))

@@ -312,3 +312,46 @@ async fn saves_in_two_crates_build_each_once() {
         started.elapsed()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_save_during_a_build_builds_once_more_after_it() {
+    let started = Instant::now();
+    let d = FixtureCrate::new("dev_d");
+    let node = Node::start(dev_config("dev-d").module(d.spec(&d.library)))
+        .await
+        .expect("the node starts");
+    let mut events = node.subscribe();
+
+    d.save("3.0.0", "");
+    assert_eq!(next(&mut events).await, building("dev_d"));
+    // The build runs (cargo takes far longer than this): save again.
+    d.save("3.0.1", "");
+    let mut seen = vec![building("dev_d")];
+    loop {
+        let e = next(&mut events).await;
+        let done = matches!(&e, Event::ModuleReloaded { to, .. } if to == "3.0.1");
+        seen.push(e);
+        if done {
+            break;
+        }
+    }
+    // Whatever else follows comes within the quiet time.
+    while let Ok(Some(e)) = tokio::time::timeout(QUIET, events.next_event()).await {
+        seen.push(e);
+    }
+    let builds = seen
+        .iter()
+        .filter(|e| e.kind() == "module.building")
+        .count();
+    assert_eq!(builds, 2, "one build, then exactly one more: {seen:#?}");
+    assert!(
+        seen.iter().all(|e| e.kind() != "module.reload_failed"),
+        "{seen:#?}"
+    );
+    assert_eq!(version(&node, "dev_d").await, "3.0.1");
+    node.shutdown().await;
+    eprintln!(
+        "a_save_during_a_build_builds_once_more_after_it: {:?}",
+        started.elapsed()
+    );
+}

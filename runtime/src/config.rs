@@ -145,11 +145,13 @@ pub struct NodeConfig {
     /// change. Admin reloads work either way.
     #[serde(default = "yes")]
     pub hot_reload: bool,
-    /// Quiet time that merges a burst of file events into one reload.
+    /// Quiet time that merges a burst of file events into one reload. Dev
+    /// mode waits at least [`crate::dev::MIN_DEBOUNCE`] (50 ms) after a save
+    /// before it builds: editors save in several steps.
     #[serde(default = "debounce_ms")]
     pub debounce_ms: u64,
     /// Dev mode: watch each module's crate sources, `cargo build` it on save
-    /// and reload the artifact.
+    /// and reload the artifact (see [`crate::dev`]).
     #[serde(default)]
     pub dev: bool,
     /// cargo's `--target-dir` for dev-mode builds. Default: `CARGO_TARGET_DIR`,

@@ -81,6 +81,7 @@ async fn main() {
         packages: vec!["kv".into(), "kv-v2".into()],
         release: true,
         target_dir: None,
+        progress: false,
     })
     .expect("build the kv libraries");
     let lib = |p: &str| libs.iter().find(|l| l.package == p).unwrap().path.clone();

@@ -147,6 +147,7 @@ async fn main() {
         packages: vec!["counter".into()],
         release: true,
         target_dir: None,
+        progress: false,
     })
     .expect("build counter");
     let node = Node::start(

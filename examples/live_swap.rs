@@ -212,6 +212,7 @@ fn build_libraries() -> Result<Libraries, AnyError> {
         packages: packages.iter().map(|p| p.to_string()).collect(),
         release,
         target_dir: None,
+        progress: false,
     })?;
     let find = |target: &str| -> Result<PathBuf, AnyError> {
         built

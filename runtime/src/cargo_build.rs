@@ -1,7 +1,7 @@
 //! Builds module crates with cargo and finds their libraries, for examples,
 //! tests, `molt run` (missing libraries) and dev mode.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, IsTerminal};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -16,6 +16,10 @@ pub struct BuildRequest {
     pub release: bool,
     /// `--target-dir`, when not the default.
     pub target_dir: Option<PathBuf>,
+    /// Show cargo's progress (its stderr) on the terminal when our stderr is
+    /// one, instead of capturing it. The JSON messages on stdout are parsed
+    /// either way.
+    pub progress: bool,
 }
 
 /// A built module library.
@@ -52,13 +56,21 @@ fn cargo() -> PathBuf {
 
 /// Runs `cargo build --message-format=json` and returns the `cdylib`s built.
 ///
+/// The compiler's diagnostics arrive as JSON (with their rendered text), so
+/// they are not printed; a failed build returns the first error. With
+/// [`BuildRequest::progress`] on a terminal, cargo's own lines ("Compiling
+/// ...", the progress bar, "could not compile") go to our stderr.
+///
 /// # Errors
 /// [`BuildError::Compile`] with the first compiler error, or
 /// [`BuildError::Spawn`].
 pub fn build(req: &BuildRequest) -> Result<Vec<BuiltLibrary>, BuildError> {
     let mut cmd = Command::new(cargo());
     cmd.arg("build")
-        .arg("--message-format=json-render-diagnostics")
+        // Not `json-render-diagnostics`: that one renders the diagnostics on
+        // stderr and leaves no `compiler-message` on stdout to take the
+        // first error from.
+        .arg("--message-format=json")
         .arg("--manifest-path")
         .arg(&req.manifest);
     for p in &req.packages {
@@ -70,14 +82,20 @@ pub fn build(req: &BuildRequest) -> Result<Vec<BuiltLibrary>, BuildError> {
     if let Some(dir) = &req.target_dir {
         cmd.arg("--target-dir").arg(dir);
     }
-    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let show_progress = req.progress && std::io::stderr().is_terminal();
+    cmd.stdout(Stdio::piped()).stderr(if show_progress {
+        Stdio::inherit()
+    } else {
+        Stdio::piped()
+    });
     let mut child = cmd.spawn().map_err(|e| BuildError::Spawn(e.to_string()))?;
     let stdout = child.stdout.take().expect("piped stdout");
-    let stderr = child.stderr.take().expect("piped stderr");
-    let err_reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = std::io::Read::read_to_string(&mut BufReader::new(stderr), &mut s);
-        s
+    let err_reader = child.stderr.take().map(|stderr| {
+        std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = std::io::Read::read_to_string(&mut BufReader::new(stderr), &mut s);
+            s
+        })
     });
     let mut libs = Vec::new();
     let mut first_error: Option<String> = None;
@@ -113,11 +131,19 @@ pub fn build(req: &BuildRequest) -> Result<Vec<BuiltLibrary>, BuildError> {
         }
     }
     let status = child.wait().map_err(|e| BuildError::Spawn(e.to_string()))?;
-    let stderr_text = err_reader.join().unwrap_or_default();
+    let stderr_text = err_reader.map(|r| r.join().unwrap_or_default());
     if !status.success() {
+        let fallback = || match &stderr_text {
+            Some(text) => last_lines(text, 20),
+            None => format!("cargo failed ({status}); its output is above"),
+        };
         return Err(BuildError::Compile {
-            packages: req.packages.join(", "),
-            first_error: first_error.unwrap_or_else(|| last_lines(&stderr_text, 20)),
+            packages: if req.packages.is_empty() {
+                req.manifest.display().to_string()
+            } else {
+                req.packages.join(", ")
+            },
+            first_error: first_error.unwrap_or_else(fallback),
         });
     }
     Ok(libs)
@@ -133,4 +159,63 @@ fn is_dylib(p: &Path) -> bool {
 fn last_lines(s: &str, n: usize) -> String {
     let lines: Vec<&str> = s.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tiny_crate(lib_rs: &str) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("Cargo.toml"),
+            "[workspace]\n[package]\nname = \"tiny\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\
+             [lib]\ncrate-type = [\"cdylib\"]\n",
+        )
+        .unwrap();
+        std::fs::create_dir(dir.path().join("src")).unwrap();
+        std::fs::write(dir.path().join("src/lib.rs"), lib_rs).unwrap();
+        dir
+    }
+
+    fn request(dir: &Path) -> BuildRequest {
+        BuildRequest {
+            manifest: dir.join("Cargo.toml"),
+            packages: vec![],
+            release: false,
+            target_dir: Some(dir.join("target")),
+            progress: false,
+        }
+    }
+
+    #[test]
+    fn a_compile_error_is_the_compilers_first_error() {
+        let dir = tiny_crate(
+            "pub fn a() -> u32 { \"not a number\" }\npub fn b() -> u32 { \"second\" }\n",
+        );
+        match build(&request(dir.path())) {
+            Err(BuildError::Compile { first_error, .. }) => {
+                assert!(
+                    first_error.contains("error[E0308]: mismatched types"),
+                    "{first_error}"
+                );
+                assert!(first_error.contains("src/lib.rs:1:"), "{first_error}");
+                assert!(
+                    !first_error.contains("second"),
+                    "only the first: {first_error}"
+                );
+            }
+            other => panic!("expected a compile error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_cdylib_is_found() {
+        let dir = tiny_crate("pub fn a() -> u32 { 1 }\n");
+        let libs = build(&request(dir.path())).expect("builds");
+        assert_eq!(libs.len(), 1, "{libs:?}");
+        assert_eq!(libs[0].package, "tiny");
+        assert!(libs[0].path.exists());
+        assert!(libs[0].path.starts_with(dir.path().join("target/debug")));
+    }
 }

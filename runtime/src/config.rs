@@ -4,7 +4,7 @@
 pub mod diff;
 pub mod file;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -122,7 +122,9 @@ pub struct NodeConfig {
     /// The node's name (also names its supervisor: `molt.supervisor/NAME`).
     pub name: String,
     /// Directories libraries may be loaded from. Empty: the directories of
-    /// the configured modules' libraries.
+    /// the configured modules' libraries. In dev mode the build output
+    /// directory of every module crate is added (see
+    /// [`NodeConfig::dev_output_dir`]).
     #[serde(default)]
     pub library_dirs: Vec<PathBuf>,
     /// Where loaded libraries are copied before `dlopen` (each load needs a
@@ -147,19 +149,32 @@ pub struct NodeConfig {
     /// change. Admin reloads work either way.
     #[serde(default = "yes")]
     pub hot_reload: bool,
-    /// Quiet time that merges a burst of file events into one reload.
+    /// Quiet time that merges a burst of file events into one reload. Dev
+    /// mode waits at least [`crate::dev::MIN_DEBOUNCE`] (50 ms) after a save
+    /// before it builds: editors save in several steps.
     #[serde(default = "debounce_ms")]
     pub debounce_ms: u64,
     /// Dev mode: watch each module's crate sources, `cargo build` it on save
-    /// and reload the artifact.
+    /// and reload the artifact (see [`crate::dev`]).
     #[serde(default)]
     pub dev: bool,
-    /// cargo's `--target-dir` for dev-mode builds (default: cargo's own).
+    /// cargo's `--target-dir` for dev-mode builds. Default: `CARGO_TARGET_DIR`,
+    /// else the `target` folder of the crate's workspace (the nearest folder
+    /// up from the crate whose `Cargo.toml` has a `[workspace]` table, else
+    /// the crate itself), which is what cargo would use.
     #[serde(default)]
     pub target_dir: Option<PathBuf>,
     /// Where the HTTP admin surface listens (loopback by default).
     #[serde(default = "admin_listen")]
     pub admin_listen: std::net::SocketAddr,
+}
+
+/// Whether `manifest` exists and has a `[workspace]` table.
+fn has_workspace_table(manifest: &Path) -> bool {
+    std::fs::read_to_string(manifest)
+        .ok()
+        .and_then(|text| text.parse::<toml::Table>().ok())
+        .is_some_and(|t| t.contains_key("workspace"))
 }
 
 fn yes() -> bool {
@@ -210,21 +225,58 @@ impl NodeConfig {
     }
 
     /// The library directories in force: the configured ones, or the
-    /// directories of the modules' libraries.
+    /// directories of the modules' libraries; in dev mode, plus the build
+    /// output directory of each module crate, so the libraries dev mode builds
+    /// can be loaded.
     pub fn effective_library_dirs(&self) -> Vec<PathBuf> {
-        if !self.library_dirs.is_empty() {
-            return self.library_dirs.clone();
-        }
         let mut dirs: Vec<PathBuf> = Vec::new();
-        for m in &self.modules {
-            if let Some(dir) = m.library.parent() {
-                let dir = dir.to_path_buf();
-                if !dirs.contains(&dir) {
-                    dirs.push(dir);
+        let mut add = |dir: PathBuf| {
+            if !dirs.contains(&dir) {
+                dirs.push(dir);
+            }
+        };
+        if self.library_dirs.is_empty() {
+            for m in &self.modules {
+                if let Some(dir) = m.library.parent() {
+                    add(dir.to_path_buf());
+                }
+            }
+        } else {
+            self.library_dirs.iter().cloned().for_each(&mut add);
+        }
+        if self.dev {
+            for m in &self.modules {
+                if let Some(crate_dir) = &m.crate_dir {
+                    add(self.dev_output_dir(crate_dir));
                 }
             }
         }
         dirs
+    }
+
+    /// The `--target-dir` dev mode builds the crate in `crate_dir` with: the
+    /// configured [`NodeConfig::target_dir`], else the one cargo would use.
+    pub fn dev_target_dir(&self, crate_dir: &Path) -> PathBuf {
+        if let Some(dir) = &self.target_dir {
+            return dir.clone();
+        }
+        if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR").filter(|d| !d.is_empty()) {
+            return PathBuf::from(dir);
+        }
+        let start = crate_dir
+            .canonicalize()
+            .unwrap_or_else(|_| crate_dir.to_path_buf());
+        let workspace = start
+            .ancestors()
+            .find(|dir| has_workspace_table(&dir.join("Cargo.toml")))
+            .unwrap_or(&start);
+        workspace.join("target")
+    }
+
+    /// Where dev mode's (debug) builds of the crate in `crate_dir` put its
+    /// library: `<target dir>/debug`.
+    pub fn dev_output_dir(&self, crate_dir: &Path) -> PathBuf {
+        self.dev_target_dir(crate_dir).join("debug")
     }
 
     /// Checks the configuration without starting anything.
@@ -252,5 +304,70 @@ impl NodeConfig {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dev_mode_adds_each_crates_output_dir_to_the_library_dirs() {
+        let base = NodeConfig::new("n")
+            .library_dir("/libs")
+            .module(ModuleSpec::new("a", "/libs/liba.so").crate_dir("/src/a"))
+            .module(ModuleSpec::new("b", "/libs/libb.so"));
+        assert_eq!(base.effective_library_dirs(), vec![PathBuf::from("/libs")]);
+        let dev = NodeConfig {
+            dev: true,
+            target_dir: Some("/build".into()),
+            ..base
+        };
+        assert_eq!(
+            dev.effective_library_dirs(),
+            vec![PathBuf::from("/libs"), PathBuf::from("/build/debug")]
+        );
+        // Without configured library dirs: the libraries' dirs, then the
+        // build output dir (once).
+        let dev = NodeConfig {
+            library_dirs: vec![],
+            ..dev
+        };
+        assert_eq!(
+            dev.effective_library_dirs(),
+            vec![PathBuf::from("/libs"), PathBuf::from("/build/debug")]
+        );
+    }
+
+    #[test]
+    fn the_default_dev_target_dir_is_the_workspaces() {
+        if std::env::var_os("CARGO_TARGET_DIR").is_some() {
+            return; // cargo's own choice wins then; nothing to check here
+        }
+        let root = tempfile::tempdir().unwrap();
+        let root = root.path().canonicalize().unwrap();
+        let member = root.join("modules/m");
+        let alone = root.join("alone");
+        std::fs::create_dir_all(&member).unwrap();
+        std::fs::create_dir_all(&alone).unwrap();
+        std::fs::write(
+            root.join("Cargo.toml"),
+            "[workspace]\nmembers = [\"modules/m\"]\n",
+        )
+        .unwrap();
+        std::fs::write(member.join("Cargo.toml"), "[package]\nname = \"m\"\n").unwrap();
+        std::fs::write(
+            alone.join("Cargo.toml"),
+            "[workspace]\n[package]\nname = \"alone\"\n",
+        )
+        .unwrap();
+        let config = NodeConfig::new("n");
+        assert_eq!(config.dev_target_dir(&member), root.join("target"));
+        assert_eq!(config.dev_target_dir(&alone), alone.join("target"));
+        let config = NodeConfig {
+            target_dir: Some("/t".into()),
+            ..config
+        };
+        assert_eq!(config.dev_output_dir(&member), PathBuf::from("/t/debug"));
     }
 }

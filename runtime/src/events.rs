@@ -50,6 +50,14 @@ pub enum Event {
         /// What failed.
         error: String,
     },
+    /// Dev mode: a save started a `cargo build` of the module's crate. A
+    /// `module.reloaded` (or `module.reload_failed`, phase `build` for a
+    /// compile error) follows.
+    #[serde(rename = "module.building")]
+    ModuleBuilding {
+        /// The module.
+        name: String,
+    },
     /// An explicit rollback to the previous library committed.
     #[serde(rename = "module.rolled_back")]
     ModuleRolledBack {
@@ -96,6 +104,7 @@ impl Event {
             Event::ModuleLoaded { .. } => "module.loaded",
             Event::ModuleReloaded { .. } => "module.reloaded",
             Event::ModuleReloadFailed { .. } => "module.reload_failed",
+            Event::ModuleBuilding { .. } => "module.building",
             Event::ModuleRolledBack { .. } => "module.rolled_back",
             Event::ConfigApplied { .. } => "config.applied",
             Event::ConfigRejected { .. } => "config.rejected",
@@ -110,6 +119,7 @@ impl Event {
             Event::ModuleLoaded { name, .. }
             | Event::ModuleReloaded { name, .. }
             | Event::ModuleReloadFailed { name, .. }
+            | Event::ModuleBuilding { name }
             | Event::ModuleRolledBack { name, .. } => name,
             Event::Published { module, .. } => module,
         }

@@ -10,11 +10,13 @@
 //! serving with exactly its old state.
 //!
 //! Entry points: [`Node::start`], [`Node::module`], [`Admin`] (the supervisor
-//! admin messages), [`EventBus`] / [`Node::subscribe`].
+//! admin messages), [`EventBus`] / [`Node::subscribe`]; [`dev`] rebuilds and
+//! reloads module crates on save (`NodeConfig::dev`).
 
 pub mod admin;
 pub mod cargo_build;
 pub mod config;
+pub mod dev;
 mod directory;
 pub mod error;
 pub mod events;
@@ -34,6 +36,7 @@ pub use admin::{
 };
 pub use config::diff::{Change, Plan as ConfigPlan};
 pub use config::{Limits, ModuleSpec, NodeConfig};
+pub use dev::DevMode;
 pub use error::{CallError, Error, LoadCause};
 pub use events::{Event, EventBus, EventStream, Received, Stamped};
 pub use handle::ModuleHandle;

@@ -39,15 +39,19 @@ pub struct Node {
     limits: Limits,
     /// The default copy folder, removed at shutdown when empty.
     temp_copy_dir: Option<std::path::PathBuf>,
+    /// Dev mode's source watcher (`config.dev`), stopped at shutdown.
+    dev: Option<crate::dev::DevMode>,
 }
 
 impl Node {
-    /// Starts a node: loads every module's library and starts its instances.
-    /// Nothing starts half-configured: on any error everything started is
-    /// stopped again.
+    /// Starts a node: loads every module's library and starts its instances,
+    /// then, with [`NodeConfig::dev`], dev mode ([`crate::dev`]). Nothing
+    /// starts half-configured: on any error everything started is stopped
+    /// again.
     ///
     /// # Errors
-    /// [`Error::Config`], [`Error::Load`] naming the library and the cause,
+    /// [`Error::Config`] (also: a dev-mode crate that cannot be read or
+    /// watched), [`Error::Load`] naming the library and the cause,
     /// [`Error::StartFailed`] when a module's `init` or `start` fails.
     pub async fn start(config: NodeConfig) -> Result<Node, Error> {
         Self::start_with_bus(config, EventBus::new(1024)).await
@@ -85,18 +89,29 @@ impl Node {
         .await
         .map_err(|e| Error::Spawn(e.to_string()))?;
         bus.attach(directory.clone());
-        let node = Node {
+        let mut node = Node {
             name: config.name.clone(),
             sup,
             bus,
             directory,
             limits: config.limits.clone(),
             temp_copy_dir: default_copy_dir.then_some(copy_dir),
+            dev: None,
         };
-        for spec in config.modules {
+        for spec in config.modules.clone() {
             if let Err(e) = node.admin().add_module(spec).await {
                 node.shutdown().await;
                 return Err(e);
+            }
+        }
+        // Dev mode (DESIGN.md §4): rebuild and reload module crates on save.
+        if config.dev {
+            match crate::dev::start(node.admin(), node.bus.clone(), &config) {
+                Ok(dev) => node.dev = Some(dev),
+                Err(e) => {
+                    node.shutdown().await;
+                    return Err(e);
+                }
             }
         }
         Ok(node)
@@ -189,7 +204,11 @@ impl Node {
     }
 
     /// Stops every module (calling their `stop`) and the supervisor.
-    pub async fn shutdown(self) {
+    pub async fn shutdown(mut self) {
+        // Dev mode first: no build may reload a module that is stopping.
+        if let Some(dev) = self.dev.take() {
+            dev.stop();
+        }
         let _ = self
             .sup
             .stop_and_wait(Some("node shutdown".into()), Some(Duration::from_secs(10)))

@@ -75,6 +75,7 @@ fn build_libraries(config: &mut NodeConfig, builtin: bool) -> Result<(), String>
             packages: vec![],
             release,
             target_dir: config.target_dir.clone(),
+            progress: true,
         })
         .map_err(|e| format!("module {}: {e}", spec.name))?;
         let Some(lib) = libs.into_iter().next() else {

@@ -32,7 +32,8 @@ fn find(libs: &[molt::cargo_build::BuiltLibrary], package: &str) -> PathBuf {
         .clone()
 }
 
-fn target_dir(root: &Path) -> PathBuf {
+/// The workspace's target dir (where the fixtures are built).
+pub fn target_dir(root: &Path) -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("target"))
@@ -56,6 +57,7 @@ pub fn fixtures() -> &'static Fixtures {
             packages: packages.iter().map(|p| p.to_string()).collect(),
             release: false,
             target_dir: None,
+            progress: false,
         })
         .unwrap_or_else(|e| panic!("building the fixture libraries failed: {e}"));
         // Its own workspace (it enables a test-only molt-abi feature that
@@ -66,6 +68,7 @@ pub fn fixtures() -> &'static Fixtures {
             packages: vec![],
             release: false,
             target_dir: Some(target_dir(&root)),
+            progress: false,
         })
         .unwrap_or_else(|e| panic!("building the abi_mismatch fixture failed: {e}"));
         let f = Fixtures {

@@ -27,6 +27,9 @@ use crate::module_actor::{InstanceArgs, ModuleActor, StartFrom};
 use crate::reload::{self, Phase, Plan, Source, SwapMode};
 
 /// The supervisor's messages: admin requests, and internal ones.
+// ractor boxes every message on its way to the mailbox; boxing the large
+// admin variant (a whole `NodeConfig`) once more would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum SupervisorMsg {
     /// An admin request.

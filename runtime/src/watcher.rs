@@ -14,7 +14,7 @@
 //! - Per target (a module, or the config file), a quiet period of
 //!   `debounce_ms` that every new change restarts merges a burst into one
 //!   reload. At most one reload per module runs; changes seen while it runs
-//!   give exactly one more reload after it ([`schedule`]).
+//!   give exactly one more reload after it (see `schedule.rs`).
 //! - A reload is [`Admin::reload`] with the module's configured library: a
 //!   file that is not a valid module fails in *prepare* and the old version
 //!   keeps serving; a file briefly missing is retried by prepare, and a file

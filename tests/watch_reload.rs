@@ -5,7 +5,8 @@
 //!
 //! Each test copies the fixture libraries into a temporary directory of its
 //! own, the node's only library directory, so tests do not see each other's
-//! files.
+//! files. `a_cargo_rebuild_reloads_once` (ignored by default: it builds kv
+//! in a target dir of its own) checks the same against a real `cargo build`.
 
 mod common;
 
@@ -145,6 +146,24 @@ async fn overwrite_through_a_temp_file_elsewhere_reloads() {
     std::fs::copy(&common::fixtures().kv_v2, &tmp).unwrap();
     std::fs::rename(&tmp, lab.lib()).expect("rename (same file system as the temp dir)");
     lab.expect_reloaded_to_v2().await;
+    lab.node.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overwrite_in_place_ends_serving_the_new_code() {
+    let mut lab = Lab::start("watch-in-place", true, 5).await;
+    // Written in place (truncate, write, close): a reload that catches the
+    // file half-written fails in prepare; the close after the last write
+    // reloads the complete file.
+    std::fs::copy(&common::fixtures().kv_v2, lab.lib()).unwrap();
+    lab.expect_reloaded_to_v2().await;
+    let history = lab.node.history().await.unwrap();
+    assert!(
+        history[..history.len() - 1]
+            .iter()
+            .all(|h| h.outcome == Outcome::Rejected),
+        "{history:?}"
+    );
     lab.node.shutdown().await;
 }
 
@@ -384,4 +403,45 @@ async fn other_files_in_the_directory_do_not_reload() {
     assert_eq!(committed_reloads(&lab.node).await, 0);
     assert_eq!(lab.version().await, "1.0.0");
     lab.node.shutdown().await;
+}
+
+/// The real thing: `cargo build` relinks the library in its target dir.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "builds kv in a target dir of its own (about a minute the first time) and touches modules/kv/src/lib.rs"]
+async fn a_cargo_rebuild_reloads_once() {
+    use molt::cargo_build::{build, BuildRequest};
+    let root = molt::workspace_dir();
+    let request = BuildRequest {
+        manifest: root.join("Cargo.toml"),
+        packages: vec!["kv".into()],
+        release: false,
+        target_dir: Some(root.join("target/watch-check")),
+    };
+    let lib = build(&request).expect("build kv").remove(0).path;
+    let mut config = NodeConfig::new("watch-cargo-build").module(ModuleSpec::new("kv", &lib));
+    config.limits = common::test_limits();
+    let node = Node::start(config).await.expect("node starts");
+    let mut events = node.subscribe();
+
+    // A newer source file: cargo recompiles and relinks.
+    let source = std::fs::File::options()
+        .append(true)
+        .open(root.join("modules/kv/src/lib.rs"))
+        .unwrap();
+    source.set_modified(std::time::SystemTime::now()).unwrap();
+    build(&request).expect("rebuild kv");
+    match common::next_event(&mut events, "module.reloaded").await {
+        Event::ModuleReloaded { name, to, .. } => {
+            assert_eq!((name.as_str(), to.as_str()), ("kv", "1.0.0"))
+        }
+        other => panic!("unexpected event {other:?}"),
+    }
+    // Exactly one: an admin action's event is the next one.
+    node.rollback("kv", false).await.expect("rollback");
+    assert!(matches!(
+        events.next_event().await,
+        Some(Event::ModuleRolledBack { .. })
+    ));
+    assert_eq!(committed_reloads(&node).await, 1);
+    node.shutdown().await;
 }

@@ -280,7 +280,12 @@ impl EventLoop {
         }
         let now = Instant::now();
         for target in touched {
-            tracing::debug!(target: LOG, "{target} changed: acting in {} ms unless it changes again", self.debounce.as_millis());
+            let file = match &target {
+                Target::Module(m) => self.paths.get(m),
+                Target::ConfigFile => self.config_file.as_ref().map(|c| &c.path),
+            };
+            let file = file.map(|f| f.display().to_string()).unwrap_or_default();
+            tracing::debug!(target: LOG, "{target}: {file} changed; acting in {} ms unless it changes again", self.debounce.as_millis());
             self.schedule.touch(target, now);
         }
         true

@@ -122,6 +122,9 @@ pub enum Error {
     /// The supervisor could not be started.
     #[error("cannot start the node: {0}")]
     Spawn(String),
+    /// Change detection (hot reload) could not start watching.
+    #[error("cannot watch for changes: {0}")]
+    Watch(String),
 }
 
 impl Error {

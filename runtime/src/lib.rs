@@ -29,6 +29,7 @@ mod module_actor;
 mod node;
 pub mod reload;
 mod supervisor;
+pub mod watcher;
 
 pub use admin::{
     Admin, AdminMsg, ConfigReport, InstanceStatus, ModuleStatus, NodeStatus, ReloadOptions,
@@ -46,3 +47,4 @@ pub use molt_abi::Protocol;
 pub use node::Node;
 pub use reload::Phase;
 pub use supervisor::{InternalMsg, SupervisorMsg};
+pub use watcher::Watcher;

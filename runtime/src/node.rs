@@ -1,6 +1,7 @@
 //! A molt node: the supervisor, its modules, the event bus, in one process.
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -16,6 +17,7 @@ use crate::handle::ModuleHandle;
 use crate::history::HistoryEntry;
 use crate::loader::Loader;
 use crate::supervisor::{Supervisor, SupervisorArgs, SupervisorMsg};
+use crate::watcher::Watcher;
 
 /// A running node.
 ///
@@ -41,13 +43,17 @@ pub struct Node {
     temp_copy_dir: Option<std::path::PathBuf>,
     /// Dev mode's source watcher (`config.dev`), stopped at shutdown.
     dev: Option<crate::dev::DevMode>,
+    /// Change detection (hot reload); `None` when `hot_reload` is off.
+    watcher: Option<Watcher>,
 }
 
 impl Node {
-    /// Starts a node: loads every module's library and starts its instances,
-    /// then, with [`NodeConfig::dev`], dev mode ([`crate::dev`]). Nothing
-    /// starts half-configured: on any error everything started is stopped
-    /// again.
+    /// Starts a node: loads every module's library and starts its instances.
+    /// Nothing starts half-configured: on any error everything started is
+    /// stopped again. With `hot_reload` on (the default) it then watches the
+    /// library directories and reloads a module whose library is replaced
+    /// (see [`Watcher`]); with [`NodeConfig::dev`], dev mode ([`crate::dev`])
+    /// rebuilds and reloads module crates on save.
     ///
     /// # Errors
     /// [`Error::Config`] (also: a dev-mode crate that cannot be read or
@@ -63,6 +69,16 @@ impl Node {
     /// # Errors
     /// As [`Node::start`].
     pub async fn start_with_bus(config: NodeConfig, bus: EventBus) -> Result<Node, Error> {
+        Self::start_watching(config, bus, None).await
+    }
+
+    /// Starts the node, then (when `hot_reload` is on) its watcher, which
+    /// also watches `config_file` when given.
+    async fn start_watching(
+        config: NodeConfig,
+        bus: EventBus,
+        config_file: Option<PathBuf>,
+    ) -> Result<Node, Error> {
         config.validate()?;
         crate::metrics::install();
         let default_copy_dir = config.copy_dir.is_none();
@@ -97,12 +113,17 @@ impl Node {
             limits: config.limits.clone(),
             temp_copy_dir: default_copy_dir.then_some(copy_dir),
             dev: None,
+            watcher: None,
         };
-        for spec in config.modules.clone() {
+        for spec in config.modules.iter().cloned() {
             if let Err(e) = node.admin().add_module(spec).await {
                 node.shutdown().await;
                 return Err(e);
             }
+        }
+        if let Err(e) = node.watch(&config, config_file) {
+            node.shutdown().await;
+            return Err(e);
         }
         // Dev mode (DESIGN.md §4): rebuild and reload module crates on save.
         if config.dev {
@@ -114,21 +135,6 @@ impl Node {
                 }
             }
         }
-        Ok(node)
-    }
-
-    /// Starts a node on `config`, also watching `config_file` (the file the
-    /// config came from) when hot reload is on: what the `molt` CLI does.
-    ///
-    /// # Errors
-    /// As [`Node::start`].
-    pub async fn start_configured(
-        config: NodeConfig,
-        config_file: Option<std::path::PathBuf>,
-        bus: EventBus,
-    ) -> Result<Node, Error> {
-        let node = Self::start_with_bus(config, bus).await?;
-        let _ = config_file;
         Ok(node)
     }
 
@@ -209,6 +215,9 @@ impl Node {
         if let Some(dev) = self.dev.take() {
             dev.stop();
         }
+        if let Some(watcher) = self.watcher.take() {
+            watcher.stop();
+        }
         let _ = self
             .sup
             .stop_and_wait(Some("node shutdown".into()), Some(Duration::from_secs(10)))
@@ -218,5 +227,46 @@ impl Node {
         if let Some(dir) = &self.temp_copy_dir {
             let _ = std::fs::remove_dir(dir);
         }
+    }
+}
+
+// Change detection (DESIGN.md §4): the watcher the node keeps.
+impl Node {
+    /// Starts a node from a config file ([`crate::config::file::load`]) and,
+    /// when `hot_reload` is on, watches that file too: a change is parsed,
+    /// validated, diffed against the running config and applied live, or
+    /// rejected whole (see [`Admin::apply_config_file`]).
+    ///
+    /// # Errors
+    /// [`Error::ConfigFile`] for an invalid file; as [`Node::start`].
+    pub async fn start_from_file(path: impl AsRef<Path>) -> Result<Node, Error> {
+        let path = path.as_ref().to_path_buf();
+        let config = crate::config::file::load(&path)?;
+        Self::start_watching(config, EventBus::new(1024), Some(path)).await
+    }
+
+    /// Starts a node on `config` (read from `config_file`, possibly adjusted
+    /// by the caller, as the `molt` CLI does) on a bus created beforehand,
+    /// and watches `config_file` like [`Node::start_from_file`].
+    ///
+    /// # Errors
+    /// As [`Node::start`].
+    pub async fn start_configured(
+        config: NodeConfig,
+        config_file: Option<PathBuf>,
+        bus: EventBus,
+    ) -> Result<Node, Error> {
+        Self::start_watching(config, bus, config_file).await
+    }
+
+    /// Starts watching the library directories (and `config_file`) when
+    /// `hot_reload` is on; says once that it is off otherwise.
+    fn watch(&mut self, config: &NodeConfig, config_file: Option<PathBuf>) -> Result<(), Error> {
+        if !config.hot_reload {
+            tracing::info!(target: "molt::watch", node = %self.name, "hot reload is off: not watching");
+            return Ok(());
+        }
+        self.watcher = Some(Watcher::start(self.admin(), config, config_file)?);
+        Ok(())
     }
 }

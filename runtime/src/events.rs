@@ -1,5 +1,5 @@
 //! The in-process event bus: reload events for application code, module
-//! actors (through `Module::on_event`) and, later, the HTTP stream.
+//! actors (through `Module::on_event`) and the HTTP admin's `/events` stream.
 //!
 //! Events are published by the supervisor, one at a time, so every subscriber
 //! sees them in the order they happened.
@@ -154,6 +154,16 @@ impl EventStream {
             Ok(e) => Received::Event(e),
             Err(broadcast::error::RecvError::Lagged(n)) => Received::Lagged(n),
             Err(broadcast::error::RecvError::Closed) => Received::Closed,
+        }
+    }
+
+    /// A new subscription to the same bus, receiving the events published
+    /// from now on. Unlike holding the bus, holding a stream does not keep
+    /// the bus open: its subscriptions still see [`Received::Closed`] when
+    /// the node stops.
+    pub fn resubscribe(&self) -> EventStream {
+        EventStream {
+            rx: self.rx.resubscribe(),
         }
     }
 

@@ -3,10 +3,10 @@
 use std::collections::VecDeque;
 use std::time::SystemTime;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// What was attempted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Action {
     /// A reload to a new (or the same) library.
@@ -18,7 +18,7 @@ pub enum Action {
 }
 
 /// How it ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     /// Every instance runs the new code.
@@ -33,7 +33,7 @@ pub enum Outcome {
 }
 
 /// One attempt.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HistoryEntry {
     /// Sequence number within this node's run.
     pub id: u64,
@@ -61,7 +61,7 @@ pub struct HistoryEntry {
 mod unix_millis {
     use std::time::{SystemTime, UNIX_EPOCH};
 
-    use serde::Serializer;
+    use serde::{Deserialize, Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
         let ms = t
@@ -69,6 +69,11 @@ mod unix_millis {
             .map(|d| d.as_millis() as u64)
             .unwrap_or(0);
         s.serialize_u64(ms)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SystemTime, D::Error> {
+        let ms = u64::deserialize(d)?;
+        Ok(UNIX_EPOCH + std::time::Duration::from_millis(ms))
     }
 }
 

@@ -34,6 +34,8 @@ struct NodeSection {
     name: String,
     #[serde(default)]
     library_dirs: Vec<PathBuf>,
+    #[serde(default)]
+    admin_token_file: Option<PathBuf>,
 }
 
 #[derive(Deserialize)]
@@ -89,6 +91,7 @@ pub fn parse(text: &str, path: &Path) -> Result<NodeConfig, Error> {
         .into_iter()
         .map(|d| base.join(d))
         .collect();
+    config.admin_token_file = file.node.admin_token_file.map(|f| base.join(f));
     for (name, m) in file.modules {
         let mut spec = ModuleSpec::new(name, base.join(m.library)).instances(m.instances);
         if let Some(table) = m.config {

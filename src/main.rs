@@ -50,13 +50,29 @@ async fn main() -> ExitCode {
     let config = NodeConfig::new("molt")
         .module(ModuleSpec::new("kv", kv))
         .module(ModuleSpec::new("counter", counter));
-    let node = match Node::start(config).await {
+    let node = match Node::start(config.clone()).await {
         Ok(node) => node,
         Err(e) => {
             eprintln!("molt: {e}");
             return ExitCode::FAILURE;
         }
     };
+    let admin = match molt::http::serve_configured(&node, &config).await {
+        Ok(admin) => admin,
+        Err(e) => {
+            eprintln!("molt: {e}");
+            node.shutdown().await;
+            return ExitCode::FAILURE;
+        }
+    };
+    match admin.token_file() {
+        Some(file) => println!(
+            "molt: HTTP admin on http://{} (token for changes in {})",
+            admin.local_addr(),
+            file.display()
+        ),
+        None => println!("molt: HTTP admin on http://{}", admin.local_addr()),
+    }
     if let Ok(status) = node.status().await {
         for m in &status.modules {
             println!(
@@ -72,6 +88,7 @@ async fn main() -> ExitCode {
     println!("molt: node {:?} running; Ctrl-C stops it. To watch a hot swap: cargo run --release --example live_swap", node.name());
     let _ = tokio::signal::ctrl_c().await;
     println!("molt: stopping");
+    admin.shutdown().await;
     node.shutdown().await;
     ExitCode::SUCCESS
 }

@@ -10,7 +10,8 @@
 //! serving with exactly its old state.
 //!
 //! Entry points: [`Node::start`], [`Node::module`], [`Admin`] (the supervisor
-//! admin messages), [`EventBus`] / [`Node::subscribe`].
+//! admin messages), [`EventBus`] / [`Node::subscribe`], [`http::serve`] (the
+//! HTTP admin surface) and [`http::AdminClient`].
 
 pub mod admin;
 pub mod cargo_build;
@@ -21,6 +22,7 @@ pub mod events;
 mod handle;
 pub mod history;
 mod host_ctx;
+pub mod http;
 pub mod loader;
 pub mod metrics;
 mod module_actor;

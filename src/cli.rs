@@ -1,6 +1,7 @@
 //! The `molt` command line: argument parsing and dispatch.
 
 mod config_check;
+mod remote;
 mod run;
 
 use std::path::PathBuf;
@@ -42,6 +43,65 @@ pub enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Show a running node's modules, versions, instances and mailboxes.
+    Status {
+        #[command(flatten)]
+        node: NodeArgs,
+        /// Print the JSON the node answers.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Reload a module of a running node, showing the phases as they
+    /// happen. Exits 1 when the reload failed (the old code keeps serving).
+    Reload {
+        /// The module.
+        name: String,
+        /// The library to load (default: the module's configured library).
+        #[arg(long)]
+        library: Option<PathBuf>,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
+    /// Roll a module of a running node back to its previous library.
+    /// Exits 1 when refused or failed.
+    Rollback {
+        /// The module.
+        name: String,
+        /// Start the previous library with a fresh state (when the current
+        /// code cannot down-migrate its state).
+        #[arg(long)]
+        reset_state: bool,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
+    /// Show a running node's reload history.
+    History {
+        #[command(flatten)]
+        node: NodeArgs,
+        /// Print the JSON the node answers.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Follow a running node's events (Ctrl-C stops).
+    Events {
+        #[command(flatten)]
+        node: NodeArgs,
+        /// Print each event as its JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Where the running node's HTTP admin is, and the token for changes.
+#[derive(Debug, clap::Args)]
+pub struct NodeArgs {
+    /// The node's admin address.
+    #[arg(long, env = "MOLT_ADMIN_ADDR", default_value = "127.0.0.1:7878")]
+    pub addr: std::net::SocketAddr,
+    /// The bearer token for changes (default: MOLT_ADMIN_TOKEN, else the
+    /// token a local node generated for its run).
+    #[arg(long, env = "MOLT_ADMIN_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
 }
 
 /// `molt config ...`
@@ -53,10 +113,13 @@ pub enum ConfigCommand {
     Check {
         /// The config file to check.
         file: PathBuf,
-        /// The running configuration to compare against (a config file);
-        /// default: the built-in configuration.
-        #[arg(long)]
+        /// The configuration to compare against (a config file); default:
+        /// the built-in configuration.
+        #[arg(long, conflicts_with = "node")]
         against: Option<PathBuf>,
+        /// Compare against the running node at this admin address instead.
+        #[arg(long)]
+        node: Option<std::net::SocketAddr>,
     },
 }
 
@@ -81,7 +144,28 @@ pub async fn dispatch(cli: Cli) -> ExitCode {
         Some(Command::Run { config }) => run::run(config, false).await,
         Some(Command::Dev { config }) => run::run(config, true).await,
         Some(Command::Config {
-            command: ConfigCommand::Check { file, against },
-        }) => config_check::check(&file, against.as_deref()),
+            command:
+                ConfigCommand::Check {
+                    file,
+                    against,
+                    node,
+                },
+        }) => match node {
+            Some(addr) => remote::config_check(addr, &file).await,
+            None => config_check::check(&file, against.as_deref()),
+        },
+        Some(Command::Status { node, json }) => remote::status(&node, json).await,
+        Some(Command::Reload {
+            name,
+            library,
+            node,
+        }) => remote::reload(&node, &name, library).await,
+        Some(Command::Rollback {
+            name,
+            reset_state,
+            node,
+        }) => remote::rollback(&node, &name, reset_state).await,
+        Some(Command::History { node, json }) => remote::history(&node, json).await,
+        Some(Command::Events { node, json }) => remote::events(&node, json).await,
     }
 }

@@ -57,7 +57,8 @@ fn unknown_key() {
         "[node]\nname = \"n\"\nhot_reloads = true\n",
         3,
         "unknown key `hot_reloads` in [node]; expected one of name, hot_reload, debounce_ms, \
-         library_dirs, copy_dir, dev, target_dir, admin_listen, history_len, limits",
+         library_dirs, copy_dir, dev, target_dir, admin_listen, admin_token_file, history_len, \
+         history_file, limits",
     );
     bad(
         "[node]\nname = \"n\"\n[node.limits]\ncall_timeout = 5\n",

@@ -10,6 +10,7 @@ async fn events_arrive_in_order() {
     let f = common::fixtures();
     let bus = EventBus::new(64);
     let mut events = bus.subscribe();
+    let mut progress = bus.subscribe().with_progress(true);
     let node = Node::start_with_bus(
         common::config("events", &[]).module(ModuleSpec::new("kv", &f.kv)),
         bus,
@@ -80,6 +81,21 @@ async fn events_arrive_in_order() {
         }
         e => panic!("fourth event: {e:?}"),
     }
+    // With progress: each phase of the first reload, in order, before it
+    // committed.
+    let mut phases = Vec::new();
+    while let Some(e) = progress.next_event().await {
+        match e {
+            Event::ReloadPhase { phase, ok, .. } => {
+                assert!(ok, "{phase}");
+                phases.push(phase);
+            }
+            Event::ModuleReloaded { .. } => break,
+            _ => continue,
+        }
+    }
+    assert_eq!(phases, ["prepare", "snapshot", "migrate", "swap", "verify"]);
+
     let json = seen[1].to_json();
     assert!(json.contains("\"kind\":\"module.reloaded\""), "{json}");
     node.shutdown().await;

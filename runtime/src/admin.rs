@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use ractor::{ActorRef, RpcReplyPort};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::config::diff::Change;
 use crate::config::{ModuleSpec, NodeConfig};
@@ -42,7 +42,7 @@ impl ReloadOptions {
 }
 
 /// A committed reload or rollback.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReloadReport {
     /// The module.
     pub module: String,
@@ -67,7 +67,7 @@ impl ReloadReport {
 }
 
 /// One instance in a status report.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InstanceStatus {
     /// The instance index.
     pub index: u32,
@@ -82,7 +82,7 @@ pub struct InstanceStatus {
 }
 
 /// One module in a status report.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModuleStatus {
     /// The module.
     pub name: String,
@@ -101,7 +101,7 @@ pub struct ModuleStatus {
 }
 
 /// The node's status.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NodeStatus {
     /// The node's name.
     pub node: String,

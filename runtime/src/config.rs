@@ -167,6 +167,12 @@ pub struct NodeConfig {
     /// Where the HTTP admin surface listens (loopback by default).
     #[serde(default = "admin_listen")]
     pub admin_listen: std::net::SocketAddr,
+    /// A file holding the HTTP admin bearer token (its content, trimmed).
+    /// The `MOLT_ADMIN_TOKEN` environment variable takes precedence. With
+    /// neither, a loopback admin server makes a token for the run (see
+    /// `molt_runtime::http`); a non-loopback one refuses to start.
+    #[serde(default)]
+    pub admin_token_file: Option<PathBuf>,
 }
 
 /// Whether `manifest` exists and has a `[workspace]` table.
@@ -209,6 +215,7 @@ impl NodeConfig {
             dev: false,
             target_dir: None,
             admin_listen: admin_listen(),
+            admin_token_file: None,
         }
     }
 

@@ -1,5 +1,5 @@
 //! The in-process event bus: reload events for application code, module
-//! actors (through `Module::on_event`) and, later, the HTTP stream.
+//! actors (through `Module::on_event`) and the HTTP admin's `/events` stream.
 //!
 //! Events are published by the supervisor, one at a time, so every subscriber
 //! sees them in the order they happened.
@@ -39,6 +39,21 @@ pub enum Event {
         to: String,
         /// The longest pause of any instance, in microseconds.
         pause_us: u64,
+    },
+    /// A phase of a reload finished on one instance (`instance` is absent
+    /// for the coordinator's phases: prepare, commit).
+    #[serde(rename = "module.reload_phase")]
+    ReloadPhase {
+        /// The module.
+        name: String,
+        /// The phase (`prepare`, `snapshot`, `migrate`, `swap`, `verify`).
+        phase: String,
+        /// The instance, for the per-instance phases.
+        instance: Option<u32>,
+        /// How long it took, in microseconds.
+        took_us: u64,
+        /// Whether it succeeded.
+        ok: bool,
     },
     /// A reload failed in a phase; the old version keeps serving.
     #[serde(rename = "module.reload_failed")]
@@ -103,6 +118,7 @@ impl Event {
         match self {
             Event::ModuleLoaded { .. } => "module.loaded",
             Event::ModuleReloaded { .. } => "module.reloaded",
+            Event::ReloadPhase { .. } => "module.reload_phase",
             Event::ModuleReloadFailed { .. } => "module.reload_failed",
             Event::ModuleBuilding { .. } => "module.building",
             Event::ModuleRolledBack { .. } => "module.rolled_back",
@@ -118,6 +134,7 @@ impl Event {
             Event::ConfigApplied { .. } | Event::ConfigRejected { .. } => "",
             Event::ModuleLoaded { name, .. }
             | Event::ModuleReloaded { name, .. }
+            | Event::ReloadPhase { name, .. }
             | Event::ModuleReloadFailed { name, .. }
             | Event::ModuleBuilding { name }
             | Event::ModuleRolledBack { name, .. } => name,
@@ -144,6 +161,8 @@ pub struct Stamped {
 /// bus capacity) skips events; [`EventStream::recv`] says how many.
 pub struct EventStream {
     rx: broadcast::Receiver<Stamped>,
+    /// Whether `module.reload_phase` progress events are delivered.
+    progress: bool,
 }
 
 /// What a subscription yields.
@@ -160,10 +179,31 @@ pub enum Received {
 impl EventStream {
     /// Waits for the next event.
     pub async fn recv(&mut self) -> Received {
-        match self.rx.recv().await {
-            Ok(e) => Received::Event(e),
-            Err(broadcast::error::RecvError::Lagged(n)) => Received::Lagged(n),
-            Err(broadcast::error::RecvError::Closed) => Received::Closed,
+        loop {
+            return match self.rx.recv().await {
+                Ok(e) if !self.progress && matches!(e.event, Event::ReloadPhase { .. }) => continue,
+                Ok(e) => Received::Event(e),
+                Err(broadcast::error::RecvError::Lagged(n)) => Received::Lagged(n),
+                Err(broadcast::error::RecvError::Closed) => Received::Closed,
+            };
+        }
+    }
+
+    /// This subscription with (`true`) or without `module.reload_phase`
+    /// progress events.
+    pub fn with_progress(mut self, progress: bool) -> EventStream {
+        self.progress = progress;
+        self
+    }
+
+    /// A new subscription to the same bus, receiving the events published
+    /// from now on. Unlike holding the bus, holding a stream does not keep
+    /// the bus open: its subscriptions still see [`Received::Closed`] when
+    /// the node stops.
+    pub fn resubscribe(&self) -> EventStream {
+        EventStream {
+            rx: self.rx.resubscribe(),
+            progress: self.progress,
         }
     }
 
@@ -224,7 +264,11 @@ impl EventBus {
         for dir in nodes.iter() {
             let Ok(dir) = dir.read() else { continue };
             for slot in dir.values() {
-                if !slot.wants_events.load(Ordering::Relaxed) {
+                // Phase progress is for operators (the CLI, the HTTP
+                // stream), not for modules.
+                if !slot.wants_events.load(Ordering::Relaxed)
+                    || matches!(event, Event::ReloadPhase { .. })
+                {
                     continue;
                 }
                 // A module does not get the events it published itself.
@@ -240,8 +284,11 @@ impl EventBus {
     }
 
     /// Subscribes to every event published from now on.
+    /// The reload-phase progress events (`module.reload_phase`) are left
+    /// out; [`EventStream::with_progress`] asks for them too.
     pub fn subscribe(&self) -> EventStream {
         EventStream {
+            progress: false,
             rx: self.tx.subscribe(),
         }
     }

@@ -11,7 +11,8 @@
 //!
 //! Entry points: [`Node::start`], [`Node::module`], [`Admin`] (the supervisor
 //! admin messages), [`EventBus`] / [`Node::subscribe`]; [`dev`] rebuilds and
-//! reloads module crates on save (`NodeConfig::dev`).
+//! reloads module crates on save (`NodeConfig::dev`); [`http::serve`] is the
+//! HTTP admin surface and [`http::AdminClient`] its client.
 
 pub mod admin;
 pub mod cargo_build;
@@ -23,6 +24,7 @@ pub mod events;
 mod handle;
 pub mod history;
 mod host_ctx;
+pub mod http;
 pub mod loader;
 pub mod metrics;
 mod module_actor;

@@ -52,6 +52,7 @@ pub(crate) struct InstanceArgs {
 /// A running instance: the actor's state.
 pub(crate) struct Instance {
     pub module: Arc<str>,
+    pub bus: EventBus,
     pub lib: Arc<Library>,
     pub behaviour: BehaviourBox,
     pub config: Arc<Vec<u8>>,
@@ -173,6 +174,7 @@ impl Actor for ModuleActor {
         };
         let instance = Instance {
             module: args.module,
+            bus: args.bus,
             lib: args.lib,
             behaviour,
             config: args.config,

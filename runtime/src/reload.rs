@@ -35,6 +35,7 @@ use tracing::Instrument;
 use crate::config::Limits;
 use crate::directory::{Route, Snapshot};
 use crate::error::Error;
+use crate::events::Event;
 use crate::loader::{Library, Loader};
 use crate::module_actor::Instance;
 
@@ -226,25 +227,37 @@ async fn prepare_instance(
     mode: SwapMode,
     limits: &Limits,
 ) -> Result<Candidate, PhaseFailure> {
-    let module = inst.module.clone();
-    // One child span and one duration sample per phase.
+    let (module, bus, index) = (inst.module.clone(), inst.bus.clone(), inst.index());
+    // One child span, one duration sample and one progress event per phase.
     let phase = |phase: Phase| tracing::info_span!("phase", name = phase.as_str());
-    let timed = |p: Phase, since: Instant| crate::metrics::phase(&module, p, since.elapsed());
+    let done = |p: Phase, since: Instant, ok: bool| {
+        let took = since.elapsed();
+        crate::metrics::phase(&module, p, took);
+        bus.publish(Event::ReloadPhase {
+            name: module.to_string(),
+            phase: p.to_string(),
+            instance: Some(index),
+            took_us: took.as_micros() as u64,
+            ok,
+        });
+    };
     let t = Instant::now();
-    let state = phase(Phase::Snapshot).in_scope(|| snapshot::take(inst, mode))?;
-    timed(Phase::Snapshot, t);
+    let state = phase(Phase::Snapshot).in_scope(|| snapshot::take(inst, mode));
+    done(Phase::Snapshot, t, state.is_ok());
+    let state = state?;
     let t = Instant::now();
-    let new = phase(Phase::Migrate)
-        .in_scope(|| migrate::restore(inst, target, state.as_ref(), config))?;
-    timed(Phase::Migrate, t);
+    let new =
+        phase(Phase::Migrate).in_scope(|| migrate::restore(inst, target, state.as_ref(), config));
+    done(Phase::Migrate, t, new.is_ok());
     let t = Instant::now();
-    let new = phase(Phase::Swap).in_scope(|| swap::start_new(inst, new))?;
-    timed(Phase::Swap, t);
+    let new = phase(Phase::Swap).in_scope(|| swap::start_new(inst, new?));
+    done(Phase::Swap, t, new.is_ok());
+    let new = new?;
     let t = Instant::now();
     let verified = verify::check(inst.ctx.clone(), new, target, config, limits)
         .instrument(phase(Phase::Verify))
         .await;
-    timed(Phase::Verify, t);
+    done(Phase::Verify, t, verified.is_ok());
     match verified {
         // Without a round-trip snapshot, the state handed over is the last
         // good one: the new library has just migrated it successfully.
@@ -262,6 +275,8 @@ async fn prepare_instance(
 /// What the coordinator needs to run one reload.
 pub(crate) struct Plan {
     pub module: String,
+    /// Where phase progress is published.
+    pub bus: crate::events::EventBus,
     /// The code version serving now.
     pub from: String,
     /// The library to load, or an already loaded one (a rollback).
@@ -311,6 +326,13 @@ async fn run_phases(plan: Plan) -> Outcome {
         Source::Path(path) => match prepare::load(&plan.loader, path, &plan.module).await {
             Ok(lib) => {
                 crate::metrics::phase(&plan.module, Phase::Prepare, lib.load_time);
+                plan.bus.publish(Event::ReloadPhase {
+                    name: plan.module.clone(),
+                    phase: Phase::Prepare.to_string(),
+                    instance: None,
+                    took_us: lib.load_time.as_micros() as u64,
+                    ok: true,
+                });
                 lib
             }
             Err(e) => {

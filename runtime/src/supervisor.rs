@@ -309,6 +309,7 @@ impl Supervisor {
         entry.reloading = true;
         let plan = Plan {
             module: module.clone(),
+            bus: st.bus.clone(),
             from: from.clone(),
             source,
             config: new_config

@@ -41,11 +41,31 @@ pub async fn run(config_path: Option<PathBuf>, dev: bool) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let admin = match molt::http::serve_configured(&node, &config).await {
+        Ok(admin) => admin,
+        Err(e) => {
+            eprintln!("molt: cannot start the HTTP admin: {e}");
+            node.shutdown().await;
+            return ExitCode::FAILURE;
+        }
+    };
     print_summary(&node, &config, config_path.as_deref(), &root).await;
+    match admin.token_file() {
+        Some(file) => println!(
+            "molt: HTTP admin on http://{} (token for changes in {}); try `molt status`",
+            admin.local_addr(),
+            file.display()
+        ),
+        None => println!(
+            "molt: HTTP admin on http://{}; try `molt status`",
+            admin.local_addr()
+        ),
+    }
     let follower = tokio::spawn(follow(events));
     wait_for_shutdown().await;
     println!("molt: stopping");
     follower.abort();
+    admin.shutdown().await;
     node.shutdown().await;
     ExitCode::SUCCESS
 }

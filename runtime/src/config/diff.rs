@@ -5,12 +5,12 @@
 
 use std::path::PathBuf;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::config::{ModuleSpec, NodeConfig};
 
 /// One live change to one module.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "change", rename_all = "snake_case")]
 pub enum Change {
     /// A new module: load its library and start its instances.
@@ -98,7 +98,7 @@ impl Change {
 }
 
 /// What applying a new configuration would do.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Plan {
     /// The live changes, in the order they are applied: removals, then
     /// reloads and scaling, then additions.
@@ -130,6 +130,10 @@ pub fn plan(running: &NodeConfig, new: &NodeConfig) -> Plan {
     };
     node_key("name", running.name != new.name);
     node_key("admin_listen", running.admin_listen != new.admin_listen);
+    node_key(
+        "admin_token_file",
+        running.admin_token_file != new.admin_token_file,
+    );
     node_key("library_dirs", running.library_dirs != new.library_dirs);
     node_key("copy_dir", running.copy_dir != new.copy_dir);
     node_key("hot_reload", running.hot_reload != new.hot_reload);

@@ -138,7 +138,13 @@ pub fn to_toml(config: &NodeConfig) -> String {
         "admin_listen".into(),
         Value::String(config.admin_listen.to_string()),
     );
+    if let Some(f) = &config.admin_token_file {
+        node.insert("admin_token_file".into(), path(f));
+    }
     node.insert("history_len".into(), int(config.history_len as u64));
+    if let Some(f) = &config.history_file {
+        node.insert("history_file".into(), path(f));
+    }
     let l = &config.limits;
     let mut limits = Table::new();
     limits.insert("prepare_timeout_ms".into(), ms(l.prepare_timeout));
@@ -208,7 +214,9 @@ const NODE_KEYS: &[&str] = &[
     "dev",
     "target_dir",
     "admin_listen",
+    "admin_token_file",
     "history_len",
+    "history_file",
     "limits",
 ];
 const LIMIT_KEYS: &[&str] = &[
@@ -321,7 +329,11 @@ impl<'a> File<'a> {
                         )
                     })?;
                 }
+                "admin_token_file" => {
+                    config.admin_token_file = Some(self.path_value(&name, value)?)
+                }
                 "history_len" => config.history_len = self.value(&name, value)?,
+                "history_file" => config.history_file = Some(self.path_value(&name, value)?),
                 "limits" => config.limits = self.limits(value)?,
                 other => return Err(self.unknown(&key, other, Some("node"), NODE_KEYS)),
             }

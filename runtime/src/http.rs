@@ -1,0 +1,233 @@
+//! The HTTP admin surface (DESIGN.md §5): axum on the node's tokio runtime.
+//!
+//! The HTTP layer only translates: every endpoint sends the same admin
+//! messages as the in-process [`Admin`](crate::Admin) API and answers with
+//! their result as JSON.
+//!
+//! | method | path | answer |
+//! |---|---|---|
+//! | GET | `/healthz` | 200 `{"status":"ok",...}`; 503 when the supervisor is gone |
+//! | GET | `/status` | 200 [`NodeStatus`](crate::NodeStatus) |
+//! | GET | `/modules/{name}` | 200 [`ModuleStatus`](crate::ModuleStatus); 404 |
+//! | GET | `/history` | 200 a list of [`HistoryEntry`](crate::HistoryEntry) |
+//! | GET | `/events` | server-sent events: event name = kind, data = the event's JSON |
+//! | GET | `/metrics` | Prometheus text (`text/plain; version=0.0.4`) |
+//! | POST | `/modules/{name}/reload` | 200 [`ReloadReport`](crate::ReloadReport); body (optional) [`ReloadRequest`] |
+//! | POST | `/modules/{name}/rollback` | 200 [`ReloadReport`](crate::ReloadReport); body (optional) [`RollbackRequest`] |
+//! | POST | `/config/check` | 200 [`ConfigCheck`] (dry run of the TOML text in the body) |
+//!
+//! Errors answer a 4xx/5xx with an [`ErrorBody`]
+//! (`{"error": "...", "kind": "...", "phase": "..."}`):
+//!
+//! | status | kind |
+//! |---|---|
+//! | 400 | `bad_request` (malformed JSON, a relative library path, a config text that is not UTF-8) |
+//! | 401 | `unauthorized` (missing or wrong bearer token) |
+//! | 403 | `no_admin_token` (the server has no token, so it takes no changes), `forbidden_host` |
+//! | 404 | `unknown_module`, `not_found` (no such endpoint) |
+//! | 405 | `method_not_allowed` |
+//! | 409 | `reload_in_progress`, `rollback_refused`, `config_rejected` (the node's state forbids it) |
+//! | 422 | `load` (with `phase` = prepare and the `cause`, e.g. `outside_library_dirs`), `reload_failed` (with the `phase`; rolled back), `config`, `config_file`, `start_failed` (what the request names cannot be used) |
+//! | 500 | `metrics_unavailable` |
+//! | 503 | `node_down` |
+//!
+//! # Tokens
+//!
+//! - Every POST needs `Authorization: Bearer <token>`, always. A server
+//!   started without a token ([`serve`] with `None`) takes no changes
+//!   (403); it can only do that on a loopback address: on any other address
+//!   [`serve`] refuses to start without a token.
+//! - GETs are open on a loopback address. On any other address they need
+//!   the token too, except `/healthz` and `/metrics` (for probes and
+//!   scrapers).
+//! - On a loopback address a request whose `Host` is not a loopback name is
+//!   refused (403 `forbidden_host`): a web page cannot reach the server
+//!   through DNS rebinding.
+//! - Where the token comes from ([`serve_configured`], what the `molt`
+//!   binary uses): the `MOLT_ADMIN_TOKEN` environment variable, else the
+//!   file named by `node.admin_token_file`. With neither, a loopback server
+//!   makes a random token for the run and writes it, readable by the
+//!   current user only, to [`local_token_path`]
+//!   (`$XDG_RUNTIME_DIR/molt/` or `~/.molt/`), where [`AdminClient::for_config`]
+//!   finds it: `molt reload NAME` works locally with no setup, and neither
+//!   another user of the machine nor a web page can change the node.
+
+mod auth;
+pub mod client;
+mod errors;
+mod routes;
+mod sse;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub use auth::{local_token_path, token_from_env_or_file, TOKEN_ENV};
+pub use client::{AdminClient, AdminEvent, ClientError, EventsStream};
+pub use errors::ErrorBody;
+pub use routes::{ConfigCheck, ReloadRequest, RollbackRequest};
+
+use crate::config::NodeConfig;
+use crate::error::Error;
+use crate::node::Node;
+
+/// How long [`AdminServer::shutdown`] waits for requests in flight.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// A running HTTP admin server. Dropping it stops it too (without waiting).
+pub struct AdminServer {
+    addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    task: Option<JoinHandle<()>>,
+    token_file: Option<PathBuf>,
+}
+
+impl AdminServer {
+    /// The address it listens on (with the port chosen when bound to port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The file holding the token this server generated for its run, if it
+    /// did (see [`serve_configured`]); removed when the server stops.
+    pub fn token_file(&self) -> Option<&Path> {
+        self.token_file.as_deref()
+    }
+
+    /// Stops taking connections, ends the event streams, waits (a few
+    /// seconds at most) for the requests in flight, and removes the
+    /// generated token file.
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.send(true);
+        if let Some(task) = self.task.take() {
+            let abort = task.abort_handle();
+            if tokio::time::timeout(SHUTDOWN_GRACE, task).await.is_err() {
+                abort.abort();
+            }
+        }
+        self.remove_token_file();
+    }
+
+    fn remove_token_file(&mut self) {
+        if let Some(path) = self.token_file.take() {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+impl Drop for AdminServer {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+        self.remove_token_file();
+    }
+}
+
+/// Starts the HTTP admin server of `node` on `addr` (port 0 picks one), on
+/// the current tokio runtime.
+///
+/// `token` is the bearer token every POST must carry. Without one the server
+/// takes no changes, and it refuses to start on an address that is not
+/// loopback.
+///
+/// # Errors
+/// [`Error::Config`] for a non-loopback address without a token, an
+/// unusable token, or an address that cannot be bound.
+pub async fn serve(
+    node: &Node,
+    addr: SocketAddr,
+    token: Option<String>,
+) -> Result<AdminServer, Error> {
+    if let Some(t) = &token {
+        auth::check_token_text(t, "the admin token")?;
+    }
+    refuse_open(addr, token.is_some())?;
+    let listener = bind(addr).await?;
+    start(node, listener, token, None)
+}
+
+/// Starts the HTTP admin server on the node's configured address
+/// (`admin_listen`), with the token of [`token_from_env_or_file`]; without
+/// one, on a loopback address, with a token generated for this run and
+/// written to [`local_token_path`] (user-only permissions).
+///
+/// # Errors
+/// As [`serve`]; [`Error::Config`] when the token file cannot be read or
+/// written.
+pub async fn serve_configured(node: &Node, config: &NodeConfig) -> Result<AdminServer, Error> {
+    let addr = config.admin_listen;
+    if let Some(token) = token_from_env_or_file(config.admin_token_file.as_deref())? {
+        return serve(node, addr, Some(token)).await;
+    }
+    refuse_open(addr, false)?;
+    let listener = bind(addr).await?;
+    let local = local_addr(&listener)?;
+    let path = local_token_path(local).ok_or_else(|| {
+        Error::Config(format!(
+            "no admin token is set and there is no private folder for a generated one \
+             (neither XDG_RUNTIME_DIR nor HOME is set): set {TOKEN_ENV} or node.admin_token_file"
+        ))
+    })?;
+    let token = auth::generate_token()?;
+    auth::write_private(&path, &token)?;
+    tracing::info!(target: "molt::http", file = %path.display(), "admin token generated for this run");
+    start(node, listener, Some(token), Some(path))
+}
+
+fn refuse_open(addr: SocketAddr, has_token: bool) -> Result<(), Error> {
+    if has_token || addr.ip().is_loopback() {
+        return Ok(());
+    }
+    Err(Error::Config(format!(
+        "admin address {addr} is not loopback and no admin token is set \
+         (set {TOKEN_ENV} or node.admin_token_file)"
+    )))
+}
+
+async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, Error> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| Error::Config(format!("cannot listen on admin address {addr}: {e}")))
+}
+
+fn local_addr(listener: &tokio::net::TcpListener) -> Result<SocketAddr, Error> {
+    listener
+        .local_addr()
+        .map_err(|e| Error::Config(format!("admin listener has no address: {e}")))
+}
+
+fn start(
+    node: &Node,
+    listener: tokio::net::TcpListener,
+    token: Option<String>,
+    token_file: Option<PathBuf>,
+) -> Result<AdminServer, Error> {
+    let addr = local_addr(&listener)?;
+    let loopback = addr.ip().is_loopback();
+    let (stop, stop_rx) = watch::channel(false);
+    let state = routes::AppState {
+        admin: node.admin(),
+        events: Arc::new(node.subscribe()),
+        stop: stop_rx.clone(),
+    };
+    let app = routes::router(state, auth::Auth::new(token), loopback);
+    let mut shutdown = stop_rx;
+    let task = tokio::spawn(async move {
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { sse::stopped(&mut shutdown).await })
+            .await;
+        if let Err(e) = served {
+            tracing::warn!(target: "molt::http", "admin server on {addr} stopped: {e}");
+        }
+    });
+    tracing::info!(target: "molt::http", %addr, "admin server listening");
+    Ok(AdminServer {
+        addr,
+        stop,
+        task: Some(task),
+        token_file,
+    })
+}

@@ -1,0 +1,65 @@
+//! `GET /events`: the event bus as server-sent events. Each event's SSE
+//! name is its kind (`module.reloaded`, `config.applied`, ...) and its data
+//! the event's JSON object (`Event::to_json`). A subscriber that falls
+//! behind the bus gets a `lagged` event (`{"kind":"lagged","skipped":N}`).
+//! The stream ends when the node stops or the server shuts down.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::extract::{Query, State};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use futures_util::Stream;
+use tokio::sync::watch;
+
+use super::routes::AppState;
+use crate::events::Received;
+
+/// How often an idle stream sends a comment, so proxies keep it open.
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+/// `GET /events?progress=true` also streams `module.reload_phase` events.
+#[derive(Debug, Default, serde::Deserialize)]
+pub(crate) struct EventsQuery {
+    #[serde(default)]
+    progress: bool,
+}
+
+pub(crate) async fn events(
+    State(st): State<AppState>,
+    Query(q): Query<EventsQuery>,
+) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
+    // Subscribed before the answer's headers go out: a client that has them
+    // sees every event published afterwards.
+    let sub = st.events.resubscribe().with_progress(q.progress);
+    let stream = futures_util::stream::unfold((sub, st.stop), |(mut sub, mut stop)| async move {
+        let received = tokio::select! {
+            biased;
+            () = stopped(&mut stop) => return None,
+            r = sub.recv() => r,
+        };
+        let event = match received {
+            Received::Event(e) => SseEvent::default()
+                .event(e.event.kind())
+                .data(e.event.to_json()),
+            Received::Lagged(n) => SseEvent::default()
+                .event("lagged")
+                .data(serde_json::json!({"kind": "lagged", "skipped": n}).to_string()),
+            Received::Closed => return None,
+        };
+        Some((Ok(event), (sub, stop)))
+    });
+    Sse::new(stream).keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
+}
+
+/// Resolves once the server is told to stop (or its handle is gone).
+pub(crate) async fn stopped(stop: &mut watch::Receiver<bool>) {
+    loop {
+        if *stop.borrow_and_update() {
+            return;
+        }
+        if stop.changed().await.is_err() {
+            return;
+        }
+    }
+}

@@ -1,0 +1,264 @@
+//! The commands that talk to a running node over its HTTP admin surface:
+//! status, reload, rollback, history, events, config check --node.
+
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use futures_util::StreamExt;
+use molt::http::{local_token_path, AdminClient, AdminEvent, ClientError};
+
+use super::NodeArgs;
+
+fn client(node: &NodeArgs) -> Result<AdminClient, ExitCode> {
+    let token = node.token.clone().or_else(|| {
+        local_token_path(node.addr)
+            .and_then(|p| std::fs::read_to_string(p).ok())
+            .map(|t| t.trim().to_string())
+            .filter(|t| !t.is_empty())
+    });
+    AdminClient::for_addr(node.addr, token).map_err(|e| {
+        eprintln!("molt: {e}");
+        ExitCode::from(2)
+    })
+}
+
+fn failed(e: ClientError) -> ExitCode {
+    eprintln!("molt: {e}");
+    ExitCode::FAILURE
+}
+
+/// ANSI color when stdout is a terminal.
+fn paint(code: &str, text: &str) -> String {
+    if std::io::stdout().is_terminal() {
+        format!("\x1b[{code}m{text}\x1b[0m")
+    } else {
+        text.to_string()
+    }
+}
+
+pub async fn status(node: &NodeArgs, json: bool) -> ExitCode {
+    let client = match client(node) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let status = match client.status().await {
+        Ok(s) => s,
+        Err(e) => return failed(e),
+    };
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&status).unwrap_or_default()
+        );
+        return ExitCode::SUCCESS;
+    }
+    println!(
+        "node {:?}: up {} s, {} module(s), {} library copies mapped",
+        status.node,
+        status.uptime_s,
+        status.modules.len(),
+        status.libraries_mapped
+    );
+    for m in &status.modules {
+        let depth: u64 = m.instances.iter().map(|i| i.mailbox_depth).sum();
+        let handled: u64 = m.instances.iter().map(|i| i.handled).sum();
+        let failed: u64 = m.instances.iter().map(|i| i.failed).sum();
+        println!(
+            "  {:<10} {} (state v{}){}  {} instance(s)  mailbox {depth}  handled {handled}  failed {failed}{}",
+            m.name,
+            m.code_version,
+            m.state_version,
+            m.previous.as_ref().map(|p| format!(", previous {p}")).unwrap_or_default(),
+            m.instances.len(),
+            if m.reloading { "  (reloading)" } else { "" }
+        );
+    }
+    ExitCode::SUCCESS
+}
+
+/// Prints the phase events of `module` until the stream ends.
+async fn show_phases(mut events: molt::http::EventsStream, module: String) {
+    while let Some(Ok(AdminEvent { kind, data })) = events.next().await {
+        if data["name"].as_str() != Some(module.as_str()) || kind != "module.reload_phase" {
+            continue;
+        }
+        let instance = data["instance"]
+            .as_u64()
+            .map(|i| format!(" #{i}"))
+            .unwrap_or_default();
+        let mark = if data["ok"].as_bool() == Some(true) {
+            paint("32", "ok")
+        } else {
+            paint("31", "FAILED")
+        };
+        println!(
+            "  {:<9}{instance:<4} {mark} ({} µs)",
+            data["phase"].as_str().unwrap_or("?"),
+            data["took_us"]
+        );
+    }
+}
+
+async fn reload_or_rollback(node: &NodeArgs, name: &str, action: Action) -> ExitCode {
+    let client = match client(node) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    // Follow the phases while the request runs.
+    let follower = match client.events_with(true).await {
+        Ok(events) => Some(tokio::spawn(show_phases(events, name.to_string()))),
+        Err(_) => None,
+    };
+    let result = match action {
+        Action::Reload(library) => client.reload(name, library).await,
+        Action::Rollback(reset) => client.rollback(name, reset).await,
+    };
+    // Let the last phase events arrive before printing the outcome.
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    if let Some(f) = follower {
+        f.abort();
+    }
+    match result {
+        Ok(report) => {
+            let pause = report.pauses_us.iter().max().copied().unwrap_or(0);
+            println!(
+                "{} {name}: {} -> {} (state v{}), pause {pause} µs",
+                paint("32", "committed"),
+                report.from,
+                report.to,
+                report.state_version
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            println!("{} {name}: {e}", paint("31", "failed"));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+enum Action {
+    Reload(Option<PathBuf>),
+    Rollback(bool),
+}
+
+pub async fn reload(node: &NodeArgs, name: &str, library: Option<PathBuf>) -> ExitCode {
+    reload_or_rollback(node, name, Action::Reload(library)).await
+}
+
+pub async fn rollback(node: &NodeArgs, name: &str, reset_state: bool) -> ExitCode {
+    reload_or_rollback(node, name, Action::Rollback(reset_state)).await
+}
+
+pub async fn history(node: &NodeArgs, json: bool) -> ExitCode {
+    let client = match client(node) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let history = match client.history().await {
+        Ok(h) => h,
+        Err(e) => return failed(e),
+    };
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&history).unwrap_or_default()
+        );
+        return ExitCode::SUCCESS;
+    }
+    for h in history {
+        let at =
+            h.at.duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+        let outcome = format!("{:?}", h.outcome).to_lowercase();
+        println!(
+            "#{:<4} {at} {:<10} {:?} {} -> {}: {}{}{}",
+            h.id,
+            if h.module.is_empty() {
+                "(config)"
+            } else {
+                &h.module
+            },
+            h.action,
+            h.from,
+            h.to,
+            outcome,
+            h.phase.map(|p| format!(" in {p}")).unwrap_or_default(),
+            h.error.map(|e| format!(": {e}")).unwrap_or_default(),
+        );
+    }
+    ExitCode::SUCCESS
+}
+
+pub async fn events(node: &NodeArgs, json: bool) -> ExitCode {
+    let client = match client(node) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let mut events = match client.events().await {
+        Ok(e) => e,
+        Err(e) => return failed(e),
+    };
+    eprintln!(
+        "molt: following the events of {} (Ctrl-C stops)",
+        client.base()
+    );
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => return ExitCode::SUCCESS,
+            next = events.next() => match next {
+                Some(Ok(AdminEvent { kind, data })) => {
+                    if json {
+                        println!("{data}");
+                    } else {
+                        let color = match kind.as_str() {
+                            "module.reloaded" | "config.applied" | "module.loaded" => "32",
+                            "module.reload_failed" | "config.rejected" => "31",
+                            "module.rolled_back" => "33",
+                            _ => "2",
+                        };
+                        let mut fields = data.as_object().cloned().unwrap_or_default();
+                        fields.remove("kind");
+                        let rest: Vec<String> = fields.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                        println!("{} {}", paint(color, &kind), rest.join(" "));
+                    }
+                }
+                Some(Err(e)) => return failed(e),
+                None => {
+                    eprintln!("molt: the node closed the event stream");
+                    return ExitCode::SUCCESS;
+                }
+            }
+        }
+    }
+}
+
+pub async fn config_check(addr: SocketAddr, file: &Path) -> ExitCode {
+    let client = match client(&NodeArgs { addr, token: None }) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    match client.config_check_file(file).await {
+        Ok(check) => {
+            println!("{}: valid; against the node at {addr}:", file.display());
+            for line in &check.summary {
+                println!("  {line}");
+            }
+            if check.summary.is_empty() {
+                println!("  no changes");
+            }
+            if check.applicable {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(2)
+            }
+        }
+        Err(e) => {
+            eprintln!("molt: {e}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -150,6 +150,8 @@ pub(crate) struct SwapRequest {
     pub done: oneshot::Sender<InstanceReport>,
     /// The coordinator's reload span: each instance's span is its child.
     pub span: tracing::Span,
+    /// The module's only instance: it commits as soon as it has prepared.
+    pub solo: bool,
 }
 
 /// The instance side of a reload: phases 3 to 8, run inside the actor's
@@ -165,6 +167,7 @@ pub(crate) async fn on_instance(inst: &mut Instance, req: SwapRequest) {
         decision,
         done,
         span: reload_span,
+        solo,
     } = req;
     let span = tracing::info_span!(
         parent: &reload_span,
@@ -188,7 +191,13 @@ pub(crate) async fn on_instance(inst: &mut Instance, req: SwapRequest) {
             // instance rolls back on its own while the others commit.
             let wait = limits.prepare_timeout + limits.decision_timeout;
             let t = Instant::now();
-            let decided = commit::await_decision(decision, wait).await;
+            // A module's only instance decides alone: all (one) prepared
+            // means commit, without a round trip to the coordinator.
+            let decided = if solo {
+                commit::solo_decision(decision)
+            } else {
+                commit::await_decision(decision, wait).await
+            };
             crate::metrics::phase(&inst.module, Phase::Commit, t.elapsed());
             match decided {
                 Decision::Commit => {

@@ -58,12 +58,16 @@ pub(crate) async fn coordinate(
             let _ = tx.send(decision);
         }
     }
-    let mut pauses = Vec::with_capacity(pending.len());
+    let instances = pending.len();
+    let mut pauses = Vec::with_capacity(instances);
+    let mut committed = 0;
     let report_deadline = Instant::now() + limits.decision_timeout + limits.prepare_timeout;
     for p in pending {
         match timeout_at(report_deadline, p.done).await {
             Ok(Ok(report)) => {
-                if decision == Decision::Commit && !report.committed {
+                if report.committed {
+                    committed += 1;
+                } else if decision == Decision::Commit {
                     failure.get_or_insert(PhaseFailure::new(
                         Phase::Commit,
                         format!("instance {} did not commit", report.index),
@@ -72,18 +76,30 @@ pub(crate) async fn coordinate(
                 pauses.push(report.pause);
             }
             Ok(Err(_)) | Err(_) => {
-                if decision == Decision::Commit {
-                    failure.get_or_insert(PhaseFailure::new(
-                        Phase::Commit,
-                        format!("instance {} did not report after the decision", p.index),
-                    ));
-                }
+                failure.get_or_insert(PhaseFailure::new(
+                    Phase::Commit,
+                    format!("instance {} did not report after the decision", p.index),
+                ));
             }
         }
     }
-    match failure {
-        None => Ok(Committed { pauses }),
-        Some(f) => Err(f),
+    // What the instances report is the truth: a lone instance commits on
+    // its own when it prepared just as the coordinator's wait ran out.
+    if committed == instances {
+        return Ok(Committed { pauses });
+    }
+    Err(failure.unwrap_or_else(|| PhaseFailure::new(Phase::Commit, "not every instance committed")))
+}
+
+/// A module's only instance decides alone once it has prepared: commit,
+/// unless the coordinator has already given up on it (its prepare timed out
+/// and it sent rollback). Either way the instance's report tells the
+/// coordinator what happened.
+pub(crate) fn solo_decision(mut rx: oneshot::Receiver<Decision>) -> Decision {
+    match rx.try_recv() {
+        Err(oneshot::error::TryRecvError::Empty) => Decision::Commit,
+        Ok(d) => d,
+        Err(oneshot::error::TryRecvError::Closed) => Decision::Rollback,
     }
 }
 

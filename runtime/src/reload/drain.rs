@@ -44,6 +44,7 @@ pub(crate) fn send_swaps(
                 decision: decision_rx,
                 done: done_tx,
                 span: tracing::Span::current(),
+                solo: routes.len() == 1,
             };
             // A failed send drops the request and with it `prepared_tx`.
             let _ = route.actor.send_message(ModuleMsg::Swap(Box::new(req)));

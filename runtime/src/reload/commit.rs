@@ -113,14 +113,16 @@ pub(crate) async fn await_decision(rx: oneshot::Receiver<Decision>, wait: Durati
 }
 
 /// Commit on this instance: the new behaviour replaces the (stopped) old one,
-/// which is dropped; its library stays mapped.
+/// which is dropped on the blocking pool; its library stays mapped.
 pub(crate) fn apply(
     inst: &mut Instance,
     candidate: Candidate,
     target: Arc<Library>,
     config: Arc<Vec<u8>>,
 ) {
-    inst.behaviour = candidate.behaviour;
+    let old = std::mem::replace(&mut inst.behaviour, candidate.behaviour);
+    // Freeing a large old state takes milliseconds: not inside the pause.
+    tokio::task::spawn_blocking(move || drop(old));
     inst.lib = target.clone();
     inst.config = config;
     if let Some(snapshot) = candidate.snapshot {

@@ -2,7 +2,6 @@
 //! subscriber, metrics into the host's `metrics` recorder, events onto the
 //! node's bus, messages to other modules through the directory.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use abi_stable::sabi_trait::TD_Opaque;
@@ -22,9 +21,10 @@ pub(crate) struct HostContext {
     bus: EventBus,
     directory: Directory,
     /// Metric handles by name: registering (name formatting, label
-    /// allocation, registry lookup) happens once per name, not per call.
-    counters: Arc<Mutex<HashMap<String, metrics::Counter>>>,
-    gauges: Arc<Mutex<HashMap<String, metrics::Gauge>>>,
+    /// allocation, registry lookup) happens once per name, not per call. A
+    /// module uses a handful of names: a linear scan beats hashing the name.
+    counters: Arc<Mutex<Vec<(String, metrics::Counter)>>>,
+    gauges: Arc<Mutex<Vec<(String, metrics::Gauge)>>>,
 }
 
 impl HostContext {
@@ -70,24 +70,24 @@ impl HostCtx for HostContext {
 
     fn counter(&self, name: RStr<'_>, delta: u64) {
         let mut counters = self.counters.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(c) = counters.get(name.as_str()) {
+        if let Some((_, c)) = counters.iter().find(|(n, _)| n == name.as_str()) {
             c.increment(delta);
             return;
         }
         let c = metrics::counter!(format!("molt_module_{}", name.as_str()), "module" => self.module.to_string());
         c.increment(delta);
-        counters.insert(name.as_str().to_string(), c);
+        counters.push((name.as_str().to_string(), c));
     }
 
     fn gauge(&self, name: RStr<'_>, value: f64) {
         let mut gauges = self.gauges.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(g) = gauges.get(name.as_str()) {
+        if let Some((_, g)) = gauges.iter().find(|(n, _)| n == name.as_str()) {
             g.set(value);
             return;
         }
         let g = metrics::gauge!(format!("molt_module_{}", name.as_str()), "module" => self.module.to_string());
         g.set(value);
-        gauges.insert(name.as_str().to_string(), g);
+        gauges.push((name.as_str().to_string(), g));
     }
 
     fn publish(&self, topic: RStr<'_>, json: RStr<'_>) {

@@ -1,0 +1,319 @@
+//! The supervisor's side of reloads and rollbacks: refusing what cannot run,
+//! starting the coordinator task, and recording its outcome (table,
+//! history, events, metrics).
+
+use super::modules::encode_config;
+use super::*;
+
+pub(crate) struct ReloadDone {
+    module: String,
+    action: Action,
+    reset_state: bool,
+    asked: String,
+    new_config: Option<(serde_json::Value, Arc<Vec<u8>>)>,
+    new_path: Option<PathBuf>,
+    at: SystemTime,
+    outcome: reload::Outcome,
+    reply: RpcReplyPort<Result<ReloadReport, Error>>,
+}
+
+pub(super) fn action_name(a: Action) -> &'static str {
+    match a {
+        Action::Reload => "reload",
+        Action::Rollback => "rollback",
+        Action::ApplyConfig => "configuration change",
+    }
+}
+
+impl Supervisor {
+    pub(super) fn refuse(
+        st: &mut SupState,
+        module: &str,
+        action: Action,
+        from: String,
+        error: &Error,
+    ) {
+        crate::metrics::reload_finished(module, Outcome::Refused);
+        st.history.push(HistoryEntry {
+            id: 0,
+            at: SystemTime::now(),
+            module: module.to_string(),
+            action,
+            from,
+            to: String::new(),
+            outcome: Outcome::Refused,
+            phase: None,
+            error: Some(error.to_string()),
+            pause_us: 0,
+        });
+    }
+
+    pub(super) fn start_reload(
+        myself: &ActorRef<SupervisorMsg>,
+        st: &mut SupState,
+        module: String,
+        action: Action,
+        options: ReloadOptions,
+        reset_state: bool,
+        reply: RpcReplyPort<Result<ReloadReport, Error>>,
+    ) {
+        let Some(entry) = st.table.get_mut(&module) else {
+            let _ = reply.send(Err(Error::UnknownModule(module)));
+            return;
+        };
+        let from = entry.current.code_version.clone();
+        if entry.reloading {
+            let err = Error::ReloadInProgress(module.clone());
+            Self::refuse(st, &module, action, from, &err);
+            let _ = reply.send(Err(err));
+            return;
+        }
+        let (source, mode, asked) = match action {
+            // (A configuration change reloads through `Action::Reload`.)
+            Action::Reload | Action::ApplyConfig => {
+                let path = options
+                    .library
+                    .clone()
+                    .unwrap_or_else(|| entry.spec.library.clone());
+                (
+                    Source::Path(path.clone()),
+                    SwapMode::Upgrade,
+                    path.display().to_string(),
+                )
+            }
+            Action::Rollback => {
+                let Some(prev) = entry.previous.clone() else {
+                    let err = Error::RollbackRefused {
+                        module: module.clone(),
+                        reason: "there is no previous library (the module has not been reloaded)"
+                            .into(),
+                    };
+                    Self::refuse(st, &module, action, from, &err);
+                    let _ = reply.send(Err(err));
+                    return;
+                };
+                // Back to an older state version: the current code
+                // down-migrates. To the same or a newer one (rolling forward
+                // again after a rollback): the previous library migrates the
+                // current state as in any upgrade.
+                let mode = if reset_state {
+                    SwapMode::Reset
+                } else if prev.state_version < entry.current.state_version {
+                    SwapMode::Downgrade {
+                        to: prev.state_version,
+                    }
+                } else {
+                    SwapMode::Upgrade
+                };
+                let asked = prev.code_version.clone();
+                (Source::Loaded(prev), mode, asked)
+            }
+        };
+        let new_config = match &options.config {
+            Some(value) => match encode_config(&module, value) {
+                Ok(bytes) => Some((value.clone(), bytes)),
+                Err(e) => {
+                    Self::refuse(st, &module, action, from, &e);
+                    let _ = reply.send(Err(e));
+                    return;
+                }
+            },
+            None => None,
+        };
+        entry.reloading = true;
+        let plan = Plan {
+            module: module.clone(),
+            bus: st.bus.clone(),
+            from: from.clone(),
+            source,
+            config: new_config
+                .as_ref()
+                .map(|(_, b)| b.clone())
+                .unwrap_or_else(|| entry.config.clone()),
+            mode,
+            routes: entry.slot.routes.load().as_ref().clone(),
+            limits: st.limits.clone(),
+            loader: st.loader.clone(),
+        };
+        let me = myself.clone();
+        let at = SystemTime::now();
+        let new_path = options.library;
+        tokio::spawn(async move {
+            let outcome = reload::run(plan).await;
+            let done = ReloadDone {
+                module,
+                action,
+                reset_state,
+                asked,
+                new_config,
+                new_path,
+                at,
+                outcome,
+                reply,
+            };
+            let sent = me.send_message(SupervisorMsg::Internal(InternalMsg(Internal::ReloadDone(
+                Box::new(done),
+            ))));
+            // The supervisor is gone: tell the caller.
+            if let Err(ractor::MessagingErr::SendErr(SupervisorMsg::Internal(InternalMsg(
+                Internal::ReloadDone(d),
+            )))) = sent
+            {
+                let _ = d.reply.send(Err(Error::NodeDown));
+            }
+        });
+    }
+
+    pub(super) fn finish_reload(st: &mut SupState, done: ReloadDone) {
+        let ReloadDone {
+            module,
+            action,
+            reset_state,
+            asked,
+            new_config,
+            new_path,
+            at,
+            outcome,
+            reply,
+        } = done;
+        let Some(entry) = st.table.get_mut(&module) else {
+            let _ = reply.send(Err(Error::UnknownModule(module)));
+            return;
+        };
+        entry.reloading = false;
+        let from = entry.current.code_version.clone();
+        let mut record = HistoryEntry {
+            id: 0,
+            at,
+            module: module.clone(),
+            action,
+            from: from.clone(),
+            to: outcome
+                .target
+                .as_ref()
+                .map(|l| l.code_version.clone())
+                .unwrap_or(asked),
+            outcome: Outcome::Committed,
+            phase: None,
+            error: None,
+            pause_us: 0,
+        };
+        let result = match outcome.result {
+            Ok(committed) => {
+                let target = outcome.target.expect("a committed reload has a target");
+                let pauses_us: Vec<u64> = committed
+                    .pauses
+                    .iter()
+                    .map(|d| d.as_micros() as u64)
+                    .collect();
+                let pause_us = pauses_us.iter().copied().max().unwrap_or(0);
+                record.pause_us = pause_us;
+                let old = std::mem::replace(&mut entry.current, target.clone());
+                entry.previous = Some(old);
+                if let Some(path) = new_path {
+                    entry.spec.library = path;
+                }
+                if let Some((value, bytes)) = new_config {
+                    entry.spec.config = value;
+                    entry.config = bytes;
+                }
+                entry
+                    .slot
+                    .wants_events
+                    .store(target.wants_events, Ordering::Relaxed);
+                let to = target.code_version.clone();
+                tracing::info!(target: "molt::supervisor", module = %module, %from, %to, pause_us, "{} committed", action_name(action));
+                st.bus.publish(match action {
+                    Action::Reload | Action::ApplyConfig => Event::ModuleReloaded {
+                        name: module.clone(),
+                        from: from.clone(),
+                        to: to.clone(),
+                        pause_us,
+                    },
+                    Action::Rollback => Event::ModuleRolledBack {
+                        name: module.clone(),
+                        from: from.clone(),
+                        to: to.clone(),
+                        reset_state,
+                    },
+                });
+                Ok(ReloadReport {
+                    module: module.clone(),
+                    from,
+                    to,
+                    state_version: target.state_version,
+                    pauses_us,
+                    load_us: if action == Action::Reload {
+                        target.load_time.as_micros() as u64
+                    } else {
+                        0
+                    },
+                })
+            }
+            Err(failure) => {
+                record.phase = Some(failure.phase.to_string());
+                record.error = Some(failure.error.clone());
+                record.outcome = if failure.phase == Phase::Prepare {
+                    Outcome::Rejected
+                } else {
+                    Outcome::RolledBack
+                };
+                tracing::warn!(target: "molt::supervisor", module = %module, phase = %failure.phase, "{} failed, {from} keeps serving: {}", action_name(action), failure.error);
+                st.bus.publish(Event::ModuleReloadFailed {
+                    name: module.clone(),
+                    phase: failure.phase.to_string(),
+                    error: failure.error.clone(),
+                });
+                if action == Action::Rollback && failure.kind == Some(ErrorKind::CannotDowngrade) {
+                    record.outcome = Outcome::Refused;
+                    Err(Error::RollbackRefused {
+                        module: module.clone(),
+                        reason: format!(
+                            "{}; roll back with reset_state to start {} with a fresh state",
+                            failure.error, record.to
+                        ),
+                    })
+                } else if let Some(e) = outcome.load_error {
+                    Err(e)
+                } else {
+                    Err(Error::ReloadFailed {
+                        module: module.clone(),
+                        phase: failure.phase,
+                        error: failure.error,
+                        from,
+                    })
+                }
+            }
+        };
+        crate::metrics::reload_finished(&module, record.outcome);
+        st.history.push(record);
+        let _ = reply.send(result);
+    }
+
+    pub(super) fn record_failure(st: &mut SupState, module: String, phase: Phase, error: String) {
+        let from = st
+            .table
+            .get(&module)
+            .map(|e| e.current.code_version.clone())
+            .unwrap_or_default();
+        tracing::warn!(target: "molt::supervisor", module = %module, phase = %phase, "reload failed, {from} keeps serving: {error}");
+        crate::metrics::reload_finished(&module, Outcome::Rejected);
+        st.bus.publish(Event::ModuleReloadFailed {
+            name: module.clone(),
+            phase: phase.to_string(),
+            error: error.clone(),
+        });
+        st.history.push(HistoryEntry {
+            id: 0,
+            at: SystemTime::now(),
+            module,
+            action: Action::Reload,
+            from,
+            to: String::new(),
+            outcome: Outcome::Rejected,
+            phase: Some(phase.to_string()),
+            error: Some(error),
+            pause_us: 0,
+        });
+    }
+}

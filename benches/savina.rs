@@ -665,6 +665,27 @@ impl Bench {
     }
 }
 
+/// The median time of `rmp_serde::to_vec_named` + `from_slice` of `msg`,
+/// as the module handle and the module library do it.
+fn codec_ns<M>(msg: &M) -> f64
+where
+    M: serde::Serialize + serde::de::DeserializeOwned,
+{
+    const N: u32 = 100_000;
+    let runs = (0..5)
+        .map(|_| {
+            let t = Instant::now();
+            for _ in 0..N {
+                let bytes = rmp_serde::to_vec_named(std::hint::black_box(msg)).unwrap();
+                let back: M = rmp_serde::from_slice(&bytes).unwrap();
+                std::hint::black_box(back);
+            }
+            t.elapsed()
+        })
+        .collect();
+    median(runs).as_nanos() as f64 / f64::from(N)
+}
+
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
     v[v.len() / 2]
@@ -712,9 +733,9 @@ async fn main() {
     }
 
     println!(
-        "| benchmark | parameters | messages | molt | plain ractor | molt / ractor | per round |"
+        "| benchmark | parameters | messages | molt | plain ractor | molt / ractor | per round | molt's extra per message |"
     );
-    println!("|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|");
     for (b, (m, r)) in Bench::ALL.iter().zip(times) {
         // Throughput ratio of each round's pair (molt then ractor, back to
         // back): their spread shows how much the machine's load moved.
@@ -726,7 +747,7 @@ async fn main() {
         ratios.sort_by(f64::total_cmp);
         let (m, r) = (median(m), median(r));
         println!(
-            "| {} | {} | {} | {} | {} | {:.0} % | {:.0}–{:.0} % |",
+            "| {} | {} | {} | {} | {} | {:.0} % | {:.0}–{:.0} % | {:.0} ns |",
             b.name(),
             b.parameters(),
             b.messages(),
@@ -734,9 +755,22 @@ async fn main() {
             cell(r, b.messages()),
             100.0 * r.as_secs_f64() / m.as_secs_f64(),
             ratios[0],
-            ratios[ratios.len() - 1]
+            ratios[ratios.len() - 1],
+            (m.as_secs_f64() - r.as_secs_f64()) * 1e9 / b.messages() as f64
         );
     }
+    println!();
+    println!(
+        "msgpack encode + decode of one message alone (what every molt message pays on top): \
+         ping-pong Pong {:.0} ns, counting Increment {:.0} ns, ring Ping {:.0} ns, fork-join Work {:.0} ns",
+        codec_ns(&pingpong::PingerMsg::Pong),
+        codec_ns(&counting::CounterMsg::Increment),
+        codec_ns(&ring::RingMsg::Ping {
+            hops_left: RING_HOPS,
+            ring: RING_ACTORS
+        }),
+        codec_ns(&forkjoin::WorkerMsg::Work)
+    );
     println!();
     println!(
         "medians of {rounds} rounds after a warm-up round; in each round molt then ractor, \

@@ -23,6 +23,7 @@ async fn a_module_sends_to_another_module() {
     fault
         .call(FMsg::Forward {
             module: "kv".into(),
+            instance: None,
             key: "from-fault".into(),
             value: "hello".into(),
         })
@@ -40,6 +41,58 @@ async fn a_module_sends_to_another_module() {
     let err = fault
         .call(FMsg::Forward {
             module: "nobody".into(),
+            instance: None,
+            key: "k".into(),
+            value: "v".into(),
+        })
+        .await
+        .expect_err("no such module");
+    assert!(
+        err.to_string().contains("module nobody is not running"),
+        "{err}"
+    );
+    node.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_module_sends_to_one_instance_of_another_module() {
+    let f = common::fixtures();
+    let node = Node::start(
+        common::config("ctx-send-to", &[])
+            .module(ModuleSpec::new("kv", &f.kv).instances(3))
+            .module(ModuleSpec::new("fault", &f.fault)),
+    )
+    .await
+    .unwrap();
+    let fault = node.module::<common::FaultProto>("fault").unwrap();
+    let kv = node.module::<Proto>("kv").unwrap();
+    // Instance 2, then instance 4 = 4 modulo 3 = 1; fault runs as instance
+    // 0, so `send` would have reached kv's instance 0.
+    for (instance, key) in [(2, "two"), (4, "one")] {
+        fault
+            .call(FMsg::Forward {
+                module: "kv".into(),
+                instance: Some(instance),
+                key: key.into(),
+                value: "v".into(),
+            })
+            .await
+            .expect("forward succeeds");
+    }
+    let get = |i: usize, key: &str| {
+        let h = kv.on_instance(i);
+        let key = key.to_string();
+        async move { h.call(Msg::Get { key }).await.unwrap() }
+    };
+    assert_eq!(get(2, "two").await, Reply::Value(Some("v".into())));
+    assert_eq!(get(1, "one").await, Reply::Value(Some("v".into())));
+    for (i, key) in [(0, "two"), (1, "two"), (0, "one"), (2, "one")] {
+        assert_eq!(get(i, key).await, Reply::Value(None), "instance {i} {key}");
+    }
+    let err = fault
+        .call(FMsg::Forward {
+            module: "nobody".into(),
+            instance: Some(0),
             key: "k".into(),
             value: "v".into(),
         })

@@ -99,6 +99,22 @@ impl HostCtx for HostContext {
     }
 
     fn send(&self, module: RStr<'_>, msg: RSlice<'_, u8>) -> RResult<(), ModError> {
+        self.cast(module, self.instance, msg)
+    }
+
+    fn send_to(
+        &self,
+        module: RStr<'_>,
+        instance: u32,
+        msg: RSlice<'_, u8>,
+    ) -> RResult<(), ModError> {
+        self.cast(module, instance, msg)
+    }
+}
+
+impl HostContext {
+    /// Casts to instance `instance` (modulo the instance count) of `module`.
+    fn cast(&self, module: RStr<'_>, instance: u32, msg: RSlice<'_, u8>) -> RResult<(), ModError> {
         let not_running = || ModError {
             kind: ErrorKind::Failed,
             message: RString::from(format!("module {} is not running", module.as_str())),
@@ -110,7 +126,7 @@ impl HostCtx for HostContext {
         if routes.is_empty() {
             return RErr(not_running());
         }
-        let route = &routes[self.instance as usize % routes.len()];
+        let route = &routes[instance as usize % routes.len()];
         match route.send_counted(ModuleMsg::Cast(msg.to_vec())) {
             Ok(()) => ROk(()),
             Err(_) => RErr(not_running()),

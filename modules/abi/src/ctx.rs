@@ -121,6 +121,28 @@ impl Ctx {
             .into_result()
             .map_err(Error::from)
     }
+
+    /// Sends (casts) a message to one instance of a module: `instance`
+    /// modulo the module's instance count, so `ctx.instance() + 1` on the
+    /// module's own name is the next instance in a ring. [`Ctx::send`]
+    /// instead picks the instance from this instance's index.
+    ///
+    /// # Errors
+    /// When the message cannot be encoded, the module is not running, or the
+    /// host is older than this method.
+    pub fn send_to<P: Protocol>(
+        &self,
+        module: &str,
+        instance: u32,
+        msg: &P::Msg,
+    ) -> Result<(), Error> {
+        let bytes = rmp_serde::to_vec_named(msg)
+            .map_err(|e| Error::msg(format!("cannot encode a message to {module}: {e}")))?;
+        self.host
+            .send_to(RStr::from_str(module), instance, RSlice::from_slice(&bytes))
+            .into_result()
+            .map_err(Error::from)
+    }
 }
 
 impl std::fmt::Debug for Ctx {

@@ -94,6 +94,28 @@ pub trait HostCtx: Send + Sync + Clone {
     /// Sends (casts) a msgpack-encoded message to another module.
     #[sabi(last_prefix_field)]
     fn send(&self, module: RStr<'_>, msg: RSlice<'_, u8>) -> RResult<(), ModError>;
+
+    // Methods below the prefix were added later. abi_stable makes each an
+    // optional vtable entry: a library built against this interface can run
+    // on a host built before the method existed, and then gets the default
+    // body. Append only, always with a default.
+
+    /// Sends (casts) a msgpack-encoded message to one instance of a module:
+    /// `instance` modulo its instance count (as `ModuleHandle::on_instance`).
+    fn send_to(
+        &self,
+        module: RStr<'_>,
+        instance: u32,
+        msg: RSlice<'_, u8>,
+    ) -> RResult<(), ModError> {
+        let _ = (instance, msg);
+        RResult::RErr(ModError {
+            kind: ErrorKind::Failed,
+            message: RString::from(format!(
+                "cannot send to an instance of {module}: this host predates send_to"
+            )),
+        })
+    }
 }
 
 /// The context as it crosses the boundary.

@@ -52,7 +52,7 @@ mod stats;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use check::{check_journals, journals, serving};
+use check::{check_journals, dump, serving};
 use kv_proto::Proto;
 use libraries::{build_libraries, BrokenLibrary};
 use load::{Load, CALL_EVERY};
@@ -139,7 +139,7 @@ async fn run() -> Result<ExitCode, AnyError> {
         totals.sent() as f64 / totals.duration.as_secs_f64(),
         totals.max_mailbox_depth
     );
-    let held = journals(&kv).await?;
+    let held = dump(&kv).await?.streams;
     let check = check_journals(&totals.clients, &held);
     let (p50, p99) = (
         percentile(&tally.pauses_us, 50.0),

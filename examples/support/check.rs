@@ -22,17 +22,12 @@ pub async fn serving(kv: &ModuleHandle<Proto>) -> Result<String, AnyError> {
     }
 }
 
-/// The module's whole user-visible state.
+/// The module's whole user-visible state (its journals: `.streams`).
 pub async fn dump(kv: &ModuleHandle<Proto>) -> Result<Dump, AnyError> {
     match kv.call(Msg::Dump).await? {
         Reply::Dump(dump) => Ok(dump),
         other => Err(format!("unexpected reply to Dump: {other:?}").into()),
     }
-}
-
-/// Every journal the module holds.
-pub async fn journals(kv: &ModuleHandle<Proto>) -> Result<BTreeMap<String, Vec<u64>>, AnyError> {
-    Ok(dump(kv).await?.streams)
 }
 
 /// Sent versus held.

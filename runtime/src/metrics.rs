@@ -32,6 +32,9 @@ const BUCKETS: &[f64] = &[
     0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
+/// How often histogram samples are drained when nobody scrapes.
+const UPKEEP: Duration = Duration::from_secs(5);
+
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
 /// Installs molt's Prometheus recorder as the process's `metrics` recorder
@@ -46,6 +49,17 @@ pub fn install() -> Option<&'static PrometheusHandle> {
                 .install_recorder()
                 .map_err(|e| tracing::info!(target: "molt::metrics", "not installing molt's recorder: {e}"))
                 .ok()
+                .inspect(|handle| {
+                    // Histogram samples pile up until they are drained: by a
+                    // scrape, or by this upkeep for a node nobody scrapes.
+                    let handle = handle.clone();
+                    let _ = std::thread::Builder::new()
+                        .name("molt-metrics-upkeep".into())
+                        .spawn(move || loop {
+                            std::thread::sleep(UPKEEP);
+                            handle.run_upkeep();
+                        });
+                })
         })
         .as_ref()
 }

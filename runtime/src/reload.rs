@@ -25,7 +25,7 @@ pub(crate) mod verify;
 
 use std::fmt;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -130,6 +130,27 @@ pub(crate) enum Decision {
     Rollback,
 }
 
+/// How far one instance got in one swap, shared with the coordinator, so a
+/// timeout names where the instance was stuck: still handling the messages
+/// ahead of `Swap` (drain), or inside a phase whose module entry point has
+/// not returned.
+#[derive(Debug, Default)]
+pub(crate) struct Progress(Mutex<Option<Phase>>);
+
+impl Progress {
+    /// The instance enters `phase`.
+    pub fn enter(&self, phase: Phase) {
+        if let Ok(mut p) = self.0.lock() {
+            *p = Some(phase);
+        }
+    }
+
+    /// The phase the instance is in; `None` until it takes `Swap`.
+    pub fn current(&self) -> Option<Phase> {
+        self.0.lock().ok().and_then(|p| *p)
+    }
+}
+
 /// What an instance reports when it leaves `Swap`.
 #[derive(Debug, Clone)]
 pub(crate) struct InstanceReport {
@@ -147,6 +168,8 @@ pub(crate) struct SwapRequest {
     pub prepared: oneshot::Sender<Result<(), PhaseFailure>>,
     pub decision: oneshot::Receiver<Decision>,
     pub done: oneshot::Sender<InstanceReport>,
+    /// Where this instance is in the swap (read by the coordinator).
+    pub progress: Arc<Progress>,
     /// The coordinator's reload span: each instance's span is its child.
     pub span: tracing::Span,
 }
@@ -163,6 +186,7 @@ pub(crate) async fn on_instance(inst: &mut Instance, req: SwapRequest) {
         prepared,
         decision,
         done,
+        progress,
         span: reload_span,
     } = req;
     let span = tracing::info_span!(
@@ -173,7 +197,7 @@ pub(crate) async fn on_instance(inst: &mut Instance, req: SwapRequest) {
         from = %inst.lib.code_version,
         to = %target.code_version
     );
-    let outcome = prepare_instance(inst, &target, &config, mode, &limits)
+    let outcome = prepare_instance(inst, &target, &config, mode, &limits, &progress)
         .instrument(span)
         .await;
     let committed = match outcome {
@@ -182,6 +206,7 @@ pub(crate) async fn on_instance(inst: &mut Instance, req: SwapRequest) {
             false
         }
         Ok(candidate) => {
+            progress.enter(Phase::Commit);
             let _ = prepared.send(Ok(()));
             // Wait longer than the coordinator can take to decide, so no
             // instance rolls back on its own while the others commit.
@@ -225,10 +250,15 @@ async fn prepare_instance(
     config: &Arc<Vec<u8>>,
     mode: SwapMode,
     limits: &Limits,
+    progress: &Progress,
 ) -> Result<Candidate, PhaseFailure> {
     let module = inst.module.clone();
-    // One child span and one duration sample per phase.
-    let phase = |phase: Phase| tracing::info_span!("phase", name = phase.as_str());
+    // One child span and one duration sample per phase; the coordinator sees
+    // which phase the instance is in.
+    let phase = |phase: Phase| {
+        progress.enter(phase);
+        tracing::info_span!("phase", name = phase.as_str())
+    };
     let timed = |p: Phase, since: Instant| crate::metrics::phase(&module, p, since.elapsed());
     let t = Instant::now();
     let state = phase(Phase::Snapshot).in_scope(|| snapshot::take(inst, mode))?;

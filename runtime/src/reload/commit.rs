@@ -34,13 +34,7 @@ pub(crate) async fn coordinate(
                 Phase::Drain,
                 format!("instance {} is not running", p.index),
             )),
-            Err(_) => Some(PhaseFailure::new(
-                Phase::Commit,
-                format!(
-                    "instance {} did not prepare within {:?}",
-                    p.index, limits.prepare_timeout
-                ),
-            )),
+            Err(_) => Some(timed_out(p, limits)),
         };
         if let Some(f) = this {
             failure.get_or_insert(f);
@@ -84,6 +78,26 @@ pub(crate) async fn coordinate(
     match failure {
         None => Ok(Committed { pauses }),
         Some(f) => Err(f),
+    }
+}
+
+/// An instance that did not report prepared in time fails the phase it is
+/// stuck in: drain when it has not taken `Swap` yet (it is still handling the
+/// messages sent before it), else the phase whose module entry point has not
+/// returned.
+fn timed_out(p: &Pending, limits: &Limits) -> PhaseFailure {
+    let (index, limit) = (p.index, limits.prepare_timeout);
+    match p.progress.current() {
+        None => PhaseFailure::new(
+            Phase::Drain,
+            format!(
+                "instance {index} did not reach the reload within {limit:?}: it is still handling the messages sent before it"
+            ),
+        ),
+        Some(phase) => PhaseFailure::new(
+            phase,
+            format!("instance {index} did not prepare within {limit:?}: still in {phase}"),
+        ),
     }
 }
 

@@ -25,6 +25,7 @@ pub(crate) mod verify;
 
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -130,24 +131,57 @@ pub(crate) enum Decision {
     Rollback,
 }
 
-/// How far one instance got in one swap, shared with the coordinator, so a
-/// timeout names where the instance was stuck: still handling the messages
-/// ahead of `Swap` (drain), or inside a phase whose module entry point has
-/// not returned.
+/// One instance's swap as the coordinator sees it: the phase the instance is
+/// in, so a timeout names where it was stuck (still handling the messages
+/// ahead of `Swap`: drain; or inside a phase whose module entry point has
+/// not returned); and whether the coordinator has rolled back already.
+///
+/// Once it has, the swap is abandoned (DESIGN.md §2): the instance runs no
+/// more module code for it than the entry point it is in, undoes what it did
+/// and resumes serving. A `Swap` it reaches only after that (a drain
+/// timeout) is skipped. Without this, a late swap would still stop the old
+/// code and run the new library's `migrate`, `start` and `verify` for a
+/// reload already reported as rolled back.
 #[derive(Debug, Default)]
-pub(crate) struct Progress(Mutex<Option<Phase>>);
+pub(crate) struct Progress {
+    phase: Mutex<Option<Phase>>,
+    abandoned: AtomicBool,
+}
 
 impl Progress {
     /// The instance enters `phase`.
     pub fn enter(&self, phase: Phase) {
-        if let Ok(mut p) = self.0.lock() {
+        if let Ok(mut p) = self.phase.lock() {
             *p = Some(phase);
         }
     }
 
     /// The phase the instance is in; `None` until it takes `Swap`.
     pub fn current(&self) -> Option<Phase> {
-        self.0.lock().ok().and_then(|p| *p)
+        self.phase.lock().ok().and_then(|p| *p)
+    }
+
+    /// The coordinator rolls back.
+    pub fn abandon(&self) {
+        self.abandoned.store(true, Ordering::Release);
+    }
+
+    /// Whether the coordinator has rolled back.
+    pub fn abandoned(&self) -> bool {
+        self.abandoned.load(Ordering::Acquire)
+    }
+
+    /// Before the instance runs more module code for the swap (`next`):
+    /// fails when the swap is abandoned.
+    pub fn go_on(&self, next: &str) -> Result<(), PhaseFailure> {
+        if !self.abandoned() {
+            return Ok(());
+        }
+        let phase = self.current().unwrap_or(Phase::Drain);
+        Err(PhaseFailure::new(
+            phase,
+            format!("abandoned in {phase}: the reload was rolled back before {next}"),
+        ))
     }
 }
 
@@ -197,6 +231,17 @@ pub(crate) async fn on_instance(inst: &mut Instance, req: SwapRequest) {
         from = %inst.lib.code_version,
         to = %target.code_version
     );
+    if progress.abandoned() {
+        // The coordinator gave up before this instance took `Swap` (the
+        // messages ahead of it took too long): nothing of the new code runs.
+        tracing::debug!(target: "molt::reload", module = &*inst.module, instance = inst.index(), "skipping a swap rolled back before it began");
+        let _ = done.send(InstanceReport {
+            index: inst.index(),
+            committed: false,
+            pause: paused_at.elapsed(),
+        });
+        return;
+    }
     let outcome = prepare_instance(inst, &target, &config, mode, &limits, &progress)
         .instrument(span)
         .await;
@@ -263,15 +308,23 @@ async fn prepare_instance(
     let t = Instant::now();
     let state = phase(Phase::Snapshot).in_scope(|| snapshot::take(inst, mode))?;
     timed(Phase::Snapshot, t);
+    progress.go_on("migrate")?;
     let t = Instant::now();
     let new = phase(Phase::Migrate)
         .in_scope(|| migrate::restore(inst, target, state.as_ref(), config))?;
     timed(Phase::Migrate, t);
+    // (An abandoned `new` is dropped unstarted.)
+    progress.go_on("the swap")?;
     let t = Instant::now();
-    let new = phase(Phase::Swap).in_scope(|| swap::start_new(inst, new))?;
+    let mut new = phase(Phase::Swap).in_scope(|| swap::start_new(inst, new, progress))?;
     timed(Phase::Swap, t);
+    if let Err(abandoned) = progress.go_on("verify") {
+        let _ = new.stop();
+        swap::restart_old(inst);
+        return Err(abandoned);
+    }
     let t = Instant::now();
-    let verified = verify::check(inst.ctx.clone(), new, target, config, limits)
+    let verified = verify::check(inst.ctx.clone(), new, target, config, limits, progress)
         .instrument(phase(Phase::Verify))
         .await;
     timed(Phase::Verify, t);

@@ -45,6 +45,11 @@ pub(crate) async fn coordinate(
     let decision = if failure.is_none() {
         Decision::Commit
     } else {
+        // Instances still inside their swap (or yet to reach it) stop at
+        // their next step instead of running more of the new code.
+        for p in &pending {
+            p.progress.abandon();
+        }
         Decision::Rollback
     };
     for p in pending.iter_mut() {

@@ -68,8 +68,10 @@ impl ModuleSpec {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
-    /// How long an instance may take from receiving `Swap` to reporting
-    /// prepared (snapshot + migrate + swap + verify). Past it: rollback.
+    /// How long an instance may take from the coordinator sending `Swap` to
+    /// reporting prepared: the messages ahead of `Swap` in its mailbox (drain),
+    /// then snapshot + migrate + swap + verify. Past it: rollback, naming the
+    /// phase the instance is stuck in.
     #[serde(with = "millis")]
     pub prepare_timeout: Duration,
     /// How long `verify` may run.

@@ -1,7 +1,7 @@
 //! The reload history: every attempt, with its outcome, bounded in memory.
 
 use std::collections::VecDeque;
-use std::io::{BufRead, Write};
+use std::io::{BufRead, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -117,7 +117,9 @@ impl History {
                     }
                     match serde_json::from_str::<HistoryEntry>(&line) {
                         Ok(entry) => {
-                            history.next_id = history.next_id.max(entry.id + 1);
+                            // Saturating: the file is input (an id at the
+                            // top of the range must not panic the node).
+                            history.next_id = history.next_id.max(entry.id.saturating_add(1));
                             history.keep(entry);
                         }
                         Err(e) => tracing::warn!(
@@ -147,7 +149,7 @@ impl History {
     /// audit file if there is one (a write failure is logged, never fatal).
     pub fn push(&mut self, mut entry: HistoryEntry) -> u64 {
         entry.id = self.next_id;
-        self.next_id += 1;
+        self.next_id = self.next_id.saturating_add(1);
         // Millisecond precision, as the audit file keeps it.
         if let Ok(since) = entry.at.duration_since(std::time::UNIX_EPOCH) {
             entry.at =
@@ -174,7 +176,64 @@ fn append(path: &Path, entry: &HistoryEntry) -> std::io::Result<()> {
     line.push('\n');
     let mut f = std::fs::OpenOptions::new()
         .create(true)
+        .read(true)
         .append(true)
         .open(path)?;
+    // A last line without its newline (a write cut short by a crash, an
+    // edit) would swallow this entry: both would be skipped when the file is
+    // read back. Start a line of its own.
+    if f.metadata()?.len() > 0 {
+        let mut last = [0u8; 1];
+        f.seek(SeekFrom::End(-1))?;
+        f.read_exact(&mut last)?;
+        if last[0] != b'\n' {
+            line.insert(0, '\n');
+        }
+    }
     f.write_all(line.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(id: u64) -> HistoryEntry {
+        HistoryEntry {
+            id,
+            at: SystemTime::UNIX_EPOCH,
+            module: "m".into(),
+            action: Action::Reload,
+            from: "1".into(),
+            to: "2".into(),
+            outcome: Outcome::Committed,
+            phase: None,
+            error: None,
+            pause_us: 0,
+        }
+    }
+
+    #[test]
+    fn an_id_at_the_top_of_the_range_does_not_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("h.jsonl");
+        let line = serde_json::to_string(&entry(u64::MAX)).unwrap();
+        std::fs::write(&file, format!("{line}\n")).unwrap();
+        let mut h = History::with_file(10, &file).unwrap();
+        assert_eq!(h.push(entry(0)), u64::MAX);
+        assert_eq!(h.push(entry(0)), u64::MAX);
+    }
+
+    #[test]
+    fn an_append_after_a_torn_last_line_starts_its_own_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("h.jsonl");
+        let whole = serde_json::to_string(&entry(1)).unwrap();
+        let torn = serde_json::to_string(&entry(2)).unwrap();
+        std::fs::write(&file, format!("{whole}\n{}", &torn[..torn.len() / 2])).unwrap();
+        let mut h = History::with_file(10, &file).unwrap();
+        h.push(entry(0));
+        let back = History::with_file(10, &file).unwrap().entries();
+        let ids: Vec<u64> = back.iter().map(|e| e.id).collect();
+        assert_eq!(ids, vec![1, 2], "the torn line is skipped, nothing else");
+    }
 }

@@ -25,7 +25,8 @@ pub(crate) mod verify;
 
 use std::fmt;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -131,6 +132,60 @@ pub(crate) enum Decision {
     Rollback,
 }
 
+/// One instance's swap as the coordinator sees it: the phase the instance is
+/// in, so a timeout names where it was stuck (still handling the messages
+/// ahead of `Swap`: drain; or inside a phase whose module entry point has
+/// not returned); and whether the coordinator has rolled back already.
+///
+/// Once it has, the swap is abandoned (DESIGN.md §2): the instance runs no
+/// more module code for it than the entry point it is in, undoes what it did
+/// and resumes serving. A `Swap` it reaches only after that (a drain
+/// timeout) is skipped. Without this, a late swap would still stop the old
+/// code and run the new library's `migrate`, `start` and `verify` for a
+/// reload already reported as rolled back.
+#[derive(Debug, Default)]
+pub(crate) struct Progress {
+    phase: Mutex<Option<Phase>>,
+    abandoned: AtomicBool,
+}
+
+impl Progress {
+    /// The instance enters `phase`.
+    pub fn enter(&self, phase: Phase) {
+        if let Ok(mut p) = self.phase.lock() {
+            *p = Some(phase);
+        }
+    }
+
+    /// The phase the instance is in; `None` until it takes `Swap`.
+    pub fn current(&self) -> Option<Phase> {
+        self.phase.lock().ok().and_then(|p| *p)
+    }
+
+    /// The coordinator rolls back.
+    pub fn abandon(&self) {
+        self.abandoned.store(true, Ordering::Release);
+    }
+
+    /// Whether the coordinator has rolled back.
+    pub fn abandoned(&self) -> bool {
+        self.abandoned.load(Ordering::Acquire)
+    }
+
+    /// Before the instance runs more module code for the swap (`next`):
+    /// fails when the swap is abandoned.
+    pub fn go_on(&self, next: &str) -> Result<(), PhaseFailure> {
+        if !self.abandoned() {
+            return Ok(());
+        }
+        let phase = self.current().unwrap_or(Phase::Drain);
+        Err(PhaseFailure::new(
+            phase,
+            format!("abandoned in {phase}: the reload was rolled back before {next}"),
+        ))
+    }
+}
+
 /// What an instance reports when it leaves `Swap`.
 #[derive(Debug, Clone)]
 pub(crate) struct InstanceReport {
@@ -148,6 +203,8 @@ pub(crate) struct SwapRequest {
     pub prepared: oneshot::Sender<Result<(), PhaseFailure>>,
     pub decision: oneshot::Receiver<Decision>,
     pub done: oneshot::Sender<InstanceReport>,
+    /// Where this instance is in the swap (read by the coordinator).
+    pub progress: Arc<Progress>,
     /// The coordinator's reload span: each instance's span is its child.
     pub span: tracing::Span,
     /// The module's only instance: it commits as soon as it has prepared.
@@ -166,6 +223,7 @@ pub(crate) async fn on_instance(inst: &mut Instance, req: SwapRequest) {
         prepared,
         decision,
         done,
+        progress,
         span: reload_span,
         solo,
     } = req;
@@ -177,7 +235,18 @@ pub(crate) async fn on_instance(inst: &mut Instance, req: SwapRequest) {
         from = %inst.lib.code_version,
         to = %target.code_version
     );
-    let outcome = prepare_instance(inst, &target, &config, mode, &limits)
+    if progress.abandoned() {
+        // The coordinator gave up before this instance took `Swap` (the
+        // messages ahead of it took too long): nothing of the new code runs.
+        tracing::debug!(target: "molt::reload", module = &*inst.module, instance = inst.index(), "skipping a swap rolled back before it began");
+        let _ = done.send(InstanceReport {
+            index: inst.index(),
+            committed: false,
+            pause: paused_at.elapsed(),
+        });
+        return;
+    }
+    let outcome = prepare_instance(inst, &target, &config, mode, &limits, &progress)
         .instrument(span)
         .await;
     let committed = match outcome {
@@ -186,6 +255,7 @@ pub(crate) async fn on_instance(inst: &mut Instance, req: SwapRequest) {
             false
         }
         Ok(candidate) => {
+            progress.enter(Phase::Commit);
             let _ = prepared.send(Ok(()));
             // Wait longer than the coordinator can take to decide, so no
             // instance rolls back on its own while the others commit.
@@ -194,7 +264,7 @@ pub(crate) async fn on_instance(inst: &mut Instance, req: SwapRequest) {
             // A module's only instance decides alone: all (one) prepared
             // means commit, without a round trip to the coordinator.
             let decided = if solo {
-                commit::solo_decision(decision)
+                commit::solo_decision(decision, &progress)
             } else {
                 commit::await_decision(decision, wait).await
             };
@@ -235,10 +305,15 @@ async fn prepare_instance(
     config: &Arc<Vec<u8>>,
     mode: SwapMode,
     limits: &Limits,
+    progress: &Progress,
 ) -> Result<Candidate, PhaseFailure> {
     let (module, bus, index) = (inst.module.clone(), inst.bus.clone(), inst.index());
-    // One child span, one duration sample and one progress event per phase.
-    let phase = |phase: Phase| tracing::info_span!("phase", name = phase.as_str());
+    // One child span, one duration sample and one progress event per phase;
+    // the coordinator sees which phase the instance is in.
+    let phase = |phase: Phase| {
+        progress.enter(phase);
+        tracing::info_span!("phase", name = phase.as_str())
+    };
     let done = |p: Phase, since: Instant, ok: bool| {
         let took = since.elapsed();
         crate::metrics::phase(&module, p, took);
@@ -254,16 +329,25 @@ async fn prepare_instance(
     let state = phase(Phase::Snapshot).in_scope(|| snapshot::take(inst, mode));
     done(Phase::Snapshot, t, state.is_ok());
     let state = state?;
+    progress.go_on("migrate")?;
     let t = Instant::now();
     let new =
         phase(Phase::Migrate).in_scope(|| migrate::restore(inst, target, state.as_ref(), config));
     done(Phase::Migrate, t, new.is_ok());
-    let t = Instant::now();
-    let new = phase(Phase::Swap).in_scope(|| swap::start_new(inst, new?));
-    done(Phase::Swap, t, new.is_ok());
     let new = new?;
+    // (An abandoned `new` is dropped unstarted.)
+    progress.go_on("the swap")?;
     let t = Instant::now();
-    let verified = verify::check(inst.ctx.clone(), new, target, config, limits)
+    let new = phase(Phase::Swap).in_scope(|| swap::start_new(inst, new, progress));
+    done(Phase::Swap, t, new.is_ok());
+    let mut new = new?;
+    if let Err(abandoned) = progress.go_on("verify") {
+        let _ = new.stop();
+        swap::restart_old(inst);
+        return Err(abandoned);
+    }
+    let t = Instant::now();
+    let verified = verify::check(inst.ctx.clone(), new, target, config, limits, progress)
         .instrument(phase(Phase::Verify))
         .await;
     done(Phase::Verify, t, verified.is_ok());

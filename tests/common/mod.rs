@@ -18,6 +18,8 @@ pub struct Fixtures {
     pub kv: PathBuf,
     pub kv_v2: PathBuf,
     pub fault: PathBuf,
+    /// The fault fixture's source as code 2.0.0, state version 2.
+    pub fault_v2: PathBuf,
     pub not_a_module: PathBuf,
     pub abi_mismatch: PathBuf,
     /// Every directory a fixture library lives in.
@@ -50,6 +52,7 @@ pub fn fixtures() -> &'static Fixtures {
             "kv",
             "kv-v2",
             "fault",
+            "fault-v2",
             "not-a-module",
         ];
         let libs = build(&BuildRequest {
@@ -77,6 +80,7 @@ pub fn fixtures() -> &'static Fixtures {
             kv: find(&libs, "kv"),
             kv_v2: find(&libs, "kv_v2"),
             fault: find(&libs, "fault"),
+            fault_v2: find(&libs, "fault_v2"),
             not_a_module: find(&libs, "not_a_module"),
             abi_mismatch: find(&mismatch, "abi_mismatch"),
             dirs: vec![],

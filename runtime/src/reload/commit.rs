@@ -9,7 +9,7 @@ use tokio::sync::oneshot;
 use tokio::time::{timeout_at, Instant};
 
 use super::drain::Pending;
-use super::{Candidate, Committed, Decision, Phase, PhaseFailure};
+use super::{Candidate, Committed, Decision, Phase, PhaseFailure, Progress};
 use crate::config::Limits;
 use crate::directory::Snapshot;
 use crate::loader::Library;
@@ -34,13 +34,7 @@ pub(crate) async fn coordinate(
                 Phase::Drain,
                 format!("instance {} is not running", p.index),
             )),
-            Err(_) => Some(PhaseFailure::new(
-                Phase::Commit,
-                format!(
-                    "instance {} did not prepare within {:?}",
-                    p.index, limits.prepare_timeout
-                ),
-            )),
+            Err(_) => Some(timed_out(p, limits)),
         };
         if let Some(f) = this {
             failure.get_or_insert(f);
@@ -51,6 +45,11 @@ pub(crate) async fn coordinate(
     let decision = if failure.is_none() {
         Decision::Commit
     } else {
+        // Instances still inside their swap (or yet to reach it) stop at
+        // their next step instead of running more of the new code.
+        for p in &pending {
+            p.progress.abandon();
+        }
         Decision::Rollback
     };
     for p in pending.iter_mut() {
@@ -95,11 +94,34 @@ pub(crate) async fn coordinate(
 /// unless the coordinator has already given up on it (its prepare timed out
 /// and it sent rollback). Either way the instance's report tells the
 /// coordinator what happened.
-pub(crate) fn solo_decision(mut rx: oneshot::Receiver<Decision>) -> Decision {
+pub(crate) fn solo_decision(mut rx: oneshot::Receiver<Decision>, progress: &Progress) -> Decision {
+    if progress.abandoned() {
+        return Decision::Rollback;
+    }
     match rx.try_recv() {
         Err(oneshot::error::TryRecvError::Empty) => Decision::Commit,
         Ok(d) => d,
         Err(oneshot::error::TryRecvError::Closed) => Decision::Rollback,
+    }
+}
+
+/// An instance that did not report prepared in time fails the phase it is
+/// stuck in: drain when it has not taken `Swap` yet (it is still handling the
+/// messages sent before it), else the phase whose module entry point has not
+/// returned.
+fn timed_out(p: &Pending, limits: &Limits) -> PhaseFailure {
+    let (index, limit) = (p.index, limits.prepare_timeout);
+    match p.progress.current() {
+        None => PhaseFailure::new(
+            Phase::Drain,
+            format!(
+                "instance {index} did not reach the reload within {limit:?}: it is still handling the messages sent before it"
+            ),
+        ),
+        Some(phase) => PhaseFailure::new(
+            phase,
+            format!("instance {index} did not prepare within {limit:?}: still in {phase}"),
+        ),
     }
 }
 

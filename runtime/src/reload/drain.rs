@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use tokio::sync::oneshot;
 
-use super::{Decision, InstanceReport, PhaseFailure, SwapMode, SwapRequest};
+use super::{Decision, InstanceReport, PhaseFailure, Progress, SwapMode, SwapRequest};
 use crate::config::Limits;
 use crate::directory::Route;
 use crate::loader::Library;
@@ -18,6 +18,8 @@ pub(crate) struct Pending {
     pub prepared: oneshot::Receiver<Result<(), PhaseFailure>>,
     pub decision: Option<oneshot::Sender<Decision>>,
     pub done: oneshot::Receiver<InstanceReport>,
+    /// Where the instance is in its swap.
+    pub progress: Arc<Progress>,
 }
 
 /// Sends `Swap` to every instance. An instance whose mailbox is closed shows
@@ -35,6 +37,7 @@ pub(crate) fn send_swaps(
             let (prepared_tx, prepared) = oneshot::channel();
             let (decision_tx, decision_rx) = oneshot::channel();
             let (done_tx, done) = oneshot::channel();
+            let progress = Arc::new(Progress::default());
             let req = SwapRequest {
                 target: target.clone(),
                 config: config.clone(),
@@ -43,6 +46,7 @@ pub(crate) fn send_swaps(
                 prepared: prepared_tx,
                 decision: decision_rx,
                 done: done_tx,
+                progress: progress.clone(),
                 span: tracing::Span::current(),
                 solo: routes.len() == 1,
             };
@@ -53,6 +57,7 @@ pub(crate) fn send_swaps(
                 prepared,
                 decision: Some(decision_tx),
                 done,
+                progress,
             }
         })
         .collect()

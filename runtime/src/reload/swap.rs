@@ -3,18 +3,24 @@
 
 use molt_abi::ffi::BehaviourBox;
 
-use super::{Phase, PhaseFailure};
+use super::{Phase, PhaseFailure, Progress};
 use crate::module_actor::Instance;
 
-/// Stops the old behaviour and starts the new one. On failure the old one is
-/// started again and the error returned.
+/// Stops the old behaviour and starts the new one. On failure (or when the
+/// coordinator rolled back while the old `stop` ran) the old one is started
+/// again and the error returned.
 pub(crate) fn start_new(
     inst: &mut Instance,
     mut new: BehaviourBox,
+    progress: &Progress,
 ) -> Result<BehaviourBox, PhaseFailure> {
     if let Err(e) = inst.behaviour.stop().into_result() {
         restart_old(inst);
         return Err(PhaseFailure::module(Phase::Swap, "old stop", e));
+    }
+    if let Err(abandoned) = progress.go_on("the new start") {
+        restart_old(inst);
+        return Err(abandoned);
     }
     if let Err(e) = new.start().into_result() {
         let _ = new.stop();

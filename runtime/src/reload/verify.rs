@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use molt_abi::ffi::{BehaviourBox, HostCtxBox};
 
-use super::{Candidate, Phase, PhaseFailure};
+use super::{Candidate, Phase, PhaseFailure, Progress};
 use crate::config::Limits;
 use crate::directory::Snapshot;
 use crate::loader::Library;
@@ -19,6 +19,7 @@ pub(crate) async fn check(
     target: &Arc<Library>,
     config: &Arc<Vec<u8>>,
     limits: &Limits,
+    progress: &Progress,
 ) -> Result<Candidate, PhaseFailure> {
     let task = tokio::task::spawn_blocking(move || {
         let result = new.verify().into_result();
@@ -63,6 +64,7 @@ pub(crate) async fn check(
         .into_result()
         .map_err(|e| PhaseFailure::module(Phase::Verify, "snapshot round trip", e))
         .and_then(|bytes| {
+            progress.go_on("the round trip's migrate")?;
             let snapshot = Snapshot {
                 version: target.state_version,
                 bytes: Arc::new(bytes.into_vec()),

@@ -159,3 +159,42 @@ async fn events_published_by_a_module_reach_subscribers() {
     }
     node.shutdown().await;
 }
+
+/// A module that sends to another keeps reaching it by name when that module
+/// is removed (an error) and added again (a new routing slot).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sending_to_a_removed_then_re_added_module() {
+    let f = common::fixtures();
+    let node = Node::start(two_modules("ctx-send-readd")).await.unwrap();
+    let fault = node.module::<common::FaultProto>("fault").unwrap();
+    let forward = |value: &str| FMsg::Forward {
+        module: "kv".into(),
+        instance: None,
+        key: "k".into(),
+        value: value.into(),
+    };
+    fault.call(forward("first")).await.expect("kv is running");
+
+    node.admin().remove_module("kv").await.unwrap();
+    let err = fault
+        .call(forward("gone"))
+        .await
+        .expect_err("kv was removed");
+    assert!(
+        err.to_string().contains("module kv is not running"),
+        "{err}"
+    );
+
+    node.admin()
+        .add_module(ModuleSpec::new("kv", &f.kv))
+        .await
+        .unwrap();
+    fault.call(forward("second")).await.expect("kv is back");
+    let kv = node.module::<Proto>("kv").unwrap();
+    assert_eq!(
+        kv.call(Msg::Get { key: "k".into() }).await.unwrap(),
+        Reply::Value(Some("second".into())),
+        "the message reached the new kv (fresh state)"
+    );
+    node.shutdown().await;
+}

@@ -9,7 +9,7 @@ use abi_stable::std_types::{RArc, RErr, ROk, RResult, RSlice, RStr, RString};
 use molt_abi::ffi::{ErrorKind, HostCtx, HostCtxBox, HostCtx_TO, ModError};
 use molt_abi::Level;
 
-use crate::directory::{lookup, Directory};
+use crate::directory::{lookup, Directory, ModuleSlot};
 use crate::events::{Event, EventBus};
 use crate::module_actor::ModuleMsg;
 
@@ -24,6 +24,8 @@ pub(crate) struct HostContext {
     /// allocation, registry lookup) happens once per name, not per call. A
     /// module uses a handful of names: a linear scan beats hashing the name.
     counters: Arc<Mutex<Vec<(String, metrics::Counter)>>>,
+    /// Routing slots of the modules this one sends to, by name.
+    slots: Arc<Mutex<Vec<(String, Arc<ModuleSlot>)>>>,
     gauges: Arc<Mutex<Vec<(String, metrics::Gauge)>>>,
 }
 
@@ -41,6 +43,7 @@ impl HostContext {
                 bus,
                 directory,
                 counters: Arc::default(),
+                slots: Arc::default(),
                 gauges: Arc::default(),
             }),
             TD_Opaque,
@@ -113,13 +116,30 @@ impl HostCtx for HostContext {
 }
 
 impl HostContext {
+    /// The routing slot of `module`, cached per name: a module sending to
+    /// another one skips the directory's lock and hash lookup. A cached slot
+    /// whose module was removed has no routes any more; it is looked up
+    /// again (a module added again under that name has a new slot).
+    fn slot(&self, module: &str) -> Option<Arc<ModuleSlot>> {
+        let mut cache = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, slot)) = cache.iter().find(|(n, _)| n == module) {
+            if !slot.routes.load().is_empty() {
+                return Some(slot.clone());
+            }
+        }
+        let fresh = lookup(&self.directory, module)?;
+        cache.retain(|(n, _)| n != module);
+        cache.push((module.to_string(), fresh.clone()));
+        Some(fresh)
+    }
+
     /// Casts to instance `instance` (modulo the instance count) of `module`.
     fn cast(&self, module: RStr<'_>, instance: u32, msg: RSlice<'_, u8>) -> RResult<(), ModError> {
         let not_running = || ModError {
             kind: ErrorKind::Failed,
             message: RString::from(format!("module {} is not running", module.as_str())),
         };
-        let Some(slot) = lookup(&self.directory, module.as_str()) else {
+        let Some(slot) = self.slot(module.as_str()) else {
             return RErr(not_running());
         };
         let routes = slot.routes.load();

@@ -13,6 +13,9 @@ use crate::directory::{lookup, Directory, ModuleSlot};
 use crate::events::{Event, EventBus};
 use crate::module_actor::ModuleMsg;
 
+/// Routing slots by module name.
+type SlotCache = Mutex<Vec<(String, Arc<ModuleSlot>)>>;
+
 /// What one instance's module code can reach.
 #[derive(Clone)]
 pub(crate) struct HostContext {
@@ -25,7 +28,7 @@ pub(crate) struct HostContext {
     /// module uses a handful of names: a linear scan beats hashing the name.
     counters: Arc<Mutex<Vec<(String, metrics::Counter)>>>,
     /// Routing slots of the modules this one sends to, by name.
-    slots: Arc<Mutex<Vec<(String, Arc<ModuleSlot>)>>>,
+    slots: Arc<SlotCache>,
     gauges: Arc<Mutex<Vec<(String, metrics::Gauge)>>>,
 }
 

@@ -84,7 +84,7 @@ async fn main() {
         progress: false,
     })
     .expect("build the kv libraries");
-    let lib = |p: &str| libs.iter().find(|l| l.package == p).unwrap().path.clone();
+    let lib = |p: &str| molt::cargo_build::library_of(&libs, p).unwrap();
     let (v1, v2) = (lib("kv"), lib("kv_v2"));
     let v1_size = std::fs::metadata(&v1).unwrap().len();
 

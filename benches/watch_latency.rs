@@ -180,12 +180,7 @@ async fn main() {
         progress: false,
     })
     .expect("build the kv library");
-    let kv = libs
-        .iter()
-        .find(|l| l.package == "kv")
-        .unwrap()
-        .path
-        .clone();
+    let kv = molt::cargo_build::library_of(&libs, "kv").unwrap();
     eprintln!(
         "kv: {} ({:.0} KiB)",
         kv.display(),

@@ -42,12 +42,7 @@ async fn savina_modules_compute_the_savina_results() {
     })
     .expect("build the savina modules");
     let lib = |package: &str| {
-        let target = package.replace('-', "_");
-        libs.iter()
-            .find(|l| l.package == target)
-            .unwrap_or_else(|| panic!("no library for {package}: {libs:?}"))
-            .path
-            .clone()
+        molt::cargo_build::library_of(&libs, package).unwrap_or_else(|e| panic!("{e}"))
     };
     let node = Node::start(
         NodeConfig::new("savina-test")

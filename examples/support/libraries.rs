@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use molt::cargo_build::{build, BuildRequest, BuiltLibrary};
+use molt::cargo_build::{build, library_of, BuildRequest};
 
 type AnyError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -34,14 +34,7 @@ pub fn build_libraries() -> Result<Libraries, AnyError> {
         target_dir: None,
         progress: false,
     })?;
-    let find = |target: &str| -> Result<PathBuf, AnyError> {
-        built
-            .iter()
-            .find(|l: &&BuiltLibrary| l.package == target)
-            .map(|l| l.path.clone())
-            .ok_or_else(|| format!("cargo built no library for {target}: {built:?}").into())
-    };
-    let (kv, kv_v2) = (find("kv")?, find("kv_v2")?);
+    let (kv, kv_v2) = (library_of(&built, "kv")?, library_of(&built, "kv-v2")?);
     let dir = kv
         .parent()
         .ok_or("the kv library has no directory")?

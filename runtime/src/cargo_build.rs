@@ -37,6 +37,14 @@ pub enum BuildError {
     /// cargo could not be run.
     #[error("cannot run cargo: {0}")]
     Spawn(String),
+    /// The build succeeded but produced no library for a package.
+    #[error("the build produced no library for {package} (it built: {built})")]
+    NoLibrary {
+        /// The package asked for.
+        package: String,
+        /// The library targets the build produced.
+        built: String,
+    },
     /// The code did not compile; the compiler's first error, rendered.
     #[error("build of {packages} failed:\n{first_error}")]
     Compile {
@@ -45,6 +53,26 @@ pub enum BuildError {
         /// The first compiler error as rustc renders it.
         first_error: String,
     },
+}
+
+/// The library a build produced for `package`, given as the package name
+/// (`kv-v2`) or as its library target's name (`kv_v2`).
+///
+/// # Errors
+/// [`BuildError::NoLibrary`] naming the package and what was built.
+pub fn library_of(libs: &[BuiltLibrary], package: &str) -> Result<PathBuf, BuildError> {
+    let target = package.replace('-', "_");
+    libs.iter()
+        .find(|l| l.package == package || l.package == target)
+        .map(|l| l.path.clone())
+        .ok_or_else(|| BuildError::NoLibrary {
+            package: package.to_string(),
+            built: libs
+                .iter()
+                .map(|l| l.package.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        })
 }
 
 /// The cargo to run: the one running us (`CARGO`), else `cargo` on PATH.

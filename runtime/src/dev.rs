@@ -380,35 +380,30 @@ async fn build_and_reload(c: &Crate, admin: &Admin, bus: &EventBus, stopped: &At
         Ok(Err(BuildError::Compile { first_error, .. })) => {
             return build_failed(c, admin, &first_error);
         }
-        Ok(Err(e @ BuildError::Spawn(_))) => return build_failed(c, admin, &e.to_string()),
+        Ok(Err(e)) => return build_failed(c, admin, &e.to_string()),
         Err(e) => return build_failed(c, admin, &format!("the build task failed: {e}")),
     };
-    let Some(lib) = libs.iter().find(|l| l.package == c.lib_name) else {
-        let found: Vec<&str> = libs.iter().map(|l| l.package.as_str()).collect();
-        return build_failed(
-            c,
-            admin,
-            &format!(
-                "cargo built no cdylib named {:?} (built: {found:?}); is the crate's \
-                 crate-type \"cdylib\"?",
-                c.lib_name
-            ),
-        );
+    let lib = match cargo_build::library_of(&libs, &c.lib_name) {
+        Ok(path) => path,
+        Err(e) => {
+            return build_failed(
+                c,
+                admin,
+                &format!("{e}; is the crate's crate-type \"cdylib\"?"),
+            )
+        }
     };
-    let stamp = std::fs::metadata(&lib.path)
+    let stamp = std::fs::metadata(&lib)
         .and_then(|m| m.modified())
         .ok()
-        .map(|t| (lib.path.clone(), t));
+        .map(|t| (lib.clone(), t));
     if stamp.is_some() && *lock(&c.last_loaded) == stamp {
-        tracing::info!(target: "molt::dev", modules = %c.describe_modules(), "{} is up to date; nothing to reload", lib.path.display());
+        tracing::info!(target: "molt::dev", modules = %c.describe_modules(), "{} is up to date; nothing to reload", lib.display());
         return;
     }
     let mut all_reloaded = true;
     for m in &c.modules {
-        match admin
-            .reload(m, ReloadOptions::library(lib.path.clone()))
-            .await
-        {
+        match admin.reload(m, ReloadOptions::library(lib.clone())).await {
             Ok(report) => {
                 tracing::info!(target: "molt::dev", module = %m, from = %report.from, to = %report.to, "rebuilt and reloaded {m}");
             }

@@ -27,11 +27,7 @@ pub struct Fixtures {
 }
 
 fn find(libs: &[molt::cargo_build::BuiltLibrary], package: &str) -> PathBuf {
-    libs.iter()
-        .find(|l| l.package == package)
-        .unwrap_or_else(|| panic!("the build produced no library for {package}: {libs:?}"))
-        .path
-        .clone()
+    molt::cargo_build::library_of(libs, package).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// The workspace's target dir (where the fixtures are built).

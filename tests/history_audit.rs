@@ -44,6 +44,11 @@ async fn audit_file_survives_a_restart() {
     assert_eq!(now.len(), 3);
     assert_eq!(now[2].id, 3);
     assert_eq!(now[2].outcome, Outcome::Committed);
+    assert_eq!(
+        now[2].trigger,
+        molt::Trigger::Admin,
+        "who asked is recorded"
+    );
     assert_eq!(std::fs::read_to_string(&audit).unwrap().lines().count(), 3);
     node.shutdown().await;
 }

@@ -90,6 +90,10 @@ async fn status_reload_and_rollback() {
     );
 
     let history = client.history().await.unwrap();
+    assert!(
+        history.iter().all(|h| h.trigger == molt::Trigger::Http),
+        "every attempt came over HTTP: {history:?}"
+    );
     let outcomes: Vec<(Action, Outcome)> = history.iter().map(|h| (h.action, h.outcome)).collect();
     assert_eq!(
         outcomes,

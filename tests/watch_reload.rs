@@ -226,6 +226,7 @@ async fn a_burst_of_ten_writes_is_one_reload() {
         ],
         "exactly one watch-triggered reload: {history:?}"
     );
+    assert_eq!(history[0].trigger, molt::Trigger::Watch, "{history:?}");
     lab.node.shutdown().await;
 }
 

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::diff::Change;
 use crate::config::{ModuleSpec, NodeConfig};
 use crate::error::Error;
-use crate::history::HistoryEntry;
+use crate::history::{HistoryEntry, Trigger};
 use crate::reload::Phase;
 use crate::supervisor::SupervisorMsg;
 
@@ -23,6 +23,8 @@ pub struct ReloadOptions {
     pub library: Option<PathBuf>,
     /// A new module config; default: the running one.
     pub config: Option<serde_json::Value>,
+    /// Who asks (recorded in the history).
+    pub trigger: Trigger,
 }
 
 impl ReloadOptions {
@@ -30,8 +32,14 @@ impl ReloadOptions {
     pub fn library(path: impl Into<PathBuf>) -> Self {
         ReloadOptions {
             library: Some(path.into()),
-            config: None,
+            ..ReloadOptions::default()
         }
+    }
+
+    /// Records `trigger` as who asked.
+    pub fn by(mut self, trigger: Trigger) -> Self {
+        self.trigger = trigger;
+        self
     }
 
     /// Also hand the module this config.
@@ -139,6 +147,8 @@ pub enum AdminMsg {
         module: String,
         /// Start the previous library with a fresh state instead.
         reset_state: bool,
+        /// Who asks (recorded in the history).
+        trigger: Trigger,
         /// Where the result goes.
         reply: RpcReplyPort<Result<ReloadReport, Error>>,
     },
@@ -266,10 +276,24 @@ impl Admin {
     /// module cannot downgrade its state (and `reset_state` is false); the
     /// errors of [`Admin::reload`] otherwise.
     pub async fn rollback(&self, module: &str, reset_state: bool) -> Result<ReloadReport, Error> {
+        self.rollback_by(module, reset_state, Trigger::Admin).await
+    }
+
+    /// [`Admin::rollback`], recording `trigger` as who asked.
+    ///
+    /// # Errors
+    /// As [`Admin::rollback`].
+    pub async fn rollback_by(
+        &self,
+        module: &str,
+        reset_state: bool,
+        trigger: Trigger,
+    ) -> Result<ReloadReport, Error> {
         let module = module.to_string();
         self.ask(|reply| AdminMsg::Rollback {
             module,
             reset_state,
+            trigger,
             reply,
         })
         .await?

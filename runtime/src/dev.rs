@@ -42,6 +42,7 @@ use crate::cargo_build::{self, BuildError, BuildRequest};
 use crate::config::NodeConfig;
 use crate::error::Error;
 use crate::events::{Event, EventBus};
+use crate::history::Trigger;
 use crate::reload::Phase;
 
 /// The shortest quiet time before a build (see the module docs).
@@ -403,7 +404,10 @@ async fn build_and_reload(c: &Crate, admin: &Admin, bus: &EventBus, stopped: &At
     }
     let mut all_reloaded = true;
     for m in &c.modules {
-        match admin.reload(m, ReloadOptions::library(lib.clone())).await {
+        match admin
+            .reload(m, ReloadOptions::library(lib.clone()).by(Trigger::Dev))
+            .await
+        {
             Ok(report) => {
                 tracing::info!(target: "molt::dev", module = %m, from = %report.from, to = %report.to, "rebuilt and reloaded {m}");
             }

@@ -19,6 +19,23 @@ pub enum Action {
     ApplyConfig,
 }
 
+/// Who asked for an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Trigger {
+    /// The in-process admin API (`Admin`, `AdminMsg`, `Node`).
+    #[default]
+    Admin,
+    /// The HTTP admin surface (and so the `molt` CLI).
+    Http,
+    /// The file watcher: a library or the config file changed.
+    Watch,
+    /// A configuration change being applied.
+    Config,
+    /// Dev mode: a module crate was rebuilt.
+    Dev,
+}
+
 /// How it ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -46,6 +63,10 @@ pub struct HistoryEntry {
     pub module: String,
     /// Reload or rollback.
     pub action: Action,
+    /// Who asked for it (absent in audit files written before it existed:
+    /// read as `admin`).
+    #[serde(default)]
+    pub trigger: Trigger,
     /// The code version before.
     pub from: String,
     /// The code version asked for (the library's path when it did not load).
@@ -199,6 +220,7 @@ mod tests {
 
     fn entry(id: u64) -> HistoryEntry {
         HistoryEntry {
+            trigger: Trigger::Admin,
             id,
             at: SystemTime::UNIX_EPOCH,
             module: "m".into(),

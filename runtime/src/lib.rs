@@ -43,7 +43,7 @@ pub use dev::DevMode;
 pub use error::{CallError, Error, LoadCause};
 pub use events::{Event, EventBus, EventStream, Received, Stamped};
 pub use handle::ModuleHandle;
-pub use history::{Action, HistoryEntry, Outcome};
+pub use history::{Action, HistoryEntry, Outcome, Trigger};
 pub use loader::mapped_libraries;
 pub use molt_abi::Protocol;
 pub use node::Node;

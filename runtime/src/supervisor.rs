@@ -28,7 +28,7 @@ use crate::config::{Limits, ModuleSpec, NodeConfig};
 use crate::directory::{Directory, InstanceShared, ModuleSlot, Route};
 use crate::error::Error;
 use crate::events::{Event, EventBus};
-use crate::history::{Action, History, HistoryEntry, Outcome};
+use crate::history::{Action, History, HistoryEntry, Outcome, Trigger};
 use crate::loader::{mapped_libraries, Library, Loader};
 use crate::module_actor::{InstanceArgs, ModuleActor, StartFrom};
 use crate::reload::{self, Phase, Plan, Source, SwapMode};
@@ -147,13 +147,14 @@ impl Actor for Supervisor {
             SupervisorMsg::Admin(AdminMsg::Rollback {
                 module,
                 reset_state,
+                trigger,
                 reply,
             }) => Self::start_reload(
                 &myself,
                 st,
                 module,
                 Action::Rollback,
-                ReloadOptions::default(),
+                ReloadOptions::default().by(trigger),
                 reset_state,
                 reply,
             ),
@@ -179,12 +180,12 @@ impl Actor for Supervisor {
                 let _ = reply.send(Self::running_config(st));
             }
             SupervisorMsg::Admin(AdminMsg::ApplyConfig { config, reply }) => {
-                Self::apply_config(&myself, st, *config, reply)
+                Self::apply_config(&myself, st, *config, Trigger::Admin, reply)
             }
             SupervisorMsg::Admin(AdminMsg::ApplyConfigFile { path, reply }) => {
                 match crate::config::file::load(&path) {
-                    Ok(config) => Self::apply_config(&myself, st, config, reply),
-                    Err(e) => Self::reject_config(st, e, reply),
+                    Ok(config) => Self::apply_config(&myself, st, config, Trigger::Watch, reply),
+                    Err(e) => Self::reject_config(st, e, Trigger::Watch, reply),
                 }
             }
             SupervisorMsg::Admin(AdminMsg::RecordFailure {

@@ -38,6 +38,7 @@ use tokio::task::JoinSet;
 use crate::admin::{Admin, ReloadOptions};
 use crate::config::NodeConfig;
 use crate::error::Error;
+use crate::history::Trigger;
 
 use changes::{changed_paths, FileKey};
 use schedule::{Schedule, Target};
@@ -333,7 +334,10 @@ impl EventLoop {
 async fn reload_module(admin: Admin, module: String) {
     for _ in 0..100 {
         let started = Instant::now();
-        match admin.reload(&module, ReloadOptions::default()).await {
+        match admin
+            .reload(&module, ReloadOptions::default().by(Trigger::Watch))
+            .await
+        {
             Ok(r) => {
                 tracing::info!(target: LOG, module = %module, from = %r.from, to = %r.to, pause_us = r.max_pause().as_micros() as u64, "hot reload of {module}: {} -> {} committed in {} µs", r.from, r.to, started.elapsed().as_micros());
                 return;

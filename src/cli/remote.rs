@@ -175,7 +175,7 @@ pub async fn history(node: &NodeArgs, json: bool) -> ExitCode {
                 .unwrap_or(0);
         let outcome = format!("{:?}", h.outcome).to_lowercase();
         println!(
-            "#{:<4} {at} {:<10} {:?} {} -> {}: {}{}{}",
+            "#{:<4} {at} {:<10} {:?} by {:?} {} -> {}: {}{}{}",
             h.id,
             if h.module.is_empty() {
                 "(config)"
@@ -183,6 +183,7 @@ pub async fn history(node: &NodeArgs, json: bool) -> ExitCode {
                 &h.module
             },
             h.action,
+            h.trigger,
             h.from,
             h.to,
             outcome,

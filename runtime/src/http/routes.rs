@@ -24,7 +24,7 @@ use crate::admin::{Admin, ModuleStatus, NodeStatus, ReloadOptions, ReloadReport}
 use crate::config::diff::{plan, Change, Plan};
 use crate::error::Error;
 use crate::events::EventStream;
-use crate::history::HistoryEntry;
+use crate::history::{HistoryEntry, Trigger};
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -188,6 +188,7 @@ async fn reload(
     let options = ReloadOptions {
         library: req.library,
         config: req.config,
+        trigger: Trigger::Http,
     };
     Ok(Json(st.admin.reload(&name, options).await?))
 }
@@ -199,7 +200,11 @@ async fn rollback(
 ) -> Result<Json<ReloadReport>, ApiError> {
     let Path(name) = name?;
     let req: RollbackRequest = json_body(&body?)?;
-    Ok(Json(st.admin.rollback(&name, req.reset_state).await?))
+    Ok(Json(
+        st.admin
+            .rollback_by(&name, req.reset_state, Trigger::Http)
+            .await?,
+    ))
 }
 
 async fn config_check(

@@ -6,6 +6,7 @@ use super::*;
 
 pub(crate) struct ConfigDone {
     at: SystemTime,
+    trigger: Trigger,
     report: ConfigReport,
     reply: RpcReplyPort<Result<ConfigReport, Error>>,
 }
@@ -24,6 +25,7 @@ pub(super) async fn apply_change(admin: &Admin, change: &Change) -> Result<(), E
                 ReloadOptions {
                     library: library.clone(),
                     config: config.clone(),
+                    trigger: Trigger::Config,
                 },
             )
             .await
@@ -37,14 +39,15 @@ impl Supervisor {
         myself: &ActorRef<SupervisorMsg>,
         st: &mut SupState,
         config: NodeConfig,
+        trigger: Trigger,
         reply: RpcReplyPort<Result<ConfigReport, Error>>,
     ) {
         if let Err(e) = config.validate() {
-            return Self::reject_config(st, e, reply);
+            return Self::reject_config(st, e, trigger, reply);
         }
         if st.applying_config {
             let e = Error::Config("another configuration change is being applied".into());
-            return Self::reject_config(st, e, reply);
+            return Self::reject_config(st, e, trigger, reply);
         }
         let plan = diff::plan(&Self::running_config(st), &config);
         if !plan.is_applicable() {
@@ -53,6 +56,7 @@ impl Supervisor {
                 Error::ConfigRejected {
                     keys: plan.restart_keys,
                 },
+                trigger,
                 reply,
             );
         }
@@ -70,6 +74,7 @@ impl Supervisor {
             }
             let done = ConfigDone {
                 at,
+                trigger,
                 report: ConfigReport { changes },
                 reply,
             };
@@ -82,6 +87,7 @@ impl Supervisor {
     pub(super) fn reject_config(
         st: &mut SupState,
         e: Error,
+        trigger: Trigger,
         reply: RpcReplyPort<Result<ConfigReport, Error>>,
     ) {
         tracing::warn!(target: "molt::supervisor", "configuration change rejected: {e}");
@@ -93,6 +99,7 @@ impl Supervisor {
             at: SystemTime::now(),
             module: String::new(),
             action: Action::ApplyConfig,
+            trigger,
             from: String::new(),
             to: String::new(),
             outcome: Outcome::Refused,
@@ -105,7 +112,12 @@ impl Supervisor {
 
     pub(super) fn finish_config(st: &mut SupState, done: ConfigDone) {
         st.applying_config = false;
-        let ConfigDone { at, report, reply } = done;
+        let ConfigDone {
+            at,
+            trigger,
+            report,
+            reply,
+        } = done;
         let applied: Vec<String> = report
             .changes
             .iter()
@@ -122,6 +134,7 @@ impl Supervisor {
             at,
             module: String::new(),
             action: Action::ApplyConfig,
+            trigger,
             from: String::new(),
             to: applied.join("; "),
             outcome: if failed.is_empty() {

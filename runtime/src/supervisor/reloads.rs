@@ -9,6 +9,7 @@ pub(crate) struct ReloadDone {
     module: String,
     action: Action,
     reset_state: bool,
+    trigger: Trigger,
     asked: String,
     new_config: Option<(serde_json::Value, Arc<Vec<u8>>)>,
     new_path: Option<PathBuf>,
@@ -30,6 +31,7 @@ impl Supervisor {
         st: &mut SupState,
         module: &str,
         action: Action,
+        trigger: Trigger,
         from: String,
         error: &Error,
     ) {
@@ -39,6 +41,7 @@ impl Supervisor {
             at: SystemTime::now(),
             module: module.to_string(),
             action,
+            trigger,
             from,
             to: String::new(),
             outcome: Outcome::Refused,
@@ -64,7 +67,7 @@ impl Supervisor {
         let from = entry.current.code_version.clone();
         if entry.reloading {
             let err = Error::ReloadInProgress(module.clone());
-            Self::refuse(st, &module, action, from, &err);
+            Self::refuse(st, &module, action, options.trigger, from, &err);
             let _ = reply.send(Err(err));
             return;
         }
@@ -88,7 +91,7 @@ impl Supervisor {
                         reason: "there is no previous library (the module has not been reloaded)"
                             .into(),
                     };
-                    Self::refuse(st, &module, action, from, &err);
+                    Self::refuse(st, &module, action, options.trigger, from, &err);
                     let _ = reply.send(Err(err));
                     return;
                 };
@@ -113,7 +116,7 @@ impl Supervisor {
             Some(value) => match encode_config(&module, value) {
                 Ok(bytes) => Some((value.clone(), bytes)),
                 Err(e) => {
-                    Self::refuse(st, &module, action, from, &e);
+                    Self::refuse(st, &module, action, options.trigger, from, &e);
                     let _ = reply.send(Err(e));
                     return;
                 }
@@ -138,12 +141,14 @@ impl Supervisor {
         let me = myself.clone();
         let at = SystemTime::now();
         let new_path = options.library;
+        let trigger = options.trigger;
         tokio::spawn(async move {
             let outcome = reload::run(plan).await;
             let done = ReloadDone {
                 module,
                 action,
                 reset_state,
+                trigger,
                 asked,
                 new_config,
                 new_path,
@@ -169,6 +174,7 @@ impl Supervisor {
             module,
             action,
             reset_state,
+            trigger,
             asked,
             new_config,
             new_path,
@@ -187,6 +193,7 @@ impl Supervisor {
             at,
             module: module.clone(),
             action,
+            trigger,
             from: from.clone(),
             to: outcome
                 .target
@@ -308,6 +315,7 @@ impl Supervisor {
             at: SystemTime::now(),
             module,
             action: Action::Reload,
+            trigger: Trigger::Dev,
             from,
             to: String::new(),
             outcome: Outcome::Rejected,

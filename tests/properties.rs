@@ -84,26 +84,8 @@ fn check_parse(text: &str) -> Result<(), TestCaseError> {
     Ok(())
 }
 
-const NODE_KEYS: &[&str] = &[
-    "name",
-    "hot_reload",
-    "debounce_ms",
-    "library_dirs",
-    "copy_dir",
-    "dev",
-    "target_dir",
-    "admin_listen",
-    "history_len",
-];
-const LIMIT_KEYS: &[&str] = &[
-    "prepare_timeout_ms",
-    "verify_timeout_ms",
-    "decision_timeout_ms",
-    "call_timeout_ms",
-    "restart_after_failures",
-    "verify_round_trip",
-];
-const MODULE_KEYS: &[&str] = &["library", "crate", "instances", "config"];
+// The parser's own key lists: the generated files use every key it knows.
+use molt::config::file::{LIMIT_KEYS, MODULE_KEYS, NODE_KEYS};
 
 /// A TOML string literal (JSON's escapes are TOML's).
 fn quoted(s: &str) -> String {
@@ -262,7 +244,9 @@ const NODE_TYPED: &[(&str, Kind)] = &[
     ("dev", Kind::Bool),
     ("target_dir", Kind::Path),
     ("admin_listen", Kind::Addr),
+    ("admin_token_file", Kind::Path),
     ("history_len", Kind::Int),
+    ("history_file", Kind::Path),
 ];
 const LIMITS_TYPED: &[(&str, Kind)] = &[
     ("prepare_timeout_ms", Kind::Int),

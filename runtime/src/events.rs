@@ -128,6 +128,12 @@ impl Event {
         }
     }
 
+    /// Whether this is reload progress (`module.reload_phase`): for
+    /// operators who ask for it, never delivered to modules.
+    pub fn is_progress(&self) -> bool {
+        matches!(self, Event::ReloadPhase { .. })
+    }
+
     /// The module the event is about ("" for config events).
     pub fn module(&self) -> &str {
         match self {
@@ -181,7 +187,7 @@ impl EventStream {
     pub async fn recv(&mut self) -> Received {
         loop {
             return match self.rx.recv().await {
-                Ok(e) if !self.progress && matches!(e.event, Event::ReloadPhase { .. }) => continue,
+                Ok(e) if !self.progress && e.event.is_progress() => continue,
                 Ok(e) => Received::Event(e),
                 Err(broadcast::error::RecvError::Lagged(n)) => Received::Lagged(n),
                 Err(broadcast::error::RecvError::Closed) => Received::Closed,
@@ -266,9 +272,7 @@ impl EventBus {
             for slot in dir.values() {
                 // Phase progress is for operators (the CLI, the HTTP
                 // stream), not for modules.
-                if !slot.wants_events.load(Ordering::Relaxed)
-                    || matches!(event, Event::ReloadPhase { .. })
-                {
+                if !slot.wants_events.load(Ordering::Relaxed) || event.is_progress() {
                     continue;
                 }
                 // A module does not get the events it published itself.

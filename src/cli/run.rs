@@ -7,12 +7,6 @@ use std::process::ExitCode;
 use molt::cargo_build::{build, BuildRequest};
 use molt::{Event, Node, NodeConfig, Received};
 
-/// The built-in configuration: the example modules `kv` and `counter`,
-/// release builds, watched in `target/release`.
-pub fn builtin(root: &Path) -> NodeConfig {
-    molt::config::file::builtin(root)
-}
-
 pub async fn run(config_path: Option<PathBuf>, dev: bool) -> ExitCode {
     let root = molt::workspace_dir();
     let mut config = match &config_path {
@@ -23,7 +17,7 @@ pub async fn run(config_path: Option<PathBuf>, dev: bool) -> ExitCode {
                 return ExitCode::from(2);
             }
         },
-        None => builtin(&root),
+        None => molt::config::file::builtin(&root),
     };
     if dev {
         config.dev = true;

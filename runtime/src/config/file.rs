@@ -205,7 +205,8 @@ fn json_to_toml(v: &serde_json::Value) -> Option<toml::Value> {
     })
 }
 
-const NODE_KEYS: &[&str] = &[
+/// The keys of the `[node]` table.
+pub const NODE_KEYS: &[&str] = &[
     "name",
     "hot_reload",
     "debounce_ms",
@@ -219,7 +220,8 @@ const NODE_KEYS: &[&str] = &[
     "history_file",
     "limits",
 ];
-const LIMIT_KEYS: &[&str] = &[
+/// The keys of the `[node.limits]` table.
+pub const LIMIT_KEYS: &[&str] = &[
     "prepare_timeout_ms",
     "verify_timeout_ms",
     "decision_timeout_ms",
@@ -227,7 +229,8 @@ const LIMIT_KEYS: &[&str] = &[
     "restart_after_failures",
     "verify_round_trip",
 ];
-const MODULE_KEYS: &[&str] = &["library", "crate", "instances", "config"];
+/// The keys of a `[modules.NAME]` table.
+pub const MODULE_KEYS: &[&str] = &["library", "crate", "instances", "config"];
 
 type Key<'i> = Spanned<std::borrow::Cow<'i, str>>;
 type Item<'i> = Spanned<DeValue<'i>>;

@@ -27,6 +27,13 @@ pub(super) fn action_name(a: Action) -> &'static str {
 }
 
 impl Supervisor {
+    /// Records a reload or rollback attempt of a module: the history (and
+    /// its audit file) and `molt_reloads_total`, always together.
+    fn record(st: &mut SupState, entry: HistoryEntry) {
+        crate::metrics::reload_finished(&entry.module, entry.outcome);
+        st.history.push(entry);
+    }
+
     pub(super) fn refuse(
         st: &mut SupState,
         module: &str,
@@ -35,20 +42,22 @@ impl Supervisor {
         from: String,
         error: &Error,
     ) {
-        crate::metrics::reload_finished(module, Outcome::Refused);
-        st.history.push(HistoryEntry {
-            id: 0,
-            at: SystemTime::now(),
-            module: module.to_string(),
-            action,
-            trigger,
-            from,
-            to: String::new(),
-            outcome: Outcome::Refused,
-            phase: None,
-            error: Some(error.to_string()),
-            pause_us: 0,
-        });
+        Self::record(
+            st,
+            HistoryEntry {
+                id: 0,
+                at: SystemTime::now(),
+                module: module.to_string(),
+                action,
+                trigger,
+                from,
+                to: String::new(),
+                outcome: Outcome::Refused,
+                phase: None,
+                error: Some(error.to_string()),
+                pause_us: 0,
+            },
+        );
     }
 
     pub(super) fn start_reload(
@@ -292,8 +301,7 @@ impl Supervisor {
                 }
             }
         };
-        crate::metrics::reload_finished(&module, record.outcome);
-        st.history.push(record);
+        Self::record(st, record);
         let _ = reply.send(result);
     }
 
@@ -304,24 +312,26 @@ impl Supervisor {
             .map(|e| e.current.code_version.clone())
             .unwrap_or_default();
         tracing::warn!(target: "molt::supervisor", module = %module, phase = %phase, "reload failed, {from} keeps serving: {error}");
-        crate::metrics::reload_finished(&module, Outcome::Rejected);
         st.bus.publish(Event::ModuleReloadFailed {
             name: module.clone(),
             phase: phase.to_string(),
             error: error.clone(),
         });
-        st.history.push(HistoryEntry {
-            id: 0,
-            at: SystemTime::now(),
-            module,
-            action: Action::Reload,
-            trigger: Trigger::Dev,
-            from,
-            to: String::new(),
-            outcome: Outcome::Rejected,
-            phase: Some(phase.to_string()),
-            error: Some(error),
-            pause_us: 0,
-        });
+        Self::record(
+            st,
+            HistoryEntry {
+                id: 0,
+                at: SystemTime::now(),
+                module,
+                action: Action::Reload,
+                trigger: Trigger::Dev,
+                from,
+                to: String::new(),
+                outcome: Outcome::Rejected,
+                phase: Some(phase.to_string()),
+                error: Some(error),
+                pause_us: 0,
+            },
+        );
     }
 }

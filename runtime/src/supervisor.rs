@@ -8,7 +8,7 @@ mod modules;
 mod reloads;
 
 use config_changes::ConfigDone;
-use reloads::ReloadDone;
+use reloads::{ReloadDone, Request};
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -143,7 +143,7 @@ impl Actor for Supervisor {
                 module,
                 options,
                 reply,
-            }) => Self::start_reload(&myself, st, module, Action::Reload, options, false, reply),
+            }) => Self::start_reload(&myself, st, module, Request::Reload, options, reply),
             SupervisorMsg::Admin(AdminMsg::Rollback {
                 module,
                 reset_state,
@@ -153,9 +153,8 @@ impl Actor for Supervisor {
                 &myself,
                 st,
                 module,
-                Action::Rollback,
+                Request::Rollback { reset_state },
                 ReloadOptions::default().by(trigger),
-                reset_state,
                 reply,
             ),
             SupervisorMsg::Admin(AdminMsg::Status { reply }) => {

@@ -5,10 +5,37 @@
 use super::modules::encode_config;
 use super::*;
 
+/// What the protocol is asked to do for one module.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Request {
+    /// Swap to a library (a new one, or the configured path rebuilt).
+    Reload,
+    /// Go back to the previous library, down-migrating the state or not.
+    Rollback {
+        /// Start the previous library with a fresh state.
+        reset_state: bool,
+    },
+}
+
+impl Request {
+    fn action(self) -> Action {
+        match self {
+            Request::Reload => Action::Reload,
+            Request::Rollback { .. } => Action::Rollback,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Request::Reload => "reload",
+            Request::Rollback { .. } => "rollback",
+        }
+    }
+}
+
 pub(crate) struct ReloadDone {
     module: String,
-    action: Action,
-    reset_state: bool,
+    request: Request,
     trigger: Trigger,
     asked: String,
     new_config: Option<(serde_json::Value, Arc<Vec<u8>>)>,
@@ -16,14 +43,6 @@ pub(crate) struct ReloadDone {
     at: SystemTime,
     outcome: reload::Outcome,
     reply: RpcReplyPort<Result<ReloadReport, Error>>,
-}
-
-pub(super) fn action_name(a: Action) -> &'static str {
-    match a {
-        Action::Reload => "reload",
-        Action::Rollback => "rollback",
-        Action::ApplyConfig => "configuration change",
-    }
 }
 
 impl Supervisor {
@@ -64,11 +83,11 @@ impl Supervisor {
         myself: &ActorRef<SupervisorMsg>,
         st: &mut SupState,
         module: String,
-        action: Action,
+        request: Request,
         options: ReloadOptions,
-        reset_state: bool,
         reply: RpcReplyPort<Result<ReloadReport, Error>>,
     ) {
+        let action = request.action();
         let Some(entry) = st.table.get_mut(&module) else {
             let _ = reply.send(Err(Error::UnknownModule(module)));
             return;
@@ -80,9 +99,8 @@ impl Supervisor {
             let _ = reply.send(Err(err));
             return;
         }
-        let (source, mode, asked) = match action {
-            // (A configuration change reloads through `Action::Reload`.)
-            Action::Reload | Action::ApplyConfig => {
+        let (source, mode, asked) = match request {
+            Request::Reload => {
                 let path = options
                     .library
                     .clone()
@@ -93,7 +111,7 @@ impl Supervisor {
                     path.display().to_string(),
                 )
             }
-            Action::Rollback => {
+            Request::Rollback { reset_state } => {
                 let Some(prev) = entry.previous.clone() else {
                     let err = Error::RollbackRefused {
                         module: module.clone(),
@@ -155,8 +173,7 @@ impl Supervisor {
             let outcome = reload::run(plan).await;
             let done = ReloadDone {
                 module,
-                action,
-                reset_state,
+                request,
                 trigger,
                 asked,
                 new_config,
@@ -181,8 +198,7 @@ impl Supervisor {
     pub(super) fn finish_reload(st: &mut SupState, done: ReloadDone) {
         let ReloadDone {
             module,
-            action,
-            reset_state,
+            request,
             trigger,
             asked,
             new_config,
@@ -201,7 +217,7 @@ impl Supervisor {
             id: 0,
             at,
             module: module.clone(),
-            action,
+            action: request.action(),
             trigger,
             from: from.clone(),
             to: outcome
@@ -238,15 +254,15 @@ impl Supervisor {
                     .wants_events
                     .store(target.wants_events, Ordering::Relaxed);
                 let to = target.code_version.clone();
-                tracing::info!(target: "molt::supervisor", module = %module, %from, %to, pause_us, "{} committed", action_name(action));
-                st.bus.publish(match action {
-                    Action::Reload | Action::ApplyConfig => Event::ModuleReloaded {
+                tracing::info!(target: "molt::supervisor", module = %module, %from, %to, pause_us, "{} committed", request.name());
+                st.bus.publish(match request {
+                    Request::Reload => Event::ModuleReloaded {
                         name: module.clone(),
                         from: from.clone(),
                         to: to.clone(),
                         pause_us,
                     },
-                    Action::Rollback => Event::ModuleRolledBack {
+                    Request::Rollback { reset_state } => Event::ModuleRolledBack {
                         name: module.clone(),
                         from: from.clone(),
                         to: to.clone(),
@@ -259,7 +275,7 @@ impl Supervisor {
                     to,
                     state_version: target.state_version,
                     pauses_us,
-                    load_us: if action == Action::Reload {
+                    load_us: if request == Request::Reload {
                         target.load_time.as_micros() as u64
                     } else {
                         0
@@ -274,13 +290,13 @@ impl Supervisor {
                 } else {
                     Outcome::RolledBack
                 };
-                tracing::warn!(target: "molt::supervisor", module = %module, phase = %failure.phase, "{} failed, {from} keeps serving: {}", action_name(action), failure.error);
+                tracing::warn!(target: "molt::supervisor", module = %module, phase = %failure.phase, "{} failed, {from} keeps serving: {}", request.name(), failure.error);
                 st.bus.publish(Event::ModuleReloadFailed {
                     name: module.clone(),
                     phase: failure.phase.to_string(),
                     error: failure.error.clone(),
                 });
-                if action == Action::Rollback && failure.kind == Some(ErrorKind::CannotDowngrade) {
+                if request != Request::Reload && failure.kind == Some(ErrorKind::CannotDowngrade) {
                     record.outcome = Outcome::Refused;
                     Err(Error::RollbackRefused {
                         module: module.clone(),

@@ -6,7 +6,9 @@
 
 mod common;
 
-use kv_proto::{Dump, Msg, Proto as KvProto, Reply};
+use common::kv::{dump, put, version};
+
+use kv_proto::{Msg, Proto as KvProto, Reply};
 use molt::{CallError, InstanceStatus, ModuleHandle, ModuleSpec, Node, ReloadOptions};
 
 /// Consecutive failures after which an instance restarts.
@@ -20,31 +22,6 @@ async fn kv_node(name: &str, library: &std::path::Path) -> (Node, ModuleHandle<K
         .expect("node starts");
     let kv = node.module::<KvProto>("kv").unwrap();
     (node, kv)
-}
-
-async fn dump(kv: &ModuleHandle<KvProto>) -> Dump {
-    match kv.call(Msg::Dump).await.expect("dump") {
-        Reply::Dump(d) => d,
-        other => panic!("unexpected reply {other:?}"),
-    }
-}
-
-async fn version(kv: &ModuleHandle<KvProto>) -> (String, u32) {
-    match kv.call(Msg::Version).await.expect("version") {
-        Reply::Version { code, state } => (code, state),
-        other => panic!("unexpected reply {other:?}"),
-    }
-}
-
-async fn put(kv: &ModuleHandle<KvProto>, key: &str, value: &str) {
-    let reply = kv
-        .call(Msg::Put {
-            key: key.into(),
-            value: value.into(),
-        })
-        .await
-        .expect("put");
-    assert_eq!(reply, Reply::Ok);
 }
 
 /// The status of kv's only instance. Read it after a *call* returned: the

@@ -20,6 +20,8 @@
 
 mod common;
 
+use common::kv::dump;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -861,7 +863,7 @@ proptest! {
 // ---------------------------------------------------------------------------
 
 use counter_proto::{Msg as CounterMsg, Proto as CounterProto, Reply as CounterReply};
-use kv_proto::{Dump, Msg as KvMsg, Proto as KvProto, Reply as KvReply};
+use kv_proto::{Msg as KvMsg, Proto as KvProto, Reply as KvReply};
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -895,13 +897,6 @@ fn kv_state() -> impl Strategy<Value = KvState> {
             deletes,
             streams,
         })
-}
-
-async fn dump(kv: &molt::ModuleHandle<KvProto>) -> Dump {
-    match kv.call(KvMsg::Dump).await.expect("dump") {
-        KvReply::Dump(d) => d,
-        other => panic!("unexpected reply {other:?}"),
-    }
 }
 
 async fn kv_version(kv: &molt::ModuleHandle<KvProto>) -> String {

@@ -14,13 +14,15 @@
 
 mod common;
 
+use common::fault::{log as fault_log, push as fault_push, tag as fault_tag};
+use common::kv::{dump as kv_dump, put as kv_put, version as kv_version};
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::fault_proto::{Msg as FaultMsg, Reply as FaultReply};
 use common::FaultProto;
 use counter_proto::{Msg as CounterMsg, Proto as CounterProto, Reply as CounterReply};
-use kv_proto::{Dump, Msg, Proto as KvProto, Reply};
+use kv_proto::{Msg, Proto as KvProto, Reply};
 use molt::{
     Action, Error, Event, EventStream, HistoryEntry, Limits, LoadCause, ModuleHandle, ModuleSpec,
     ModuleStatus, Node, Outcome, Phase, ReloadOptions,
@@ -112,31 +114,6 @@ async fn assert_table_untouched(node: &Node, module: &str, library: &Path, code_
 // ---------------------------------------------------------------------------
 // kv helpers
 // ---------------------------------------------------------------------------
-
-async fn kv_dump(kv: &ModuleHandle<KvProto>) -> Dump {
-    match kv.call(Msg::Dump).await.expect("dump") {
-        Reply::Dump(d) => d,
-        other => panic!("unexpected reply {other:?}"),
-    }
-}
-
-async fn kv_version(kv: &ModuleHandle<KvProto>) -> (String, u32) {
-    match kv.call(Msg::Version).await.expect("version") {
-        Reply::Version { code, state } => (code, state),
-        other => panic!("unexpected reply {other:?}"),
-    }
-}
-
-async fn kv_put(kv: &ModuleHandle<KvProto>, key: &str, value: &str) {
-    let reply = kv
-        .call(Msg::Put {
-            key: key.into(),
-            value: value.into(),
-        })
-        .await
-        .expect("put");
-    assert_eq!(reply, Reply::Ok);
-}
 
 /// Puts, overwrites, deletes and journal pushes: real state.
 async fn fill_kv(kv: &ModuleHandle<KvProto>) {
@@ -257,27 +234,6 @@ fn write_library(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
 // ---------------------------------------------------------------------------
 // fault helpers
 // ---------------------------------------------------------------------------
-
-async fn fault_log(h: &ModuleHandle<FaultProto>) -> Vec<i64> {
-    match h.call(FaultMsg::Get).await.expect("get") {
-        FaultReply::Log(log) => log,
-        other => panic!("unexpected reply {other:?}"),
-    }
-}
-
-async fn fault_tag(h: &ModuleHandle<FaultProto>) -> String {
-    match h.call(FaultMsg::Tag).await.expect("tag") {
-        FaultReply::Tag(tag) => tag,
-        other => panic!("unexpected reply {other:?}"),
-    }
-}
-
-async fn fault_push(h: &ModuleHandle<FaultProto>, value: i64) {
-    assert_eq!(
-        h.call(FaultMsg::Push(value)).await.expect("push"),
-        FaultReply::Log(vec![])
-    );
-}
 
 /// Starts the fault module (config `{"tag": "a"}`) on a node with `limits`.
 async fn fault_node(

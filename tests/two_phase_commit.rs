@@ -4,26 +4,14 @@
 
 mod common;
 
-use common::fault_proto::{Msg, Reply};
+use common::fault::{log, tag};
+
+use common::fault_proto::Msg;
 use common::FaultProto;
 use molt::{Error, Event, ModuleHandle, ModuleSpec, Node, Outcome, Phase, ReloadOptions};
 use serde_json::{json, Value};
 
 const INSTANCES: usize = 4;
-
-async fn log(h: &ModuleHandle<FaultProto>) -> Vec<i64> {
-    match h.call(Msg::Get).await.expect("get") {
-        Reply::Log(log) => log,
-        other => panic!("unexpected reply {other:?}"),
-    }
-}
-
-async fn tag(h: &ModuleHandle<FaultProto>) -> String {
-    match h.call(Msg::Tag).await.expect("tag") {
-        Reply::Tag(tag) => tag,
-        other => panic!("unexpected reply {other:?}"),
-    }
-}
 
 /// A node running the fault module on 4 instances (tag "a"), each with its
 /// own log; returns the per-instance handles and logs.

@@ -3,24 +3,12 @@
 
 mod common;
 
+use common::kv::{dump, version};
+
 use std::collections::BTreeMap;
 
-use kv_proto::{Dump, Msg, Proto, Reply};
+use kv_proto::{Msg, Proto, Reply};
 use molt::{ModuleSpec, ReloadOptions};
-
-async fn dump(kv: &molt::ModuleHandle<Proto>) -> Dump {
-    match kv.call(Msg::Dump).await.expect("dump") {
-        Reply::Dump(d) => d,
-        other => panic!("unexpected reply {other:?}"),
-    }
-}
-
-async fn version(kv: &molt::ModuleHandle<Proto>) -> (String, u32) {
-    match kv.call(Msg::Version).await.expect("version") {
-        Reply::Version { code, state } => (code, state),
-        other => panic!("unexpected reply {other:?}"),
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upgrade_check_downgrade_check_keeps_full_state() {

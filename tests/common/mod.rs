@@ -162,3 +162,68 @@ impl molt::Protocol for FaultProto {
     type Msg = fault_proto::Msg;
     type Reply = fault_proto::Reply;
 }
+
+/// Calls on the `kv` example module, with the reply the test expects.
+pub mod kv {
+    use kv_proto::{Dump, Msg, Proto, Reply};
+    use molt::ModuleHandle;
+
+    /// The whole user-visible state.
+    pub async fn dump(kv: &ModuleHandle<Proto>) -> Dump {
+        match kv.call(Msg::Dump).await.expect("dump") {
+            Reply::Dump(d) => d,
+            other => panic!("unexpected reply {other:?}"),
+        }
+    }
+
+    /// The code and state version the serving code reports.
+    pub async fn version(kv: &ModuleHandle<Proto>) -> (String, u32) {
+        match kv.call(Msg::Version).await.expect("version") {
+            Reply::Version { code, state } => (code, state),
+            other => panic!("unexpected reply {other:?}"),
+        }
+    }
+
+    /// Puts a value, expecting `Reply::Ok`.
+    pub async fn put(kv: &ModuleHandle<Proto>, key: &str, value: &str) {
+        let reply = kv
+            .call(Msg::Put {
+                key: key.into(),
+                value: value.into(),
+            })
+            .await
+            .expect("put");
+        assert_eq!(reply, Reply::Ok);
+    }
+}
+
+/// Calls on the `fault` fixture module, with the reply the test expects.
+pub mod fault {
+    use super::fault_proto::{Msg, Reply};
+    use super::FaultProto;
+    use molt::ModuleHandle;
+
+    /// The instance's log.
+    pub async fn log(h: &ModuleHandle<FaultProto>) -> Vec<i64> {
+        match h.call(Msg::Get).await.expect("get") {
+            Reply::Log(log) => log,
+            other => panic!("unexpected reply {other:?}"),
+        }
+    }
+
+    /// The tag of the serving load's config.
+    pub async fn tag(h: &ModuleHandle<FaultProto>) -> String {
+        match h.call(Msg::Tag).await.expect("tag") {
+            Reply::Tag(tag) => tag,
+            other => panic!("unexpected reply {other:?}"),
+        }
+    }
+
+    /// Appends a value, expecting the acknowledgement.
+    pub async fn push(h: &ModuleHandle<FaultProto>, value: i64) {
+        assert_eq!(
+            h.call(Msg::Push(value)).await.expect("push"),
+            Reply::Log(vec![])
+        );
+    }
+}

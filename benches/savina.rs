@@ -17,8 +17,10 @@
 
 use std::time::{Duration, Instant};
 
-use molt::cargo_build::{build, BuildRequest};
-use molt::{Event, EventStream, ModuleHandle, ModuleSpec, Node, NodeConfig};
+use molt::{Event, EventStream, ModuleHandle, Node};
+
+#[path = "support/savina_node.rs"]
+mod savina_node;
 use savina_proto::{counting, forkjoin, pingpong, ring};
 
 /// Savina's defaults (PingPongConfig, CountingConfig, ThreadRingConfig,
@@ -63,40 +65,8 @@ async fn published(events: &mut EventStream, topic: &str) -> String {
 
 impl Molt {
     async fn start() -> Molt {
-        let root = molt::workspace_dir();
-        let packages = [
-            "savina-pinger",
-            "savina-ponger",
-            "savina-producer",
-            "savina-counter",
-            "savina-ring",
-            "savina-fj-worker",
-        ];
         eprintln!("building the savina modules (release)...");
-        let libs = build(&BuildRequest {
-            manifest: root.join("Cargo.toml"),
-            packages: packages.iter().map(|p| p.to_string()).collect(),
-            release: true,
-            target_dir: None,
-            progress: false,
-        })
-        .expect("build the savina modules");
-        let lib = |package: &str| {
-            molt::cargo_build::library_of(&libs, package).unwrap_or_else(|e| panic!("{e}"))
-        };
-        let node = Node::start(
-            NodeConfig::new("savina")
-                .module(ModuleSpec::new(pingpong::PINGER, lib("savina-pinger")))
-                .module(ModuleSpec::new(pingpong::PONGER, lib("savina-ponger")))
-                .module(ModuleSpec::new(counting::PRODUCER, lib("savina-producer")))
-                .module(ModuleSpec::new(counting::COUNTER, lib("savina-counter")))
-                .module(ModuleSpec::new(ring::RING, lib("savina-ring")).instances(RING_ACTORS))
-                .module(
-                    ModuleSpec::new(forkjoin::WORKER, lib("savina-fj-worker")).instances(FJ_ACTORS),
-                ),
-        )
-        .await
-        .expect("start the node");
+        let node = savina_node::start("savina", true, RING_ACTORS, FJ_ACTORS).await;
         let events = node.subscribe();
         let worker = node.module(forkjoin::WORKER).unwrap();
         Molt {

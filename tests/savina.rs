@@ -4,8 +4,10 @@
 
 use std::time::Duration;
 
-use molt::cargo_build::{build, BuildRequest};
-use molt::{Event, EventStream, ModuleSpec, Node, NodeConfig};
+use molt::{Event, EventStream};
+
+#[path = "../benches/support/savina_node.rs"]
+mod savina_node;
 use savina_proto::{counting, forkjoin, pingpong, ring};
 
 async fn published(events: &mut EventStream, topic: &str) -> String {
@@ -25,36 +27,7 @@ async fn published(events: &mut EventStream, topic: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn savina_modules_compute_the_savina_results() {
-    let packages = [
-        "savina-pinger",
-        "savina-ponger",
-        "savina-producer",
-        "savina-counter",
-        "savina-ring",
-        "savina-fj-worker",
-    ];
-    let libs = build(&BuildRequest {
-        manifest: molt::workspace_dir().join("Cargo.toml"),
-        packages: packages.iter().map(|p| p.to_string()).collect(),
-        release: false,
-        target_dir: None,
-        progress: false,
-    })
-    .expect("build the savina modules");
-    let lib = |package: &str| {
-        molt::cargo_build::library_of(&libs, package).unwrap_or_else(|e| panic!("{e}"))
-    };
-    let node = Node::start(
-        NodeConfig::new("savina-test")
-            .module(ModuleSpec::new(pingpong::PINGER, lib("savina-pinger")))
-            .module(ModuleSpec::new(pingpong::PONGER, lib("savina-ponger")))
-            .module(ModuleSpec::new(counting::PRODUCER, lib("savina-producer")))
-            .module(ModuleSpec::new(counting::COUNTER, lib("savina-counter")))
-            .module(ModuleSpec::new(ring::RING, lib("savina-ring")).instances(5))
-            .module(ModuleSpec::new(forkjoin::WORKER, lib("savina-fj-worker")).instances(3)),
-    )
-    .await
-    .expect("start the node");
+    let node = savina_node::start("savina-test", false, 5, 3).await;
     let mut events = node.subscribe();
     let pinger = node
         .module::<pingpong::PingerProto>(pingpong::PINGER)

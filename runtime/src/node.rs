@@ -69,12 +69,17 @@ impl Node {
     /// # Errors
     /// As [`Node::start`].
     pub async fn start_with_bus(config: NodeConfig, bus: EventBus) -> Result<Node, Error> {
-        Self::start_watching(config, bus, None).await
+        Self::start_configured(config, bus, None).await
     }
 
-    /// Starts the node, then (when `hot_reload` is on) its watcher, which
-    /// also watches `config_file` when given.
-    async fn start_watching(
+    /// Starts a node on `config` (read from `config_file`, possibly adjusted
+    /// by the caller, as the `molt` CLI does) on a bus created beforehand;
+    /// with `hot_reload` on it also watches `config_file`, like
+    /// [`Node::start_from_file`].
+    ///
+    /// # Errors
+    /// As [`Node::start`].
+    pub async fn start_configured(
         config: NodeConfig,
         bus: EventBus,
         config_file: Option<PathBuf>,
@@ -242,21 +247,7 @@ impl Node {
     pub async fn start_from_file(path: impl AsRef<Path>) -> Result<Node, Error> {
         let path = path.as_ref().to_path_buf();
         let config = crate::config::file::load(&path)?;
-        Self::start_watching(config, EventBus::new(1024), Some(path)).await
-    }
-
-    /// Starts a node on `config` (read from `config_file`, possibly adjusted
-    /// by the caller, as the `molt` CLI does) on a bus created beforehand,
-    /// and watches `config_file` like [`Node::start_from_file`].
-    ///
-    /// # Errors
-    /// As [`Node::start`].
-    pub async fn start_configured(
-        config: NodeConfig,
-        config_file: Option<PathBuf>,
-        bus: EventBus,
-    ) -> Result<Node, Error> {
-        Self::start_watching(config, bus, config_file).await
+        Self::start_configured(config, EventBus::new(1024), Some(path)).await
     }
 
     /// Starts watching the library directories (and `config_file`) when

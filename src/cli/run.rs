@@ -28,7 +28,7 @@ pub async fn run(config_path: Option<PathBuf>, dev: bool) -> ExitCode {
     }
     let bus = molt::EventBus::new(1024);
     let events = bus.subscribe();
-    let node = match Node::start_configured(config.clone(), config_path.clone(), bus).await {
+    let node = match Node::start_configured(config.clone(), bus, config_path.clone()).await {
         Ok(node) => node,
         Err(e) => {
             eprintln!("molt: cannot start the node: {e}");

@@ -63,9 +63,10 @@ fn unknown_key() {
     bad(
         "[node]\nname = \"n\"\n[node.limits]\ncall_timeout = 5\n",
         4,
-        "unknown key `call_timeout` in [node.limits]; expected one of prepare_timeout_ms, \
-         verify_timeout_ms, decision_timeout_ms, call_timeout_ms, restart_after_failures, \
-         verify_round_trip",
+        &format!(
+            "unknown key `call_timeout` in [node.limits]; expected one of {}",
+            molt::config::file::LIMIT_KEYS.join(", ")
+        ),
     );
     bad(
         "name = \"n\"\n[node]\nname = \"n\"\n",

@@ -257,6 +257,16 @@ const LIMITS_TYPED: &[(&str, Kind)] = &[
     ("call_timeout_ms", Kind::Int),
     ("restart_after_failures", Kind::Int),
     ("verify_round_trip", Kind::Bool),
+    ("max_library_bytes", Kind::Int),
+    ("max_mapped_libraries", Kind::Int),
+    ("checkpoint_interval_ms", Kind::Int),
+    ("shutdown_timeout_ms", Kind::Int),
+    ("versions_kept", Kind::Int),
+    ("admin_timeout_ms", Kind::Int),
+    ("http_header_timeout_ms", Kind::Int),
+    ("http_max_connections", Kind::Int),
+    ("http_max_event_streams", Kind::Int),
+    ("history_file_max_bytes", Kind::Int),
 ];
 const MODULE_TYPED: &[(&str, Kind)] = &[
     ("library", Kind::Path),
@@ -439,15 +449,39 @@ fn limits() -> impl Strategy<Value = Limits> {
         millis(),
         any::<u32>(),
         any::<bool>(),
+        (
+            0u64..=i64::MAX as u64,
+            0usize..=1_000_000,
+            millis(),
+            millis(),
+        ),
+        (0usize..=1_000_000, millis(), millis()),
+        (
+            0usize..=1_000_000,
+            0usize..=1_000_000,
+            0u64..=i64::MAX as u64,
+        ),
     )
-        .prop_map(|(p, v, d, c, r, rt)| Limits {
-            prepare_timeout: p,
-            verify_timeout: v,
-            decision_timeout: d,
-            call_timeout: c,
-            restart_after_failures: r,
-            verify_round_trip: rt,
-        })
+        .prop_map(
+            |(p, v, d, c, r, rt, (lib, mapped, cp, sh), (vk, at, ht), (hc, he, hf))| Limits {
+                prepare_timeout: p,
+                verify_timeout: v,
+                decision_timeout: d,
+                call_timeout: c,
+                restart_after_failures: r,
+                verify_round_trip: rt,
+                max_library_bytes: lib,
+                max_mapped_libraries: mapped,
+                checkpoint_interval: cp,
+                shutdown_timeout: sh,
+                versions_kept: vk,
+                admin_timeout: at,
+                http_header_timeout: ht,
+                http_max_connections: hc,
+                http_max_event_streams: he,
+                history_file_max_bytes: hf,
+            },
+        )
 }
 
 fn socket_addr() -> impl Strategy<Value = SocketAddr> {

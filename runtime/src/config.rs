@@ -88,6 +88,38 @@ pub struct Limits {
     /// Default timeout of `ModuleHandle::call`.
     #[serde(with = "millis")]
     pub call_timeout: Duration,
+    /// The largest library file a load accepts, in bytes: checked on the
+    /// source file before anything is copied.
+    pub max_library_bytes: u64,
+    /// How many library copies this process may map (they are never
+    /// unmapped): a load past it is refused with an error naming the cap.
+    pub max_mapped_libraries: usize,
+    /// The least time between two checkpoints of an instance (a snapshot
+    /// taken between messages when it handled something since the last one):
+    /// what a restart in place and a forced reload restore.
+    #[serde(with = "millis")]
+    pub checkpoint_interval: Duration,
+    /// How long a node shutdown waits for the instances to handle the
+    /// messages already in their mailboxes.
+    #[serde(with = "millis")]
+    pub shutdown_timeout: Duration,
+    /// How many library versions a module keeps (the running one included):
+    /// how far `rollback` can walk back.
+    pub versions_kept: usize,
+    /// How long an admin request waits for the supervisor before it answers
+    /// that the node is busy.
+    #[serde(with = "millis")]
+    pub admin_timeout: Duration,
+    /// HTTP admin: how long a client may take to send its request headers.
+    #[serde(with = "millis")]
+    pub http_header_timeout: Duration,
+    /// HTTP admin: the most connections open at once.
+    pub http_max_connections: usize,
+    /// HTTP admin: the most event streams (SSE) open at once.
+    pub http_max_event_streams: usize,
+    /// The audit file's size past which it is rotated (`FILE.1`), in bytes
+    /// (0: never).
+    pub history_file_max_bytes: u64,
 }
 
 impl Default for Limits {
@@ -99,6 +131,16 @@ impl Default for Limits {
             restart_after_failures: 5,
             verify_round_trip: true,
             call_timeout: Duration::from_secs(30),
+            max_library_bytes: 256 << 20,
+            max_mapped_libraries: 4096,
+            checkpoint_interval: Duration::from_secs(1),
+            shutdown_timeout: Duration::from_secs(10),
+            versions_kept: 4,
+            admin_timeout: Duration::from_secs(5),
+            http_header_timeout: Duration::from_secs(10),
+            http_max_connections: 256,
+            http_max_event_streams: 64,
+            history_file_max_bytes: 64 << 20,
         }
     }
 }

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::reload::Phase;
+use crate::phase::Phase;
 
 /// Why a library could not be loaded (the `prepare` phase).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -29,7 +29,9 @@ pub mod loader;
 pub mod metrics;
 mod module_actor;
 mod node;
+mod phase;
 pub mod reload;
+mod status;
 mod supervisor;
 pub mod watcher;
 

@@ -23,8 +23,8 @@ use std::time::Duration;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
-use crate::admin::NodeStatus;
 use crate::history::Outcome;
+use crate::status::NodeStatus;
 
 /// Bucket bounds (seconds) of the duration histograms: 10 µs to 10 s.
 const BUCKETS: &[f64] = &[

@@ -23,6 +23,16 @@
 //! call_timeout_ms = 30000
 //! restart_after_failures = 5      # 0: never restart a failing instance
 //! verify_round_trip = true
+//! max_library_bytes = 268435456   # larger library files are refused before copying
+//! max_mapped_libraries = 4096     # library copies this process may map (never unmapped)
+//! checkpoint_interval_ms = 1000   # least time between two checkpoints of an instance
+//! shutdown_timeout_ms = 10000     # shutdown waits this long for mailboxes to drain
+//! versions_kept = 4               # library versions a module keeps for rollback
+//! admin_timeout_ms = 5000         # an admin request waits this long for the supervisor
+//! http_header_timeout_ms = 10000  # HTTP admin: time to send the request headers
+//! http_max_connections = 256      # HTTP admin: connections open at once
+//! http_max_event_streams = 64     # HTTP admin: event streams open at once
+//! history_file_max_bytes = 67108864 # rotate the audit file past this size (0: never)
 //!
 //! [modules.kv]                    # one table per module, named by the module
 //! library = "target/release/libkv.so"
@@ -159,6 +169,28 @@ pub fn to_toml(config: &NodeConfig) -> String {
         "verify_round_trip".into(),
         Value::Boolean(l.verify_round_trip),
     );
+    limits.insert("max_library_bytes".into(), int(l.max_library_bytes));
+    limits.insert(
+        "max_mapped_libraries".into(),
+        int(l.max_mapped_libraries as u64),
+    );
+    limits.insert("checkpoint_interval_ms".into(), ms(l.checkpoint_interval));
+    limits.insert("shutdown_timeout_ms".into(), ms(l.shutdown_timeout));
+    limits.insert("versions_kept".into(), int(l.versions_kept as u64));
+    limits.insert("admin_timeout_ms".into(), ms(l.admin_timeout));
+    limits.insert("http_header_timeout_ms".into(), ms(l.http_header_timeout));
+    limits.insert(
+        "http_max_connections".into(),
+        int(l.http_max_connections as u64),
+    );
+    limits.insert(
+        "http_max_event_streams".into(),
+        int(l.http_max_event_streams as u64),
+    );
+    limits.insert(
+        "history_file_max_bytes".into(),
+        int(l.history_file_max_bytes),
+    );
     node.insert("limits".into(), Value::Table(limits));
 
     let mut root = Table::new();
@@ -228,6 +260,16 @@ pub const LIMIT_KEYS: &[&str] = &[
     "call_timeout_ms",
     "restart_after_failures",
     "verify_round_trip",
+    "max_library_bytes",
+    "max_mapped_libraries",
+    "checkpoint_interval_ms",
+    "shutdown_timeout_ms",
+    "versions_kept",
+    "admin_timeout_ms",
+    "http_header_timeout_ms",
+    "http_max_connections",
+    "http_max_event_streams",
+    "history_file_max_bytes",
 ];
 /// The keys of a `[modules.NAME]` table.
 pub const MODULE_KEYS: &[&str] = &["library", "crate", "instances", "config"];
@@ -359,6 +401,16 @@ impl<'a> File<'a> {
                 "call_timeout_ms" => l.call_timeout = ms(value)?,
                 "restart_after_failures" => l.restart_after_failures = self.value(&name, value)?,
                 "verify_round_trip" => l.verify_round_trip = self.value(&name, value)?,
+                "max_library_bytes" => l.max_library_bytes = self.value(&name, value)?,
+                "max_mapped_libraries" => l.max_mapped_libraries = self.value(&name, value)?,
+                "checkpoint_interval_ms" => l.checkpoint_interval = ms(value)?,
+                "shutdown_timeout_ms" => l.shutdown_timeout = ms(value)?,
+                "versions_kept" => l.versions_kept = self.value(&name, value)?,
+                "admin_timeout_ms" => l.admin_timeout = ms(value)?,
+                "http_header_timeout_ms" => l.http_header_timeout = ms(value)?,
+                "http_max_connections" => l.http_max_connections = self.value(&name, value)?,
+                "http_max_event_streams" => l.http_max_event_streams = self.value(&name, value)?,
+                "history_file_max_bytes" => l.history_file_max_bytes = self.value(&name, value)?,
                 other => {
                     return Err(self.unknown(&key, other, Some("node.limits"), LIMIT_KEYS));
                 }

@@ -134,6 +134,10 @@ fn cause_kind(c: &LoadCause) -> &'static str {
     match c {
         LoadCause::NotFound => "not_found",
         LoadCause::OutsideLibraryDirs { .. } => "outside_library_dirs",
+        LoadCause::NotARegularFile { .. } => "not_a_regular_file",
+        LoadCause::TooLarge { .. } => "too_large",
+        LoadCause::TooManyMappings { .. } => "too_many_mappings",
+        LoadCause::TimedOut { .. } => "timed_out",
         LoadCause::Io(_) => "io",
         LoadCause::NotALibrary(_) => "not_a_library",
         LoadCause::NotAMoltModule => "not_a_molt_module",

@@ -13,7 +13,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::Read;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -41,6 +41,9 @@ impl CopyDir {
         let dir = tempfile::Builder::new()
             .prefix(&format!("molt-{}-", std::process::id()))
             .rand_bytes(6)
+            // mkdir's mode (the umask can only take bits away): tempfile's
+            // default would be 0777 minus the umask.
+            .permissions(std::fs::Permissions::from_mode(0o700))
             .tempdir_in(parent)
             .map_err(|e| {
                 Error::Config(format!(
@@ -48,7 +51,6 @@ impl CopyDir {
                     parent.display()
                 ))
             })?;
-        // tempfile creates it 0700; say so explicitly for the reader.
         let path = dir.keep();
         Ok(CopyDir {
             path,

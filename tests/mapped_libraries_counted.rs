@@ -91,7 +91,7 @@ async fn loads_past_the_cap_are_refused_and_the_node_keeps_serving() {
         .expect("the reload within the cap works");
 
     let err = node
-        .reload("counter", ReloadOptions::library(&f.counter))
+        .reload("counter", ReloadOptions::library(&f.counter_v2))
         .await
         .expect_err("the load past the cap is refused");
     let message = err.to_string();
@@ -101,7 +101,7 @@ async fn loads_past_the_cap_are_refused_and_the_node_keeps_serving() {
             Error::Load {
                 cause: LoadCause::TooManyMappings { max, .. },
                 path,
-            } if *max == mapped + 2 && path == &f.counter
+            } if *max == mapped + 2 && path == &f.counter_v2
         ),
         "{message}"
     );

@@ -8,39 +8,9 @@
 
 mod common;
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
 
 use molt::{Event, HistoryEntry, ModuleSpec, Node, NodeConfig, Outcome};
-
-/// Everything logged in this test binary (a global subscriber: the
-/// supervisor logs from the runtime's worker threads).
-fn logs() -> &'static Arc<Mutex<Vec<u8>>> {
-    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        let buf = Arc::new(Mutex::new(Vec::new()));
-        let sink = buf.clone();
-        let _ = tracing_subscriber::fmt()
-            .with_ansi(false)
-            .with_max_level(tracing::Level::INFO)
-            .with_writer(move || Sink(sink.clone()))
-            .try_init();
-        buf
-    })
-}
-
-struct Sink(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Sink {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 fn config(name: &str, audit: &Path, max_bytes: u64) -> NodeConfig {
     let mut c = common::config(name, &[]).module(ModuleSpec::new("kv", &common::fixtures().kv));
@@ -68,7 +38,7 @@ async fn refused_attempt(node: &Node) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_line_that_is_not_utf8_is_skipped_with_a_warning() {
-    let logs = logs();
+    common::captured_logs();
     let dir = common::scratch_dir();
     let audit = dir.path().join("history.jsonl");
     // Line 2 is a write torn inside a multi-byte character (the first two
@@ -82,13 +52,11 @@ async fn a_line_that_is_not_utf8_is_skipped_with_a_warning() {
         .await
         .expect("a bad byte in the audit file does not stop the node");
     assert_eq!(ids(&node.history().await.unwrap()), vec![1, 3]);
-    let logged = String::from_utf8_lossy(&logs.lock().unwrap()).into_owned();
     let at = format!("{}:2:", audit.display());
-    assert!(
-        logged
-            .lines()
-            .any(|l| l.contains("WARN") && l.contains(&at) && l.contains("not UTF-8")),
-        "a warning names {at}:\n{logged}"
+    assert_eq!(
+        common::logged_lines(&["WARN", &at, "not UTF-8"]).len(),
+        1,
+        "a warning names {at}"
     );
     refused_attempt(&node).await;
     assert_eq!(ids(&node.history().await.unwrap()), vec![1, 3, 4]);

@@ -110,6 +110,15 @@ pub enum Event {
         /// The payload, as JSON text.
         json: String,
     },
+    /// An entry could not be appended to the history's audit file (disk
+    /// full, out of file descriptors, ...): it is kept in memory only.
+    #[serde(rename = "history.write_failed")]
+    HistoryWriteFailed {
+        /// The audit file.
+        file: String,
+        /// The error.
+        error: String,
+    },
 }
 
 impl Event {
@@ -125,6 +134,7 @@ impl Event {
             Event::ConfigApplied { .. } => "config.applied",
             Event::ConfigRejected { .. } => "config.rejected",
             Event::Published { .. } => "module.published",
+            Event::HistoryWriteFailed { .. } => "history.write_failed",
         }
     }
 
@@ -134,10 +144,12 @@ impl Event {
         matches!(self, Event::ReloadPhase { .. })
     }
 
-    /// The module the event is about ("" for config events).
+    /// The module the event is about ("" for config and history events).
     pub fn module(&self) -> &str {
         match self {
-            Event::ConfigApplied { .. } | Event::ConfigRejected { .. } => "",
+            Event::ConfigApplied { .. }
+            | Event::ConfigRejected { .. }
+            | Event::HistoryWriteFailed { .. } => "",
             Event::ModuleLoaded { name, .. }
             | Event::ModuleReloaded { name, .. }
             | Event::ReloadPhase { name, .. }

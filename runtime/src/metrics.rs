@@ -15,6 +15,7 @@
 //! | `molt_handler_errors_total` | counter | module |
 //! | `molt_module_info` | gauge (1) | module, code_version, state_version |
 //! | `molt_libraries_mapped` | gauge | |
+//! | `molt_history_write_failures_total` | counter | |
 //! | `molt_module_<name>` | counter / gauge | module (what modules count through their context) |
 
 use std::collections::HashMap;
@@ -116,6 +117,11 @@ pub(crate) fn reload_finished(module: &str, outcome: Outcome) {
     };
     metrics::counter!("molt_reloads_total", "module" => module.to_string(), "result" => result)
         .increment(1);
+}
+
+/// Counts an entry that could not be appended to the history's audit file.
+pub(crate) fn history_write_failed() {
+    metrics::counter!("molt_history_write_failures_total").increment(1);
 }
 
 /// Records how long one phase took on one instance (or in the coordinator).

@@ -114,8 +114,19 @@ impl Actor for Supervisor {
         let mut base = args.base;
         base.modules.clear();
         let history = match &base.history_file {
-            Some(file) => History::with_file(args.history_len, file)
-                .map_err(|e| format!("cannot read the history file {}: {e}", file.display()))?,
+            Some(file) => {
+                let bus = args.bus.clone();
+                History::with_file(args.history_len, file)
+                    .map_err(|e| format!("cannot read the history file {}: {e}", file.display()))?
+                    .rotate_at(args.limits.history_file_max_bytes)
+                    .on_write_failure(move |file, error| {
+                        crate::metrics::history_write_failed();
+                        bus.publish(Event::HistoryWriteFailed {
+                            file: file.display().to_string(),
+                            error: error.to_string(),
+                        });
+                    })
+            }
             None => History::new(args.history_len),
         };
         Ok(SupState {

@@ -151,6 +151,65 @@ pub async fn next_event(events: &mut EventStream, kind: &str) -> Event {
     .unwrap_or_else(|_| panic!("no {kind} event within 30 s"))
 }
 
+/// Everything logged (INFO and up, plain text) in this test binary from
+/// the first call on: a global subscriber, since the node logs from the
+/// runtime's worker threads and the blocking pool.
+pub fn captured_logs() -> &'static std::sync::Arc<std::sync::Mutex<Vec<u8>>> {
+    use std::sync::{Arc, Mutex};
+    struct Sink(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Sink {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let buf = Arc::new(Mutex::new(Vec::new()));
+        let sink = buf.clone();
+        let _ = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_max_level(tracing::Level::INFO)
+            .with_writer(move || Sink(sink.clone()))
+            .try_init();
+        buf
+    })
+}
+
+/// The captured log lines (see [`captured_logs`]) that contain every one
+/// of `parts`.
+pub fn logged_lines(parts: &[&str]) -> Vec<String> {
+    let logs = captured_logs().lock().unwrap_or_else(|p| p.into_inner());
+    String::from_utf8_lossy(&logs)
+        .lines()
+        .filter(|l| parts.iter().all(|p| l.contains(p)))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Waits until at least `n` captured log lines contain every one of
+/// `parts`, failing the test after 30 s.
+pub async fn await_logged(n: usize, parts: &[&str]) -> Vec<String> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let lines = logged_lines(parts);
+        if lines.len() >= n {
+            return lines;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "fewer than {n} log lines with {parts:?} within 30 s: {lines:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// The fault fixture's protocol (shared with the fixture's source).
 #[path = "../fixtures/fault/src/proto.rs"]
 pub mod fault_proto;

@@ -55,6 +55,7 @@
 mod auth;
 pub mod client;
 mod errors;
+mod listener;
 mod routes;
 mod sse;
 
@@ -208,21 +209,24 @@ fn start(
     let addr = local_addr(&listener)?;
     let loopback = addr.ip().is_loopback();
     let (stop, stop_rx) = watch::channel(false);
+    let limits = node.limits();
     let state = routes::AppState {
         admin: node.admin(),
         events: Arc::new(node.subscribe()),
+        event_streams: Arc::new(tokio::sync::Semaphore::new(
+            limits
+                .http_max_event_streams
+                .min(tokio::sync::Semaphore::MAX_PERMITS),
+        )),
         stop: stop_rx.clone(),
     };
     let app = routes::router(state, auth::Auth::new(token), loopback);
-    let mut shutdown = stop_rx;
-    let task = tokio::spawn(async move {
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(async move { sse::stopped(&mut shutdown).await })
-            .await;
-        if let Err(e) = served {
-            tracing::warn!(target: "molt::http", "admin server on {addr} stopped: {e}");
-        }
-    });
+    let task = tokio::spawn(listener::serve(
+        listener,
+        app,
+        listener::ListenLimits::from_limits(limits),
+        stop_rx,
+    ));
     tracing::info!(target: "molt::http", %addr, "admin server listening");
     Ok(AdminServer {
         addr,

@@ -158,6 +158,11 @@ impl Node {
             .ok_or_else(|| Error::UnknownModule(name.to_string()))
     }
 
+    /// The limits the node was started with.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
     /// The admin client (reload, rollback, status, history).
     pub fn admin(&self) -> Admin {
         Admin::new(self.sup.clone())

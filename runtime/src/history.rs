@@ -129,7 +129,7 @@ impl History {
     /// When the file exists but cannot be read.
     pub fn with_file(capacity: usize, file: &Path) -> std::io::Result<Self> {
         let mut history = History::new(capacity);
-        match std::fs::File::open(file) {
+        match crate::regular_file::open(file) {
             Ok(f) => {
                 for (n, line) in std::io::BufReader::new(f).lines().enumerate() {
                     let line = line?;

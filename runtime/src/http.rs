@@ -6,7 +6,7 @@
 //!
 //! | method | path | answer |
 //! |---|---|---|
-//! | GET | `/healthz` | 200 `{"status":"ok",...}`; 503 when the supervisor is gone |
+//! | GET | `/healthz` | 200 `{"status":"ok",...}`; 503 `node_down` when the supervisor is gone, `busy` when it does not answer within `limits.admin_timeout` |
 //! | GET | `/status` | 200 [`NodeStatus`](crate::NodeStatus) |
 //! | GET | `/modules/{name}` | 200 [`ModuleStatus`](crate::ModuleStatus); 404 |
 //! | GET | `/history` | 200 a list of [`HistoryEntry`](crate::HistoryEntry) |
@@ -29,7 +29,7 @@
 //! | 409 | `reload_in_progress`, `rollback_refused`, `config_rejected` (the node's state forbids it) |
 //! | 422 | `load` (with `phase` = prepare and the `cause`, e.g. `outside_library_dirs`), `reload_failed` (with the `phase`; rolled back), `config`, `config_file`, `start_failed` (what the request names cannot be used) |
 //! | 500 | `metrics_unavailable` |
-//! | 503 | `node_down` |
+//! | 503 | `node_down`, `busy` (the supervisor did not take the request within `limits.admin_timeout`; nothing was done), `too_many_event_streams` |
 //!
 //! # Tokens
 //!

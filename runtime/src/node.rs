@@ -163,9 +163,10 @@ impl Node {
         &self.limits
     }
 
-    /// The admin client (reload, rollback, status, history).
+    /// The admin client (reload, rollback, status, history); its requests
+    /// wait at most `limits.admin_timeout` for the supervisor to take them.
     pub fn admin(&self) -> Admin {
-        Admin::new(self.sup.clone())
+        Admin::new(self.sup.clone(), Some(self.limits.admin_timeout))
     }
 
     /// The supervisor's actor, for sending [`crate::AdminMsg`]s directly.

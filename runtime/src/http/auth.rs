@@ -407,7 +407,10 @@ mod tests {
         let second = "second-token-0123456789abcdef0123456789";
         write_private(&path, first).unwrap();
         write_private(&path, second).unwrap();
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), format!("{second}\n"));
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            format!("{second}\n")
+        );
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;

@@ -74,7 +74,10 @@ impl RareWarning {
     fn due(&mut self) -> Option<u64> {
         self.since += 1;
         let now = Instant::now();
-        if self.last.is_some_and(|t| now.duration_since(t) < WARN_EVERY) {
+        if self
+            .last
+            .is_some_and(|t| now.duration_since(t) < WARN_EVERY)
+        {
             return None;
         }
         self.last = Some(now);

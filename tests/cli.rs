@@ -84,7 +84,7 @@ fn config_check_exit_codes_and_messages() {
 async fn commands_against_a_running_node() {
     let f = common::fixtures();
     let node = common::start("cli-remote", ModuleSpec::new("kv", &f.kv)).await;
-    let token = "cli-test-token";
+    let token = "cli-test-token-0123456789abcdef0123";
     let server = molt::http::serve(&node, "127.0.0.1:0".parse().unwrap(), Some(token.into()))
         .await
         .expect("admin server");

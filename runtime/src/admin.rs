@@ -14,7 +14,7 @@ use crate::error::Error;
 use crate::history::{HistoryEntry, Trigger};
 use crate::reload::Phase;
 pub use crate::status::{InstanceStatus, ModuleStatus, NodeStatus};
-use crate::supervisor::SupervisorMsg;
+use crate::supervisor::{Internal, InternalMsg, SupervisorMsg};
 
 /// Options of a reload.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -186,14 +186,22 @@ impl ConfigReport {
 }
 
 /// A client of a node's supervisor. Cheap to clone.
+///
+/// Every request waits at most `limits.admin_timeout` for the supervisor to
+/// *take* it (the supervisor may be busy): past it, the request is dropped
+/// unrun and the call answers [`Error::Busy`]. Once taken, a call waits for
+/// its outcome, however long a reload takes.
 #[derive(Clone)]
 pub struct Admin {
     sup: ActorRef<SupervisorMsg>,
+    /// How long a request waits to be taken; `None`: as long as it takes
+    /// (the supervisor's own tasks, which must not give up).
+    taken_within: Option<Duration>,
 }
 
 impl Admin {
-    pub(crate) fn new(sup: ActorRef<SupervisorMsg>) -> Self {
-        Admin { sup }
+    pub(crate) fn new(sup: ActorRef<SupervisorMsg>, taken_within: Option<Duration>) -> Self {
+        Admin { sup, taken_within }
     }
 
     /// Reloads `module` through the protocol and waits for the outcome.
@@ -208,7 +216,7 @@ impl Admin {
         options: ReloadOptions,
     ) -> Result<ReloadReport, Error> {
         let module = module.to_string();
-        self.ask(|reply| AdminMsg::Reload {
+        self.ask("reload", |reply| AdminMsg::Reload {
             module,
             options,
             reply,
@@ -237,7 +245,7 @@ impl Admin {
         trigger: Trigger,
     ) -> Result<ReloadReport, Error> {
         let module = module.to_string();
-        self.ask(|reply| AdminMsg::Rollback {
+        self.ask("rollback", |reply| AdminMsg::Rollback {
             module,
             reset_state,
             trigger,
@@ -249,9 +257,11 @@ impl Admin {
     /// The node's status.
     ///
     /// # Errors
-    /// [`Error::NodeDown`] when the supervisor is gone.
+    /// [`Error::NodeDown`] when the supervisor is gone, [`Error::Busy`] when
+    /// it does not take the request within `limits.admin_timeout` (as for
+    /// every request).
     pub async fn status(&self) -> Result<NodeStatus, Error> {
-        self.ask(|reply| AdminMsg::Status { reply }).await
+        self.ask("status", |reply| AdminMsg::Status { reply }).await
     }
 
     /// The reload history, oldest first.
@@ -259,7 +269,8 @@ impl Admin {
     /// # Errors
     /// [`Error::NodeDown`] when the supervisor is gone.
     pub async fn history(&self) -> Result<Vec<HistoryEntry>, Error> {
-        self.ask(|reply| AdminMsg::History { reply }).await
+        self.ask("history", |reply| AdminMsg::History { reply })
+            .await
     }
 
     /// Starts a new module.
@@ -268,7 +279,7 @@ impl Admin {
     /// [`Error::Config`] (a module of that name runs already),
     /// [`Error::Load`], [`Error::StartFailed`].
     pub async fn add_module(&self, spec: ModuleSpec) -> Result<(), Error> {
-        self.ask(|reply| AdminMsg::AddModule { spec, reply })
+        self.ask("add module", |reply| AdminMsg::AddModule { spec, reply })
             .await?
     }
 
@@ -278,8 +289,11 @@ impl Admin {
     /// [`Error::UnknownModule`], [`Error::ReloadInProgress`].
     pub async fn remove_module(&self, module: &str) -> Result<(), Error> {
         let module = module.to_string();
-        self.ask(|reply| AdminMsg::RemoveModule { module, reply })
-            .await?
+        self.ask("remove module", |reply| AdminMsg::RemoveModule {
+            module,
+            reply,
+        })
+        .await?
     }
 
     /// Changes a module's instance count.
@@ -289,7 +303,7 @@ impl Admin {
     /// [`Error::Config`] for 0 instances, [`Error::StartFailed`].
     pub async fn scale(&self, module: &str, instances: u32) -> Result<(), Error> {
         let module = module.to_string();
-        self.ask(|reply| AdminMsg::Scale {
+        self.ask("scale", |reply| AdminMsg::Scale {
             module,
             instances,
             reply,
@@ -302,7 +316,8 @@ impl Admin {
     /// # Errors
     /// [`Error::NodeDown`].
     pub async fn running_config(&self) -> Result<NodeConfig, Error> {
-        self.ask(|reply| AdminMsg::RunningConfig { reply }).await
+        self.ask("running config", |reply| AdminMsg::RunningConfig { reply })
+            .await
     }
 
     /// Applies a new configuration (see [`AdminMsg::ApplyConfig`]).
@@ -311,7 +326,7 @@ impl Admin {
     /// [`Error::ConfigRejected`] listing the node-level keys that need a
     /// restart (nothing applied), [`Error::Config`] for an invalid config.
     pub async fn apply_config(&self, config: NodeConfig) -> Result<ConfigReport, Error> {
-        self.ask(|reply| AdminMsg::ApplyConfig {
+        self.ask("apply config", |reply| AdminMsg::ApplyConfig {
             config: Box::new(config),
             reply,
         })
@@ -325,8 +340,11 @@ impl Admin {
     /// [`Admin::apply_config`].
     pub async fn apply_config_file(&self, path: impl Into<PathBuf>) -> Result<ConfigReport, Error> {
         let path = path.into();
-        self.ask(|reply| AdminMsg::ApplyConfigFile { path, reply })
-            .await?
+        self.ask("apply config file", |reply| AdminMsg::ApplyConfigFile {
+            path,
+            reply,
+        })
+        .await?
     }
 
     /// Records a failure outside the protocol (see [`AdminMsg::RecordFailure`]).
@@ -348,17 +366,44 @@ impl Admin {
             .map_err(|_| Error::NodeDown)
     }
 
+    /// Sends a request and waits for its answer: at most `taken_within`
+    /// for the supervisor to take it (then [`Error::Busy`], and the
+    /// supervisor drops it unrun), then as long as its outcome takes.
     async fn ask<T: Send + 'static>(
         &self,
+        what: &'static str,
         msg: impl FnOnce(RpcReplyPort<T>) -> AdminMsg,
     ) -> Result<T, Error> {
-        match self
-            .sup
-            .call(|reply| SupervisorMsg::Admin(msg(reply)), None)
-            .await
-        {
-            Ok(ractor::rpc::CallResult::Success(v)) => Ok(v),
-            _ => Err(Error::NodeDown),
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let Some(limit) = self.taken_within else {
+            self.sup
+                .send_message(SupervisorMsg::Admin(msg(reply.into())))
+                .map_err(|_| Error::NodeDown)?;
+            return answer.await.map_err(|_| Error::NodeDown);
+        };
+        let (taken, mut was_taken) = tokio::sync::oneshot::channel();
+        let request = Internal::Bounded(Box::new(msg(reply.into())), taken);
+        self.sup
+            .send_message(SupervisorMsg::Internal(InternalMsg(request)))
+            .map_err(|_| Error::NodeDown)?;
+        match tokio::time::timeout(limit, &mut was_taken).await {
+            Ok(Ok(())) => {}
+            // Dropped untaken: the supervisor stopped.
+            Ok(Err(_)) => return Err(Error::NodeDown),
+            Err(_) => {
+                // Closing first makes the outcome exact: either the
+                // supervisor took it before (it runs; wait for it), or it
+                // finds the request abandoned and drops it.
+                was_taken.close();
+                if was_taken.try_recv().is_err() {
+                    tracing::warn!(target: "molt::admin", request = what, waited = ?limit, "the supervisor is busy: request not taken");
+                    return Err(Error::Busy {
+                        what,
+                        waited: limit,
+                    });
+                }
+            }
         }
+        answer.await.map_err(|_| Error::NodeDown)
     }
 }

@@ -155,6 +155,16 @@ pub enum Error {
     /// The supervisor did not answer (the node is shutting down or gone).
     #[error("the node's supervisor is not running")]
     NodeDown,
+    /// The supervisor did not take the request within `limits.admin_timeout`
+    /// (it is busy with something slow): the request was dropped, nothing
+    /// of it was done.
+    #[error("the node is busy: it did not take the {what} request within {waited:?}; nothing was done, try again")]
+    Busy {
+        /// The request (`status`, `reload`, ...).
+        what: &'static str,
+        /// How long the request waited.
+        waited: Duration,
+    },
     /// The supervisor could not be started.
     #[error("cannot start the node: {0}")]
     Spawn(String),

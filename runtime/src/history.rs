@@ -178,7 +178,8 @@ impl History {
 
     /// Reads the entries of one audit file, if it exists.
     fn read_back(&mut self, file: &Path) -> std::io::Result<()> {
-        let f = match std::fs::File::open(file) {
+        // Never a blocking read of a FIFO or device (issue #8 item 3).
+        let f = match crate::regular_file::open(file) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
             Err(e) => return Err(e),

@@ -30,6 +30,7 @@ pub mod metrics;
 mod module_actor;
 mod node;
 mod phase;
+mod regular_file;
 pub mod reload;
 mod status;
 mod supervisor;

@@ -166,9 +166,15 @@ impl Node {
             .ok_or_else(|| Error::UnknownModule(name.to_string()))
     }
 
-    /// The admin client (reload, rollback, status, history).
+    /// The limits the node was started with.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// The admin client (reload, rollback, status, history); its requests
+    /// wait at most `limits.admin_timeout` for the supervisor to take them.
     pub fn admin(&self) -> Admin {
-        Admin::new(self.sup.clone())
+        Admin::new(self.sup.clone(), Some(self.limits.admin_timeout))
     }
 
     /// The supervisor's actor, for sending [`crate::AdminMsg`]s directly.

@@ -8,6 +8,7 @@ mod modules;
 mod reloads;
 
 use config_changes::ConfigDone;
+use modules::AddDone;
 use reloads::{ReloadDone, Request};
 
 use std::collections::BTreeMap;
@@ -60,6 +61,12 @@ impl std::fmt::Debug for InternalMsg {
 pub(crate) enum Internal {
     ReloadDone(Box<ReloadDone>),
     ConfigDone(Box<ConfigDone>),
+    /// A module's library is loaded (or failed to): start its instances.
+    AddDone(Box<AddDone>),
+    /// An admin request whose caller waits a bounded time for it to be
+    /// taken: the supervisor says so on the sender before running it, and
+    /// drops it unrun when the caller has given up ([`crate::Admin`]).
+    Bounded(Box<AdminMsg>, tokio::sync::oneshot::Sender<()>),
 }
 
 struct ModuleEntry {
@@ -90,6 +97,10 @@ pub(crate) struct SupState {
     node: String,
     started: Instant,
     table: BTreeMap<String, ModuleEntry>,
+    /// Modules whose library is being loaded (in a task, never in the
+    /// actor): a name is in `table` or here, never both, so it is added
+    /// once.
+    adding: std::collections::BTreeSet<String>,
     history: History,
     loader: Loader,
     bus: EventBus,
@@ -99,7 +110,60 @@ pub(crate) struct SupState {
 
 pub(crate) struct Supervisor;
 
-impl Supervisor {}
+impl Supervisor {
+    /// Runs an admin request. Nothing here waits for a library load or a
+    /// reload: those run in tasks and report back with internal messages.
+    async fn handle_admin(myself: &ActorRef<SupervisorMsg>, st: &mut SupState, msg: AdminMsg) {
+        match msg {
+            AdminMsg::Reload {
+                module,
+                options,
+                reply,
+            } => Self::start_reload(myself, st, module, Request::Reload, options, reply),
+            AdminMsg::Rollback {
+                module,
+                reset_state,
+                trigger,
+                reply,
+            } => Self::start_reload(
+                myself,
+                st,
+                module,
+                Request::Rollback { reset_state },
+                ReloadOptions::default().by(trigger),
+                reply,
+            ),
+            AdminMsg::Status { reply } => {
+                let _ = reply.send(Self::status(st));
+            }
+            AdminMsg::History { reply } => {
+                let _ = reply.send(st.history.entries());
+            }
+            AdminMsg::AddModule { spec, reply } => Self::add_module(myself, st, spec, reply),
+            AdminMsg::RemoveModule { module, reply } => Self::remove_module(st, module, reply),
+            AdminMsg::Scale {
+                module,
+                instances,
+                reply,
+            } => Self::scale(myself, st, module, instances, reply).await,
+            AdminMsg::RunningConfig { reply } => {
+                let _ = reply.send(Self::running_config(st));
+            }
+            AdminMsg::ApplyConfig { config, reply } => {
+                Self::apply_config(myself, st, *config, Trigger::Admin, reply)
+            }
+            AdminMsg::ApplyConfigFile { path, reply } => match crate::config::file::load(&path) {
+                Ok(config) => Self::apply_config(myself, st, config, Trigger::Watch, reply),
+                Err(e) => Self::reject_config(st, e, Trigger::Watch, reply),
+            },
+            AdminMsg::RecordFailure {
+                module,
+                phase,
+                error,
+            } => Self::record_failure(st, module, phase, error),
+        }
+    }
+}
 
 impl Actor for Supervisor {
     type Msg = SupervisorMsg;
@@ -135,6 +199,7 @@ impl Actor for Supervisor {
             node: args.node,
             started: Instant::now(),
             table: BTreeMap::new(),
+            adding: Default::default(),
             history,
             loader: args.loader,
             bus: args.bus,
@@ -150,64 +215,24 @@ impl Actor for Supervisor {
         st: &mut SupState,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            SupervisorMsg::Admin(AdminMsg::Reload {
-                module,
-                options,
-                reply,
-            }) => Self::start_reload(&myself, st, module, Request::Reload, options, reply),
-            SupervisorMsg::Admin(AdminMsg::Rollback {
-                module,
-                reset_state,
-                trigger,
-                reply,
-            }) => Self::start_reload(
-                &myself,
-                st,
-                module,
-                Request::Rollback { reset_state },
-                ReloadOptions::default().by(trigger),
-                reply,
-            ),
-            SupervisorMsg::Admin(AdminMsg::Status { reply }) => {
-                let _ = reply.send(Self::status(st));
-            }
-            SupervisorMsg::Admin(AdminMsg::History { reply }) => {
-                let _ = reply.send(st.history.entries());
-            }
-            SupervisorMsg::Admin(AdminMsg::AddModule { spec, reply }) => {
-                let result = Self::add_module(&myself, st, spec).await;
-                let _ = reply.send(result);
-            }
-            SupervisorMsg::Admin(AdminMsg::RemoveModule { module, reply }) => {
-                Self::remove_module(st, module, reply)
-            }
-            SupervisorMsg::Admin(AdminMsg::Scale {
-                module,
-                instances,
-                reply,
-            }) => Self::scale(&myself, st, module, instances, reply).await,
-            SupervisorMsg::Admin(AdminMsg::RunningConfig { reply }) => {
-                let _ = reply.send(Self::running_config(st));
-            }
-            SupervisorMsg::Admin(AdminMsg::ApplyConfig { config, reply }) => {
-                Self::apply_config(&myself, st, *config, Trigger::Admin, reply)
-            }
-            SupervisorMsg::Admin(AdminMsg::ApplyConfigFile { path, reply }) => {
-                match crate::config::file::load(&path) {
-                    Ok(config) => Self::apply_config(&myself, st, config, Trigger::Watch, reply),
-                    Err(e) => Self::reject_config(st, e, Trigger::Watch, reply),
+            SupervisorMsg::Admin(msg) => Self::handle_admin(&myself, st, msg).await,
+            SupervisorMsg::Internal(InternalMsg(Internal::Bounded(msg, taken))) => {
+                // The caller gave up waiting (limits.admin_timeout) and
+                // answered Busy: the request must not run.
+                if taken.send(()).is_ok() {
+                    Self::handle_admin(&myself, st, *msg).await;
+                } else {
+                    tracing::debug!(target: "molt::supervisor", "dropping an admin request its caller gave up on: {msg:?}");
                 }
             }
-            SupervisorMsg::Admin(AdminMsg::RecordFailure {
-                module,
-                phase,
-                error,
-            }) => Self::record_failure(st, module, phase, error),
             SupervisorMsg::Internal(InternalMsg(Internal::ConfigDone(done))) => {
                 Self::finish_config(st, *done)
             }
             SupervisorMsg::Internal(InternalMsg(Internal::ReloadDone(done))) => {
                 Self::finish_reload(st, *done)
+            }
+            SupervisorMsg::Internal(InternalMsg(Internal::AddDone(done))) => {
+                Self::finish_add(&myself, st, *done).await
             }
         }
         Ok(())

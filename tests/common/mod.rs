@@ -286,3 +286,186 @@ pub mod fault {
         );
     }
 }
+
+/// Makes a FIFO (named pipe) at `path`.
+#[cfg(unix)]
+pub fn mkfifo(path: &Path) {
+    let status = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .expect("run mkfifo");
+    assert!(status.success(), "mkfifo {}", path.display());
+}
+
+/// A `molt` process started by a test: its output is collected as it comes,
+/// and it is killed (SIGKILL) when dropped, so no test leaves one behind.
+pub struct MoltProcess {
+    child: std::process::Child,
+    output: std::sync::Arc<std::sync::Mutex<String>>,
+    readers: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl MoltProcess {
+    /// Starts the `molt` binary with `args`, no admin token in its
+    /// environment, and `runtime_dir` as its `XDG_RUNTIME_DIR` (where a
+    /// generated admin token goes).
+    pub fn start(args: &[&str], runtime_dir: &Path) -> MoltProcess {
+        Self::start_with_env(args, runtime_dir, &[])
+    }
+
+    /// [`MoltProcess::start`] with these environment variables too.
+    pub fn start_with_env(args: &[&str], runtime_dir: &Path, env: &[(&str, &str)]) -> MoltProcess {
+        use std::process::{Command, Stdio};
+        let mut child = Command::new(env!("CARGO_BIN_EXE_molt"))
+            .args(args)
+            .env_remove("MOLT_ADMIN_TOKEN")
+            .env_remove("MOLT_ADMIN_ADDR")
+            .env("XDG_RUNTIME_DIR", runtime_dir)
+            .env("RUST_LOG", "warn")
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start molt");
+        let output = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let mut readers = Vec::new();
+        let pipes: Vec<Box<dyn std::io::Read + Send>> = vec![
+            Box::new(child.stdout.take().expect("stdout")),
+            Box::new(child.stderr.take().expect("stderr")),
+        ];
+        for pipe in pipes {
+            let output = output.clone();
+            readers.push(std::thread::spawn(move || {
+                use std::io::BufRead;
+                for line in std::io::BufReader::new(pipe).lines() {
+                    let Ok(line) = line else { return };
+                    let mut out = output.lock().unwrap();
+                    out.push_str(&line);
+                    out.push('\n');
+                }
+            }));
+        }
+        MoltProcess {
+            child,
+            output,
+            readers,
+        }
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Everything it printed so far (stdout and stderr, line by line).
+    pub fn output(&self) -> String {
+        self.output.lock().unwrap().clone()
+    }
+
+    /// Waits until it has printed a line containing `text`; the whole line.
+    /// Panics (with the output) after `within`, or when it exits first.
+    pub fn wait_for_line(&mut self, text: &str, within: Duration) -> String {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            if let Some(line) = self.output().lines().find(|l| l.contains(text)) {
+                return line.to_string();
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                self.join_readers();
+                if let Some(line) = self.output().lines().find(|l| l.contains(text)) {
+                    return line.to_string();
+                }
+                panic!(
+                    "molt exited ({status}) without printing {text:?}:\n{}",
+                    self.output()
+                );
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "molt printed no {text:?} within {within:?}:\n{}",
+                self.output()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits for it to exit: its status, or `None` after `within` (it is
+    /// then still running; dropping it kills it).
+    pub fn wait_exit(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                self.join_readers();
+                return Some(status);
+            }
+            if std::time::Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Sends it a signal (`"TERM"`, `"INT"`, ...) with kill(1).
+    pub fn signal(&self, name: &str) {
+        let status = std::process::Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.pid().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{name} {}", self.pid());
+    }
+
+    fn join_readers(&mut self) {
+        for r in self.readers.drain(..) {
+            let _ = r.join();
+        }
+    }
+}
+
+impl Drop for MoltProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A plain `GET path` over a fresh connection to `addr`, answered within
+/// `within`: the status code and the body; `None` when no full answer came
+/// in time (or the connection failed).
+pub fn http_get(addr: std::net::SocketAddr, path: &str, within: Duration) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect_timeout(&addr, within).ok()?;
+    stream.set_read_timeout(Some(within)).ok()?;
+    stream.set_write_timeout(Some(within)).ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).ok()?;
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    let status = answer.split_whitespace().nth(1)?.parse().ok()?;
+    let body = answer
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_string();
+    Some((status, body))
+}
+
+/// The address in the line `molt run` prints about its HTTP admin
+/// (`molt: HTTP admin on http://ADDR ...`).
+pub fn admin_addr_of(line: &str) -> std::net::SocketAddr {
+    let rest = line
+        .split("http://")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no address in {line:?}"));
+    let addr = rest
+        .split(|c: char| c.is_whitespace() || c == ';')
+        .next()
+        .unwrap();
+    addr.trim_end_matches('/')
+        .parse()
+        .unwrap_or_else(|e| panic!("bad address in {line:?}: {e}"))
+}

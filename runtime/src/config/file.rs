@@ -75,9 +75,10 @@ use crate::error::Error;
 ///
 /// # Errors
 /// [`Error::ConfigFile`] naming the file, line and key (line 0 when the file
-/// cannot be read).
+/// cannot be read, or is not a regular file: a FIFO is refused, never read).
 pub fn load(path: &Path) -> Result<NodeConfig, Error> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::ConfigFile {
+    // Never a blocking read of a FIFO or a device (issue #8 item 3).
+    let text = crate::regular_file::read_to_string(path).map_err(|e| Error::ConfigFile {
         path: path.to_path_buf(),
         line: 0,
         column: 0,

@@ -33,6 +33,8 @@ pub(crate) struct AppState {
     /// A subscription each `/events` request copies (holding it, unlike
     /// holding the bus, lets the streams end when the node stops).
     pub events: Arc<EventStream>,
+    /// One permit per open event stream (`limits.http_max_event_streams`).
+    pub event_streams: Arc<tokio::sync::Semaphore>,
     pub stop: watch::Receiver<bool>,
 }
 

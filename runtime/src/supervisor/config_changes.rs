@@ -61,7 +61,8 @@ impl Supervisor {
             );
         }
         st.applying_config = true;
-        let admin = Admin::new(myself.clone());
+        // Unbounded: the supervisor's own task must not give up on it.
+        let admin = Admin::new(myself.clone(), None);
         let me = myself.clone();
         let at = SystemTime::now();
         tokio::spawn(async move {

@@ -4,6 +4,14 @@
 
 use super::*;
 
+/// A module's library, loaded (or not) in a task for [`Supervisor::add_module`].
+pub(crate) struct AddDone {
+    spec: ModuleSpec,
+    config: Arc<Vec<u8>>,
+    loaded: Result<Arc<Library>, Error>,
+    reply: RpcReplyPort<Result<(), Error>>,
+}
+
 pub(super) fn encode_config(
     module: &str,
     value: &serde_json::Value,
@@ -69,25 +77,93 @@ impl Supervisor {
         Ok(Route { actor, shared })
     }
 
-    pub(super) async fn add_module(
+    /// Starts adding a module: checks the request, then loads the library
+    /// in a task (a slow or hanging load never blocks the supervisor:
+    /// status, admin and `/healthz` keep answering); [`Self::finish_add`]
+    /// starts the instances when it is loaded. The name is reserved
+    /// meanwhile, so a module is added once.
+    pub(super) fn add_module(
         myself: &ActorRef<SupervisorMsg>,
         st: &mut SupState,
         spec: ModuleSpec,
-    ) -> Result<(), Error> {
-        if st.table.contains_key(&spec.name) {
-            return Err(Error::Config(format!(
+        reply: RpcReplyPort<Result<(), Error>>,
+    ) {
+        let refused = if st.table.contains_key(&spec.name) {
+            Some(Error::Config(format!(
                 "module {:?} is already running",
                 spec.name
-            )));
-        }
-        if spec.instances == 0 {
-            return Err(Error::Config(format!(
+            )))
+        } else if st.adding.contains(&spec.name) {
+            Some(Error::Config(format!(
+                "module {:?} is already being added (its library is loading)",
+                spec.name
+            )))
+        } else if spec.instances == 0 {
+            Some(Error::Config(format!(
                 "module {:?}: instances must be at least 1",
                 spec.name
-            )));
+            )))
+        } else {
+            None
+        };
+        if let Some(e) = refused {
+            let _ = reply.send(Err(e));
+            return;
         }
-        let config = encode_config(&spec.name, &spec.config)?;
-        let lib = reload::prepare::load(&st.loader, spec.library.clone(), &spec.name).await?;
+        let config = match encode_config(&spec.name, &spec.config) {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = reply.send(Err(e));
+                return;
+            }
+        };
+        st.adding.insert(spec.name.clone());
+        let loader = st.loader.clone();
+        let me = myself.clone();
+        tokio::spawn(async move {
+            let loaded = reload::prepare::load(&loader, spec.library.clone(), &spec.name).await;
+            let done = AddDone {
+                spec,
+                config,
+                loaded,
+                reply,
+            };
+            // Fails only when the supervisor has stopped: the reply port
+            // goes with the message, and the caller learns NodeDown.
+            let _ = me.send_message(SupervisorMsg::Internal(InternalMsg(Internal::AddDone(
+                Box::new(done),
+            ))));
+        });
+    }
+
+    /// The library of a module being added is loaded (or not): starts its
+    /// instances and enters it in the table.
+    pub(super) async fn finish_add(
+        myself: &ActorRef<SupervisorMsg>,
+        st: &mut SupState,
+        done: AddDone,
+    ) {
+        let AddDone {
+            spec,
+            config,
+            loaded,
+            reply,
+        } = done;
+        st.adding.remove(&spec.name);
+        let result = match loaded {
+            Ok(lib) => Self::start_module(myself, st, spec, config, lib).await,
+            Err(e) => Err(e),
+        };
+        let _ = reply.send(result);
+    }
+
+    async fn start_module(
+        myself: &ActorRef<SupervisorMsg>,
+        st: &mut SupState,
+        spec: ModuleSpec,
+        config: Arc<Vec<u8>>,
+        lib: Arc<Library>,
+    ) -> Result<(), Error> {
         let module: Arc<str> = Arc::from(spec.name.as_str());
         let mut routes = Vec::with_capacity(spec.instances as usize);
         for index in 0..spec.instances {

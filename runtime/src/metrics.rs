@@ -15,6 +15,8 @@
 //! | `molt_handler_errors_total` | counter | module |
 //! | `molt_module_info` | gauge (1) | module, code_version, state_version |
 //! | `molt_libraries_mapped` | gauge | |
+//! | `molt_checkpoint_failures_total` | counter | module (a checkpoint snapshot failed; the previous one is kept) |
+//! | `molt_restarts_total` | counter | module, restored (checkpoint, start) |
 //! | `molt_module_<name>` | counter / gauge | module (what modules count through their context) |
 
 use std::collections::HashMap;
@@ -115,6 +117,17 @@ pub(crate) fn reload_finished(module: &str, outcome: Outcome) {
         Outcome::Refused => "refused",
     };
     metrics::counter!("molt_reloads_total", "module" => module.to_string(), "result" => result)
+        .increment(1);
+}
+
+/// Counts a checkpoint whose snapshot failed.
+pub(crate) fn checkpoint_failed(module: &str) {
+    metrics::counter!("molt_checkpoint_failures_total", "module" => module.to_string()).increment(1);
+}
+
+/// Counts an instance restarted from a checkpoint (or its start state).
+pub(crate) fn restarted(module: &str, restored: &'static str) {
+    metrics::counter!("molt_restarts_total", "module" => module.to_string(), "restored" => restored)
         .increment(1);
 }
 

@@ -6,6 +6,7 @@
 mod config_changes;
 mod modules;
 mod reloads;
+mod restarts;
 
 use config_changes::ConfigDone;
 use reloads::{ReloadDone, Request};
@@ -60,6 +61,9 @@ impl std::fmt::Debug for InternalMsg {
 pub(crate) enum Internal {
     ReloadDone(Box<ReloadDone>),
     ConfigDone(Box<ConfigDone>),
+    /// An instance restarted from a checkpoint (in place, or replaced by a
+    /// forced reload): publish and record it.
+    Restarted(Box<crate::restart::Restarted>),
 }
 
 struct ModuleEntry {
@@ -197,6 +201,9 @@ impl Actor for Supervisor {
             }
             SupervisorMsg::Internal(InternalMsg(Internal::ReloadDone(done))) => {
                 Self::finish_reload(st, *done)
+            }
+            SupervisorMsg::Internal(InternalMsg(Internal::Restarted(r))) => {
+                Self::record_restart(st, *r)
             }
         }
         Ok(())

@@ -106,6 +106,7 @@ impl Supervisor {
             phase: None,
             error: Some(e.to_string()),
             pause_us: 0,
+            restored: None,
         });
         let _ = reply.send(Err(e));
     }
@@ -145,6 +146,7 @@ impl Supervisor {
             phase: None,
             error: (!failed.is_empty()).then(|| failed.join("; ")),
             pause_us: 0,
+            restored: None,
         });
         tracing::info!(target: "molt::supervisor", applied = applied.len(), failed = failed.len(), "configuration change applied");
         st.bus.publish(Event::ConfigApplied {

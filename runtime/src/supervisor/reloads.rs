@@ -75,6 +75,7 @@ impl Supervisor {
                 phase: None,
                 error: Some(error.to_string()),
                 pause_us: 0,
+                restored: None,
             },
         );
     }
@@ -229,6 +230,7 @@ impl Supervisor {
             phase: None,
             error: None,
             pause_us: 0,
+            restored: None,
         };
         let result = match outcome.result {
             Ok(committed) => {
@@ -347,6 +349,7 @@ impl Supervisor {
                 phase: Some(phase.to_string()),
                 error: Some(error),
                 pause_us: 0,
+                restored: None,
             },
         );
     }

@@ -45,6 +45,9 @@ pub(crate) struct Checkpoint {
     /// Whether this is the state the instance started with (no checkpoint
     /// or committed reload since).
     pub from_start: bool,
+    /// The instance's `handled` count when it was taken: the messages whose
+    /// effects it holds.
+    pub handled: u64,
 }
 
 impl Checkpoint {

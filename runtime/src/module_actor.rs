@@ -157,9 +157,13 @@ impl Actor for ModuleActor {
             // New code (a forced reload): a restart must rebuild with it, so
             // its own snapshot of the same state, dated as the checkpoint.
             start => {
-                let (at, from_start) = match start {
-                    StartFrom::Checkpoint(c) => (c.at, c.from_start),
-                    StartFrom::Fresh => (Instant::now(), true),
+                let (at, from_start, handled) = match start {
+                    StartFrom::Checkpoint(c) => (c.at, c.from_start, c.handled),
+                    StartFrom::Fresh => (
+                        Instant::now(),
+                        true,
+                        args.shared.handled.load(Ordering::Relaxed),
+                    ),
                 };
                 let bytes = behaviour
                     .snapshot()
@@ -173,6 +177,7 @@ impl Actor for ModuleActor {
                     },
                     at,
                     from_start,
+                    handled,
                 }
             }
         };

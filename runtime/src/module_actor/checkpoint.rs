@@ -62,7 +62,7 @@ impl Instance {
     fn schedule_checkpoint(&mut self, wait: Duration) {
         self.checkpoints.due = true;
         // A send to a stopped actor fails: nothing to checkpoint then.
-        let _ = self.myself.send_after(wait, || ModuleMsg::Checkpoint);
+        drop(self.myself.send_after(wait, || ModuleMsg::Checkpoint));
     }
 
     /// A `Checkpoint` message: takes the checkpoint if it is due.
@@ -131,6 +131,7 @@ impl Instance {
                 snapshot,
                 at,
                 from_start: false,
+                handled: self.shared.handled.load(Ordering::Relaxed),
             });
         }
         self.checkpoints.dirty = false;

@@ -272,12 +272,23 @@ impl Supervisor {
                         .routes
                         .load()
                         .iter()
-                        .map(|r| InstanceStatus {
-                            index: r.shared.index,
-                            mailbox_depth: r.shared.mailbox_depth(),
-                            handled: r.shared.handled.load(Ordering::Relaxed),
-                            failed: r.shared.failed.load(Ordering::Relaxed),
-                            restarts: r.shared.restarts.load(Ordering::Relaxed),
+                        .map(|r| {
+                            let checkpoint = r.shared.checkpoint();
+                            InstanceStatus {
+                                index: r.shared.index,
+                                mailbox_depth: r.shared.mailbox_depth(),
+                                handled: r.shared.handled.load(Ordering::Relaxed),
+                                failed: r.shared.failed.load(Ordering::Relaxed),
+                                restarts: r.shared.restarts.load(Ordering::Relaxed),
+                                checkpoint_age_ms: checkpoint
+                                    .as_ref()
+                                    .map(|c| c.at.elapsed().as_millis() as u64),
+                                checkpoint_covers: checkpoint.map_or(0, |c| c.handled),
+                                checkpoint_failures: r
+                                    .shared
+                                    .checkpoint_failures
+                                    .load(Ordering::Relaxed),
+                            }
                         })
                         .collect(),
                 })

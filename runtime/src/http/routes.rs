@@ -47,7 +47,11 @@ pub struct ReloadRequest {
     pub library: Option<PathBuf>,
     /// A new module config; default: the running one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub config: Option<serde_json::Value>,
+    pub config: Option<serde_json::Value>,    /// A forced reload (see `ReloadOptions::force`): start the new code
+    /// from the newest checkpoint where the old code cannot hand over its
+    /// state.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub force: bool,
 }
 
 /// The body of `POST /modules/{name}/rollback` (optional).
@@ -189,6 +193,7 @@ async fn reload(
         library: req.library,
         config: req.config,
         trigger: Trigger::Http,
+        force: req.force,
     };
     Ok(Json(st.admin.reload(&name, options).await?))
 }

@@ -26,6 +26,7 @@ pub(super) async fn apply_change(admin: &Admin, change: &Change) -> Result<(), E
                     library: library.clone(),
                     config: config.clone(),
                     trigger: Trigger::Config,
+                    force: false,
                 },
             )
             .await

@@ -165,6 +165,8 @@ impl Supervisor {
             routes: entry.slot.routes.load().as_ref().clone(),
             limits: st.limits.clone(),
             loader: st.loader.clone(),
+            force: (options.force && request == Request::Reload)
+                .then(|| Self::respawn(myself, st.bus.clone(), st.directory.clone(), st.limits.clone(), &module, entry.slot.clone())),
         };
         let me = myself.clone();
         let at = SystemTime::now();
@@ -208,6 +210,7 @@ impl Supervisor {
             outcome,
             reply,
         } = done;
+        let restored = Self::forced_restores(st, &module, &outcome);
         let Some(entry) = st.table.get_mut(&module) else {
             let _ = reply.send(Err(Error::UnknownModule(module)));
             return;
@@ -234,6 +237,7 @@ impl Supervisor {
         };
         let result = match outcome.result {
             Ok(committed) => {
+                record.restored = restored.clone();
                 let target = outcome.target.expect("a committed reload has a target");
                 let pauses_us: Vec<u64> = committed
                     .pauses
@@ -282,6 +286,7 @@ impl Supervisor {
                     } else {
                         0
                     },
+                    restored,
                 })
             }
             Err(failure) => {

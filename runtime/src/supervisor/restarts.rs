@@ -5,6 +5,7 @@
 
 use super::*;
 use crate::history::Restored;
+use crate::reload::force::Respawn;
 use crate::restart::{RestartSink, Restarted};
 
 impl Supervisor {
@@ -124,5 +125,74 @@ impl Supervisor {
                 tracing::error!(target: "molt::supervisor", module = %name, "restart failed: {e}")
             }
         }
+    }
+
+    /// What a forced reload of `module` needs to replace a hung instance.
+    pub(super) fn respawn(
+        myself: &ActorRef<SupervisorMsg>,
+        bus: EventBus,
+        directory: Directory,
+        limits: Limits,
+        module: &str,
+        slot: Arc<ModuleSlot>,
+    ) -> Respawn {
+        Respawn {
+            supervisor: myself.get_cell(),
+            slot,
+            module: Arc::from(module),
+            bus,
+            directory,
+            limits,
+            on_restart: Self::restart_sink(myself),
+        }
+    }
+
+    /// A forced reload's restores: one `module.restarted` event each, and
+    /// the summary for its history entry and report (`None` when every
+    /// instance handed over its state).
+    pub(super) fn forced_restores(
+        st: &mut SupState,
+        module: &str,
+        outcome: &reload::Outcome,
+    ) -> Option<Restored> {
+        if outcome.restored.is_empty() {
+            return None;
+        }
+        let code_version = outcome
+            .target
+            .as_ref()
+            .map(|t| t.code_version.clone())
+            .unwrap_or_default();
+        let mut summary = Restored {
+            from: "checkpoint".into(),
+            state_age_ms: 0,
+            forced: true,
+            instances: Vec::new(),
+            stuck_messages: 0,
+        };
+        for r in &outcome.restored {
+            let state_age_ms = r.state_age.as_millis() as u64;
+            summary.state_age_ms = summary.state_age_ms.max(state_age_ms);
+            summary.instances.push(r.index);
+            summary.stuck_messages += r.stuck_messages;
+            if r.restored == "start" {
+                summary.from = "start".into();
+            }
+            Self::record_restart(
+                st,
+                Restarted {
+                    module: module.to_string(),
+                    instance: r.index,
+                    code_version: code_version.clone(),
+                    reason: format!("forced reload: {}", r.reason),
+                    restored: r.restored,
+                    state_age: r.state_age,
+                    forced: true,
+                    stuck_messages: r.stuck_messages,
+                },
+            );
+        }
+        summary.instances.sort_unstable();
+        Some(summary)
     }
 }

@@ -245,3 +245,57 @@ async fn an_instance_hung_in_a_handler_is_replaced_and_its_stuck_messages_report
     assert_eq!(log(&h1).await.last(), Some(&300));
     node.shutdown().await;
 }
+
+/// `molt reload NAME --force` against a running node: a reload the old
+/// snapshot blocks commits and the CLI says what it restored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn molt_reload_force_from_the_command_line() {
+    let f = common::fixtures();
+    let node = fault_node("forced-cli", 1, Duration::from_secs(20)).await;
+    let h = node.module::<FaultProto>("fault").unwrap();
+    for v in 0..5 {
+        push(&h, v).await;
+    }
+    checkpointed(&node, 0).await;
+    h.call(Msg::Arm(Some(Fault {
+        at: Point::Snapshot,
+        how: How::Error,
+    })))
+    .await
+    .unwrap();
+    let server = molt::http::serve(&node, "127.0.0.1:0".parse().unwrap(), Some(TOKEN.into()))
+        .await
+        .expect("the admin server starts");
+    let addr = server.local_addr().to_string();
+    let lib = f.fault_v2.to_str().unwrap().to_string();
+    let run = |force: bool| {
+        let (addr, lib) = (addr.clone(), lib.clone());
+        tokio::task::spawn_blocking(move || {
+            let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_molt"));
+            cmd.args(["reload", "fault", "--library", &lib]);
+            if force {
+                cmd.arg("--force");
+            }
+            cmd.args(["--addr", &addr, "--token", TOKEN])
+                .env("NO_COLOR", "1")
+                .output()
+                .expect("molt runs")
+        })
+    };
+    let plain = run(false).await.unwrap();
+    let out = String::from_utf8_lossy(&plain.stdout).to_string();
+    assert_eq!(plain.status.code(), Some(1), "{out}");
+    assert!(out.contains("snapshot"), "{out}");
+
+    let forced = run(true).await.unwrap();
+    let out = String::from_utf8_lossy(&forced.stdout).to_string();
+    assert_eq!(forced.status.code(), Some(0), "{out}");
+    assert!(out.contains("1.0.0 -> 2.0.0"), "{out}");
+    assert!(
+        out.contains("forced") && out.contains("checkpoint") && out.contains("[0]"),
+        "{out}"
+    );
+    assert_eq!(log(&h).await, (0..5).collect::<Vec<_>>());
+    server.shutdown().await;
+    node.shutdown().await;
+}

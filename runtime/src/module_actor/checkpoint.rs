@@ -95,7 +95,9 @@ impl Instance {
                     bytes: Arc::new(bytes.into_vec()),
                 };
                 self.store_checkpoint(self.lib.clone(), snapshot, started);
-                tracing::trace!(target: "molt::checkpoint", module = &*self.module, instance = self.index(), took_us = started.elapsed().as_micros() as u64, "checkpoint");
+                let took = started.elapsed();
+                crate::metrics::checkpoint(&self.module, took);
+                tracing::trace!(target: "molt::checkpoint", module = &*self.module, instance = self.index(), took_us = took.as_micros() as u64, "checkpoint");
             }
             Err(e) => {
                 self.shared

@@ -57,9 +57,16 @@ async fn checkpoint_histogram(node: &Node) -> (f64, u64) {
     )
 }
 
-async fn start(lib: &std::path::Path, interval: Duration, records: usize) -> (Node, ModuleHandle<Proto>) {
-    let mut config = NodeConfig::new(format!("bench-checkpoint-{records}-{}", interval.as_millis()))
-        .module(ModuleSpec::new("kv", lib));
+async fn start(
+    lib: &std::path::Path,
+    interval: Duration,
+    records: usize,
+) -> (Node, ModuleHandle<Proto>) {
+    let mut config = NodeConfig::new(format!(
+        "bench-checkpoint-{records}-{}",
+        interval.as_millis()
+    ))
+    .module(ModuleSpec::new("kv", lib));
     config.limits.checkpoint_interval = interval;
     let node = Node::start(config).await.unwrap();
     let kv = node.module::<Proto>("kv").unwrap();
@@ -133,7 +140,11 @@ async fn main() {
         let (sum1, n1) = checkpoint_histogram(&node).await;
         node.shutdown().await;
         let n = n1.saturating_sub(n0);
-        let mean_us = if n == 0 { 0.0 } else { (sum1 - sum0) / n as f64 * 1e6 };
+        let mean_us = if n == 0 {
+            0.0
+        } else {
+            (sum1 - sum0) / n as f64 * 1e6
+        };
 
         let mut rates = Vec::new();
         for interval in [Duration::from_secs(1), Duration::ZERO] {

@@ -97,7 +97,10 @@ async fn old_snapshot_panics_a_forced_reload_starts_from_the_checkpoint() {
         .reload_with("fault", Some(f.fault_v2.clone()), true)
         .await
         .expect("the forced reload commits");
-    assert_eq!((report.from.as_str(), report.to.as_str()), ("1.0.0", "2.0.0"));
+    assert_eq!(
+        (report.from.as_str(), report.to.as_str()),
+        ("1.0.0", "2.0.0")
+    );
     let restored = report.restored.expect("the report says what was restored");
     assert!(restored.forced);
     assert_eq!(restored.from, "checkpoint");
@@ -238,7 +241,10 @@ async fn an_instance_hung_in_a_handler_is_replaced_and_its_stuck_messages_report
         e => panic!("{e:?}"),
     }
     let last = node.history().await.unwrap().pop().unwrap();
-    assert_eq!((last.action, last.outcome), (Action::Reload, Outcome::Committed));
+    assert_eq!(
+        (last.action, last.outcome),
+        (Action::Reload, Outcome::Committed)
+    );
     assert_eq!(last.restored.as_ref(), Some(&restored));
 
     push(&h1, 300).await;

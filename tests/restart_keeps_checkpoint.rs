@@ -14,8 +14,7 @@ use common::fault::{log, push};
 use common::fault_proto::{Fault, How, Msg, Point};
 use common::FaultProto;
 use molt::{
-    Action, Event, InstanceStatus, ModuleHandle, ModuleSpec, Node, Outcome, ReloadOptions,
-    Trigger,
+    Action, Event, InstanceStatus, ModuleHandle, ModuleSpec, Node, Outcome, ReloadOptions, Trigger,
 };
 
 /// Panics in a row after which an instance restarts.
@@ -156,7 +155,10 @@ async fn panics_restart_from_the_newest_checkpoint_not_the_reload_snapshot() {
     assert_eq!(entry.outcome, Outcome::Committed);
     assert_eq!(entry.trigger, Trigger::Node);
     assert_eq!((entry.from.as_str(), entry.to.as_str()), ("2.0.0", "2.0.0"));
-    assert!(entry.error.as_deref().unwrap().contains("panics"), "{entry:?}");
+    assert!(
+        entry.error.as_deref().unwrap().contains("panics"),
+        "{entry:?}"
+    );
     let restored = entry.restored.as_ref().expect("what it restored");
     assert_eq!(restored.from, "checkpoint");
     assert_eq!(restored.state_age_ms, state_age_ms);
@@ -212,7 +214,10 @@ async fn a_failed_checkpoint_keeps_the_previous_one() {
     }
     let deadline = Instant::now() + Duration::from_secs(20);
     while instance(&node).await.checkpoint_failures == 0 {
-        assert!(Instant::now() < deadline, "no failed checkpoint within 20 s");
+        assert!(
+            Instant::now() < deadline,
+            "no failed checkpoint within 20 s"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(log(&h).await, (0..20).collect::<Vec<_>>(), "still serving");

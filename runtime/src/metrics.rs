@@ -129,7 +129,8 @@ pub(crate) fn checkpoint(module: &str, took: Duration) {
 
 /// Counts a checkpoint whose snapshot failed.
 pub(crate) fn checkpoint_failed(module: &str) {
-    metrics::counter!("molt_checkpoint_failures_total", "module" => module.to_string()).increment(1);
+    metrics::counter!("molt_checkpoint_failures_total", "module" => module.to_string())
+        .increment(1);
 }
 
 /// Counts an instance restarted from a checkpoint (or its start state).

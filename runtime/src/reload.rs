@@ -204,9 +204,17 @@ pub(crate) async fn on_instance(inst: &mut Instance, req: SwapRequest) {
         });
         return;
     }
-    let outcome = prepare_instance(inst, &target, &config, mode, &limits, &progress, force.is_some())
-        .instrument(span)
-        .await;
+    let outcome = prepare_instance(
+        inst,
+        &target,
+        &config,
+        mode,
+        &limits,
+        &progress,
+        force.is_some(),
+    )
+    .instrument(span)
+    .await;
     let committed = match outcome {
         Err(failure) => {
             let _ = prepared.send(Err(failure));
@@ -427,7 +435,10 @@ async fn run_phases(plan: Plan) -> Outcome {
         },
     };
     tracing::Span::current().record("to", target.code_version.as_str());
-    let log = plan.force.as_ref().map(|_| Arc::new(force::ForceLog::default()));
+    let log = plan
+        .force
+        .as_ref()
+        .map(|_| Arc::new(force::ForceLog::default()));
     let pending = drain::send_swaps(
         &plan.routes,
         &target,

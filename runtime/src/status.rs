@@ -19,12 +19,8 @@ pub struct InstanceStatus {
     pub failed: u64,
     /// Restarts from the newest checkpoint.
     pub restarts: u64,
-    /// How old the newest checkpoint (what a restart restores) is, in
-    /// milliseconds.
-    #[serde(default)]
-    pub checkpoint_age_ms: Option<u64>,
-    /// The messages handled before the newest checkpoint was taken (their
-    /// effects survive a restart).
+    /// The messages handled before the newest checkpoint (what a restart
+    /// restores) was taken: their effects survive a restart.
     #[serde(default)]
     pub checkpoint_covers: u64,
     /// Checkpoints whose snapshot failed (the previous one was kept).

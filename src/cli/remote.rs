@@ -233,7 +233,7 @@ pub async fn events(node: &NodeArgs, json: bool) -> ExitCode {
                         let color = match kind.as_str() {
                             "module.reloaded" | "config.applied" | "module.loaded" => "32",
                             "module.reload_failed" | "config.rejected" => "31",
-                            "module.rolled_back" => "33",
+                            "module.rolled_back" | "module.restarted" => "33",
                             _ => "2",
                         };
                         let mut fields = data.as_object().cloned().unwrap_or_default();

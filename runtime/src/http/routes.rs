@@ -47,7 +47,8 @@ pub struct ReloadRequest {
     pub library: Option<PathBuf>,
     /// A new module config; default: the running one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub config: Option<serde_json::Value>,    /// A forced reload (see `ReloadOptions::force`): start the new code
+    pub config: Option<serde_json::Value>,
+    /// A forced reload (see `ReloadOptions::force`): start the new code
     /// from the newest checkpoint where the old code cannot hand over its
     /// state.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]

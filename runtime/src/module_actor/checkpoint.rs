@@ -85,7 +85,7 @@ impl Instance {
     /// Snapshots the state as the newest checkpoint. A failed snapshot keeps
     /// the previous checkpoint (counted and logged, never fatal) and retries
     /// after another interval.
-    pub(crate) fn take_checkpoint(&mut self) {
+    fn take_checkpoint(&mut self) {
         let started = Instant::now();
         self.checkpoints.last = started;
         match self.behaviour.snapshot().into_result() {
@@ -161,8 +161,7 @@ impl Instance {
             .and_then(|mut b| b.start().into_result().map(|()| b));
         match rebuilt {
             Ok(new) => {
-                let old = std::mem::replace(&mut self.behaviour, new);
-                drop(old);
+                self.behaviour = new;
                 self.lib = cp.lib.clone();
                 self.shared.restarts.fetch_add(1, Ordering::Relaxed);
                 // The state is the checkpoint's again: nothing new to save.

@@ -226,13 +226,11 @@ async fn spawn_replacement(
         to.store(from.load(Ordering::Relaxed), Ordering::Relaxed)
     };
     copy(&old.shared.failed, &shared.failed);
-    copy(
-        &old.shared.checkpoint_failures,
-        &shared.checkpoint_failures,
+    copy(&old.shared.checkpoint_failures, &shared.checkpoint_failures);
+    shared.restarts.store(
+        old.shared.restarts.load(Ordering::Relaxed) + 1,
+        Ordering::Relaxed,
     );
-    shared
-        .restarts
-        .store(old.shared.restarts.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
     let args = InstanceArgs {
         module: respawn.module.clone(),
         lib: target.clone(),
@@ -283,7 +281,8 @@ fn replaced(
             tracing::warn!(target: "molt::reload", module = &*slot.name, instance = index, stuck_messages = restore.stuck_messages, "forced reload: the hung actor was replaced; {} message(s) it had not handled are dropped", restore.stuck_messages);
             log.push(restore);
         } else {
-            new.actor.stop(Some("the forced reload rolled back".to_string()));
+            new.actor
+                .stop(Some("the forced reload rolled back".to_string()));
         }
         let _ = done_tx.send(InstanceReport {
             index,

@@ -280,9 +280,6 @@ impl Supervisor {
                                 handled: r.shared.handled.load(Ordering::Relaxed),
                                 failed: r.shared.failed.load(Ordering::Relaxed),
                                 restarts: r.shared.restarts.load(Ordering::Relaxed),
-                                checkpoint_age_ms: checkpoint
-                                    .as_ref()
-                                    .map(|c| c.at.elapsed().as_millis() as u64),
                                 checkpoint_covers: checkpoint.map_or(0, |c| c.handled),
                                 checkpoint_failures: r
                                     .shared

@@ -165,8 +165,16 @@ impl Supervisor {
             routes: entry.slot.routes.load().as_ref().clone(),
             limits: st.limits.clone(),
             loader: st.loader.clone(),
-            force: (options.force && request == Request::Reload)
-                .then(|| Self::respawn(myself, st.bus.clone(), st.directory.clone(), st.limits.clone(), &module, entry.slot.clone())),
+            force: (options.force && request == Request::Reload).then(|| {
+                Self::respawn(
+                    myself,
+                    st.bus.clone(),
+                    st.directory.clone(),
+                    st.limits.clone(),
+                    &module,
+                    entry.slot.clone(),
+                )
+            }),
         };
         let me = myself.clone();
         let at = SystemTime::now();

@@ -59,6 +59,12 @@ pub enum Command {
         /// The library to load (default: the module's configured library).
         #[arg(long)]
         library: Option<PathBuf>,
+        /// Force it: where the old code cannot hand over its state (its
+        /// snapshot or stop fails or hangs, or it is hung in a handler),
+        /// start the new code from the newest checkpoint, replacing hung
+        /// instances; the messages stuck behind a hang are reported.
+        #[arg(long)]
+        force: bool,
         #[command(flatten)]
         node: NodeArgs,
     },
@@ -158,8 +164,9 @@ pub async fn dispatch(cli: Cli) -> ExitCode {
         Some(Command::Reload {
             name,
             library,
+            force,
             node,
-        }) => remote::reload(&node, &name, library).await,
+        }) => remote::reload(&node, &name, library, force).await,
         Some(Command::Rollback {
             name,
             reset_state,

@@ -26,6 +26,14 @@ pub struct ReloadOptions {
     pub config: Option<serde_json::Value>,
     /// Who asks (recorded in the history).
     pub trigger: Trigger,
+    /// A forced reload (DESIGN.md §6): when the old code cannot hand over
+    /// its state (its `snapshot` or `stop` fails, or it does not return
+    /// within the prepare timeout, hung in a handler or entry point), start
+    /// the new code from the instance's newest checkpoint; a hung instance is
+    /// replaced by a new actor and the messages stuck behind it are counted
+    /// and reported ([`ReloadReport::restored`]). Without it such a reload
+    /// rolls back and the old code keeps serving.
+    pub force: bool,
 }
 
 impl ReloadOptions {
@@ -40,6 +48,12 @@ impl ReloadOptions {
     /// Records `trigger` as who asked.
     pub fn by(mut self, trigger: Trigger) -> Self {
         self.trigger = trigger;
+        self
+    }
+
+    /// Force the reload (see [`ReloadOptions::force`]).
+    pub fn forced(mut self) -> Self {
+        self.force = true;
         self
     }
 
@@ -66,6 +80,12 @@ pub struct ReloadReport {
     /// Copy + dlopen + layout check of the new library, in microseconds (0
     /// for a rollback, whose library was already loaded).
     pub load_us: u64,
+    /// A forced reload that started instances from their newest checkpoint:
+    /// which, from what state, how old, and the messages stuck behind hung
+    /// instances (never handled). Absent when every instance handed over
+    /// its state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restored: Option<crate::history::Restored>,
 }
 
 impl ReloadReport {

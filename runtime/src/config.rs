@@ -80,8 +80,9 @@ pub struct Limits {
     /// How long a prepared instance waits for the commit decision.
     #[serde(with = "millis")]
     pub decision_timeout: Duration,
-    /// Consecutive handler failures after which an instance is restarted in
-    /// place from its last good snapshot (0 = never).
+    /// Handler panics in a row after which an instance is restarted in
+    /// place from its newest checkpoint (0 = never). Handler errors neither
+    /// count nor reset the count (DESIGN.md §3).
     pub restart_after_failures: u32,
     /// Check every swap with a snapshot round trip of the new state.
     pub verify_round_trip: bool,
@@ -96,7 +97,9 @@ pub struct Limits {
     pub max_mapped_libraries: usize,
     /// The least time between two checkpoints of an instance (a snapshot
     /// taken between messages when it handled something since the last one):
-    /// what a restart in place and a forced reload restore.
+    /// what a restart in place and a forced reload restore. 0 turns periodic
+    /// checkpoints off (the newest good state is then the last committed
+    /// reload's, or the start state).
     #[serde(with = "millis")]
     pub checkpoint_interval: Duration,
     /// How long a node shutdown waits for the instances to handle the

@@ -65,6 +65,27 @@ pub enum Event {
         /// What failed.
         error: String,
     },
+    /// An instance restarted from its newest checkpoint (DESIGN.md §6):
+    /// after repeated handler panics, after its actor failed, or in a forced
+    /// reload whose old code could not hand over its state.
+    #[serde(rename = "module.restarted")]
+    ModuleRestarted {
+        /// The module.
+        name: String,
+        /// The instance.
+        instance: u32,
+        /// Why it restarted.
+        reason: String,
+        /// `"checkpoint"` or `"start"` (the state it started with).
+        restored: String,
+        /// How old the restored state was, in milliseconds.
+        state_age_ms: u64,
+        /// Whether a forced reload restarted it (with the new code).
+        forced: bool,
+        /// Messages a replaced (hung) actor had not handled: never handled
+        /// by any code. 0 for a restart in place, which keeps its mailbox.
+        stuck_messages: u64,
+    },
     /// Dev mode: a save started a `cargo build` of the module's crate. A
     /// `module.reloaded` (or `module.reload_failed`, phase `build` for a
     /// compile error) follows.
@@ -130,6 +151,7 @@ impl Event {
             Event::ReloadPhase { .. } => "module.reload_phase",
             Event::ModuleReloadFailed { .. } => "module.reload_failed",
             Event::ModuleBuilding { .. } => "module.building",
+            Event::ModuleRestarted { .. } => "module.restarted",
             Event::ModuleRolledBack { .. } => "module.rolled_back",
             Event::ConfigApplied { .. } => "config.applied",
             Event::ConfigRejected { .. } => "config.rejected",
@@ -155,6 +177,7 @@ impl Event {
             | Event::ReloadPhase { name, .. }
             | Event::ModuleReloadFailed { name, .. }
             | Event::ModuleBuilding { name }
+            | Event::ModuleRestarted { name, .. }
             | Event::ModuleRolledBack { name, .. } => name,
             Event::Published { module, .. } => module,
         }

@@ -17,6 +17,9 @@ pub enum Action {
     Rollback,
     /// A configuration change (`module` is empty; `to` lists the changes).
     ApplyConfig,
+    /// An instance restarted (repeated handler panics, or its actor failed):
+    /// `error` says why, `restored` what state it restarted from.
+    Restart,
 }
 
 /// Who asked for an attempt.
@@ -34,6 +37,9 @@ pub enum Trigger {
     Config,
     /// Dev mode: a module crate was rebuilt.
     Dev,
+    /// The node itself: a restart after repeated handler panics or a
+    /// failed instance actor.
+    Node,
 }
 
 /// How it ended.
@@ -79,6 +85,30 @@ pub struct HistoryEntry {
     pub error: Option<String>,
     /// The longest instance pause, in microseconds (0 when nothing paused).
     pub pause_us: u64,
+    /// The state a restart or a forced reload restored instead of a state
+    /// handed over by the running code (absent otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restored: Option<Restored>,
+}
+
+/// What a restart or a forced reload restored (DESIGN.md §6 "Checkpoint").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Restored {
+    /// `"checkpoint"` (the newest checkpoint or the state of the last
+    /// committed reload) or `"start"` (the state the instance started with).
+    pub from: String,
+    /// How old that state was when it was restored, in milliseconds (the
+    /// oldest, when several instances were restored).
+    pub state_age_ms: u64,
+    /// Whether a forced reload restored it (the old code could not hand over
+    /// its state).
+    pub forced: bool,
+    /// The instances restored.
+    pub instances: Vec<u32>,
+    /// Messages the replaced actors of hung instances had not handled (the
+    /// one each was stuck in and those queued behind it): not handled by
+    /// any code. 0 for restarts, which keep the mailbox.
+    pub stuck_messages: u64,
 }
 
 mod unix_millis {
@@ -317,6 +347,7 @@ mod tests {
             phase: None,
             error: None,
             pause_us: 0,
+            restored: None,
         }
     }
 

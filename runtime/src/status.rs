@@ -17,8 +17,15 @@ pub struct InstanceStatus {
     pub handled: u64,
     /// Messages whose handler failed or panicked.
     pub failed: u64,
-    /// Restarts from the last good snapshot.
+    /// Restarts from the newest checkpoint.
     pub restarts: u64,
+    /// The messages handled before the newest checkpoint (what a restart
+    /// restores) was taken: their effects survive a restart.
+    #[serde(default)]
+    pub checkpoint_covers: u64,
+    /// Checkpoints whose snapshot failed (the previous one was kept).
+    #[serde(default)]
+    pub checkpoint_failures: u64,
 }
 
 /// One module in a status report.

@@ -6,6 +6,7 @@
 mod config_changes;
 mod modules;
 mod reloads;
+mod restarts;
 
 use config_changes::ConfigDone;
 use modules::AddDone;
@@ -67,6 +68,9 @@ pub(crate) enum Internal {
     /// taken: the supervisor says so on the sender before running it, and
     /// drops it unrun when the caller has given up ([`crate::Admin`]).
     Bounded(Box<AdminMsg>, tokio::sync::oneshot::Sender<()>),
+    /// An instance restarted from a checkpoint (in place, or replaced by a
+    /// forced reload): publish and record it.
+    Restarted(Box<crate::restart::Restarted>),
 }
 
 struct ModuleEntry {
@@ -233,6 +237,9 @@ impl Actor for Supervisor {
             }
             SupervisorMsg::Internal(InternalMsg(Internal::AddDone(done))) => {
                 Self::finish_add(&myself, st, *done).await
+            }
+            SupervisorMsg::Internal(InternalMsg(Internal::Restarted(r))) => {
+                Self::record_restart(st, *r)
             }
         }
         Ok(())

@@ -112,7 +112,7 @@ async fn reload_or_rollback(node: &NodeArgs, name: &str, action: Action) -> Exit
         Err(_) => None,
     };
     let result = match action {
-        Action::Reload(library) => client.reload(name, library).await,
+        Action::Reload(library, force) => client.reload_with(name, library, force).await,
         Action::Rollback(reset) => client.rollback(name, reset).await,
     };
     // Let the last phase events arrive before printing the outcome.
@@ -130,6 +130,16 @@ async fn reload_or_rollback(node: &NodeArgs, name: &str, action: Action) -> Exit
                 report.to,
                 report.state_version
             );
+            if let Some(r) = &report.restored {
+                println!(
+                    "{} instance(s) {:?} started from their {} ({} ms old): the old code could not hand over its state; {} message(s) stuck behind a hang were not handled",
+                    paint("33", "forced:"),
+                    r.instances,
+                    r.from,
+                    r.state_age_ms,
+                    r.stuck_messages
+                );
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -140,12 +150,17 @@ async fn reload_or_rollback(node: &NodeArgs, name: &str, action: Action) -> Exit
 }
 
 enum Action {
-    Reload(Option<PathBuf>),
+    Reload(Option<PathBuf>, bool),
     Rollback(bool),
 }
 
-pub async fn reload(node: &NodeArgs, name: &str, library: Option<PathBuf>) -> ExitCode {
-    reload_or_rollback(node, name, Action::Reload(library)).await
+pub async fn reload(
+    node: &NodeArgs,
+    name: &str,
+    library: Option<PathBuf>,
+    force: bool,
+) -> ExitCode {
+    reload_or_rollback(node, name, Action::Reload(library, force)).await
 }
 
 pub async fn rollback(node: &NodeArgs, name: &str, reset_state: bool) -> ExitCode {
@@ -218,7 +233,7 @@ pub async fn events(node: &NodeArgs, json: bool) -> ExitCode {
                         let color = match kind.as_str() {
                             "module.reloaded" | "config.applied" | "module.loaded" => "32",
                             "module.reload_failed" | "config.rejected" => "31",
-                            "module.rolled_back" => "33",
+                            "module.rolled_back" | "module.restarted" => "33",
                             _ => "2",
                         };
                         let mut fields = data.as_object().cloned().unwrap_or_default();

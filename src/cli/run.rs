@@ -261,6 +261,22 @@ async fn follow(mut events: molt::EventStream) {
                 Event::ConfigRejected { error } => {
                     println!("molt: config change rejected: {error}")
                 }
+                Event::ModuleRestarted {
+                    name,
+                    instance,
+                    reason,
+                    restored,
+                    state_age_ms,
+                    stuck_messages,
+                    ..
+                } => {
+                    let stuck = if stuck_messages > 0 {
+                        format!("; {stuck_messages} stuck message(s) were not handled")
+                    } else {
+                        String::new()
+                    };
+                    println!("molt: {name}#{instance} restarted from its {restored} ({state_age_ms} ms old): {reason}{stuck}")
+                }
                 _ => {}
             },
             Received::Lagged(n) => println!("molt: ({n} events skipped)"),

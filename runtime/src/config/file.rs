@@ -21,11 +21,11 @@
 //! verify_timeout_ms = 5000
 //! decision_timeout_ms = 10000
 //! call_timeout_ms = 30000
-//! restart_after_failures = 5      # 0: never restart a failing instance
+//! restart_after_failures = 5      # handler panics in a row; 0: never restart
 //! verify_round_trip = true
 //! max_library_bytes = 268435456   # larger library files are refused before copying
 //! max_mapped_libraries = 4096     # library copies this process may map (never unmapped)
-//! checkpoint_interval_ms = 1000   # least time between two checkpoints of an instance
+//! checkpoint_interval_ms = 1000   # least time between two checkpoints of an instance (0: off)
 //! shutdown_timeout_ms = 10000     # shutdown waits this long for mailboxes to drain
 //! versions_kept = 4               # library versions a module keeps for rollback
 //! admin_timeout_ms = 5000         # an admin request waits this long for the supervisor

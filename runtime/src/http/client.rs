@@ -207,10 +207,25 @@ impl AdminClient {
         name: &str,
         library: Option<PathBuf>,
     ) -> Result<ReloadReport, ClientError> {
+        self.reload_with(name, library, false).await
+    }
+
+    /// `POST /modules/{name}/reload`, forced when `force` (see
+    /// `ReloadOptions::force`).
+    ///
+    /// # Errors
+    /// As [`AdminClient::reload`].
+    pub async fn reload_with(
+        &self,
+        name: &str,
+        library: Option<PathBuf>,
+        force: bool,
+    ) -> Result<ReloadReport, ClientError> {
         let library = library.map(|l| std::path::absolute(&l).unwrap_or(l));
         let body = ReloadRequest {
             library,
             config: None,
+            force,
         };
         self.json(
             Method::POST,

@@ -50,6 +50,11 @@ pub struct ReloadRequest {
     /// A new module config; default: the running one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config: Option<serde_json::Value>,
+    /// A forced reload (see `ReloadOptions::force`): start the new code
+    /// from the newest checkpoint where the old code cannot hand over its
+    /// state.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub force: bool,
 }
 
 /// The body of `POST /modules/{name}/rollback` (optional).
@@ -191,6 +196,7 @@ async fn reload(
         library: req.library,
         config: req.config,
         trigger: Trigger::Http,
+        force: req.force,
     };
     Ok(Json(st.admin.reload(&name, options).await?))
 }

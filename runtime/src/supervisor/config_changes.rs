@@ -26,6 +26,7 @@ pub(super) async fn apply_change(admin: &Admin, change: &Change) -> Result<(), E
                     library: library.clone(),
                     config: config.clone(),
                     trigger: Trigger::Config,
+                    force: false,
                 },
             )
             .await
@@ -107,6 +108,7 @@ impl Supervisor {
             phase: None,
             error: Some(e.to_string()),
             pause_us: 0,
+            restored: None,
         });
         let _ = reply.send(Err(e));
     }
@@ -146,6 +148,7 @@ impl Supervisor {
             phase: None,
             error: (!failed.is_empty()).then(|| failed.join("; ")),
             pause_us: 0,
+            restored: None,
         });
         tracing::info!(target: "molt::supervisor", applied = applied.len(), failed = failed.len(), "configuration change applied");
         st.bus.publish(Event::ConfigApplied {

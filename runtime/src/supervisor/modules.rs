@@ -1,6 +1,5 @@
 //! The supervisor's module table: starting modules and their instances,
-//! removing and scaling them (draining what leaves), status, and restarting
-//! an instance whose actor failed.
+//! removing and scaling them (draining what leaves), status.
 
 use super::*;
 
@@ -66,6 +65,7 @@ impl Supervisor {
             limits: st.limits.clone(),
             bus: st.bus.clone(),
             directory: st.directory.clone(),
+            on_restart: Self::restart_sink(myself),
         };
         let (actor, _join) = Actor::spawn_linked(None, ModuleActor, args, myself.get_cell())
             .await
@@ -348,66 +348,26 @@ impl Supervisor {
                         .routes
                         .load()
                         .iter()
-                        .map(|r| InstanceStatus {
-                            index: r.shared.index,
-                            mailbox_depth: r.shared.mailbox_depth(),
-                            handled: r.shared.handled.load(Ordering::Relaxed),
-                            failed: r.shared.failed.load(Ordering::Relaxed),
-                            restarts: r.shared.restarts.load(Ordering::Relaxed),
+                        .map(|r| {
+                            let checkpoint = r.shared.checkpoint();
+                            InstanceStatus {
+                                index: r.shared.index,
+                                mailbox_depth: r.shared.mailbox_depth(),
+                                handled: r.shared.handled.load(Ordering::Relaxed),
+                                failed: r.shared.failed.load(Ordering::Relaxed),
+                                restarts: r.shared.restarts.load(Ordering::Relaxed),
+                                checkpoint_covers: checkpoint.map_or(0, |c| c.handled),
+                                checkpoint_failures: r
+                                    .shared
+                                    .checkpoint_failures
+                                    .load(Ordering::Relaxed),
+                            }
                         })
                         .collect(),
                 })
                 .collect(),
             libraries_mapped: mapped_libraries(),
             uptime_s: st.started.elapsed().as_secs(),
-        }
-    }
-
-    /// An instance's actor failed (a host bug: module panics are caught in
-    /// the library). Respawn it from its last good snapshot; messages that
-    /// were in its mailbox are lost with the actor.
-    pub(super) async fn restart_failed(
-        myself: &ActorRef<SupervisorMsg>,
-        st: &mut SupState,
-        cell: ractor::ActorCell,
-        reason: String,
-    ) {
-        let id = cell.get_id();
-        let found = st.table.iter().find_map(|(name, e)| {
-            e.slot
-                .routes
-                .load()
-                .iter()
-                .find(|r| r.actor.get_id() == id)
-                .map(|r| (name.clone(), r.shared.clone()))
-        });
-        let Some((name, shared)) = found else { return };
-        let (slot, config) = {
-            let e = &st.table[&name];
-            (e.slot.clone(), e.config.clone())
-        };
-        let last = shared.last_good.lock().ok().and_then(|g| g.clone());
-        let Some((lib, snapshot)) = last else { return };
-        tracing::error!(target: "molt::supervisor", module = %name, instance = shared.index, "instance actor failed ({reason}); restarting it from its last good snapshot");
-        shared.restarts.fetch_add(1, Ordering::Relaxed);
-        let handled = shared.handled.load(Ordering::Relaxed);
-        shared.enqueued.store(handled, Ordering::Relaxed);
-        let module: Arc<str> = Arc::from(name.as_str());
-        match Self::spawn_instance(
-            myself,
-            st,
-            &module,
-            lib,
-            config,
-            shared.clone(),
-            StartFrom::Snapshot(snapshot),
-        )
-        .await
-        {
-            Ok(route) => slot.replace(shared.index, route),
-            Err(e) => {
-                tracing::error!(target: "molt::supervisor", module = %name, "restart failed: {e}")
-            }
         }
     }
 }

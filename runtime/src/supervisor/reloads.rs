@@ -75,6 +75,7 @@ impl Supervisor {
                 phase: None,
                 error: Some(error.to_string()),
                 pause_us: 0,
+                restored: None,
             },
         );
     }
@@ -164,6 +165,16 @@ impl Supervisor {
             routes: entry.slot.routes.load().as_ref().clone(),
             limits: st.limits.clone(),
             loader: st.loader.clone(),
+            force: (options.force && request == Request::Reload).then(|| {
+                Self::respawn(
+                    myself,
+                    st.bus.clone(),
+                    st.directory.clone(),
+                    st.limits.clone(),
+                    &module,
+                    entry.slot.clone(),
+                )
+            }),
         };
         let me = myself.clone();
         let at = SystemTime::now();
@@ -207,6 +218,7 @@ impl Supervisor {
             outcome,
             reply,
         } = done;
+        let restored = Self::forced_restores(st, &module, &outcome);
         let Some(entry) = st.table.get_mut(&module) else {
             let _ = reply.send(Err(Error::UnknownModule(module)));
             return;
@@ -229,9 +241,11 @@ impl Supervisor {
             phase: None,
             error: None,
             pause_us: 0,
+            restored: None,
         };
         let result = match outcome.result {
             Ok(committed) => {
+                record.restored = restored.clone();
                 let target = outcome.target.expect("a committed reload has a target");
                 let pauses_us: Vec<u64> = committed
                     .pauses
@@ -280,6 +294,7 @@ impl Supervisor {
                     } else {
                         0
                     },
+                    restored,
                 })
             }
             Err(failure) => {
@@ -347,6 +362,7 @@ impl Supervisor {
                 phase: Some(phase.to_string()),
                 error: Some(error),
                 pause_us: 0,
+                restored: None,
             },
         );
     }

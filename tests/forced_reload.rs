@@ -16,7 +16,7 @@ use common::FaultProto;
 use molt::http::AdminClient;
 use molt::{Action, Error, Event, InstanceStatus, ModuleSpec, Node, Outcome, Phase};
 
-const TOKEN: &str = "forced-reload-token";
+const TOKEN: &str = "forced-reload-token-0123456789abcdef";
 
 /// A node running `fault` with checkpoints every 100 ms. `prepare` bounds
 /// how long a reload waits for an instance, and (with the decision timeout,

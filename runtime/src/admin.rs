@@ -13,7 +13,7 @@ use crate::config::{ModuleSpec, NodeConfig};
 use crate::error::Error;
 use crate::history::{HistoryEntry, Trigger};
 use crate::reload::Phase;
-pub use crate::status::{InstanceStatus, ModuleStatus, NodeStatus};
+pub use crate::status::{InstanceStatus, LibrarySource, ModuleStatus, NodeStatus};
 use crate::supervisor::SupervisorMsg;
 
 /// Options of a reload.
@@ -87,11 +87,16 @@ pub enum AdminMsg {
         /// Where the result goes.
         reply: RpcReplyPort<Result<ReloadReport, Error>>,
     },
-    /// Go back to the previous library, down-migrating the state (or
-    /// resetting it when asked).
+    /// Go back to the previous library (or, with `to`, to an older one in
+    /// the module's version stack), with the library path and config it ran
+    /// with, the serving code down-migrating the state to that version's
+    /// state version (or resetting it when asked). DESIGN.md §6.
     Rollback {
         /// The module.
         module: String,
+        /// The code version to return to (the newest kept with it);
+        /// default: the previous one.
+        to: Option<String>,
         /// Start the previous library with a fresh state instead.
         reset_state: bool,
         /// Who asks (recorded in the history).
@@ -236,9 +241,29 @@ impl Admin {
         reset_state: bool,
         trigger: Trigger,
     ) -> Result<ReloadReport, Error> {
+        self.rollback_to(module, None, reset_state, trigger).await
+    }
+
+    /// Returns `module` to the kept version `to` (code version; default:
+    /// the previous one), walking back through the version stack in one
+    /// swap: the serving code down-migrates to that version's state version.
+    ///
+    /// # Errors
+    /// [`Error::RollbackRefused`] when `to` is not kept, there is no
+    /// previous version, or the serving code cannot down-migrate (and
+    /// `reset_state` is false); the errors of [`Admin::reload`] otherwise.
+    pub async fn rollback_to(
+        &self,
+        module: &str,
+        to: Option<&str>,
+        reset_state: bool,
+        trigger: Trigger,
+    ) -> Result<ReloadReport, Error> {
         let module = module.to_string();
+        let to = to.map(str::to_string);
         self.ask(|reply| AdminMsg::Rollback {
             module,
+            to,
             reset_state,
             trigger,
             reply,

@@ -329,6 +329,8 @@ pub(crate) struct Plan {
     pub source: Source,
     pub config: Arc<Vec<u8>>,
     pub mode: SwapMode,
+    /// The state version serving now.
+    pub from_state: u32,
     pub routes: Vec<Route>,
     pub limits: Limits,
     pub loader: Loader,
@@ -391,7 +393,16 @@ async fn run_phases(plan: Plan) -> Outcome {
         },
     };
     tracing::Span::current().record("to", target.code_version.as_str());
-    let pending = drain::send_swaps(&plan.routes, &target, &plan.config, plan.mode, &plan.limits);
+    // A library that writes an older state version than the serving one
+    // cannot read the serving state: the serving code down-migrates to its
+    // version (DESIGN.md §6), so "reload the old file" goes back.
+    let mode = match plan.mode {
+        SwapMode::Upgrade if target.state_version < plan.from_state => SwapMode::Downgrade {
+            to: target.state_version,
+        },
+        mode => mode,
+    };
+    let pending = drain::send_swaps(&plan.routes, &target, &plan.config, mode, &plan.limits);
     let result = commit::coordinate(pending, &plan.limits).await;
     Outcome {
         target: Some(target),

@@ -6,9 +6,11 @@
 mod config_changes;
 mod modules;
 mod reloads;
+mod versions;
 
 use config_changes::ConfigDone;
 use reloads::{ReloadDone, Request};
+use versions::{Stack, Version};
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -20,8 +22,8 @@ use molt_abi::ErrorKind;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 
 use crate::admin::{
-    Admin, AdminMsg, ConfigReport, InstanceStatus, ModuleStatus, NodeStatus, ReloadOptions,
-    ReloadReport,
+    Admin, AdminMsg, ConfigReport, InstanceStatus, LibrarySource, ModuleStatus, NodeStatus,
+    ReloadOptions, ReloadReport,
 };
 use crate::config::diff::{self, Change};
 use crate::config::{Limits, ModuleSpec, NodeConfig};
@@ -62,13 +64,44 @@ pub(crate) enum Internal {
     ConfigDone(Box<ConfigDone>),
 }
 
+/// A running module. `spec.library`, `spec.config` and `config` always
+/// describe the serving version (`current`); the versions before it are in
+/// `versions`.
 struct ModuleEntry {
     spec: ModuleSpec,
     config: Arc<Vec<u8>>,
     current: Arc<Library>,
-    previous: Option<Arc<Library>>,
+    /// Where the serving library came from.
+    source: LibrarySource,
+    /// The versions it ran before, for `rollback` (DESIGN.md §6).
+    versions: Stack,
     slot: Arc<ModuleSlot>,
     reloading: bool,
+}
+
+impl ModuleEntry {
+    /// The serving version, as the stack keeps it.
+    fn serving(&self) -> Version {
+        Version {
+            lib: self.current.clone(),
+            library: self.spec.library.clone(),
+            config_value: self.spec.config.clone(),
+            config: self.config.clone(),
+            source: self.source,
+        }
+    }
+
+    /// Makes `version` the serving one (its library, path and config).
+    fn serve(&mut self, version: Version) {
+        self.slot
+            .wants_events
+            .store(version.lib.wants_events, Ordering::Relaxed);
+        self.current = version.lib;
+        self.spec.library = version.library;
+        self.spec.config = version.config_value;
+        self.config = version.config;
+        self.source = version.source;
+    }
 }
 
 /// Arguments of the supervisor.
@@ -146,6 +179,7 @@ impl Actor for Supervisor {
             }) => Self::start_reload(&myself, st, module, Request::Reload, options, reply),
             SupervisorMsg::Admin(AdminMsg::Rollback {
                 module,
+                to,
                 reset_state,
                 trigger,
                 reply,
@@ -153,7 +187,7 @@ impl Actor for Supervisor {
                 &myself,
                 st,
                 module,
-                Request::Rollback { reset_state },
+                Request::Rollback { reset_state, to },
                 ReloadOptions::default().by(trigger),
                 reply,
             ),

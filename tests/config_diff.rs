@@ -106,7 +106,7 @@ fn cases() -> Vec<Case> {
             restart_keys: &[],
         },
         Case {
-            name: "removal, reload and addition, in that order",
+            name: "reload, addition, then removal (what cannot be undone goes last)",
             edit: |c| {
                 c.modules
                     .insert(0, ModuleSpec::new("extra", "/libs/libextra.so"));
@@ -114,9 +114,6 @@ fn cases() -> Vec<Case> {
                 kv(c).config = json!(null);
             },
             changes: vec![
-                Change::Removed {
-                    module: "counter".into(),
-                },
                 Change::Reload {
                     module: "kv".into(),
                     library: None,
@@ -124,6 +121,9 @@ fn cases() -> Vec<Case> {
                 },
                 Change::Added {
                     spec: ModuleSpec::new("extra", "/libs/libextra.so"),
+                },
+                Change::Removed {
+                    module: "counter".into(),
                 },
             ],
             restart_keys: &[],

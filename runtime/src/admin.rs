@@ -139,13 +139,23 @@ pub enum AdminMsg {
         /// Where the result goes.
         reply: RpcReplyPort<Result<(), Error>>,
     },
-    /// The configuration the node runs now.
+    /// The configuration the node runs now (each module's serving library
+    /// and config, whatever put it there).
     RunningConfig {
         /// Where the result goes.
         reply: RpcReplyPort<NodeConfig>,
     },
-    /// Applies a new configuration: diffs it against the running one and
-    /// applies the live changes, or rejects it whole when node-level keys
+    /// The configuration last declared (the node's start, or the last
+    /// config change applied): what a new config is diffed against.
+    DeclaredConfig {
+        /// Where the result goes.
+        reply: RpcReplyPort<NodeConfig>,
+    },
+    /// Applies a new configuration: diffs it against the configuration last
+    /// declared (the node's start, or the last change applied), so only what
+    /// the new one changes is applied and admin reloads of other things stay;
+    /// applies the live changes whole or not at all (a failure undoes the
+    /// changes applied before it), or rejects it whole when node-level keys
     /// differ (DESIGN.md §4).
     ApplyConfig {
         /// The new configuration.
@@ -178,9 +188,14 @@ pub enum AdminMsg {
 /// The outcome of an applied configuration change.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ConfigReport {
-    /// Each change with its result (an error text when it failed; a failed
-    /// reload was rolled back and the old version keeps serving).
+    /// Each change attempted, in order, with its result (an error text when
+    /// it failed; a failed reload was rolled back and the old version keeps
+    /// serving). Changes after a failed one are not attempted.
     pub changes: Vec<(Change, Result<(), String>)>,
+    /// After a failure: the changes applied before it, undone in reverse
+    /// order, each with the undo's result (an error when it could not be
+    /// undone: then that change stays applied).
+    pub undone: Vec<(Change, Result<(), String>)>,
 }
 
 impl ConfigReport {
@@ -328,6 +343,15 @@ impl Admin {
     /// [`Error::NodeDown`].
     pub async fn running_config(&self) -> Result<NodeConfig, Error> {
         self.ask(|reply| AdminMsg::RunningConfig { reply }).await
+    }
+
+    /// The configuration last declared: what [`Admin::apply_config`] diffs
+    /// a new one against (see [`AdminMsg::DeclaredConfig`]).
+    ///
+    /// # Errors
+    /// [`Error::NodeDown`].
+    pub async fn declared_config(&self) -> Result<NodeConfig, Error> {
+        self.ask(|reply| AdminMsg::DeclaredConfig { reply }).await
     }
 
     /// Applies a new configuration (see [`AdminMsg::ApplyConfig`]).

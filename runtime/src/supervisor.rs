@@ -119,6 +119,11 @@ pub(crate) struct SupervisorArgs {
 
 pub(crate) struct SupState {
     base: NodeConfig,
+    /// The configuration as last declared (the node's start, or the last
+    /// config change applied whole): a config change is diffed against it,
+    /// not against the running modules, so an edit applies only what it
+    /// changed and an admin reload is not undone by an unrelated edit.
+    declared: NodeConfig,
     applying_config: bool,
     node: String,
     started: Instant,
@@ -144,6 +149,7 @@ impl Actor for Supervisor {
         _myself: ActorRef<SupervisorMsg>,
         args: SupervisorArgs,
     ) -> Result<SupState, ActorProcessingErr> {
+        let declared = args.base.clone();
         let mut base = args.base;
         base.modules.clear();
         let history = match &base.history_file {
@@ -153,6 +159,7 @@ impl Actor for Supervisor {
         };
         Ok(SupState {
             base,
+            declared,
             applying_config: false,
             node: args.node,
             started: Instant::now(),
@@ -211,6 +218,9 @@ impl Actor for Supervisor {
             }) => Self::scale(&myself, st, module, instances, reply).await,
             SupervisorMsg::Admin(AdminMsg::RunningConfig { reply }) => {
                 let _ = reply.send(Self::running_config(st));
+            }
+            SupervisorMsg::Admin(AdminMsg::DeclaredConfig { reply }) => {
+                let _ = reply.send(st.declared.clone());
             }
             SupervisorMsg::Admin(AdminMsg::ApplyConfig { config, reply }) => {
                 Self::apply_config(&myself, st, *config, Trigger::Admin, reply)

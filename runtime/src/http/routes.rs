@@ -231,8 +231,9 @@ async fn config_check(
         None => PathBuf::from("<request>"),
     };
     let new = crate::config::file::parse(text, &file)?;
-    let running = st.admin.running_config().await?;
-    Ok(Json(plan(&running, &new).into()))
+    // The same diff as applying it: against the configuration last declared.
+    let declared = st.admin.declared_config().await?;
+    Ok(Json(plan(&declared, &new).into()))
 }
 
 async fn not_found() -> ApiError {

@@ -9,7 +9,8 @@
 //! hot_reload = true               # watch the library directories and reload on change
 //! debounce_ms = 5                 # quiet time merging a burst of file events
 //! library_dirs = ["target/release"] # libraries may only come from here
-//!                                 # (empty or absent: the modules' own folders)
+//!                                 # (empty or absent: the folders of the modules
+//!                                 # configured at start; no module: none)
 //! # copy_dir = "/var/tmp/molt"    # where libraries are copied before dlopen
 //! dev = false                     # dev mode: watch module crates, cargo build on save
 //! # target_dir = "target"         # cargo --target-dir for dev-mode builds

@@ -238,10 +238,10 @@ fn render_shows_the_plan() {
         .push(ModuleSpec::new("extra", "/libs/libextra.so"));
     assert_eq!(
         render(&plan(&running, &new)),
-        "counter: removed (drain its mailboxes, then stop)\n\
-         kv: library changed to /libs/libkv_v2.so: reload\n\
+        "kv: library changed to /libs/libkv_v2.so: reload\n\
          kv: instances 1 -> 2 (scale up)\n\
-         extra: added (1 instance(s) of /libs/libextra.so)"
+         extra: added (1 instance(s) of /libs/libextra.so)\n\
+         counter: removed (drain its mailboxes, then stop)"
     );
 }
 

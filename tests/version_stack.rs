@@ -166,3 +166,40 @@ async fn the_stack_is_capped_by_versions_kept() {
     }
     node.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollback_to_over_http() {
+    let (node, kv, data) = three_versions("stack-http", 4).await;
+    let token = "stack-http-token-0123456789abcdef0123";
+    let server = molt::http::serve(&node, "127.0.0.1:0".parse().unwrap(), Some(token.into()))
+        .await
+        .expect("the admin server starts");
+    let client =
+        molt::http::AdminClient::for_addr(server.local_addr(), Some(token.into())).unwrap();
+    let m = client.module("kv").await.unwrap();
+    assert_eq!(m.versions, ["1.0.0", "2.0.0", "2.0.1"]);
+    assert_eq!(m.source, molt::LibrarySource::Admin);
+    match client.rollback_to("kv", Some("0.9.0"), false).await {
+        Err(molt::http::ClientError::Api { status, body }) => {
+            assert_eq!(status, 409, "{body:?}");
+            assert!(
+                body.error.contains("0.9.0 is not in the version stack"),
+                "{body:?}"
+            );
+        }
+        other => panic!("an unknown version must be refused: {other:?}"),
+    }
+    let r = client
+        .rollback_to("kv", Some("1.0.0"), false)
+        .await
+        .expect("POST rollback {\"to\": \"1.0.0\"}");
+    assert_eq!((r.from.as_str(), r.to.as_str()), ("2.0.1", "1.0.0"));
+    assert_eq!(dump(&kv).await, data);
+    let m = client.module("kv").await.unwrap();
+    assert_eq!(
+        (m.versions.as_slice(), m.source),
+        (&["1.0.0".to_string()][..], molt::LibrarySource::Rollback)
+    );
+    server.shutdown().await;
+    node.shutdown().await;
+}

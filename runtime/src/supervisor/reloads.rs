@@ -272,27 +272,21 @@ impl Supervisor {
                     .collect();
                 let pause_us = pauses_us.iter().copied().max().unwrap_or(0);
                 record.pause_us = pause_us;
-                let (library, config_value, config) = {
-                    let mut v = entry.serving();
-                    if let Some(path) = new_path {
-                        v.library = path;
-                    }
-                    if let Some((value, bytes)) = new_config {
-                        v.config_value = value;
-                        v.config = bytes;
-                    }
-                    (v.library, v.config_value, v.config)
-                };
-                let serving = Version {
-                    lib: target.clone(),
-                    library,
-                    config_value,
-                    config,
-                    source: if back_to.is_some() {
-                        LibrarySource::Rollback
-                    } else {
-                        trigger.into()
-                    },
+                // The new serving version: the target library, with the path
+                // and config asked for (a rollback: the kept version's).
+                let mut serving = entry.serving();
+                serving.lib = target.clone();
+                if let Some(path) = new_path {
+                    serving.library = path;
+                }
+                if let Some((value, bytes)) = new_config {
+                    serving.config_value = value;
+                    serving.config = bytes;
+                }
+                serving.source = if back_to.is_some() {
+                    LibrarySource::Rollback
+                } else {
+                    trigger.into()
                 };
                 match back_to {
                     // The version returned to and every newer one leave

@@ -68,11 +68,16 @@ pub enum Command {
         #[command(flatten)]
         node: NodeArgs,
     },
-    /// Roll a module of a running node back to its previous library.
-    /// Exits 1 when refused or failed.
+    /// Roll a module of a running node back to its previous library (or
+    /// with --to to an older kept version), with the library path and config
+    /// it ran with. Exits 1 when refused or failed.
     Rollback {
         /// The module.
         name: String,
+        /// The kept code version to return to, in one swap (`molt status`
+        /// lists the kept versions); default: the previous one.
+        #[arg(long, value_name = "VERSION")]
+        to: Option<String>,
         /// Start the previous library with a fresh state (when the current
         /// code cannot down-migrate its state).
         #[arg(long)]
@@ -169,9 +174,10 @@ pub async fn dispatch(cli: Cli) -> ExitCode {
         }) => remote::reload(&node, &name, library, force).await,
         Some(Command::Rollback {
             name,
+            to,
             reset_state,
             node,
-        }) => remote::rollback(&node, &name, reset_state).await,
+        }) => remote::rollback(&node, &name, to, reset_state).await,
         Some(Command::History { node, json }) => remote::history(&node, json).await,
         Some(Command::Events { node, json }) => remote::events(&node, json).await,
     }

@@ -183,6 +183,11 @@ enum Arm {
     AtStart,
     /// In a committed reload to this library (tagged "b").
     Reload(Lib),
+    /// In the version below the serving one: a committed reload to this
+    /// library with the fault (tagged "b"), then one with a clean config
+    /// (tagged "c"), so a rollback returns to the faulty config (a rollback
+    /// restores the config of the version it returns to).
+    Beneath(Lib),
 }
 
 /// Library files that are not a good `fault` module.
@@ -320,6 +325,7 @@ impl Case {
         match self.arm {
             Arm::Clean | Arm::AtStart => ("a", Lib::Fault),
             Arm::Reload(lib) => ("b", lib),
+            Arm::Beneath(lib) => ("c", lib),
         }
     }
 
@@ -355,7 +361,7 @@ fn clean(tag: &str) -> Value {
 /// at this point, armed there, doing that ends like this.
 #[rustfmt::skip]
 fn table() -> Vec<Case> {
-    use Arm::{AtStart, Clean, Reload};
+    use Arm::{AtStart, Beneath, Clean, Reload};
     use Attempt::{ReloadClean, ReloadFaulty, Rollback, Traffic};
     use How::{Error, Hang, Panic};
     use Lib::{Fault, FaultV2};
@@ -365,10 +371,10 @@ fn table() -> Vec<Case> {
     let back = Rollback { reset_state: false };
     vec![
         //  case                 point       how    armed            attempt        outcome
-        // init: in a reset rollback to the previous library (its init gets the serving config)
-        row("init/error",         Init,      Error, Reload(Fault),   reset,        rolled_back(Phase::Migrate, "injected error at Init")),
-        row("init/panic",         Init,      Panic, Reload(Fault),   reset,        rolled_back(Phase::Migrate, "injected panic at Init")),
-        row("init/hang",          Init,      Hang,  Reload(Fault),   reset,        rolled_back(Phase::Migrate, "did not prepare within 3s")),
+        // init: in a reset rollback to the previous version (its init gets that version's config)
+        row("init/error",         Init,      Error, Beneath(Fault),  reset,        rolled_back(Phase::Migrate, "injected error at Init")),
+        row("init/panic",         Init,      Panic, Beneath(Fault),  reset,        rolled_back(Phase::Migrate, "injected panic at Init")),
+        row("init/hang",          Init,      Hang,  Beneath(Fault),  reset,        rolled_back(Phase::Migrate, "did not prepare within 3s")),
         // migrate
         row("migrate/error",      Migrate,   Error, Clean,           ReloadFaulty, rolled_back(Phase::Migrate, "injected error at Migrate")),
         row("migrate/panic",      Migrate,   Panic, Clean,           ReloadFaulty, rolled_back(Phase::Migrate, "injected panic at Migrate")),
@@ -647,13 +653,19 @@ async fn run_case(case: Case) -> String {
     }
 
     // Arm the fault.
-    if let Arm::Reload(lib) = case.arm {
+    if let Arm::Reload(lib) | Arm::Beneath(lib) = case.arm {
         let options = ReloadOptions::library(lib.path()).with_config(case.faulty("b", &release));
         let report = node
             .reload("fault", options)
             .await
             .unwrap_or_else(|e| panic!("{name}: arming the fault: the reload commits: {e}"));
         assert_eq!(report.to, lib.code_version(), "{name}");
+    }
+    if let Arm::Beneath(lib) = case.arm {
+        let options = ReloadOptions::library(lib.path()).with_config(clean("c"));
+        node.reload("fault", options)
+            .await
+            .unwrap_or_else(|e| panic!("{name}: the clean reload above the fault commits: {e}"));
     }
     let (armed_tag, _) = case.armed();
     for h in &handles {

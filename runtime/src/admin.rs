@@ -13,7 +13,7 @@ use crate::config::{ModuleSpec, NodeConfig};
 use crate::error::Error;
 use crate::history::{HistoryEntry, Trigger};
 use crate::reload::Phase;
-pub use crate::status::{InstanceStatus, ModuleStatus, NodeStatus};
+pub use crate::status::{InstanceStatus, LibrarySource, ModuleStatus, NodeStatus};
 use crate::supervisor::{Internal, InternalMsg, SupervisorMsg};
 
 /// Options of a reload.
@@ -107,11 +107,16 @@ pub enum AdminMsg {
         /// Where the result goes.
         reply: RpcReplyPort<Result<ReloadReport, Error>>,
     },
-    /// Go back to the previous library, down-migrating the state (or
-    /// resetting it when asked).
+    /// Go back to the previous library (or, with `to`, to an older one in
+    /// the module's version stack), with the library path and config it ran
+    /// with, the serving code down-migrating the state to that version's
+    /// state version (or resetting it when asked). DESIGN.md §6.
     Rollback {
         /// The module.
         module: String,
+        /// The code version to return to (the newest kept with it);
+        /// default: the previous one.
+        to: Option<String>,
         /// Start the previous library with a fresh state instead.
         reset_state: bool,
         /// Who asks (recorded in the history).
@@ -154,13 +159,23 @@ pub enum AdminMsg {
         /// Where the result goes.
         reply: RpcReplyPort<Result<(), Error>>,
     },
-    /// The configuration the node runs now.
+    /// The configuration the node runs now (each module's serving library
+    /// and config, whatever put it there).
     RunningConfig {
         /// Where the result goes.
         reply: RpcReplyPort<NodeConfig>,
     },
-    /// Applies a new configuration: diffs it against the running one and
-    /// applies the live changes, or rejects it whole when node-level keys
+    /// The configuration last declared (the node's start, or the last
+    /// config change applied): what a new config is diffed against.
+    DeclaredConfig {
+        /// Where the result goes.
+        reply: RpcReplyPort<NodeConfig>,
+    },
+    /// Applies a new configuration: diffs it against the configuration last
+    /// declared (the node's start, or the last change applied), so only what
+    /// the new one changes is applied and admin reloads of other things stay;
+    /// applies the live changes whole or not at all (a failure undoes the
+    /// changes applied before it), or rejects it whole when node-level keys
     /// differ (DESIGN.md §4).
     ApplyConfig {
         /// The new configuration.
@@ -193,9 +208,14 @@ pub enum AdminMsg {
 /// The outcome of an applied configuration change.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ConfigReport {
-    /// Each change with its result (an error text when it failed; a failed
-    /// reload was rolled back and the old version keeps serving).
+    /// Each change attempted, in order, with its result (an error text when
+    /// it failed; a failed reload was rolled back and the old version keeps
+    /// serving). Changes after a failed one are not attempted.
     pub changes: Vec<(Change, Result<(), String>)>,
+    /// After a failure: the changes applied before it, undone in reverse
+    /// order, each with the undo's result (an error when it could not be
+    /// undone: then that change stays applied).
+    pub undone: Vec<(Change, Result<(), String>)>,
 }
 
 impl ConfigReport {
@@ -264,9 +284,29 @@ impl Admin {
         reset_state: bool,
         trigger: Trigger,
     ) -> Result<ReloadReport, Error> {
+        self.rollback_to(module, None, reset_state, trigger).await
+    }
+
+    /// Returns `module` to the kept version `to` (code version; default:
+    /// the previous one), walking back through the version stack in one
+    /// swap: the serving code down-migrates to that version's state version.
+    ///
+    /// # Errors
+    /// [`Error::RollbackRefused`] when `to` is not kept, there is no
+    /// previous version, or the serving code cannot down-migrate (and
+    /// `reset_state` is false); the errors of [`Admin::reload`] otherwise.
+    pub async fn rollback_to(
+        &self,
+        module: &str,
+        to: Option<&str>,
+        reset_state: bool,
+        trigger: Trigger,
+    ) -> Result<ReloadReport, Error> {
         let module = module.to_string();
+        let to = to.map(str::to_string);
         self.ask("rollback", |reply| AdminMsg::Rollback {
             module,
+            to,
             reset_state,
             trigger,
             reply,
@@ -337,6 +377,16 @@ impl Admin {
     /// [`Error::NodeDown`].
     pub async fn running_config(&self) -> Result<NodeConfig, Error> {
         self.ask("running config", |reply| AdminMsg::RunningConfig { reply })
+            .await
+    }
+
+    /// The configuration last declared: what [`Admin::apply_config`] diffs
+    /// a new one against (see [`AdminMsg::DeclaredConfig`]).
+    ///
+    /// # Errors
+    /// [`Error::NodeDown`].
+    pub async fn declared_config(&self) -> Result<NodeConfig, Error> {
+        self.ask("declared config", |reply| AdminMsg::DeclaredConfig { reply })
             .await
     }
 

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 pub enum Action {
     /// A reload to a new (or the same) library.
     Reload,
-    /// A rollback to the previous library.
+    /// A rollback to a kept version (the previous one, or `--to`).
     Rollback,
     /// A configuration change (`module` is empty; `to` lists the changes).
     ApplyConfig,

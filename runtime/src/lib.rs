@@ -38,8 +38,8 @@ mod supervisor;
 pub mod watcher;
 
 pub use admin::{
-    Admin, AdminMsg, ConfigReport, InstanceStatus, ModuleStatus, NodeStatus, ReloadOptions,
-    ReloadReport,
+    Admin, AdminMsg, ConfigReport, InstanceStatus, LibrarySource, ModuleStatus, NodeStatus,
+    ReloadOptions, ReloadReport,
 };
 pub use config::diff::{Change, Plan as ConfigPlan};
 pub use config::{Limits, ModuleSpec, NodeConfig};

@@ -115,8 +115,12 @@ pub struct Loader {
 
 impl Loader {
     /// A loader copying into `copy_dir`, accepting libraries only from
-    /// `library_dirs` (empty: any directory), held to `limits`
-    /// (`max_library_bytes`, `max_mapped_libraries`, `prepare_timeout`).
+    /// `library_dirs` (empty: none; [`NodeConfig::effective_library_dirs`]
+    /// turns an empty `library_dirs` into the configured modules' folders),
+    /// held to `limits` (`max_library_bytes`, `max_mapped_libraries`,
+    /// `prepare_timeout`).
+    ///
+    /// [`NodeConfig::effective_library_dirs`]: crate::NodeConfig::effective_library_dirs
     pub fn new(copy_dir: CopyDir, library_dirs: Vec<PathBuf>, limits: &Limits) -> Self {
         let library_dirs = library_dirs
             .into_iter()
@@ -208,15 +212,17 @@ impl Loader {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(LoadCause::NotFound),
             Err(e) => return Err(LoadCause::Io(e.to_string())),
         };
-        if !self.library_dirs.is_empty()
-            && !self.library_dirs.iter().any(|d| resolved.starts_with(d))
-        {
-            let allowed = self
-                .library_dirs
-                .iter()
-                .map(|d| d.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", ");
+        // Strict (issue #8 item 15): no directories means none allowed.
+        if !self.library_dirs.iter().any(|d| resolved.starts_with(d)) {
+            let allowed = if self.library_dirs.is_empty() {
+                "none: library_dirs is empty and the node started without modules; set node.library_dirs".to_string()
+            } else {
+                self.library_dirs
+                    .iter()
+                    .map(|d| d.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
             return Err(LoadCause::OutsideLibraryDirs { allowed });
         }
         Ok(resolved)

@@ -212,6 +212,27 @@ impl Node {
         self.admin().rollback(module, reset_state).await
     }
 
+    /// Rolls a module back to the kept version `to` (its code version), in
+    /// one swap. See [`Admin::rollback_to`].
+    ///
+    /// # Errors
+    /// As [`Admin::rollback_to`].
+    pub async fn rollback_to(
+        &self,
+        module: &str,
+        to: &str,
+        reset_state: bool,
+    ) -> Result<ReloadReport, Error> {
+        self.admin()
+            .rollback_to(
+                module,
+                Some(to),
+                reset_state,
+                crate::history::Trigger::Admin,
+            )
+            .await
+    }
+
     /// The node's status. See [`Admin::status`].
     ///
     /// # Errors

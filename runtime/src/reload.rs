@@ -366,6 +366,8 @@ pub(crate) struct Plan {
     pub source: Source,
     pub config: Arc<Vec<u8>>,
     pub mode: SwapMode,
+    /// The state version serving now.
+    pub from_state: u32,
     pub routes: Vec<Route>,
     pub limits: Limits,
     pub loader: Loader,
@@ -435,6 +437,15 @@ async fn run_phases(plan: Plan) -> Outcome {
         },
     };
     tracing::Span::current().record("to", target.code_version.as_str());
+    // A library that writes an older state version than the serving one
+    // cannot read the serving state: the serving code down-migrates to its
+    // version (DESIGN.md §6), so "reload the old file" goes back.
+    let mode = match plan.mode {
+        SwapMode::Upgrade if target.state_version < plan.from_state => SwapMode::Downgrade {
+            to: target.state_version,
+        },
+        mode => mode,
+    };
     let log = plan
         .force
         .as_ref()
@@ -443,7 +454,7 @@ async fn run_phases(plan: Plan) -> Outcome {
         &plan.routes,
         &target,
         &plan.config,
-        plan.mode,
+        mode,
         &plan.limits,
         log.as_ref(),
     );

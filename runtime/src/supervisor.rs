@@ -7,10 +7,12 @@ mod config_changes;
 mod modules;
 mod reloads;
 mod restarts;
+mod versions;
 
 use config_changes::ConfigDone;
 use modules::AddDone;
 use reloads::{ReloadDone, Request};
+use versions::{Stack, Version};
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -22,8 +24,8 @@ use molt_abi::ErrorKind;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 
 use crate::admin::{
-    Admin, AdminMsg, ConfigReport, InstanceStatus, ModuleStatus, NodeStatus, ReloadOptions,
-    ReloadReport,
+    Admin, AdminMsg, ConfigReport, InstanceStatus, LibrarySource, ModuleStatus, NodeStatus,
+    ReloadOptions, ReloadReport,
 };
 use crate::config::diff::{self, Change};
 use crate::config::{Limits, ModuleSpec, NodeConfig};
@@ -73,13 +75,44 @@ pub(crate) enum Internal {
     Restarted(Box<crate::restart::Restarted>),
 }
 
+/// A running module. `spec.library`, `spec.config` and `config` always
+/// describe the serving version (`current`); the versions before it are in
+/// `versions`.
 struct ModuleEntry {
     spec: ModuleSpec,
     config: Arc<Vec<u8>>,
     current: Arc<Library>,
-    previous: Option<Arc<Library>>,
+    /// Where the serving library came from.
+    source: LibrarySource,
+    /// The versions it ran before, for `rollback` (DESIGN.md §6).
+    versions: Stack,
     slot: Arc<ModuleSlot>,
     reloading: bool,
+}
+
+impl ModuleEntry {
+    /// The serving version, as the stack keeps it.
+    fn serving(&self) -> Version {
+        Version {
+            lib: self.current.clone(),
+            library: self.spec.library.clone(),
+            config_value: self.spec.config.clone(),
+            config: self.config.clone(),
+            source: self.source,
+        }
+    }
+
+    /// Makes `version` the serving one (its library, path and config).
+    fn serve(&mut self, version: Version) {
+        self.slot
+            .wants_events
+            .store(version.lib.wants_events, Ordering::Relaxed);
+        self.current = version.lib;
+        self.spec.library = version.library;
+        self.spec.config = version.config_value;
+        self.config = version.config;
+        self.source = version.source;
+    }
 }
 
 /// Arguments of the supervisor.
@@ -97,6 +130,11 @@ pub(crate) struct SupervisorArgs {
 
 pub(crate) struct SupState {
     base: NodeConfig,
+    /// The configuration as last declared (the node's start, or the last
+    /// config change applied whole): a config change is diffed against it,
+    /// not against the running modules, so an edit applies only what it
+    /// changed and an admin reload is not undone by an unrelated edit.
+    declared: NodeConfig,
     applying_config: bool,
     node: String,
     started: Instant,
@@ -126,6 +164,7 @@ impl Supervisor {
             } => Self::start_reload(myself, st, module, Request::Reload, options, reply),
             AdminMsg::Rollback {
                 module,
+                to,
                 reset_state,
                 trigger,
                 reply,
@@ -133,7 +172,7 @@ impl Supervisor {
                 myself,
                 st,
                 module,
-                Request::Rollback { reset_state },
+                Request::Rollback { reset_state, to },
                 ReloadOptions::default().by(trigger),
                 reply,
             ),
@@ -152,6 +191,9 @@ impl Supervisor {
             } => Self::scale(myself, st, module, instances, reply).await,
             AdminMsg::RunningConfig { reply } => {
                 let _ = reply.send(Self::running_config(st));
+            }
+            AdminMsg::DeclaredConfig { reply } => {
+                let _ = reply.send(st.declared.clone());
             }
             AdminMsg::ApplyConfig { config, reply } => {
                 Self::apply_config(myself, st, *config, Trigger::Admin, reply)
@@ -179,6 +221,7 @@ impl Actor for Supervisor {
         _myself: ActorRef<SupervisorMsg>,
         args: SupervisorArgs,
     ) -> Result<SupState, ActorProcessingErr> {
+        let declared = args.base.clone();
         let mut base = args.base;
         base.modules.clear();
         let history = match &base.history_file {
@@ -199,6 +242,7 @@ impl Actor for Supervisor {
         };
         Ok(SupState {
             base,
+            declared,
             applying_config: false,
             node: args.node,
             started: Instant::now(),

@@ -10,7 +10,9 @@
 //!   writing. Removals (cargo's unlink before the link) do not.
 //! - Which module a file belongs to is looked up in the *running* config
 //!   when the events arrive (canonical folder + file name), so modules added
-//!   by a config change are covered.
+//!   by a config change are covered, and after a reload or rollback the
+//!   module's file is the one it serves from (a rollback restores the path
+//!   of the version it returns to: DESIGN.md §6).
 //! - Per target (a module, or the config file), a quiet period of
 //!   `debounce_ms` that every new change restarts merges a burst into one
 //!   reload. At most one reload per module runs; changes seen while it runs

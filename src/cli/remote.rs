@@ -74,6 +74,13 @@ pub async fn status(node: &NodeArgs, json: bool) -> ExitCode {
             m.instances.len(),
             if m.reloading { "  (reloading)" } else { "" }
         );
+        println!(
+            "  {:<10} library {} (from {}), versions kept [{}]",
+            "",
+            m.library.display(),
+            m.source,
+            m.versions.join(", ")
+        );
     }
     ExitCode::SUCCESS
 }
@@ -113,7 +120,7 @@ async fn reload_or_rollback(node: &NodeArgs, name: &str, action: Action) -> Exit
     };
     let result = match action {
         Action::Reload(library, force) => client.reload_with(name, library, force).await,
-        Action::Rollback(reset) => client.rollback(name, reset).await,
+        Action::Rollback(to, reset) => client.rollback_to(name, to.as_deref(), reset).await,
     };
     // Let the last phase events arrive before printing the outcome.
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
@@ -151,7 +158,7 @@ async fn reload_or_rollback(node: &NodeArgs, name: &str, action: Action) -> Exit
 
 enum Action {
     Reload(Option<PathBuf>, bool),
-    Rollback(bool),
+    Rollback(Option<String>, bool),
 }
 
 pub async fn reload(
@@ -163,8 +170,13 @@ pub async fn reload(
     reload_or_rollback(node, name, Action::Reload(library, force)).await
 }
 
-pub async fn rollback(node: &NodeArgs, name: &str, reset_state: bool) -> ExitCode {
-    reload_or_rollback(node, name, Action::Rollback(reset_state)).await
+pub async fn rollback(
+    node: &NodeArgs,
+    name: &str,
+    to: Option<String>,
+    reset_state: bool,
+) -> ExitCode {
+    reload_or_rollback(node, name, Action::Rollback(to, reset_state)).await
 }
 
 pub async fn history(node: &NodeArgs, json: bool) -> ExitCode {

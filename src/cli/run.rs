@@ -138,6 +138,12 @@ fn abandon(why: &str) -> ! {
 /// (cargo makes it a no-op when fresh, and the user never runs stale example
 /// code), and for a config file the modules whose library is missing and
 /// whose crate is named. Release profile unless dev mode.
+///
+/// Only the built-in config's library paths are derived (by molt): there
+/// the build output is run wherever cargo put it, and its folder allowed. A
+/// config file's `library` is the user's word (issue #8 item 15): when the
+/// build does not produce that file, that is an error naming both paths,
+/// never a silent switch to a file outside `library_dirs`.
 fn build_libraries(config: &mut NodeConfig, builtin: bool) -> Result<(), String> {
     let release = !config.dev;
     for spec in config.modules.iter_mut() {
@@ -169,9 +175,20 @@ fn build_libraries(config: &mut NodeConfig, builtin: bool) -> Result<(), String>
                 crate_dir.display()
             ));
         };
+        if lib.path != spec.library && !builtin {
+            return Err(format!(
+                "modules.{}.library = {} does not exist; the build of crate {} produced {} \
+                 (set `library` to it, inside library_dirs)",
+                spec.name,
+                spec.library.display(),
+                crate_dir.display(),
+                lib.path.display()
+            ));
+        }
         if lib.path != spec.library {
-            // cargo put it elsewhere (CARGO_TARGET_DIR, a debug build in
-            // dev mode): run what was built, and allow its folder.
+            // The built-in config: cargo put it elsewhere (CARGO_TARGET_DIR,
+            // a debug build in dev mode): run what was built, and allow its
+            // folder.
             if let Some(dir) = lib.path.parent() {
                 if !config.library_dirs.is_empty() && !config.library_dirs.iter().any(|d| d == dir)
                 {

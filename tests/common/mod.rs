@@ -17,6 +17,8 @@ pub struct Fixtures {
     pub counter_v2: PathBuf,
     pub kv: PathBuf,
     pub kv_v2: PathBuf,
+    /// The kv v2 source as code 2.0.1 (state version 2).
+    pub kv_v2_1: PathBuf,
     pub fault: PathBuf,
     /// The fault fixture's source as code 2.0.0, state version 2.
     pub fault_v2: PathBuf,
@@ -47,6 +49,7 @@ pub fn fixtures() -> &'static Fixtures {
             "counter-v2",
             "kv",
             "kv-v2",
+            "kv-v2-1",
             "fault",
             "fault-v2",
             "not-a-module",
@@ -75,6 +78,7 @@ pub fn fixtures() -> &'static Fixtures {
             counter_v2: find(&libs, "counter_v2"),
             kv: find(&libs, "kv"),
             kv_v2: find(&libs, "kv_v2"),
+            kv_v2_1: find(&libs, "kv_v2_1"),
             fault: find(&libs, "fault"),
             fault_v2: find(&libs, "fault_v2"),
             not_a_module: find(&libs, "not_a_module"),

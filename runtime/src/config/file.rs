@@ -9,7 +9,8 @@
 //! hot_reload = true               # watch the library directories and reload on change
 //! debounce_ms = 5                 # quiet time merging a burst of file events
 //! library_dirs = ["target/release"] # libraries may only come from here
-//!                                 # (empty or absent: the modules' own folders)
+//!                                 # (empty or absent: the folders of the modules
+//!                                 # configured at start; no module: none)
 //! # copy_dir = "/var/tmp/molt"    # where libraries are copied before dlopen
 //! dev = false                     # dev mode: watch module crates, cargo build on save
 //! # target_dir = "target"         # cargo --target-dir for dev-mode builds
@@ -770,9 +771,15 @@ fn derive_library(crate_dir: &Path, target_dir: Option<&Path>) -> Result<PathBuf
         .and_then(|l| l.name)
         .or_else(|| m.package.map(|p| p.name.replace('-', "_")))
         .ok_or_else(|| format!("{} names no package", manifest.display()))?;
+    // Where cargo puts it (as `NodeConfig::dev_target_dir`): the derived
+    // path must be the build output, which is used only because it is the
+    // derived path (issue #8 item 15).
     let target = match target_dir {
         Some(d) => d.to_path_buf(),
-        None => workspace_root(crate_dir).join("target"),
+        None => match std::env::var_os("CARGO_TARGET_DIR").filter(|d| !d.is_empty()) {
+            Some(d) => PathBuf::from(d),
+            None => workspace_root(crate_dir).join("target"),
+        },
     };
     Ok(target.join("debug").join(format!(
         "{}{name}{}",

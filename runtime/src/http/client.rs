@@ -244,7 +244,24 @@ impl AdminClient {
         name: &str,
         reset_state: bool,
     ) -> Result<ReloadReport, ClientError> {
-        let body = RollbackRequest { reset_state };
+        self.rollback_to(name, None, reset_state).await
+    }
+
+    /// `POST /modules/{name}/rollback` with `{"to": VERSION}`: back to a kept
+    /// code version (default: the previous one) in one swap.
+    ///
+    /// # Errors
+    /// As [`AdminClient::rollback`].
+    pub async fn rollback_to(
+        &self,
+        name: &str,
+        to: Option<&str>,
+        reset_state: bool,
+    ) -> Result<ReloadReport, ClientError> {
+        let body = RollbackRequest {
+            reset_state,
+            to: to.map(str::to_string),
+        };
         self.json(
             Method::POST,
             &["modules", name, "rollback"],

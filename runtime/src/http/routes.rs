@@ -65,6 +65,10 @@ pub struct RollbackRequest {
     /// down-migrate its state.
     #[serde(default)]
     pub reset_state: bool,
+    /// The kept code version to return to (`molt status` lists them under
+    /// `versions`); default: the previous one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
 }
 
 /// The answer of `POST /config/check`: what applying the config text would
@@ -210,7 +214,7 @@ async fn rollback(
     let req: RollbackRequest = json_body(&body?)?;
     Ok(Json(
         st.admin
-            .rollback_by(&name, req.reset_state, Trigger::Http)
+            .rollback_to(&name, req.to.as_deref(), req.reset_state, Trigger::Http)
             .await?,
     ))
 }
@@ -235,8 +239,9 @@ async fn config_check(
         None => PathBuf::from("<request>"),
     };
     let new = crate::config::file::parse(text, &file)?;
-    let running = st.admin.running_config().await?;
-    Ok(Json(plan(&running, &new).into()))
+    // The same diff as applying it: against the configuration last declared.
+    let declared = st.admin.declared_config().await?;
+    Ok(Json(plan(&declared, &new).into()))
 }
 
 async fn not_found() -> ApiError {
@@ -279,6 +284,13 @@ mod tests {
             json_body::<RollbackRequest>(br#"{"reset_state": true}"#)
                 .unwrap()
                 .reset_state
+        );
+        assert_eq!(
+            json_body::<RollbackRequest>(br#"{"to": "1.0.0"}"#)
+                .unwrap()
+                .to
+                .as_deref(),
+            Some("1.0.0")
         );
         for bad in [&b"{"[..], b"[1]", br#"{"reset":true}"#, b"null"] {
             let e = json_body::<RollbackRequest>(bad).unwrap_err();

@@ -205,7 +205,8 @@ impl Supervisor {
                 spec,
                 config,
                 current: lib,
-                previous: None,
+                source: LibrarySource::Config,
+                versions: Stack::default(),
                 slot,
                 reloading: false,
             },
@@ -341,7 +342,13 @@ impl Supervisor {
                     library: e.spec.library.clone(),
                     code_version: e.current.code_version.clone(),
                     state_version: e.current.state_version,
-                    previous: e.previous.as_ref().map(|p| p.code_version.clone()),
+                    previous: e.versions.previous().map(|p| p.lib.code_version.clone()),
+                    versions: {
+                        let mut v = e.versions.code_versions();
+                        v.push(e.current.code_version.clone());
+                        v
+                    },
+                    source: e.source,
                     reloading: e.reloading,
                     instances: e
                         .slot

@@ -64,7 +64,10 @@ async fn reload_from(node: &Node, library: &Path) -> Error {
         Err(_) => {
             // Unblock a loader stuck reading a FIFO, so the test can end.
             let _ = std::fs::OpenOptions::new().write(true).open(library);
-            panic!("the reload from {} did not finish within 20 s", library.display());
+            panic!(
+                "the reload from {} did not finish within 20 s",
+                library.display()
+            );
         }
     }
 }
@@ -157,8 +160,7 @@ async fn a_file_over_the_size_cap_is_refused_without_a_copy() {
         "{message}"
     );
     assert!(
-        message.contains(&big.display().to_string())
-            && message.contains("max_library_bytes"),
+        message.contains(&big.display().to_string()) && message.contains("max_library_bytes"),
         "the error names the file and the cap: {message}"
     );
     assert!(

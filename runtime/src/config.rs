@@ -172,8 +172,11 @@ pub struct NodeConfig {
     #[serde(default)]
     pub library_dirs: Vec<PathBuf>,
     /// Where loaded libraries are copied before `dlopen` (each load needs a
-    /// unique file name). Default: a `molt-PID` folder in the temp directory.
-    /// Prefer a disk-backed folder: mapped copies are never unmapped.
+    /// unique file name). It must be a directory (not a symbolic link) owned
+    /// by the node's user and writable by nobody else, or the node refuses to
+    /// start; it is created (0700) when missing. Default: a fresh private
+    /// `molt-PID-XXXXXX` folder (0700) in the temp directory, removed at
+    /// shutdown. Prefer a disk-backed folder: mapped copies are never unmapped.
     #[serde(default)]
     pub copy_dir: Option<PathBuf>,
     /// The modules to run.

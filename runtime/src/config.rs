@@ -71,7 +71,8 @@ pub struct Limits {
     /// How long an instance may take from the coordinator sending `Swap` to
     /// reporting prepared: the messages ahead of `Swap` in its mailbox (drain),
     /// then snapshot + migrate + swap + verify. Past it: rollback, naming the
-    /// phase the instance is stuck in.
+    /// phase the instance is stuck in. It also bounds loading the library
+    /// (check, copy, dlopen): past it the reload fails in prepare.
     #[serde(with = "millis")]
     pub prepare_timeout: Duration,
     /// How long `verify` may run.

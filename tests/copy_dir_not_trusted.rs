@@ -65,10 +65,9 @@ async fn the_default_folder_is_private_and_never_a_planted_one() {
     std::fs::set_permissions(&planted, std::fs::Permissions::from_mode(0o777)).unwrap();
     plant_links(&planted, &target);
 
-    let node = Node::start(common::config("private-copies", &[]).module(ModuleSpec::new(
-        "counter",
-        &f.counter,
-    )))
+    let node = Node::start(
+        common::config("private-copies", &[]).module(ModuleSpec::new("counter", &f.counter)),
+    )
     .await
     .expect("the node starts in a folder of its own");
     node.reload("counter", ReloadOptions::library(&f.counter_v2))
@@ -84,7 +83,12 @@ async fn the_default_folder_is_private_and_never_a_planted_one() {
     for folder in &folders {
         let meta = std::fs::symlink_metadata(folder).unwrap();
         assert!(meta.is_dir(), "{}", folder.display());
-        assert_eq!(meta.mode() & 0o777, 0o700, "{} is private", folder.display());
+        assert_eq!(
+            meta.mode() & 0o777,
+            0o700,
+            "{} is private",
+            folder.display()
+        );
     }
     node.shutdown().await;
     std::fs::remove_dir_all(&planted).unwrap();
@@ -127,7 +131,11 @@ async fn an_unsafe_copy_dir_is_refused_at_start() {
             "the error names the folder and the cause ({cause}): {message}"
         );
     }
-    assert_eq!(std::fs::read_dir(&private).unwrap().count(), 0, "nothing copied");
+    assert_eq!(
+        std::fs::read_dir(&private).unwrap().count(),
+        0,
+        "nothing copied"
+    );
 
     // The same folder, private, is accepted.
     let node = Node::start(with_copy_dir("safe-copy-dir", &private))
@@ -151,7 +159,8 @@ async fn a_link_at_the_copy_name_is_never_followed() {
         .expect("the load through a planted link fails");
     let message = err.to_string();
     assert!(
-        message.contains("cannot create the copy") && message.contains(&copies.display().to_string()),
+        message.contains("cannot create the copy")
+            && message.contains(&copies.display().to_string()),
         "{message}"
     );
     assert!(

@@ -7,11 +7,11 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use counter_proto::{Msg, Proto, Reply};
-use molt::{Error, LoadCause, ModuleSpec, Node, NodeConfig, ReloadOptions};
+use molt::{Error, Event, LoadCause, ModuleSpec, Node, NodeConfig, ReloadOptions};
 
 /// A node serving `counter` (total 5), allowed to load from `dir`, copying
 /// into `copies`.
@@ -54,19 +54,57 @@ async fn still_serving(node: &Node) {
 
 /// Reloads `counter` from `library`, failing the test past 20 s.
 async fn reload_from(node: &Node, library: &Path) -> Error {
-    match tokio::time::timeout(
+    tokio::time::timeout(
         Duration::from_secs(20),
         node.reload("counter", ReloadOptions::library(library)),
     )
     .await
-    {
-        Ok(result) => result.expect_err("the reload is refused"),
-        Err(_) => {
-            // Unblock a loader stuck reading a FIFO, so the test can end.
-            let _ = std::fs::OpenOptions::new().write(true).open(library);
-            panic!("the reload from {} did not finish within 20 s", library.display());
-        }
+    .unwrap_or_else(|_| {
+        panic!(
+            "the reload from {} did not finish within 20 s",
+            library.display()
+        )
+    })
+    .expect_err("the reload is refused")
+}
+
+/// A FIFO at a path, made with `mkfifo`. On drop it opens the FIFO for
+/// writing from a thread of its own, which ends a read blocked on it (a
+/// loader without the fix), so the failing test can end instead of hanging.
+struct Fifo(PathBuf);
+
+impl Fifo {
+    fn make(path: PathBuf) -> Fifo {
+        let made = std::process::Command::new("mkfifo")
+            .arg(&path)
+            .status()
+            .expect("run mkfifo");
+        assert!(made.success());
+        Fifo(path)
     }
+}
+
+impl Drop for Fifo {
+    fn drop(&mut self) {
+        let path = self.0.clone();
+        // Blocks while nobody reads; the process exits regardless.
+        std::thread::spawn(move || std::fs::OpenOptions::new().write(true).open(path));
+    }
+}
+
+fn assert_fifo_refused(err: &Error, fifo: &Path) {
+    let message = err.to_string();
+    assert!(
+        matches!(
+            err,
+            Error::Load { path, cause: LoadCause::NotARegularFile { .. } } if path == fifo
+        ),
+        "{message}"
+    );
+    assert!(
+        message.contains(&fifo.display().to_string()) && message.contains("FIFO"),
+        "the error names the file and the cause: {message}"
+    );
 }
 
 fn copies_left(copies: &Path) -> Vec<String> {
@@ -80,28 +118,64 @@ fn copies_left(copies: &Path) -> Vec<String> {
 async fn a_fifo_fails_in_prepare_at_once() {
     let dir = common::scratch_dir();
     let copies = copies();
-    let fifo = dir.path().join("libcounter_fifo.so");
-    let made = std::process::Command::new("mkfifo")
-        .arg(&fifo)
-        .status()
-        .expect("run mkfifo");
-    assert!(made.success());
+    let fifo = Fifo::make(dir.path().join("libcounter_fifo.so"));
     let node = node("fifo-library", dir.path(), copies.path()).await;
 
-    let err = reload_from(&node, &fifo).await;
-    let message = err.to_string();
-    assert!(
-        matches!(
-            &err,
-            Error::Load { path, cause: LoadCause::NotARegularFile { .. } } if path == &fifo
-        ),
-        "{message}"
-    );
-    assert!(
-        message.contains(&fifo.display().to_string()) && message.contains("FIFO"),
-        "the error names the file and the cause: {message}"
-    );
+    let err = reload_from(&node, &fifo.0).await;
+    assert_fifo_refused(&err, &fifo.0);
     assert!(copies_left(copies.path()).is_empty());
+    still_serving(&node).await;
+    node.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fifo_as_a_configured_library_fails_the_start_at_once() {
+    let dir = common::scratch_dir();
+    let fifo = Fifo::make(dir.path().join("libcounter.so"));
+    let config = common::config("fifo-configured", &[dir.path()])
+        .module(ModuleSpec::new("counter", &fifo.0));
+    let err = tokio::time::timeout(Duration::from_secs(20), Node::start(config))
+        .await
+        .expect("the start answers within 20 s")
+        .err()
+        .expect("the node does not start on a FIFO");
+    assert_fifo_refused(&err, &fifo.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fifo_appearing_in_a_watched_folder_fails_in_prepare() {
+    let dir = common::scratch_dir();
+    let copies = copies();
+    let lib = dir.path().join("libcounter.so");
+    std::fs::copy(&common::fixtures().counter, &lib).unwrap();
+    let mut config = common::config("fifo-watched", &[dir.path()]);
+    config.copy_dir = Some(copies.path().to_path_buf());
+    config.hot_reload = true;
+    let node = Node::start(config.module(ModuleSpec::new("counter", &lib)))
+        .await
+        .expect("node starts");
+    let counter = node.module::<Proto>("counter").unwrap();
+    assert_eq!(counter.call(Msg::Add(5)).await.unwrap(), Reply::Total(5));
+    let mut events = node.subscribe();
+
+    std::fs::remove_file(&lib).unwrap();
+    let fifo = Fifo::make(lib.clone());
+    let failed = tokio::time::timeout(
+        Duration::from_secs(20),
+        common::next_event(&mut events, "module.reload_failed"),
+    )
+    .await
+    .expect("the watcher's reload fails within 20 s");
+    match failed {
+        Event::ModuleReloadFailed { name, phase, error } => {
+            assert_eq!((name.as_str(), phase.as_str()), ("counter", "prepare"));
+            assert!(
+                error.contains(&fifo.0.display().to_string()) && error.contains("FIFO"),
+                "the error names the file and the cause: {error}"
+            );
+        }
+        other => panic!("unexpected event {other:?}"),
+    }
     still_serving(&node).await;
     node.shutdown().await;
 }
@@ -157,8 +231,7 @@ async fn a_file_over_the_size_cap_is_refused_without_a_copy() {
         "{message}"
     );
     assert!(
-        message.contains(&big.display().to_string())
-            && message.contains("max_library_bytes"),
+        message.contains(&big.display().to_string()) && message.contains("max_library_bytes"),
         "the error names the file and the cap: {message}"
     );
     assert!(

@@ -40,7 +40,11 @@ async fn libraries_rejected_after_dlopen_are_counted() {
         "{err}"
     );
     let after = node.status().await.unwrap().libraries_mapped;
-    assert_eq!(after, before + 1, "the rejected library stays mapped: {err}");
+    assert_eq!(
+        after,
+        before + 1,
+        "the rejected library stays mapped: {err}"
+    );
 
     // Another module's library: mapped, then refused by name.
     let err = node

@@ -39,7 +39,11 @@ async fn dead_nodes_copies_are_removed_at_start() {
     // A dead node's folder, with the copy it was writing when killed.
     let dead_folder = temp.join(format!("molt-{dead}-k1LLed"));
     private_dir(&dead_folder);
-    std::fs::write(dead_folder.join(format!("libkv.{dead}.7.so")), vec![0u8; 4096]).unwrap();
+    std::fs::write(
+        dead_folder.join(format!("libkv.{dead}.7.so")),
+        vec![0u8; 4096],
+    )
+    .unwrap();
     // A dead node's empty folder, under the name nodes used before.
     let old_folder = temp.join(format!("molt-{dead}"));
     private_dir(&old_folder);
@@ -63,9 +67,18 @@ async fn dead_nodes_copies_are_removed_at_start() {
         .await
         .expect("node starts");
 
-    assert!(!dead_folder.exists(), "the dead node's folder and copy are removed");
-    assert!(!old_folder.exists(), "the dead node's empty folder is removed");
-    assert!(!dead_copy.exists(), "the dead node's copy in copy_dir is removed");
+    assert!(
+        !dead_folder.exists(),
+        "the dead node's folder and copy are removed"
+    );
+    assert!(
+        !old_folder.exists(),
+        "the dead node's empty folder is removed"
+    );
+    assert!(
+        !dead_copy.exists(),
+        "the dead node's copy in copy_dir is removed"
+    );
     assert!(live_folder.exists(), "a live node's folder is kept");
     assert!(live_copy.exists(), "a live node's copy is kept");
     assert!(other.exists(), "files that are not copies are kept");
@@ -93,7 +106,10 @@ impl Molt {
             .arg(env!("CARGO_BIN_EXE_molt"))
             .arg(config)
             .env("TMPDIR", tmpdir)
-            .env("MOLT_ADMIN_TOKEN", "a-token-for-this-test-only-0123456789abcdef")
+            .env(
+                "MOLT_ADMIN_TOKEN",
+                "a-token-for-this-test-only-0123456789abcdef",
+            )
             .env_remove("MOLT_ADMIN_ADDR")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -110,8 +126,14 @@ impl Molt {
             if let Some(status) = self.0.try_wait().unwrap() {
                 let mut out = String::new();
                 for pipe in [
-                    self.0.stdout.take().map(|p| Box::new(p) as Box<dyn std::io::Read>),
-                    self.0.stderr.take().map(|p| Box::new(p) as Box<dyn std::io::Read>),
+                    self.0
+                        .stdout
+                        .take()
+                        .map(|p| Box::new(p) as Box<dyn std::io::Read>),
+                    self.0
+                        .stderr
+                        .take()
+                        .map(|p| Box::new(p) as Box<dyn std::io::Read>),
                 ]
                 .into_iter()
                 .flatten()
@@ -166,18 +188,31 @@ fn a_failed_copy_leaves_no_file() {
     private_dir(&copies);
     let config = write_config(scratch.path(), &f.counter, Some(&copies));
     let size = std::fs::metadata(&f.counter).unwrap().len();
-    assert!(size > 64 << 10, "the library is larger than the file size limit");
+    assert!(
+        size > 64 << 10,
+        "the library is larger than the file size limit"
+    );
     // A file size limit of 32-64 KiB (sh counts 512- or 1024-byte blocks),
     // with SIGXFSZ ignored: the copy's write fails with EFBIG midway.
     let molt = Molt::spawn("trap '' XFSZ\nulimit -f 64", &config, scratch.path());
     let (status, out) = molt.finish();
-    assert!(!status.success(), "the node cannot start without its library: {out}");
+    assert!(
+        !status.success(),
+        "the node cannot start without its library: {out}"
+    );
     assert!(
         out.contains(&f.counter.display().to_string()),
         "the error names the library: {out}"
     );
-    assert!(out.contains("File too large"), "the copy hit the limit: {out}");
-    assert_eq!(entries(&copies), Vec::<PathBuf>::new(), "no partial copy is left: {out}");
+    assert!(
+        out.contains("File too large"),
+        "the copy hit the limit: {out}"
+    );
+    assert_eq!(
+        entries(&copies),
+        Vec::<PathBuf>::new(),
+        "no partial copy is left: {out}"
+    );
 }
 
 #[test]
@@ -196,7 +231,9 @@ fn a_killed_nodes_folder_is_removed_at_the_next_start() {
             .into_iter()
             .find(|p| p.file_name().unwrap().to_string_lossy().starts_with(prefix))
     };
-    wait_for("the first node's copy folder", || folder_of(&prefix).is_some());
+    wait_for("the first node's copy folder", || {
+        folder_of(&prefix).is_some()
+    });
     let folder = folder_of(&prefix).unwrap();
     drop(first); // SIGKILL: no shutdown, the folder stays.
     assert!(folder.exists(), "a killed node leaves its folder");
@@ -206,6 +243,10 @@ fn a_killed_nodes_folder_is_removed_at_the_next_start() {
     wait_for("the second node's copy folder", || {
         folder_of(&second_prefix).is_some()
     });
-    assert!(!folder.exists(), "the next node removed {}", folder.display());
+    assert!(
+        !folder.exists(),
+        "the next node removed {}",
+        folder.display()
+    );
     drop(second);
 }

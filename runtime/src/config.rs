@@ -71,7 +71,8 @@ pub struct Limits {
     /// How long an instance may take from the coordinator sending `Swap` to
     /// reporting prepared: the messages ahead of `Swap` in its mailbox (drain),
     /// then snapshot + migrate + swap + verify. Past it: rollback, naming the
-    /// phase the instance is stuck in.
+    /// phase the instance is stuck in. It also bounds loading the library
+    /// (check, copy, dlopen): past it the reload fails in prepare.
     #[serde(with = "millis")]
     pub prepare_timeout: Duration,
     /// How long `verify` may run.
@@ -175,8 +176,11 @@ pub struct NodeConfig {
     #[serde(default)]
     pub library_dirs: Vec<PathBuf>,
     /// Where loaded libraries are copied before `dlopen` (each load needs a
-    /// unique file name). Default: a `molt-PID` folder in the temp directory.
-    /// Prefer a disk-backed folder: mapped copies are never unmapped.
+    /// unique file name). It must be a directory (not a symbolic link) owned
+    /// by the node's user and writable by nobody else, or the node refuses to
+    /// start; it is created (0700) when missing. Default: a fresh private
+    /// `molt-PID-XXXXXX` folder (0700) in the temp directory, removed at
+    /// shutdown. Prefer a disk-backed folder: mapped copies are never unmapped.
     #[serde(default)]
     pub copy_dir: Option<PathBuf>,
     /// The modules to run.

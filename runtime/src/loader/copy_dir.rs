@@ -71,7 +71,10 @@ impl CopyDir {
                 .mode(0o700)
                 .create(path)
                 .map_err(|e| {
-                    Error::Config(format!("copy_dir {}: cannot create it: {e}", path.display()))
+                    Error::Config(format!(
+                        "copy_dir {}: cannot create it: {e}",
+                        path.display()
+                    ))
                 })?;
         }
         let dir = CopyDir {
@@ -164,7 +167,9 @@ impl CopyDir {
                 if n == size {
                     Ok(())
                 } else {
-                    Err(format!("it shrank while being copied ({n} of {size} bytes)"))
+                    Err(format!(
+                        "it shrank while being copied ({n} of {size} bytes)"
+                    ))
                 }
             })
             .map_err(LoadCause::Io)

@@ -62,11 +62,13 @@ fn remove_copies(dir: &Path, dead: impl Fn(u32) -> bool, removed: &mut Removed) 
         let Ok(meta) = entry.path().symlink_metadata() else {
             continue;
         };
-        if meta.is_file() && meta.uid() == effective_uid() && dead(pid) {
-            if std::fs::remove_file(entry.path()).is_ok() {
-                removed.files += 1;
-                removed.bytes += meta.len();
-            }
+        if meta.is_file()
+            && meta.uid() == effective_uid()
+            && dead(pid)
+            && std::fs::remove_file(entry.path()).is_ok()
+        {
+            removed.files += 1;
+            removed.bytes += meta.len();
         }
     }
 }

@@ -214,6 +214,49 @@ pub async fn await_logged(n: usize, parts: &[&str]) -> Vec<String> {
     }
 }
 
+/// A release file for the fault fixture's `HangUntil` hangs: a hang lasts
+/// until the test has seen what it causes and calls [`Release::now`]
+/// (instead of a fixed time racing a timeout). Dropping it removes the
+/// file's folder, which releases every hang for good, so a failing test
+/// never leaves a module hanging.
+pub struct Release {
+    _dir: tempfile::TempDir,
+    file: PathBuf,
+}
+
+impl Release {
+    /// A release file in a scratch folder of its own; not released yet.
+    pub fn new() -> Self {
+        let dir = scratch_dir();
+        let file = dir.path().join("release-the-hang");
+        Release { _dir: dir, file }
+    }
+
+    /// The fixture's `how` of a hang ending at the release (bounded at two
+    /// minutes all the same).
+    pub fn hang(&self) -> serde_json::Value {
+        serde_json::json!({
+            "HangUntil": { "release": self.file.display().to_string(), "max_ms": 120_000 }
+        })
+    }
+
+    /// Ends every hang, now and later (until [`Release::hold`]).
+    pub fn now(&self) {
+        std::fs::write(&self.file, b"").expect("create the release file");
+    }
+
+    /// Hangs hang again until the next [`Release::now`].
+    pub fn hold(&self) {
+        let _ = std::fs::remove_file(&self.file);
+    }
+}
+
+impl Default for Release {
+    fn default() -> Self {
+        Release::new()
+    }
+}
+
 /// The fault fixture's protocol (shared with the fixture's source).
 #[path = "../fixtures/fault/src/proto.rs"]
 pub mod fault_proto;

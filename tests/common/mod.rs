@@ -362,8 +362,31 @@ impl MoltProcess {
 
     /// [`MoltProcess::start`] with these environment variables too.
     pub fn start_with_env(args: &[&str], runtime_dir: &Path, env: &[(&str, &str)]) -> MoltProcess {
+        Self::start_limited(args, runtime_dir, env, None)
+    }
+
+    /// [`MoltProcess::start_with_env`], with at most `max_open_files` file
+    /// descriptors when given (`ulimit -n`; the shell execs molt, so the
+    /// process is molt itself).
+    pub fn start_limited(
+        args: &[&str],
+        runtime_dir: &Path,
+        env: &[(&str, &str)],
+        max_open_files: Option<u32>,
+    ) -> MoltProcess {
         use std::process::{Command, Stdio};
-        let mut child = Command::new(env!("CARGO_BIN_EXE_molt"))
+        let molt = env!("CARGO_BIN_EXE_molt");
+        let mut command = match max_open_files {
+            Some(n) => {
+                let mut c = Command::new("sh");
+                c.arg("-c")
+                    .arg(format!("ulimit -n {n} && exec \"$0\" \"$@\""))
+                    .arg(molt);
+                c
+            }
+            None => Command::new(molt),
+        };
+        let mut child = command
             .args(args)
             .env_remove("MOLT_ADMIN_TOKEN")
             .env_remove("MOLT_ADMIN_ADDR")

@@ -40,6 +40,9 @@ use crate::module_actor::Instance;
 
 pub use crate::phase::Phase;
 
+#[doc(hidden)]
+pub use commit::hooks as test_hooks;
+
 /// A phase that failed on one instance (or in the coordinator).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct PhaseFailure {
@@ -100,6 +103,11 @@ pub(crate) enum Decision {
 pub(crate) struct Progress {
     phase: Mutex<Option<Phase>>,
     abandoned: AtomicBool,
+    /// The decision about this instance's swap, taken once (DESIGN.md §2
+    /// phase 7): by the coordinator, or, for a module's only instance, by
+    /// whichever of the instance (prepared: commit) and the coordinator
+    /// (prepare timed out: rollback) comes first.
+    decided: Mutex<Option<Decision>>,
 }
 
 impl Progress {
@@ -123,6 +131,14 @@ impl Progress {
     /// Whether the coordinator has rolled back.
     pub fn abandoned(&self) -> bool {
         self.abandoned.load(Ordering::Acquire)
+    }
+
+    /// Takes `decision` unless one was taken already; returns the decision
+    /// that stands. Both sides of a lone instance's swap call it, so they
+    /// can never end in different outcomes.
+    pub fn decide(&self, decision: Decision) -> Decision {
+        let mut d = self.decided.lock().unwrap_or_else(|p| p.into_inner());
+        *d.get_or_insert(decision)
     }
 
     /// Before the instance runs more module code for the swap (`next`):
@@ -209,17 +225,19 @@ pub(crate) async fn on_instance(inst: &mut Instance, req: SwapRequest) {
         }
         Ok(candidate) => {
             progress.enter(Phase::Commit);
-            let _ = prepared.send(Ok(()));
-            // Wait longer than the coordinator can take to decide, so no
-            // instance rolls back on its own while the others commit.
-            let wait = limits.prepare_timeout + limits.decision_timeout;
             let t = Instant::now();
             // A module's only instance decides alone: all (one) prepared
-            // means commit, without a round trip to the coordinator.
+            // means commit, without a round trip to the coordinator, unless
+            // the coordinator decided first (DESIGN.md §2 phase 7).
             let decided = if solo {
-                commit::solo_decision(decision, &progress)
+                let decided = commit::solo_decision(&progress);
+                let _ = prepared.send(Ok(()));
+                decided
             } else {
-                commit::await_decision(decision, wait).await
+                // Having voted, the instance never decides alone: it waits
+                // for the coordinator, however long that takes.
+                let _ = prepared.send(Ok(()));
+                commit::await_decision(decision).await
             };
             crate::metrics::phase(&inst.module, Phase::Commit, t.elapsed());
             match decided {
@@ -364,6 +382,23 @@ pub(crate) async fn run(plan: Plan) -> Outcome {
         to = tracing::field::Empty
     );
     run_phases(plan).instrument(span).await
+}
+
+/// [`run`] in a task of its own: if the coordinator dies (a panic in the
+/// host) before it decided, every instance sees its decision sender dropped
+/// and rolls back; this reports that same outcome instead of none.
+pub(crate) async fn run_guarded(plan: Plan) -> Outcome {
+    match tokio::spawn(run(plan)).await {
+        Ok(outcome) => outcome,
+        Err(e) => Outcome {
+            target: None,
+            load_error: None,
+            result: Err(PhaseFailure::new(
+                Phase::Commit,
+                format!("the reload coordinator failed ({e}); every instance rolled back"),
+            )),
+        },
+    }
 }
 
 async fn run_phases(plan: Plan) -> Outcome {

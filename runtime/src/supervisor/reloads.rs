@@ -170,7 +170,7 @@ impl Supervisor {
         let new_path = options.library;
         let trigger = options.trigger;
         tokio::spawn(async move {
-            let outcome = reload::run(plan).await;
+            let outcome = reload::run_guarded(plan).await;
             let done = ReloadDone {
                 module,
                 request,

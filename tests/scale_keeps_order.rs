@@ -87,13 +87,21 @@ async fn scaling_4_2_3_under_load_keeps_every_handles_order() {
     sent_at_least(&sent, PER_PHASE).await;
     node.admin().scale("fault", 2).await.expect("scale 4 -> 2");
     for (h, handle) in handles.iter().enumerate() {
-        assert_eq!(handle.instance(), h % 4 % 2, "handle {h} goes on to index % 2");
+        assert_eq!(
+            handle.instance(),
+            h % 4 % 2,
+            "handle {h} goes on to index % 2"
+        );
     }
     let at = sent.load(Ordering::Relaxed);
     sent_at_least(&sent, at + PER_PHASE).await;
     node.admin().scale("fault", 3).await.expect("scale 2 -> 3");
     for (h, handle) in handles.iter().enumerate() {
-        assert_eq!(handle.instance(), h % 4 % 2, "a scale-up moves no handle ({h})");
+        assert_eq!(
+            handle.instance(),
+            h % 4 % 2,
+            "a scale-up moves no handle ({h})"
+        );
     }
     let fresh = node.module::<FaultProto>("fault").unwrap();
     let at = sent.load(Ordering::Relaxed);
@@ -118,7 +126,9 @@ async fn scaling_4_2_3_under_load_keeps_every_handles_order() {
             continue;
         }
         let value: i64 = words.nth(1).unwrap().parse().unwrap();
-        seen.entry(value / SEQ_SPAN).or_default().push(value % SEQ_SPAN);
+        seen.entry(value / SEQ_SPAN)
+            .or_default()
+            .push(value % SEQ_SPAN);
     }
     for (h, &count) in counts.iter().enumerate() {
         let held = seen.remove(&(h as i64)).unwrap_or_default();

@@ -9,6 +9,7 @@ use molt::{Event, Node, NodeConfig, Received};
 
 pub async fn run(config_path: Option<PathBuf>, dev: bool) -> ExitCode {
     let root = molt::workspace_dir();
+    let term = register_term();
     let mut config = match &config_path {
         Some(path) => match molt::config::file::load(path) {
             Ok(c) => c,
@@ -56,11 +57,14 @@ pub async fn run(config_path: Option<PathBuf>, dev: bool) -> ExitCode {
         ),
     }
     let follower = tokio::spawn(follow(events));
-    wait_for_shutdown().await;
+    wait_for_shutdown(term).await;
     println!("molt: stopping");
     follower.abort();
     admin.shutdown().await;
-    node.shutdown().await;
+    // Each instance handles what is queued first (within the shutdown
+    // timeout); what could not be is reported.
+    let report = node.shutdown().await;
+    println!("molt: stopped: {report}");
     ExitCode::SUCCESS
 }
 
@@ -199,16 +203,29 @@ async fn follow(mut events: molt::EventStream) {
     }
 }
 
-async fn wait_for_shutdown() {
+/// SIGTERM, registered before the node starts: one that arrives during the
+/// start-up then stops the node (draining it) once it runs, instead of
+/// killing the process with its queues.
+#[cfg(unix)]
+type Term = Option<tokio::signal::unix::Signal>;
+#[cfg(not(unix))]
+type Term = ();
+
+#[cfg(unix)]
+fn register_term() -> Term {
+    use tokio::signal::unix::{signal, SignalKind};
+    signal(SignalKind::terminate()).ok()
+}
+
+#[cfg(not(unix))]
+fn register_term() -> Term {}
+
+async fn wait_for_shutdown(term: Term) {
     #[cfg(unix)]
     {
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut term = match signal(SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-                return;
-            }
+        let Some(mut term) = term else {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
         };
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
@@ -217,6 +234,7 @@ async fn wait_for_shutdown() {
     }
     #[cfg(not(unix))]
     {
+        let () = term;
         let _ = tokio::signal::ctrl_c().await;
     }
 }

@@ -147,3 +147,75 @@ async fn scaling_4_2_3_under_load_keeps_every_handles_order() {
     let report = node.shutdown().await;
     assert_eq!(report.unhandled(), 0, "{report}");
 }
+
+/// A module context's `send` (routed by the sender's index) follows the same
+/// rule: fault instance 2 sends to `kv` instance `2 % 2 = 0`; scaling `kv` up
+/// to 3 instances does not move it to the new instance 2, so kv#0 holds the
+/// whole sequence, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_module_contexts_sends_stay_put_when_the_target_scales_up() {
+    use kv_proto::{Msg as KvMsg, Proto as KvProto, Reply as KvReply};
+    let f = common::fixtures();
+    let node = Node::start(
+        common::config("scale-keeps-context-order", &[])
+            .module(ModuleSpec::new("kv", &f.kv).instances(2))
+            .module(ModuleSpec::new("fault", &f.fault).instances(3)),
+    )
+    .await
+    .expect("node starts");
+    let sender = node.module::<FaultProto>("fault").unwrap().on_instance(2);
+    let forward = |seq: u64| Msg::Forward {
+        module: "kv".into(),
+        instance: None,
+        key: "from-2".into(),
+        value: String::new(),
+        seq: Some(seq),
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = {
+        let (sender, stop) = (sender.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut seq = 0;
+            while !stop.load(Ordering::Relaxed) || seq < 2 * PER_PHASE {
+                sender.cast(forward(seq)).expect("cast");
+                seq += 1;
+                if seq % 16 == 0 {
+                    tokio::task::yield_now().await;
+                }
+            }
+            seq
+        })
+    };
+    node.admin().scale("kv", 3).await.expect("scale 2 -> 3");
+    stop.store(true, Ordering::Relaxed);
+    let sent = load.await.expect("sender");
+    // Answered once fault#2 has sent everything before it on to kv.
+    assert_eq!(tag(&sender).await, "");
+    let kv = node.module::<KvProto>("kv").unwrap();
+    let stream = |i: usize| {
+        let h = kv.on_instance(i);
+        async move {
+            match h
+                .call(KvMsg::Stream {
+                    stream: "from-2".into(),
+                })
+                .await
+                .unwrap()
+            {
+                KvReply::Stream(s) => s,
+                other => panic!("unexpected reply {other:?}"),
+            }
+        }
+    };
+    assert_eq!(
+        stream(0).await,
+        (0..sent).collect::<Vec<u64>>(),
+        "kv#0 has it all, in order"
+    );
+    assert_eq!(
+        stream(2).await,
+        Vec::<u64>::new(),
+        "nothing moved to the new instance"
+    );
+    node.shutdown().await;
+}

@@ -253,7 +253,7 @@ impl Supervisor {
             // forwarder to instance `index % instances`, released once the
             // removed instance has handled its queue.
             let lanes = slot.lanes.load_full();
-            let mut forwarders = Vec::new();
+            let mut forwarders: Vec<Route> = Vec::new();
             let mut releases = Vec::new();
             for index in instances..current {
                 let (release, released) = oneshot::channel();
@@ -263,9 +263,15 @@ impl Supervisor {
                     shared: shared.clone(),
                     released,
                 };
-                let (actor, _join) = Actor::spawn(None, crate::forwarder::Forwarder, args)
-                    .await
-                    .map_err(|e| Error::Spawn(e.to_string()))?;
+                let actor = match Actor::spawn(None, crate::forwarder::Forwarder, args).await {
+                    Ok((actor, _join)) => actor,
+                    Err(e) => {
+                        for f in &forwarders {
+                            f.actor.stop(None);
+                        }
+                        return Err(Error::Spawn(e.to_string()));
+                    }
+                };
                 forwarders.push(Route { actor, shared });
                 releases.push(release);
             }

@@ -29,6 +29,20 @@ const SEQ_SPAN: i64 = 1_000_000;
 /// Messages sent between two scale changes (at least).
 const PER_PHASE: u64 = 3_000;
 
+/// Asserts that `held` is exactly `0..count`: nothing lost, duplicated or
+/// reordered (a short message naming the first difference).
+fn assert_sequence<T: Copy + PartialEq + std::fmt::Debug>(held: &[T], expected: &[T], what: &str) {
+    if held != expected {
+        let first = held.iter().zip(expected).position(|(a, b)| a != b);
+        let around = first.map(|i| &held[i.saturating_sub(2)..(i + 3).min(held.len())]);
+        panic!(
+            "{what}: expected {}, got {} (first difference at {first:?}: {around:?})",
+            expected.len(),
+            held.len()
+        );
+    }
+}
+
 /// Waits (bounded) until `sent` reaches `at_least`.
 async fn sent_at_least(sent: &AtomicU64, at_least: u64) {
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -133,14 +147,7 @@ async fn scaling_4_2_3_under_load_keeps_every_handles_order() {
     for (h, &count) in counts.iter().enumerate() {
         let held = seen.remove(&(h as i64)).unwrap_or_default();
         let expected: Vec<i64> = (0..count).collect();
-        if held != expected {
-            let first = held.iter().zip(&expected).position(|(a, b)| a != b);
-            panic!(
-                "handle {h}: sent {count}, handled {} (first difference at {first:?}: {:?})",
-                held.len(),
-                first.map(|i| &held[i.saturating_sub(2)..(i + 3).min(held.len())])
-            );
-        }
+        assert_sequence(&held, &expected, &format!("handle {h}"));
     }
     let status = node.status().await.unwrap();
     assert_eq!(status.module("fault").unwrap().instances.len(), 3);

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock, Weak};
 
 use arc_swap::ArcSwap;
 use ractor::ActorRef;
@@ -160,8 +160,8 @@ pub(crate) struct ModuleSlot {
     /// handles and contexts fail from then on.
     closed: AtomicBool,
     /// Serializes changes of the routes, the lanes and `closed`; holds the
-    /// forwarders of retired lanes, oldest first.
-    edit: Mutex<Vec<Route>>,
+    /// forwarders of retired lanes, oldest first, each with its lane.
+    edit: Mutex<Vec<(Route, Weak<Lane>)>>,
 }
 
 impl ModuleSlot {
@@ -197,7 +197,7 @@ impl ModuleSlot {
         Some(lanes[index % lanes.len()].clone())
     }
 
-    fn edit(&self) -> std::sync::MutexGuard<'_, Vec<Route>> {
+    fn edit(&self) -> std::sync::MutexGuard<'_, Vec<(Route, Weak<Lane>)>> {
         self.edit.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -258,7 +258,7 @@ impl ModuleSlot {
         for (lane, via) in removed_lanes.into_iter().zip(forwarders) {
             lane.set_route(via.clone());
             let _ = lane.forward.set(lanes[lane.index as usize % count].clone());
-            retired.push(via);
+            retired.push((via, Arc::downgrade(&lane)));
         }
         Ok(removed)
     }
@@ -272,7 +272,19 @@ impl ModuleSlot {
         let routes = self.routes.load().as_ref().clone();
         self.routes.store(Arc::new(Vec::new()));
         self.lanes.store(Arc::new(Vec::new()));
-        (std::mem::take(&mut *retired), routes)
+        let forwarders = std::mem::take(&mut *retired);
+        (forwarders.into_iter().map(|(r, _)| r).collect(), routes)
+    }
+
+    /// Takes out the forwarders whose lane no handle or context holds any
+    /// more (nothing can reach them but what is already queued), to drain.
+    pub fn prune_retired(&self) -> Vec<Route> {
+        let mut retired = self.edit();
+        let (gone, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut *retired)
+            .into_iter()
+            .partition(|(_, lane)| lane.strong_count() == 0);
+        *retired = kept;
+        gone.into_iter().map(|(r, _)| r).collect()
     }
 }
 
@@ -281,4 +293,66 @@ pub(crate) type Directory = Arc<RwLock<HashMap<String, Arc<ModuleSlot>>>>;
 
 pub(crate) fn lookup(dir: &Directory, module: &str) -> Option<Arc<ModuleSlot>> {
     dir.read().ok().and_then(|d| d.get(module).cloned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ractor::{Actor, ActorProcessingErr};
+
+    /// An actor that takes module messages and drops them.
+    struct Sink;
+
+    impl Actor for Sink {
+        type Msg = ModuleMsg;
+        type State = ();
+        type Arguments = ();
+
+        async fn pre_start(
+            &self,
+            _myself: ActorRef<ModuleMsg>,
+            _args: (),
+        ) -> Result<(), ActorProcessingErr> {
+            Ok(())
+        }
+    }
+
+    async fn route(index: u32) -> Route {
+        let (actor, _join) = Actor::spawn(None, Sink, ()).await.unwrap();
+        Route {
+            actor,
+            shared: InstanceShared::new(index),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_retired_lane_forwards_to_index_mod_count_and_goes_once_unheld() {
+        let slot = ModuleSlot::new("m", vec![route(0).await, route(1).await]);
+        let held = slot.resolve(1).unwrap();
+        let removed = slot.retire_from(1, vec![route(1).await]).unwrap();
+        assert_eq!(removed.len(), 1);
+        assert_eq!(held.serving_index(), 0, "instance 1 goes on to 1 % 1");
+        assert_eq!(
+            slot.resolve(5).unwrap().index,
+            0,
+            "new handles: serving lanes only"
+        );
+        slot.push(route(1).await).unwrap();
+        assert_eq!(held.serving_index(), 0, "a scale-up moves no lane");
+        assert_eq!(slot.resolve(1).unwrap().index, 1);
+        assert!(
+            slot.prune_retired().is_empty(),
+            "a handle still holds the lane"
+        );
+        drop(held);
+        assert_eq!(slot.prune_retired().len(), 1);
+        let (forwarders, routes) = slot.close();
+        assert!(forwarders.is_empty());
+        assert_eq!(routes.len(), 2);
+        assert!(slot.is_closed());
+        assert!(
+            slot.push(route(2).await).is_err(),
+            "a closed slot takes nothing"
+        );
+    }
 }

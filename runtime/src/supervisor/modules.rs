@@ -226,6 +226,15 @@ impl Supervisor {
         );
         let current = slot.routes.load().len() as u32;
         let name: Arc<str> = Arc::from(module);
+        // Forwarders nobody can reach any more pass on what they hold, then stop.
+        let unreachable = slot.prune_retired();
+        if !unreachable.is_empty() {
+            tokio::spawn(async move {
+                for f in unreachable {
+                    let _ = f.actor.drain_and_wait(Some(REMOVAL_DRAIN)).await;
+                }
+            });
+        }
         let mut removed = Vec::new();
         if instances > current {
             for index in current..instances {

@@ -11,8 +11,9 @@
 //! | 7 | commit / rollback | coordinator + instances (two-phase) | [`commit`] |
 //! | 8 | replay | instance (ractor hands over the queued messages) | [`replay`] |
 //!
-//! The coordinator ([`run`]) runs as a task of its own, so the supervisor keeps
-//! answering while a module reloads and different modules reload at once.
+//! The coordinator ([`run_guarded`]) runs as a task of its own, so the
+//! supervisor keeps answering while a module reloads and different modules
+//! reload at once.
 
 pub(crate) mod commit;
 pub(crate) mod drain;
@@ -237,7 +238,7 @@ pub(crate) async fn on_instance(inst: &mut Instance, req: SwapRequest) {
                 // Having voted, the instance never decides alone: it waits
                 // for the coordinator, however long that takes.
                 let _ = prepared.send(Ok(()));
-                commit::await_decision(decision).await
+                commit::await_decision(decision, &progress).await
             };
             crate::metrics::phase(&inst.module, Phase::Commit, t.elapsed());
             match decided {
@@ -374,34 +375,70 @@ pub(crate) struct Committed {
 }
 
 /// Runs phases 1, 2 and 7 for every instance of a module.
-pub(crate) async fn run(plan: Plan) -> Outcome {
+async fn run_recorded(plan: Plan, ledger: Arc<Ledger>) -> Outcome {
     let span = tracing::info_span!(
         "reload",
         module = %plan.module,
         from = %plan.from,
         to = tracing::field::Empty
     );
-    run_phases(plan).instrument(span).await
+    run_phases(plan, &ledger).instrument(span).await
 }
 
-/// [`run`] in a task of its own: if the coordinator dies (a panic in the
-/// host) before it decided, every instance sees its decision sender dropped
-/// and rolls back; this reports that same outcome instead of none.
+/// What a coordinator has under way, kept outside its task: the target and
+/// each instance's decision cell.
+#[derive(Default)]
+struct Ledger {
+    target: Mutex<Option<Arc<Library>>>,
+    instances: Mutex<Vec<Arc<Progress>>>,
+}
+
+/// Runs phases 1, 2 and 7 for every instance of a module, in a task of
+/// its own. If the coordinator dies (a panic in the
+/// host), the outcome recorded is the one its instances apply: the decision
+/// it had recorded in their cells, else rollback, taken in those cells now
+/// (an instance whose decision sender is dropped reads the same cell).
 pub(crate) async fn run_guarded(plan: Plan) -> Outcome {
-    match tokio::spawn(run(plan)).await {
-        Ok(outcome) => outcome,
-        Err(e) => Outcome {
-            target: None,
-            load_error: None,
-            result: Err(PhaseFailure::new(
-                Phase::Commit,
-                format!("the reload coordinator failed ({e}); every instance rolled back"),
-            )),
-        },
+    let ledger = Arc::new(Ledger::default());
+    let err = match tokio::spawn(run_recorded(plan, ledger.clone())).await {
+        Ok(outcome) => return outcome,
+        Err(e) => e,
+    };
+    let cells = ledger
+        .instances
+        .lock()
+        .map(|c| c.clone())
+        .unwrap_or_default();
+    let decisions: Vec<Decision> = cells.iter().map(|p| p.decide(Decision::Rollback)).collect();
+    let target = ledger.target.lock().ok().and_then(|t| t.clone());
+    match (decisions.first(), target) {
+        (Some(Decision::Commit), Some(target))
+            if decisions.iter().all(|d| *d == Decision::Commit) =>
+        {
+            tracing::error!(target: "molt::reload", "the reload coordinator failed ({err}) after deciding commit; the commit stands");
+            Outcome {
+                target: Some(target),
+                load_error: None,
+                result: Ok(Committed { pauses: Vec::new() }),
+            }
+        }
+        _ => {
+            for p in &cells {
+                p.abandon();
+            }
+            Outcome {
+                target: None,
+                load_error: None,
+                result: Err(PhaseFailure::new(
+                    Phase::Commit,
+                    format!("the reload coordinator failed ({err}); every instance rolled back"),
+                )),
+            }
+        }
     }
 }
 
-async fn run_phases(plan: Plan) -> Outcome {
+async fn run_phases(plan: Plan, ledger: &Ledger) -> Outcome {
     let target = match plan.source {
         Source::Loaded(lib) => lib,
         Source::Path(path) => match prepare::load(&plan.loader, path, &plan.module).await {
@@ -427,6 +464,12 @@ async fn run_phases(plan: Plan) -> Outcome {
     };
     tracing::Span::current().record("to", target.code_version.as_str());
     let pending = drain::send_swaps(&plan.routes, &target, &plan.config, plan.mode, &plan.limits);
+    if let Ok(mut t) = ledger.target.lock() {
+        *t = Some(target.clone());
+    }
+    if let Ok(mut cells) = ledger.instances.lock() {
+        *cells = pending.iter().map(|p| p.progress.clone()).collect();
+    }
     let result = commit::coordinate(pending, &plan.limits).await;
     Outcome {
         target: Some(target),

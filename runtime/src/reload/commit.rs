@@ -58,7 +58,14 @@ pub(crate) async fn coordinate(
     // only stands when it comes first; otherwise the instance's commit does.
     let decision = match pending.as_slice() {
         [only] => only.progress.decide(wanted),
-        _ => wanted,
+        _ => {
+            // Recorded where every instance (and the supervisor, should this
+            // task die) reads it, before anything is sent.
+            for p in &pending {
+                p.progress.decide(wanted);
+            }
+            wanted
+        }
     };
     if decision == Decision::Commit {
         failure = None;
@@ -152,10 +159,17 @@ fn timed_out(p: &Pending, limits: &Limits) -> PhaseFailure {
 
 /// Waits for the coordinator's decision, without a timeout: an instance
 /// that has voted never decides alone. The coordinator always sends one; if
-/// its task dies before it decided (the sender is dropped unsent), nobody
-/// can have committed, so rollback is the consistent outcome.
-pub(crate) async fn await_decision(rx: oneshot::Receiver<Decision>) -> Decision {
-    rx.await.unwrap_or(Decision::Rollback)
+/// its task dies first (the sender is dropped unsent), the decision it
+/// recorded stands, and when it recorded none, rollback, taken in the same
+/// cell the supervisor reads, so both sides agree.
+pub(crate) async fn await_decision(
+    rx: oneshot::Receiver<Decision>,
+    progress: &Progress,
+) -> Decision {
+    match rx.await {
+        Ok(d) => d,
+        Err(_) => progress.decide(Decision::Rollback),
+    }
 }
 
 /// Commit on this instance: the new behaviour replaces the (stopped) old one,
@@ -196,16 +210,27 @@ mod tests {
     use std::time::Duration;
 
     #[tokio::test]
-    async fn a_dropped_coordinator_means_rollback() {
+    async fn a_coordinator_dropped_before_deciding_means_rollback() {
         let (tx, rx) = oneshot::channel::<Decision>();
         drop(tx);
-        assert_eq!(await_decision(rx).await, Decision::Rollback);
+        let p = Progress::default();
+        assert_eq!(await_decision(rx, &p).await, Decision::Rollback);
+        assert_eq!(p.decide(Decision::Commit), Decision::Rollback, "recorded");
+    }
+
+    #[tokio::test]
+    async fn a_coordinator_dropped_after_deciding_means_its_decision() {
+        let (tx, rx) = oneshot::channel::<Decision>();
+        let p = Progress::default();
+        p.decide(Decision::Commit);
+        drop(tx);
+        assert_eq!(await_decision(rx, &p).await, Decision::Commit);
     }
 
     #[tokio::test]
     async fn a_voted_instance_waits_for_a_late_decision() {
         let (tx, rx) = oneshot::channel();
-        let waiter = tokio::spawn(await_decision(rx));
+        let waiter = tokio::spawn(async move { await_decision(rx, &Progress::default()).await });
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert!(!waiter.is_finished(), "it decided alone");
         tx.send(Decision::Commit).unwrap();

@@ -122,7 +122,7 @@ impl Lane {
     /// later than everything the old actor took, so order holds.
     pub fn send(&self, mut msg: ModuleMsg) -> Result<(), Closed> {
         loop {
-            let route = self.route.load_full();
+            let route = self.route.load();
             route.shared.enqueued.fetch_add(1, Ordering::Relaxed);
             match route.actor.send_message(msg) {
                 Ok(()) => return Ok(()),

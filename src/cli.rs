@@ -59,14 +59,25 @@ pub enum Command {
         /// The library to load (default: the module's configured library).
         #[arg(long)]
         library: Option<PathBuf>,
+        /// Force it: where the old code cannot hand over its state (its
+        /// snapshot or stop fails or hangs, or it is hung in a handler),
+        /// start the new code from the newest checkpoint, replacing hung
+        /// instances; the messages stuck behind a hang are reported.
+        #[arg(long)]
+        force: bool,
         #[command(flatten)]
         node: NodeArgs,
     },
-    /// Roll a module of a running node back to its previous library.
-    /// Exits 1 when refused or failed.
+    /// Roll a module of a running node back to its previous library (or
+    /// with --to to an older kept version), with the library path and config
+    /// it ran with. Exits 1 when refused or failed.
     Rollback {
         /// The module.
         name: String,
+        /// The kept code version to return to, in one swap (`molt status`
+        /// lists the kept versions); default: the previous one.
+        #[arg(long, value_name = "VERSION")]
+        to: Option<String>,
         /// Start the previous library with a fresh state (when the current
         /// code cannot down-migrate its state).
         #[arg(long)]
@@ -158,13 +169,15 @@ pub async fn dispatch(cli: Cli) -> ExitCode {
         Some(Command::Reload {
             name,
             library,
+            force,
             node,
-        }) => remote::reload(&node, &name, library).await,
+        }) => remote::reload(&node, &name, library, force).await,
         Some(Command::Rollback {
             name,
+            to,
             reset_state,
             node,
-        }) => remote::rollback(&node, &name, reset_state).await,
+        }) => remote::rollback(&node, &name, to, reset_state).await,
         Some(Command::History { node, json }) => remote::history(&node, json).await,
         Some(Command::Events { node, json }) => remote::events(&node, json).await,
     }

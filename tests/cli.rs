@@ -84,7 +84,7 @@ fn config_check_exit_codes_and_messages() {
 async fn commands_against_a_running_node() {
     let f = common::fixtures();
     let node = common::start("cli-remote", ModuleSpec::new("kv", &f.kv)).await;
-    let token = "cli-test-token";
+    let token = "cli-test-token-0123456789abcdef0123";
     let server = molt::http::serve(&node, "127.0.0.1:0".parse().unwrap(), Some(token.into()))
         .await
         .expect("admin server");
@@ -153,8 +153,38 @@ async fn commands_against_a_running_node() {
         "2.0.0"
     );
 
+    // A third version: status lists the stack; rollback walks it.
+    let v2_1 = f.kv_v2_1.to_str().unwrap();
+    let reload = run(with_node(&["reload", "kv", "--library", v2_1])).await;
+    assert_eq!(reload.status.code(), Some(0), "{}", text(&reload));
+    let status = run(with_node(&["status"])).await;
+    assert!(
+        text(&status).contains("versions kept [1.0.0, 2.0.0, 2.0.1]")
+            && text(&status).contains("(from http)"),
+        "{}",
+        text(&status)
+    );
     let rollback = run(with_node(&["rollback", "kv"])).await;
     assert_eq!(rollback.status.code(), Some(0), "{}", text(&rollback));
+    assert!(
+        text(&rollback).contains("2.0.1 -> 2.0.0"),
+        "{}",
+        text(&rollback)
+    );
+    let rollback = run(with_node(&["rollback", "kv", "--to", "1.0.0"])).await;
+    assert_eq!(rollback.status.code(), Some(0), "{}", text(&rollback));
+    assert!(
+        text(&rollback).contains("2.0.0 -> 1.0.0"),
+        "{}",
+        text(&rollback)
+    );
+    let refused = run(with_node(&["rollback", "kv", "--to", "2.0.1"])).await;
+    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
+    assert!(
+        text(&refused).contains("2.0.1 is not in the version stack"),
+        "{}",
+        text(&refused)
+    );
 
     let history = run(with_node(&["history"])).await;
     assert_eq!(history.status.code(), Some(0), "{}", text(&history));

@@ -59,15 +59,21 @@ async fn second_reload_while_first_in_flight_is_rejected() {
     fault.call(common::fault_proto::Msg::Push(7)).await.unwrap();
     let mut events = node.subscribe();
 
+    // The first reload's migrate hangs until this file exists: the second
+    // reload meets it in flight however slow the machine is.
+    let scratch = common::scratch_dir();
+    let release = scratch.path().join("release");
     let admin = node.admin();
     let lib = f.fault.clone();
+    let hang =
+        json!({ "HangUntil": { "release": release.display().to_string(), "max_ms": 120_000 } });
     let first = tokio::spawn(async move {
         admin
             .reload(
                 "fault",
                 ReloadOptions::library(lib).with_config(json!({
                     "tag": "v2",
-                    "fault": { "at": "Migrate", "how": { "Hang": { "ms": 300 } } }
+                    "fault": { "at": "Migrate", "how": hang }
                 })),
             )
             .await
@@ -88,6 +94,7 @@ async fn second_reload_while_first_in_flight_is_rejected() {
             ReloadOptions::library(&f.fault).with_config(json!({ "tag": "v3" })),
         )
         .await;
+    std::fs::write(&release, b"").unwrap();
     match second {
         Err(Error::ReloadInProgress(m)) => assert_eq!(m, "fault"),
         other => panic!("expected ReloadInProgress, got {other:?}"),

@@ -106,7 +106,7 @@ fn cases() -> Vec<Case> {
             restart_keys: &[],
         },
         Case {
-            name: "removal, reload and addition, in that order",
+            name: "reload, addition, then removal (what cannot be undone goes last)",
             edit: |c| {
                 c.modules
                     .insert(0, ModuleSpec::new("extra", "/libs/libextra.so"));
@@ -114,9 +114,6 @@ fn cases() -> Vec<Case> {
                 kv(c).config = json!(null);
             },
             changes: vec![
-                Change::Removed {
-                    module: "counter".into(),
-                },
                 Change::Reload {
                     module: "kv".into(),
                     library: None,
@@ -124,6 +121,9 @@ fn cases() -> Vec<Case> {
                 },
                 Change::Added {
                     spec: ModuleSpec::new("extra", "/libs/libextra.so"),
+                },
+                Change::Removed {
+                    module: "counter".into(),
                 },
             ],
             restart_keys: &[],
@@ -238,10 +238,10 @@ fn render_shows_the_plan() {
         .push(ModuleSpec::new("extra", "/libs/libextra.so"));
     assert_eq!(
         render(&plan(&running, &new)),
-        "counter: removed (drain its mailboxes, then stop)\n\
-         kv: library changed to /libs/libkv_v2.so: reload\n\
+        "kv: library changed to /libs/libkv_v2.so: reload\n\
          kv: instances 1 -> 2 (scale up)\n\
-         extra: added (1 instance(s) of /libs/libextra.so)"
+         extra: added (1 instance(s) of /libs/libextra.so)\n\
+         counter: removed (drain its mailboxes, then stop)"
     );
 }
 

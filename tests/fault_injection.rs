@@ -45,9 +45,18 @@
 //! - handle: no reload; the traffic meets the fault. And a hanging handler
 //!   ahead of a reload's `Swap` message times the reload out in drain.
 //!
-//! "Hang" rows run with small limits (prepare 300 ms, verify 100 ms,
-//! decision 300 ms, call 200 ms) and a hang of 900 ms; the others with the
-//! generous test limits, so only the hang rows depend on timing.
+//! "Hang" rows hang until the case releases them (the fixture's `HangUntil`
+//! polls a file the case creates once it has the attempt's outcome), so a
+//! hang outlasts every timeout by construction instead of racing it. They
+//! run with smaller limits (prepare and decision 3 s, verify 1 s, call
+//! 200 ms) that leave seconds of slack for the work around the hang on a
+//! busy debug build; the verify timeout sits well under the prepare timeout
+//! so that a verify hang is reported by verify. (The coordinator waits for
+//! the hung instances' reports until prepare + decision timeout after its
+//! decision, and the case releases the hang once it has the outcome: a
+//! hang row takes about 9 s, 18 s when the clean retry hangs too.) The other rows run with the
+//! generous test limits. Only [`faults_at_node_start`] uses a fixed hang (a
+//! node start has no timeout to race).
 //!
 //! Module code runs on the runtime's worker threads, and a hang blocks the
 //! one it runs on: these tests run on 4 workers so that, with both instances
@@ -69,21 +78,50 @@ use molt::{
 use serde_json::{json, Value};
 
 const INSTANCES: usize = 2;
-/// How long a hang lasts: three times the longest small limit.
+/// How long the fixed hang of [`faults_at_node_start`] lasts.
 const HANG_MS: u64 = 900;
+/// The bound on a released hang (a case releases it long before, even when
+/// it fails: see [`Release`]).
+const HANG_MAX_MS: u64 = 120_000;
 /// The timeout of the checking calls: longer than anything a case waits for.
 const PATIENT: Duration = Duration::from_secs(30);
 
-/// The small limits of the hang rows: each is well under [`HANG_MS`], and the
-/// verify timeout is well under the prepare timeout (so a verify hang is
-/// reported by verify, not by the coordinator).
+/// The limits of the hang rows: the verify timeout is well under the prepare
+/// timeout (so a verify hang is reported by verify, not by the coordinator),
+/// and each leaves the work around a hang seconds of slack.
 fn small_limits() -> Limits {
     Limits {
-        prepare_timeout: Duration::from_millis(300),
-        verify_timeout: Duration::from_millis(100),
-        decision_timeout: Duration::from_millis(300),
+        prepare_timeout: Duration::from_secs(3),
+        verify_timeout: Duration::from_secs(1),
+        decision_timeout: Duration::from_secs(3),
         call_timeout: Duration::from_millis(200),
         ..Limits::default()
+    }
+}
+
+/// The file that ends a case's hangs; created when dropped too, so a case
+/// that fails never leaves a module hanging.
+struct Release(PathBuf);
+
+impl Release {
+    fn new(dir: &Path) -> Self {
+        Release(dir.join("release-the-hang"))
+    }
+
+    /// Ends every hang, now and later (until [`Release::hold`]).
+    fn now(&self) {
+        std::fs::write(&self.0, b"").expect("create the release file");
+    }
+
+    /// Hangs hang again until the next [`Release::now`].
+    fn hold(&self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+impl Drop for Release {
+    fn drop(&mut self) {
+        let _ = std::fs::write(&self.0, b"");
     }
 }
 
@@ -99,11 +137,16 @@ enum How {
 }
 
 impl How {
-    fn json(self) -> Value {
-        match self {
-            How::Error => json!("Error"),
-            How::Panic => json!("Panic"),
-            How::Hang => json!({ "Hang": { "ms": HANG_MS } }),
+    /// The fixture's fault: a hang lasts until `release` exists (with
+    /// none: [`HANG_MS`]).
+    fn json(self, release: Option<&Release>) -> Value {
+        match (self, release) {
+            (How::Error, _) => json!("Error"),
+            (How::Panic, _) => json!("Panic"),
+            (How::Hang, Some(r)) => json!({
+                "HangUntil": { "release": r.0.display().to_string(), "max_ms": HANG_MAX_MS }
+            }),
+            (How::Hang, None) => json!({ "Hang": { "ms": HANG_MS } }),
         }
     }
 }
@@ -140,6 +183,11 @@ enum Arm {
     AtStart,
     /// In a committed reload to this library (tagged "b").
     Reload(Lib),
+    /// In the version below the serving one: a committed reload to this
+    /// library with the fault (tagged "b"), then one with a clean config
+    /// (tagged "c"), so a rollback returns to the faulty config (a rollback
+    /// restores the config of the version it returns to).
+    Beneath(Lib),
 }
 
 /// Library files that are not a good `fault` module.
@@ -261,11 +309,11 @@ impl Case {
         self.fault.map(|(_, how)| how)
     }
 
-    /// The config carrying this case's fault.
-    fn faulty(&self, tag: &str) -> Value {
+    /// The config carrying this case's fault (a hang lasts until released).
+    fn faulty(&self, tag: &str, release: &Release) -> Value {
         match self.fault {
             Some((point, how)) => json!({
-                "fault": { "at": format!("{point:?}"), "how": how.json() },
+                "fault": { "at": format!("{point:?}"), "how": how.json(Some(release)) },
                 "tag": tag,
             }),
             None => clean(tag),
@@ -277,6 +325,7 @@ impl Case {
         match self.arm {
             Arm::Clean | Arm::AtStart => ("a", Lib::Fault),
             Arm::Reload(lib) => ("b", lib),
+            Arm::Beneath(lib) => ("c", lib),
         }
     }
 
@@ -312,7 +361,7 @@ fn clean(tag: &str) -> Value {
 /// at this point, armed there, doing that ends like this.
 #[rustfmt::skip]
 fn table() -> Vec<Case> {
-    use Arm::{AtStart, Clean, Reload};
+    use Arm::{AtStart, Beneath, Clean, Reload};
     use Attempt::{ReloadClean, ReloadFaulty, Rollback, Traffic};
     use How::{Error, Hang, Panic};
     use Lib::{Fault, FaultV2};
@@ -322,44 +371,44 @@ fn table() -> Vec<Case> {
     let back = Rollback { reset_state: false };
     vec![
         //  case                 point       how    armed            attempt        outcome
-        // init: in a reset rollback to the previous library (its init gets the serving config)
-        row("init/error",         Init,      Error, Reload(Fault),   reset,        rolled_back(Phase::Migrate, "injected error at Init")),
-        row("init/panic",         Init,      Panic, Reload(Fault),   reset,        rolled_back(Phase::Migrate, "injected panic at Init")),
-        row("init/hang",          Init,      Hang,  Reload(Fault),   reset,        rolled_back(Phase::Migrate, "did not prepare within 300ms")),
+        // init: in a reset rollback to the previous version (its init gets that version's config)
+        row("init/error",         Init,      Error, Beneath(Fault),  reset,        rolled_back(Phase::Migrate, "injected error at Init")),
+        row("init/panic",         Init,      Panic, Beneath(Fault),  reset,        rolled_back(Phase::Migrate, "injected panic at Init")),
+        row("init/hang",          Init,      Hang,  Beneath(Fault),  reset,        rolled_back(Phase::Migrate, "did not prepare within 3s")),
         // migrate
         row("migrate/error",      Migrate,   Error, Clean,           ReloadFaulty, rolled_back(Phase::Migrate, "injected error at Migrate")),
         row("migrate/panic",      Migrate,   Panic, Clean,           ReloadFaulty, rolled_back(Phase::Migrate, "injected panic at Migrate")),
-        row("migrate/hang",       Migrate,   Hang,  Clean,           ReloadFaulty, rolled_back(Phase::Migrate, "did not prepare within 300ms")),
+        row("migrate/hang",       Migrate,   Hang,  Clean,           ReloadFaulty, rolled_back(Phase::Migrate, "did not prepare within 3s")),
         // downgrade: in a rollback from fault-v2 (state 2) to fault (state 1)
         row("downgrade/error",    Downgrade, Error, Reload(FaultV2), back,         rolled_back(Phase::Snapshot, "downgrade: injected error at Downgrade")),
         row("downgrade/panic",    Downgrade, Panic, Reload(FaultV2), back,         rolled_back(Phase::Snapshot, "injected panic at Downgrade")),
-        row("downgrade/hang",     Downgrade, Hang,  Reload(FaultV2), back,         rolled_back(Phase::Snapshot, "did not prepare within 300ms")),
+        row("downgrade/hang",     Downgrade, Hang,  Reload(FaultV2), back,         rolled_back(Phase::Snapshot, "did not prepare within 3s")),
         // start (the new code's)
         row("start/error",        Start,     Error, Clean,           ReloadFaulty, rolled_back(Phase::Swap, "injected error at Start")),
         row("start/panic",        Start,     Panic, Clean,           ReloadFaulty, rolled_back(Phase::Swap, "injected panic at Start")),
-        row("start/hang",         Start,     Hang,  Clean,           ReloadFaulty, rolled_back(Phase::Swap, "did not prepare within 300ms")),
+        row("start/hang",         Start,     Hang,  Clean,           ReloadFaulty, rolled_back(Phase::Swap, "did not prepare within 3s")),
         // stop (the old code's): an error is only logged, stop cannot fail
         row("stop/error",         Stop,      Error, AtStart,         ReloadClean,  Expect::Committed),
         row("stop/panic",         Stop,      Panic, AtStart,         ReloadClean,  rolled_back(Phase::Swap, "injected panic at Stop")),
-        row("stop/hang",          Stop,      Hang,  AtStart,         ReloadClean,  rolled_back(Phase::Swap, "did not prepare within 300ms")),
+        row("stop/hang",          Stop,      Hang,  AtStart,         ReloadClean,  rolled_back(Phase::Swap, "did not prepare within 3s")),
         // verify
         row("verify/error",       Verify,    Error, Clean,           ReloadFaulty, rolled_back(Phase::Verify, "injected error at Verify")),
         row("verify/panic",       Verify,    Panic, Clean,           ReloadFaulty, rolled_back(Phase::Verify, "injected panic at Verify")),
-        row("verify/hang",        Verify,    Hang,  Clean,           ReloadFaulty, rolled_back(Phase::Verify, "verify did not finish within 100ms")),
+        row("verify/hang",        Verify,    Hang,  Clean,           ReloadFaulty, rolled_back(Phase::Verify, "verify did not finish within 1s")),
         // snapshot of the new code, in verify's round trip
         row("snapshot-new/error", Snapshot,  Error, Clean,           ReloadFaulty, rolled_back(Phase::Verify, "injected error at Snapshot")),
         row("snapshot-new/panic", Snapshot,  Panic, Clean,           ReloadFaulty, rolled_back(Phase::Verify, "injected panic at Snapshot")),
-        row("snapshot-new/hang",  Snapshot,  Hang,  Clean,           ReloadFaulty, rolled_back(Phase::Verify, "did not prepare within 300ms")),
+        row("snapshot-new/hang",  Snapshot,  Hang,  Clean,           ReloadFaulty, rolled_back(Phase::Verify, "did not prepare within 3s")),
         // snapshot of the old code (armed without the round trip, which would catch it)
         row("snapshot-old/error", Snapshot,  Error, Reload(Fault),   ReloadClean,  rolled_back(Phase::Snapshot, "injected error at Snapshot")).without_round_trip(),
         row("snapshot-old/panic", Snapshot,  Panic, Reload(Fault),   ReloadClean,  rolled_back(Phase::Snapshot, "injected panic at Snapshot")).without_round_trip(),
-        row("snapshot-old/hang",  Snapshot,  Hang,  Reload(Fault),   ReloadClean,  rolled_back(Phase::Snapshot, "did not prepare within 300ms")).without_round_trip(),
+        row("snapshot-old/hang",  Snapshot,  Hang,  Reload(Fault),   ReloadClean,  rolled_back(Phase::Snapshot, "did not prepare within 3s")).without_round_trip(),
         // handle: no reload, the calls answer errors (traffic: 40 messages, every 2nd a call; 3 with a hang)
         row("handle/error",       Handle,    Error, Reload(Fault),   Traffic,      Expect::ErrorReplies("failed")).traffic(40, 2),
         row("handle/panic",       Handle,    Panic, Reload(Fault),   Traffic,      Expect::ErrorReplies("panicked")).traffic(40, 2),
         row("handle/hang",        Handle,    Hang,  Reload(Fault),   Traffic,      Expect::ErrorReplies("timeout")).traffic(3, 2),
         // drain: two hanging pushes queued ahead of the reload's Swap message
-        row("drain/handle-hang",  Handle,    Hang,  Reload(Fault),   ReloadClean,  rolled_back(Phase::Drain, "did not reach the reload within 300ms")).traffic(2, 0),
+        row("drain/handle-hang",  Handle,    Hang,  Reload(Fault),   ReloadClean,  rolled_back(Phase::Drain, "did not reach the reload within 3s")).traffic(2, 0),
         // prepare: libraries that are not a good `fault` module
         library_row("library/missing",           BadLib::Missing,        |c| *c == LoadCause::NotFound),
         library_row("library/truncated",         BadLib::Truncated,      |c| matches!(c, LoadCause::NotALibrary(_))),
@@ -565,15 +614,20 @@ async fn run_case(case: Case) -> String {
     let name = case.name;
     let f = common::fixtures();
     let scratch = common::scratch_dir();
+    let release = Release::new(scratch.path());
     let node_name = format!("fault-injection-{}", name.replace('/', "-"));
     let mut config = common::config(&node_name, &[scratch.path()]);
     if case.how() == Some(How::Hang) {
         config.limits = small_limits();
     }
     config.limits.verify_round_trip = case.round_trip;
+    // The rows fail reload phases; a periodic checkpoint would run the
+    // serving code's faulty `snapshot` between messages too (see
+    // tests/restart_keeps_checkpoint.rs for checkpoints).
+    config.limits.checkpoint_interval = Duration::ZERO;
     let restart_after = u64::from(config.limits.restart_after_failures);
     let start_config = match case.arm {
-        Arm::AtStart => case.faulty("a"),
+        Arm::AtStart => case.faulty("a", &release),
         _ => clean("a"),
     };
     let spec = ModuleSpec::new("fault", &f.fault)
@@ -599,13 +653,19 @@ async fn run_case(case: Case) -> String {
     }
 
     // Arm the fault.
-    if let Arm::Reload(lib) = case.arm {
-        let options = ReloadOptions::library(lib.path()).with_config(case.faulty("b"));
+    if let Arm::Reload(lib) | Arm::Beneath(lib) = case.arm {
+        let options = ReloadOptions::library(lib.path()).with_config(case.faulty("b", &release));
         let report = node
             .reload("fault", options)
             .await
             .unwrap_or_else(|e| panic!("{name}: arming the fault: the reload commits: {e}"));
         assert_eq!(report.to, lib.code_version(), "{name}");
+    }
+    if let Arm::Beneath(lib) = case.arm {
+        let options = ReloadOptions::library(lib.path()).with_config(clean("c"));
+        node.reload("fault", options)
+            .await
+            .unwrap_or_else(|e| panic!("{name}: the clean reload above the fault commits: {e}"));
     }
     let (armed_tag, _) = case.armed();
     for h in &handles {
@@ -622,7 +682,7 @@ async fn run_case(case: Case) -> String {
         Attempt::ReloadFaulty => Some(
             node.reload(
                 "fault",
-                ReloadOptions::library(&f.fault).with_config(case.faulty("b")),
+                ReloadOptions::library(&f.fault).with_config(case.faulty("b", &release)),
             )
             .await,
         ),
@@ -641,6 +701,8 @@ async fn run_case(case: Case) -> String {
         Attempt::Traffic => None,
     };
     let sent = senders.finish().await;
+    // The outcome is in: a hang may end now.
+    release.now();
     let calls = || sent.iter().flatten().filter_map(|s| s.call.as_ref());
     let outcome = match &result {
         None => "error replies".to_string(),
@@ -782,9 +844,10 @@ async fn run_case(case: Case) -> String {
     assert_eq!(m.code_version, serving_lib.code_version(), "{name}: {m:?}");
     assert_eq!(m.instances.len(), INSTANCES, "{name}: {m:?}");
 
-    // Handler failures: each message counted once as failed, and the
-    // repeated failures restarted the instance from its last good snapshot.
+    // Handler failures: each message counted once as failed, and repeated
+    // panics (never errors) restarted the instance from its newest checkpoint.
     if !case.pushes_apply() {
+        let panics = matches!(case.expect, Expect::ErrorReplies("panicked"));
         let after = instances(&node).await;
         for i in 0..INSTANCES {
             let failed = after[i].failed - counters_before[i].failed;
@@ -796,7 +859,7 @@ async fn run_case(case: Case) -> String {
             let restarts = after[i].restarts - counters_before[i].restarts;
             assert_eq!(
                 restarts,
-                failed / restart_after,
+                if panics { failed / restart_after } else { 0 },
                 "{name}: instance {i} restarts"
             );
         }
@@ -810,12 +873,17 @@ async fn run_case(case: Case) -> String {
         (Expect::RolledBack(..), Attempt::ReloadClean)
     ) && case.serving_is_faulty()
         && matches!(case.fault, Some((Point::Stop | Point::Snapshot, _)));
+    // A hang in the serving code's stop or snapshot must hang again.
+    if stuck && case.how() == Some(How::Hang) {
+        release.hold();
+    }
     let retry = node
         .reload(
             "fault",
             ReloadOptions::library(serving_lib.path()).with_config(clean("z")),
         )
         .await;
+    release.now();
     let final_tag = match (stuck, case.expect, retry) {
         (false, _, Ok(_)) => "z",
         (true, Expect::RolledBack(phase, _), Err(e)) => {
@@ -951,7 +1019,7 @@ async fn faults_at_node_start() {
                 let spec = ModuleSpec::new("fault", &f.fault)
                     .instances(2)
                     .config(json!({
-                        "fault": { "at": format!("{point:?}"), "how": how.json() },
+                        "fault": { "at": format!("{point:?}"), "how": how.json(None) },
                         "only_instance": 1,
                         "tag": "a",
                     }));

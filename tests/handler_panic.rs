@@ -1,8 +1,10 @@
 //! DESIGN.md §3, handler failures: a handler that returns an error or panics
 //! gives the caller an error reply, is counted as failed, and the instance
 //! keeps its mailbox and state and serves the next message. Repeated
-//! failures past `limits.restart_after_failures` restart the instance in
-//! place from its last good snapshot; the mailbox survives.
+//! panics past `limits.restart_after_failures` restart the instance in
+//! place from its newest checkpoint; the mailbox survives. (Here checkpoints
+//! are off, so the newest is the start state or the last reload's; see
+//! tests/restart_keeps_checkpoint.rs for periodic checkpoints and errors.)
 
 mod common;
 
@@ -17,6 +19,7 @@ const RESTART_AFTER: u32 = 3;
 async fn kv_node(name: &str, library: &std::path::Path) -> (Node, ModuleHandle<KvProto>) {
     let mut config = common::config(name, &[]);
     config.limits.restart_after_failures = RESTART_AFTER;
+    config.limits.checkpoint_interval = std::time::Duration::ZERO;
     let node = Node::start(config.module(ModuleSpec::new("kv", library)))
         .await
         .expect("node starts");
@@ -109,14 +112,15 @@ async fn handler_panic_and_error_reply_to_the_caller_and_the_instance_keeps_serv
     node.shutdown().await;
 }
 
-/// Which state a restart returns to: the instance's *last good snapshot*,
-/// taken when the instance started and replaced by every committed reload
-/// (the state the reload carried over, checked by the verify round trip).
+/// Which state a restart returns to: the instance's newest checkpoint; with
+/// periodic checkpoints off, the state it started with, replaced by every
+/// committed reload (the state the reload carried over, checked by the
+/// verify round trip).
 /// Everything the instance changed after that snapshot is lost; messages
 /// still in the mailbox are not (the actor and its mailbox stay).
 ///
 /// Here: state A, then a committed reload kv 1 → kv 2 (snapshot = A), then
-/// state B, then 3 failing messages with a burst of pushes queued behind
+/// state B, then 3 panicking messages with a burst of pushes queued behind
 /// them. After the restart: A and the burst, but not B; still kv 2.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn repeated_failures_restart_the_instance_in_place_from_the_last_good_snapshot() {
@@ -156,12 +160,12 @@ async fn repeated_failures_restart_the_instance_in_place_from_the_last_good_snap
     assert_ne!(dump(&kv).await, state_a);
     assert_eq!(instance(&node).await.restarts, 0);
 
-    // Failures up to the limit, a burst queued right behind them; nothing awaited.
+    // Panics up to the limit, a burst queued right behind them; nothing awaited.
     kv.cast(Msg::Panic {
         reason: "first".into(),
     })
     .unwrap();
-    kv.cast(Msg::Fail {
+    kv.cast(Msg::Panic {
         reason: "second".into(),
     })
     .unwrap();
@@ -235,7 +239,7 @@ async fn repeated_failures_before_any_reload_restart_from_the_start_state() {
         put(&kv, &format!("k{i}"), "lost").await;
     }
     for i in 0..RESTART_AFTER {
-        kv.cast(Msg::Fail {
+        kv.cast(Msg::Panic {
             reason: format!("failure {i}"),
         })
         .unwrap();

@@ -14,7 +14,7 @@ use futures_util::StreamExt;
 use molt::http::{AdminClient, AdminServer, ClientError, TOKEN_ENV};
 use molt::{Action, Error, ModuleSpec, Node, Outcome};
 
-const TOKEN: &str = "test-token-7f3a9c";
+const TOKEN: &str = "test-token-7f3a9c-0123456789abcdef";
 
 async fn serve(node: &Node) -> (AdminServer, AdminClient) {
     let server = molt::http::serve(node, "127.0.0.1:0".parse().unwrap(), Some(TOKEN.into()))
@@ -639,7 +639,12 @@ async fn configured_tokens_from_a_file_or_generated_for_the_run() {
     // A token file named in the config.
     let dir = common::scratch_dir();
     let file = dir.path().join("admin.token");
-    std::fs::write(&file, "from-the-file\n").unwrap();
+    std::fs::write(&file, "from-the-file-0123456789abcdef0123\n").unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
     config.admin_token_file = Some(file.clone());
     let server = molt::http::serve_configured(&node, &config).await.unwrap();
     assert_eq!(server.token_file(), None, "nothing generated");

@@ -729,7 +729,12 @@ fn history_entry() -> impl Strategy<Value = HistoryEntry> {
         id,
         prop_oneof![Just(u64::MAX), any::<u64>(), 0u64..4_000_000_000_000],
         any::<String>(),
-        proptest::sample::select(vec![Action::Reload, Action::Rollback, Action::ApplyConfig]),
+        proptest::sample::select(vec![
+            Action::Reload,
+            Action::Rollback,
+            Action::ApplyConfig,
+            Action::Restart,
+        ]),
         (any::<String>(), any::<String>()),
         proptest::sample::select(vec![
             Outcome::Committed,
@@ -757,6 +762,7 @@ fn history_entry() -> impl Strategy<Value = HistoryEntry> {
                     phase,
                     error,
                     pause_us,
+                    restored: None,
                 }
             },
         )
@@ -792,6 +798,7 @@ fn blank_entry() -> HistoryEntry {
         phase: None,
         error: None,
         pause_us: 0,
+        restored: None,
     }
 }
 

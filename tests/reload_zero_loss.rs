@@ -5,6 +5,7 @@ mod common;
 
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use kv_proto::{Msg, Proto, Reply};
 use molt::{Event, ModuleSpec, ReloadOptions};
@@ -138,7 +139,12 @@ async fn calls_made_during_a_reload_get_their_replies() {
     }
     let mut events = node.subscribe();
 
-    // The new code's migrate hangs for a while: the reload stays in flight.
+    // The new code's migrate hangs until this file exists: the reload stays
+    // in flight until the calls below are queued.
+    let scratch = common::scratch_dir();
+    let release = scratch.path().join("release");
+    let hang =
+        json!({ "HangUntil": { "release": release.display().to_string(), "max_ms": 120_000 } });
     let admin = node.admin();
     let lib = f.fault.clone();
     let reload = tokio::spawn(async move {
@@ -147,7 +153,7 @@ async fn calls_made_during_a_reload_get_their_replies() {
                 "fault",
                 ReloadOptions::library(lib).with_config(json!({
                     "tag": "new",
-                    "fault": { "at": "Migrate", "how": { "Hang": { "ms": 300 } } }
+                    "fault": { "at": "Migrate", "how": hang }
                 })),
             )
             .await
@@ -165,6 +171,26 @@ async fn calls_made_during_a_reload_get_their_replies() {
         let h = fault.clone();
         calls.push(tokio::spawn(async move { h.call(FMsg::Tag).await }));
     }
+    // Every call is queued behind the reload's `Swap` once the mailbox
+    // depth says so; then the migrate may end.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while node
+        .status()
+        .await
+        .unwrap()
+        .module("fault")
+        .unwrap()
+        .instances[0]
+        .mailbox_depth
+        < 20
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the calls were not queued within 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    std::fs::write(&release, b"").unwrap();
     let report = reload.await.unwrap().expect("the reload commits");
     assert_eq!(report.to, "1.0.0");
     for c in calls {

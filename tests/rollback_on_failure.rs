@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use common::FaultProto;
 use counter_proto::{Msg as CounterMsg, Proto as CounterProto, Reply as CounterReply};
-use kv_proto::{Msg, Proto as KvProto, Reply};
+use kv_proto::{Msg, Proto as KvProto};
 use molt::{
     Action, Error, Event, EventStream, HistoryEntry, Limits, LoadCause, ModuleHandle, ModuleSpec,
     ModuleStatus, Node, Outcome, Phase, ReloadOptions,
@@ -627,41 +627,27 @@ async fn rollback_on_migrate_panic() {
     .await;
 }
 
-/// kv 2.0.0 (state version 2) serving; kv 1.0.0 does not know state 2.
+/// counter 2.0.0 (state version 2) serving; a reload to counter 1.0.0
+/// (state version 1) asks 2.0.0 to down-migrate (DESIGN.md §6), which it
+/// cannot: the reload fails in snapshot and 2.0.0 keeps serving its state.
+/// (A library that can be downgraded to commits: tests/version_stack.rs.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rollback_on_unknown_state_version() {
+async fn rollback_when_the_serving_code_cannot_downgrade() {
     let f = common::fixtures();
-    let node = common::start("rollback-unknown-state", ModuleSpec::new("kv", &f.kv_v2)).await;
-    let kv = node.module::<KvProto>("kv").unwrap();
-    fill_kv(&kv).await;
-    // Read counts: state that only version 2 has.
-    for (key, reads) in [("k1", 3), ("k2", 1), ("k3", 5)] {
-        for _ in 0..reads {
-            kv.call(Msg::Get { key: key.into() }).await.expect("get");
-        }
-    }
-    let hits = |kv: ModuleHandle<KvProto>| async move {
-        let mut v = vec![];
-        for key in ["k1", "k2", "k3", "k4"] {
-            v.push(kv.call(Msg::Hits { key: key.into() }).await.expect("hits"));
-        }
-        v
-    };
-    let hits_before = hits(kv.clone()).await;
-    assert_eq!(
-        hits_before,
-        vec![
-            Reply::Hits(3),
-            Reply::Hits(1),
-            Reply::Hits(5),
-            Reply::Hits(0)
-        ]
-    );
-    let before = kv_dump(&kv).await;
-    assert_eq!(kv_version(&kv).await, ("2.0.0".to_string(), 2));
+    let node = common::start(
+        "rollback-cannot-downgrade",
+        ModuleSpec::new("counter", &f.counter_v2),
+    )
+    .await;
+    let counter = node.module::<CounterProto>("counter").unwrap();
+    counter.call(CounterMsg::Add(41)).await.expect("add");
+    let get = || async { counter.call(CounterMsg::Get).await.expect("get") };
+    assert_eq!(get().await, CounterReply::Total(41));
 
     let mut events = node.subscribe();
-    let result = node.reload("kv", ReloadOptions::library(&f.kv)).await;
+    let result = node
+        .reload("counter", ReloadOptions::library(&f.counter))
+        .await;
     // (a)
     let error = match result {
         Err(Error::ReloadFailed {
@@ -672,57 +658,46 @@ async fn rollback_on_unknown_state_version() {
         }) => {
             assert_eq!(
                 (module.as_str(), phase, from.as_str()),
-                ("kv", Phase::Migrate, "2.0.0")
+                ("counter", Phase::Snapshot, "2.0.0")
             );
             error
         }
-        other => panic!("expected ReloadFailed in migrate, got {other:?}"),
+        other => panic!("expected ReloadFailed in snapshot, got {other:?}"),
     };
-    println!("{error}");
-    assert!(error.contains("does not know state version 2"), "{error}");
     assert!(
-        error.contains("unknown state version"),
-        "the error kind: {error}"
+        error.contains("cannot downgrade its state from version 2 to 1"),
+        "{error}"
     );
     // (b)
-    let (phase, event_error) = reload_failed_event(&mut events, "kv").await;
-    assert_eq!(phase, "migrate");
+    let (phase, event_error) = reload_failed_event(&mut events, "counter").await;
+    assert_eq!(phase, "snapshot");
     assert_eq!(event_error, error);
-    // (c) v2 serves with exactly its state, including the v2-only read counts.
-    assert_eq!(kv_version(&kv).await, ("2.0.0".to_string(), 2));
-    assert_eq!(kv_dump(&kv).await, before);
-    assert_eq!(hits(kv.clone()).await, hits_before);
-    assert_table_untouched(&node, "kv", &f.kv_v2, "2.0.0").await;
+    // (c) 2.0.0 serves with exactly its state.
+    assert_eq!(get().await, CounterReply::Total(41));
+    assert_table_untouched(&node, "counter", &f.counter_v2, "2.0.0").await;
     // (d)
-    kv_put(&kv, "after", "x").await;
     assert_eq!(
-        kv.call(Msg::Get {
-            key: "after".into()
-        })
-        .await
-        .unwrap(),
-        Reply::Value(Some("x".into()))
+        counter.call(CounterMsg::Add(1)).await.unwrap(),
+        CounterReply::Total(42)
     );
     // (e)
-    let h = assert_history_failed(&node, "kv", "2.0.0", Outcome::RolledBack, Phase::Migrate).await;
+    let h = assert_history_failed(
+        &node,
+        "counter",
+        "2.0.0",
+        Outcome::RolledBack,
+        Phase::Snapshot,
+    )
+    .await;
     assert_eq!(
         h.to, "1.0.0",
         "the library loaded, so the history names its version: {h:?}"
     );
-
-    // Not wedged: reloading kv 2.0.0 itself commits and keeps everything.
-    let mut expected = before.clone();
-    expected.entries.insert("after".into(), "x".into());
-    let report = node
-        .reload("kv", ReloadOptions::library(&f.kv_v2))
+    // Not wedged: reloading counter 2.0.0 itself commits and keeps the total.
+    node.reload("counter", ReloadOptions::library(&f.counter_v2))
         .await
-        .expect("kv 2 → kv 2 commits");
-    assert_eq!(
-        (report.from.as_str(), report.to.as_str()),
-        ("2.0.0", "2.0.0")
-    );
-    assert_eq!(kv_dump(&kv).await, expected);
-    assert_eq!(hits(kv.clone()).await, hits_before);
+        .expect("counter 2 → counter 2 commits");
+    assert_eq!(get().await, CounterReply::Total(42));
     node.shutdown().await;
 }
 

@@ -160,23 +160,11 @@ async fn a_short_shutdown_timeout_reports_exactly_the_unhandled_messages() {
     assert_eq!(report.unhandled(), QUEUED as u64 - handled_total);
 }
 
-/// A `molt` process the test started; killed if the test ends early.
-struct Molt(std::process::Child);
-
-impl Drop for Molt {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// `molt run FILE`, SIGTERM while an instance still has 40 slow messages
 /// queued: the process handles them all, runs `stop`, says so, and exits 0.
 #[cfg(unix)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_drains_a_molt_process() {
-    use std::io::Read;
-    use std::process::{Command, Stdio};
     const QUEUED: i64 = 40;
     let f = common::fixtures();
     let dir = tempfile::tempdir().unwrap();
@@ -192,47 +180,27 @@ async fn sigterm_drains_a_molt_process() {
     config.admin_listen = "127.0.0.1:0".parse().unwrap();
     let file = dir.path().join("molt.toml");
     std::fs::write(&file, molt::config::file::to_toml(&config)).unwrap();
-    let mut molt = Molt(
-        Command::new(env!("CARGO_BIN_EXE_molt"))
-            .arg("run")
-            .arg(&file)
-            .env(
-                "MOLT_ADMIN_TOKEN",
-                "a-token-for-the-sigterm-test-0123456789",
-            )
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("molt starts"),
+    let mut molt = common::MoltProcess::start_with_env(
+        &["run", file.to_str().unwrap()],
+        dir.path(),
+        &[(
+            "MOLT_ADMIN_TOKEN",
+            "a-token-for-the-sigterm-test-0123456789",
+        )],
     );
-    // Bounded wait until the instance is busy with its queue.
+    // Running (a signal during the start abandons it), and busy with its
+    // queue.
+    molt.wait_for_line("HTTP admin on", Duration::from_secs(60));
     let deadline = Instant::now() + Duration::from_secs(60);
     while journal(&path, 0).is_empty() {
-        if let Some(status) = molt.0.try_wait().unwrap() {
-            panic!("molt exited early: {status}");
-        }
         assert!(Instant::now() < deadline, "molt never started its work");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let kill = Command::new("kill")
-        .args(["-TERM", &molt.0.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(kill.success());
-    let status = loop {
-        if let Some(status) = molt.0.try_wait().unwrap() {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "molt did not exit after SIGTERM");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    };
-    let mut out = String::new();
-    molt.0
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut out)
-        .unwrap();
+    molt.signal("TERM");
+    let status = molt
+        .wait_exit(Duration::from_secs(60))
+        .expect("molt exits after SIGTERM");
+    let out = molt.output();
     assert!(status.success(), "{status}: {out}");
     assert!(
         out.contains("molt: stopped: every queued message was handled"),

@@ -13,8 +13,8 @@ use crate::config::{ModuleSpec, NodeConfig};
 use crate::error::Error;
 use crate::history::{HistoryEntry, Trigger};
 use crate::reload::Phase;
-pub use crate::status::{InstanceStatus, ModuleStatus, NodeStatus};
-use crate::supervisor::SupervisorMsg;
+pub use crate::status::{InstanceStatus, LibrarySource, ModuleStatus, NodeStatus};
+use crate::supervisor::{Internal, InternalMsg, SupervisorMsg};
 
 /// Options of a reload.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -26,6 +26,14 @@ pub struct ReloadOptions {
     pub config: Option<serde_json::Value>,
     /// Who asks (recorded in the history).
     pub trigger: Trigger,
+    /// A forced reload (DESIGN.md §6): when the old code cannot hand over
+    /// its state (its `snapshot` or `stop` fails, or it does not return
+    /// within the prepare timeout, hung in a handler or entry point), start
+    /// the new code from the instance's newest checkpoint; a hung instance is
+    /// replaced by a new actor and the messages stuck behind it are counted
+    /// and reported ([`ReloadReport::restored`]). Without it such a reload
+    /// rolls back and the old code keeps serving.
+    pub force: bool,
 }
 
 impl ReloadOptions {
@@ -40,6 +48,12 @@ impl ReloadOptions {
     /// Records `trigger` as who asked.
     pub fn by(mut self, trigger: Trigger) -> Self {
         self.trigger = trigger;
+        self
+    }
+
+    /// Force the reload (see [`ReloadOptions::force`]).
+    pub fn forced(mut self) -> Self {
+        self.force = true;
         self
     }
 
@@ -66,6 +80,12 @@ pub struct ReloadReport {
     /// Copy + dlopen + layout check of the new library, in microseconds (0
     /// for a rollback, whose library was already loaded).
     pub load_us: u64,
+    /// A forced reload that started instances from their newest checkpoint:
+    /// which, from what state, how old, and the messages stuck behind hung
+    /// instances (never handled). Absent when every instance handed over
+    /// its state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restored: Option<crate::history::Restored>,
 }
 
 impl ReloadReport {
@@ -87,11 +107,16 @@ pub enum AdminMsg {
         /// Where the result goes.
         reply: RpcReplyPort<Result<ReloadReport, Error>>,
     },
-    /// Go back to the previous library, down-migrating the state (or
-    /// resetting it when asked).
+    /// Go back to the previous library (or, with `to`, to an older one in
+    /// the module's version stack), with the library path and config it ran
+    /// with, the serving code down-migrating the state to that version's
+    /// state version (or resetting it when asked). DESIGN.md §6.
     Rollback {
         /// The module.
         module: String,
+        /// The code version to return to (the newest kept with it);
+        /// default: the previous one.
+        to: Option<String>,
         /// Start the previous library with a fresh state instead.
         reset_state: bool,
         /// Who asks (recorded in the history).
@@ -134,13 +159,23 @@ pub enum AdminMsg {
         /// Where the result goes.
         reply: RpcReplyPort<Result<(), Error>>,
     },
-    /// The configuration the node runs now.
+    /// The configuration the node runs now (each module's serving library
+    /// and config, whatever put it there).
     RunningConfig {
         /// Where the result goes.
         reply: RpcReplyPort<NodeConfig>,
     },
-    /// Applies a new configuration: diffs it against the running one and
-    /// applies the live changes, or rejects it whole when node-level keys
+    /// The configuration last declared (the node's start, or the last
+    /// config change applied): what a new config is diffed against.
+    DeclaredConfig {
+        /// Where the result goes.
+        reply: RpcReplyPort<NodeConfig>,
+    },
+    /// Applies a new configuration: diffs it against the configuration last
+    /// declared (the node's start, or the last change applied), so only what
+    /// the new one changes is applied and admin reloads of other things stay;
+    /// applies the live changes whole or not at all (a failure undoes the
+    /// changes applied before it), or rejects it whole when node-level keys
     /// differ (DESIGN.md §4).
     ApplyConfig {
         /// The new configuration.
@@ -173,9 +208,14 @@ pub enum AdminMsg {
 /// The outcome of an applied configuration change.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ConfigReport {
-    /// Each change with its result (an error text when it failed; a failed
-    /// reload was rolled back and the old version keeps serving).
+    /// Each change attempted, in order, with its result (an error text when
+    /// it failed; a failed reload was rolled back and the old version keeps
+    /// serving). Changes after a failed one are not attempted.
     pub changes: Vec<(Change, Result<(), String>)>,
+    /// After a failure: the changes applied before it, undone in reverse
+    /// order, each with the undo's result (an error when it could not be
+    /// undone: then that change stays applied).
+    pub undone: Vec<(Change, Result<(), String>)>,
 }
 
 impl ConfigReport {
@@ -186,14 +226,22 @@ impl ConfigReport {
 }
 
 /// A client of a node's supervisor. Cheap to clone.
+///
+/// Every request waits at most `limits.admin_timeout` for the supervisor to
+/// *take* it (the supervisor may be busy): past it, the request is dropped
+/// unrun and the call answers [`Error::Busy`]. Once taken, a call waits for
+/// its outcome, however long a reload takes.
 #[derive(Clone)]
 pub struct Admin {
     sup: ActorRef<SupervisorMsg>,
+    /// How long a request waits to be taken; `None`: as long as it takes
+    /// (the supervisor's own tasks, which must not give up).
+    taken_within: Option<Duration>,
 }
 
 impl Admin {
-    pub(crate) fn new(sup: ActorRef<SupervisorMsg>) -> Self {
-        Admin { sup }
+    pub(crate) fn new(sup: ActorRef<SupervisorMsg>, taken_within: Option<Duration>) -> Self {
+        Admin { sup, taken_within }
     }
 
     /// Reloads `module` through the protocol and waits for the outcome.
@@ -208,7 +256,7 @@ impl Admin {
         options: ReloadOptions,
     ) -> Result<ReloadReport, Error> {
         let module = module.to_string();
-        self.ask(|reply| AdminMsg::Reload {
+        self.ask("reload", |reply| AdminMsg::Reload {
             module,
             options,
             reply,
@@ -236,9 +284,29 @@ impl Admin {
         reset_state: bool,
         trigger: Trigger,
     ) -> Result<ReloadReport, Error> {
+        self.rollback_to(module, None, reset_state, trigger).await
+    }
+
+    /// Returns `module` to the kept version `to` (code version; default:
+    /// the previous one), walking back through the version stack in one
+    /// swap: the serving code down-migrates to that version's state version.
+    ///
+    /// # Errors
+    /// [`Error::RollbackRefused`] when `to` is not kept, there is no
+    /// previous version, or the serving code cannot down-migrate (and
+    /// `reset_state` is false); the errors of [`Admin::reload`] otherwise.
+    pub async fn rollback_to(
+        &self,
+        module: &str,
+        to: Option<&str>,
+        reset_state: bool,
+        trigger: Trigger,
+    ) -> Result<ReloadReport, Error> {
         let module = module.to_string();
-        self.ask(|reply| AdminMsg::Rollback {
+        let to = to.map(str::to_string);
+        self.ask("rollback", |reply| AdminMsg::Rollback {
             module,
+            to,
             reset_state,
             trigger,
             reply,
@@ -249,9 +317,11 @@ impl Admin {
     /// The node's status.
     ///
     /// # Errors
-    /// [`Error::NodeDown`] when the supervisor is gone.
+    /// [`Error::NodeDown`] when the supervisor is gone, [`Error::Busy`] when
+    /// it does not take the request within `limits.admin_timeout` (as for
+    /// every request).
     pub async fn status(&self) -> Result<NodeStatus, Error> {
-        self.ask(|reply| AdminMsg::Status { reply }).await
+        self.ask("status", |reply| AdminMsg::Status { reply }).await
     }
 
     /// The reload history, oldest first.
@@ -259,7 +329,8 @@ impl Admin {
     /// # Errors
     /// [`Error::NodeDown`] when the supervisor is gone.
     pub async fn history(&self) -> Result<Vec<HistoryEntry>, Error> {
-        self.ask(|reply| AdminMsg::History { reply }).await
+        self.ask("history", |reply| AdminMsg::History { reply })
+            .await
     }
 
     /// Starts a new module.
@@ -268,7 +339,7 @@ impl Admin {
     /// [`Error::Config`] (a module of that name runs already),
     /// [`Error::Load`], [`Error::StartFailed`].
     pub async fn add_module(&self, spec: ModuleSpec) -> Result<(), Error> {
-        self.ask(|reply| AdminMsg::AddModule { spec, reply })
+        self.ask("add module", |reply| AdminMsg::AddModule { spec, reply })
             .await?
     }
 
@@ -278,8 +349,11 @@ impl Admin {
     /// [`Error::UnknownModule`], [`Error::ReloadInProgress`].
     pub async fn remove_module(&self, module: &str) -> Result<(), Error> {
         let module = module.to_string();
-        self.ask(|reply| AdminMsg::RemoveModule { module, reply })
-            .await?
+        self.ask("remove module", |reply| AdminMsg::RemoveModule {
+            module,
+            reply,
+        })
+        .await?
     }
 
     /// Changes a module's instance count.
@@ -289,7 +363,7 @@ impl Admin {
     /// [`Error::Config`] for 0 instances, [`Error::StartFailed`].
     pub async fn scale(&self, module: &str, instances: u32) -> Result<(), Error> {
         let module = module.to_string();
-        self.ask(|reply| AdminMsg::Scale {
+        self.ask("scale", |reply| AdminMsg::Scale {
             module,
             instances,
             reply,
@@ -302,7 +376,20 @@ impl Admin {
     /// # Errors
     /// [`Error::NodeDown`].
     pub async fn running_config(&self) -> Result<NodeConfig, Error> {
-        self.ask(|reply| AdminMsg::RunningConfig { reply }).await
+        self.ask("running config", |reply| AdminMsg::RunningConfig { reply })
+            .await
+    }
+
+    /// The configuration last declared: what [`Admin::apply_config`] diffs
+    /// a new one against (see [`AdminMsg::DeclaredConfig`]).
+    ///
+    /// # Errors
+    /// [`Error::NodeDown`].
+    pub async fn declared_config(&self) -> Result<NodeConfig, Error> {
+        self.ask("declared config", |reply| AdminMsg::DeclaredConfig {
+            reply,
+        })
+        .await
     }
 
     /// Applies a new configuration (see [`AdminMsg::ApplyConfig`]).
@@ -311,7 +398,7 @@ impl Admin {
     /// [`Error::ConfigRejected`] listing the node-level keys that need a
     /// restart (nothing applied), [`Error::Config`] for an invalid config.
     pub async fn apply_config(&self, config: NodeConfig) -> Result<ConfigReport, Error> {
-        self.ask(|reply| AdminMsg::ApplyConfig {
+        self.ask("apply config", |reply| AdminMsg::ApplyConfig {
             config: Box::new(config),
             reply,
         })
@@ -325,8 +412,11 @@ impl Admin {
     /// [`Admin::apply_config`].
     pub async fn apply_config_file(&self, path: impl Into<PathBuf>) -> Result<ConfigReport, Error> {
         let path = path.into();
-        self.ask(|reply| AdminMsg::ApplyConfigFile { path, reply })
-            .await?
+        self.ask("apply config file", |reply| AdminMsg::ApplyConfigFile {
+            path,
+            reply,
+        })
+        .await?
     }
 
     /// Records a failure outside the protocol (see [`AdminMsg::RecordFailure`]).
@@ -348,17 +438,44 @@ impl Admin {
             .map_err(|_| Error::NodeDown)
     }
 
+    /// Sends a request and waits for its answer: at most `taken_within`
+    /// for the supervisor to take it (then [`Error::Busy`], and the
+    /// supervisor drops it unrun), then as long as its outcome takes.
     async fn ask<T: Send + 'static>(
         &self,
+        what: &'static str,
         msg: impl FnOnce(RpcReplyPort<T>) -> AdminMsg,
     ) -> Result<T, Error> {
-        match self
-            .sup
-            .call(|reply| SupervisorMsg::Admin(msg(reply)), None)
-            .await
-        {
-            Ok(ractor::rpc::CallResult::Success(v)) => Ok(v),
-            _ => Err(Error::NodeDown),
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let Some(limit) = self.taken_within else {
+            self.sup
+                .send_message(SupervisorMsg::Admin(msg(reply.into())))
+                .map_err(|_| Error::NodeDown)?;
+            return answer.await.map_err(|_| Error::NodeDown);
+        };
+        let (taken, mut was_taken) = tokio::sync::oneshot::channel();
+        let request = Internal::Bounded(Box::new(msg(reply.into())), taken);
+        self.sup
+            .send_message(SupervisorMsg::Internal(InternalMsg(request)))
+            .map_err(|_| Error::NodeDown)?;
+        match tokio::time::timeout(limit, &mut was_taken).await {
+            Ok(Ok(())) => {}
+            // Dropped untaken: the supervisor stopped.
+            Ok(Err(_)) => return Err(Error::NodeDown),
+            Err(_) => {
+                // Closing first makes the outcome exact: either the
+                // supervisor took it before (it runs; wait for it), or it
+                // finds the request abandoned and drops it.
+                was_taken.close();
+                if was_taken.try_recv().is_err() {
+                    tracing::warn!(target: "molt::admin", request = what, waited = ?limit, "the supervisor is busy: request not taken");
+                    return Err(Error::Busy {
+                        what,
+                        waited: limit,
+                    });
+                }
+            }
         }
+        answer.await.map_err(|_| Error::NodeDown)
     }
 }

@@ -71,7 +71,8 @@ pub struct Limits {
     /// How long an instance may take from the coordinator sending `Swap` to
     /// reporting prepared: the messages ahead of `Swap` in its mailbox (drain),
     /// then snapshot + migrate + swap + verify. Past it: rollback, naming the
-    /// phase the instance is stuck in.
+    /// phase the instance is stuck in. It also bounds loading the library
+    /// (check, copy, dlopen): past it the reload fails in prepare.
     #[serde(with = "millis")]
     pub prepare_timeout: Duration,
     /// How long `verify` may run.
@@ -84,8 +85,9 @@ pub struct Limits {
     /// the coordinator takes (DESIGN.md §2 phase 7).
     #[serde(with = "millis")]
     pub decision_timeout: Duration,
-    /// Consecutive handler failures after which an instance is restarted in
-    /// place from its last good snapshot (0 = never).
+    /// Handler panics in a row after which an instance is restarted in
+    /// place from its newest checkpoint (0 = never). Handler errors neither
+    /// count nor reset the count (DESIGN.md §3).
     pub restart_after_failures: u32,
     /// Check every swap with a snapshot round trip of the new state.
     pub verify_round_trip: bool,
@@ -100,7 +102,9 @@ pub struct Limits {
     pub max_mapped_libraries: usize,
     /// The least time between two checkpoints of an instance (a snapshot
     /// taken between messages when it handled something since the last one):
-    /// what a restart in place and a forced reload restore.
+    /// what a restart in place and a forced reload restore. 0 turns periodic
+    /// checkpoints off (the newest good state is then the last committed
+    /// reload's, or the start state).
     #[serde(with = "millis")]
     pub checkpoint_interval: Duration,
     /// How long a node shutdown waits for the instances to handle the
@@ -176,8 +180,11 @@ pub struct NodeConfig {
     #[serde(default)]
     pub library_dirs: Vec<PathBuf>,
     /// Where loaded libraries are copied before `dlopen` (each load needs a
-    /// unique file name). Default: a `molt-PID` folder in the temp directory.
-    /// Prefer a disk-backed folder: mapped copies are never unmapped.
+    /// unique file name). It must be a directory (not a symbolic link) owned
+    /// by the node's user and writable by nobody else, or the node refuses to
+    /// start; it is created (0700) when missing. Default: a fresh private
+    /// `molt-PID-XXXXXX` folder (0700) in the temp directory, removed at
+    /// shutdown. Prefer a disk-backed folder: mapped copies are never unmapped.
     #[serde(default)]
     pub copy_dir: Option<PathBuf>,
     /// The modules to run.

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::time::Instant;
 
 use arc_swap::ArcSwap;
 use ractor::ActorRef;
@@ -32,6 +33,34 @@ pub(crate) struct Snapshot {
     pub bytes: Arc<Vec<u8>>,
 }
 
+/// The newest good state of an instance (DESIGN.md §6 "Checkpoint"): what a
+/// restart in place, an actor-failure restart and a forced reload restore.
+#[derive(Debug, Clone)]
+pub(crate) struct Checkpoint {
+    /// The library that wrote `snapshot` (its state version is the snapshot's).
+    pub lib: Arc<Library>,
+    pub snapshot: Snapshot,
+    /// When the state was taken.
+    pub at: Instant,
+    /// Whether this is the state the instance started with (no checkpoint
+    /// or committed reload since).
+    pub from_start: bool,
+    /// The instance's `handled` count when it was taken: the messages whose
+    /// effects it holds.
+    pub handled: u64,
+}
+
+impl Checkpoint {
+    /// `"start"` or `"checkpoint"`: what a restore from it says it restored.
+    pub fn source(&self) -> &'static str {
+        if self.from_start {
+            "start"
+        } else {
+            "checkpoint"
+        }
+    }
+}
+
 /// Counters and recovery data of one instance, shared between the actor, the
 /// supervisor and the handles. Depth = enqueued - handled.
 #[derive(Debug)]
@@ -45,9 +74,12 @@ pub(crate) struct InstanceShared {
     pub handled: CacheLine<AtomicU64>,
     pub failed: AtomicU64,
     pub restarts: AtomicU64,
-    /// The library and state of the last committed swap (or of the start):
-    /// what a restart rebuilds the instance from.
-    pub last_good: Mutex<Option<(Arc<Library>, Snapshot)>>,
+    /// Checkpoints whose snapshot failed (the previous one was kept).
+    pub checkpoint_failures: AtomicU64,
+    /// The newest checkpoint (a periodic one, the state of the last
+    /// committed swap, or the start state): what a restart rebuilds the
+    /// instance from.
+    pub last_good: Mutex<Option<Checkpoint>>,
 }
 
 impl InstanceShared {
@@ -58,8 +90,14 @@ impl InstanceShared {
             handled: CacheLine(AtomicU64::new(0)),
             failed: AtomicU64::new(0),
             restarts: AtomicU64::new(0),
+            checkpoint_failures: AtomicU64::new(0),
             last_good: Mutex::new(None),
         })
+    }
+
+    /// The newest checkpoint.
+    pub fn checkpoint(&self) -> Option<Checkpoint> {
+        self.last_good.lock().ok().and_then(|g| g.clone())
     }
 
     pub fn mailbox_depth(&self) -> u64 {

@@ -17,6 +17,42 @@ pub enum LoadCause {
         /// The allowed directories, comma separated.
         allowed: String,
     },
+    /// The path names something other than a regular file (a FIFO, a
+    /// device, a directory, a socket): refused before it is opened for a
+    /// blocking read.
+    #[error("not a regular file (it is {kind})")]
+    NotARegularFile {
+        /// What it is: "a FIFO", "a directory", ...
+        kind: String,
+    },
+    /// The file is larger than `limits.max_library_bytes`: refused before
+    /// anything is copied.
+    #[error("{size} bytes, more than limits.max_library_bytes = {max}")]
+    TooLarge {
+        /// The file's size in bytes.
+        size: u64,
+        /// The configured cap.
+        max: u64,
+    },
+    /// This process has mapped `limits.max_mapped_libraries` library copies
+    /// already (they are never unmapped): the load is refused; restarting
+    /// the node frees them.
+    #[error(
+        "this process has mapped {mapped} library copies, the cap limits.max_mapped_libraries \
+         is {max} (copies are never unmapped: restart the node to free them)"
+    )]
+    TooManyMappings {
+        /// Copies mapped so far (or being loaded).
+        mapped: usize,
+        /// The configured cap.
+        max: usize,
+    },
+    /// Loading took longer than `limits.prepare_timeout`.
+    #[error("loading it took longer than limits.prepare_timeout ({after:?})")]
+    TimedOut {
+        /// The timeout that elapsed.
+        after: Duration,
+    },
     /// Reading or copying the file failed.
     #[error("cannot read or copy it: {0}")]
     Io(String),
@@ -119,6 +155,16 @@ pub enum Error {
     /// The supervisor did not answer (the node is shutting down or gone).
     #[error("the node's supervisor is not running")]
     NodeDown,
+    /// The supervisor did not take the request within `limits.admin_timeout`
+    /// (it is busy with something slow): the request was dropped, nothing
+    /// of it was done.
+    #[error("the node is busy: it did not take the {what} request within {waited:?}; nothing was done, try again")]
+    Busy {
+        /// The request (`status`, `reload`, ...).
+        what: &'static str,
+        /// How long the request waited.
+        waited: Duration,
+    },
     /// The supervisor could not be started.
     #[error("cannot start the node: {0}")]
     Spawn(String),

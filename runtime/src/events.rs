@@ -65,6 +65,27 @@ pub enum Event {
         /// What failed.
         error: String,
     },
+    /// An instance restarted from its newest checkpoint (DESIGN.md §6):
+    /// after repeated handler panics, after its actor failed, or in a forced
+    /// reload whose old code could not hand over its state.
+    #[serde(rename = "module.restarted")]
+    ModuleRestarted {
+        /// The module.
+        name: String,
+        /// The instance.
+        instance: u32,
+        /// Why it restarted.
+        reason: String,
+        /// `"checkpoint"` or `"start"` (the state it started with).
+        restored: String,
+        /// How old the restored state was, in milliseconds.
+        state_age_ms: u64,
+        /// Whether a forced reload restarted it (with the new code).
+        forced: bool,
+        /// Messages a replaced (hung) actor had not handled: never handled
+        /// by any code. 0 for a restart in place, which keeps its mailbox.
+        stuck_messages: u64,
+    },
     /// Dev mode: a save started a `cargo build` of the module's crate. A
     /// `module.reloaded` (or `module.reload_failed`, phase `build` for a
     /// compile error) follows.
@@ -110,6 +131,15 @@ pub enum Event {
         /// The payload, as JSON text.
         json: String,
     },
+    /// An entry could not be appended to the history's audit file (disk
+    /// full, out of file descriptors, ...): it is kept in memory only.
+    #[serde(rename = "history.write_failed")]
+    HistoryWriteFailed {
+        /// The audit file.
+        file: String,
+        /// The error.
+        error: String,
+    },
 }
 
 impl Event {
@@ -121,10 +151,12 @@ impl Event {
             Event::ReloadPhase { .. } => "module.reload_phase",
             Event::ModuleReloadFailed { .. } => "module.reload_failed",
             Event::ModuleBuilding { .. } => "module.building",
+            Event::ModuleRestarted { .. } => "module.restarted",
             Event::ModuleRolledBack { .. } => "module.rolled_back",
             Event::ConfigApplied { .. } => "config.applied",
             Event::ConfigRejected { .. } => "config.rejected",
             Event::Published { .. } => "module.published",
+            Event::HistoryWriteFailed { .. } => "history.write_failed",
         }
     }
 
@@ -134,15 +166,18 @@ impl Event {
         matches!(self, Event::ReloadPhase { .. })
     }
 
-    /// The module the event is about ("" for config events).
+    /// The module the event is about ("" for config and history events).
     pub fn module(&self) -> &str {
         match self {
-            Event::ConfigApplied { .. } | Event::ConfigRejected { .. } => "",
+            Event::ConfigApplied { .. }
+            | Event::ConfigRejected { .. }
+            | Event::HistoryWriteFailed { .. } => "",
             Event::ModuleLoaded { name, .. }
             | Event::ModuleReloaded { name, .. }
             | Event::ReloadPhase { name, .. }
             | Event::ModuleReloadFailed { name, .. }
             | Event::ModuleBuilding { name }
+            | Event::ModuleRestarted { name, .. }
             | Event::ModuleRolledBack { name, .. } => name,
             Event::Published { module, .. } => module,
         }

@@ -72,8 +72,8 @@ impl Actor for Forwarder {
                     tracing::warn!(target: "molt::supervisor", instance = st.to.index, "forwarder: the instance to forward to is gone; a message was dropped");
                 }
             }
-            // Reloads and events go to serving instances only.
-            ModuleMsg::Swap(_) | ModuleMsg::Event(_) => {}
+            // Reloads, checkpoints and events concern serving instances only.
+            ModuleMsg::Swap(_) | ModuleMsg::Checkpoint | ModuleMsg::Event(_) => {}
         }
         Ok(())
     }

@@ -13,10 +13,13 @@ use serde::{Deserialize, Serialize};
 pub enum Action {
     /// A reload to a new (or the same) library.
     Reload,
-    /// A rollback to the previous library.
+    /// A rollback to a kept version (the previous one, or `--to`).
     Rollback,
     /// A configuration change (`module` is empty; `to` lists the changes).
     ApplyConfig,
+    /// An instance restarted (repeated handler panics, or its actor failed):
+    /// `error` says why, `restored` what state it restarted from.
+    Restart,
 }
 
 /// Who asked for an attempt.
@@ -34,6 +37,9 @@ pub enum Trigger {
     Config,
     /// Dev mode: a module crate was rebuilt.
     Dev,
+    /// The node itself: a restart after repeated handler panics or a
+    /// failed instance actor.
+    Node,
 }
 
 /// How it ended.
@@ -79,6 +85,30 @@ pub struct HistoryEntry {
     pub error: Option<String>,
     /// The longest instance pause, in microseconds (0 when nothing paused).
     pub pause_us: u64,
+    /// The state a restart or a forced reload restored instead of a state
+    /// handed over by the running code (absent otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restored: Option<Restored>,
+}
+
+/// What a restart or a forced reload restored (DESIGN.md §6 "Checkpoint").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Restored {
+    /// `"checkpoint"` (the newest checkpoint or the state of the last
+    /// committed reload) or `"start"` (the state the instance started with).
+    pub from: String,
+    /// How old that state was when it was restored, in milliseconds (the
+    /// oldest, when several instances were restored).
+    pub state_age_ms: u64,
+    /// Whether a forced reload restored it (the old code could not hand over
+    /// its state).
+    pub forced: bool,
+    /// The instances restored.
+    pub instances: Vec<u32>,
+    /// Messages the replaced actors of hung instances had not handled (the
+    /// one each was stuck in and those queued behind it): not handled by
+    /// any code. 0 for restarts, which keep the mailbox.
+    pub stuck_messages: u64,
 }
 
 mod unix_millis {
@@ -99,14 +129,33 @@ mod unix_millis {
     }
 }
 
+/// Called when an entry could not be written to the audit file: the file
+/// and the error (the supervisor turns it into `history.write_failed` and
+/// `molt_history_write_failures_total`).
+pub type WriteFailureHook = Box<dyn Fn(&Path, &std::io::Error) + Send + Sync>;
+
 /// A bounded list of attempts, oldest first; optionally mirrored to an
-/// append-only JSON-lines audit file.
-#[derive(Debug)]
+/// append-only JSON-lines audit file, rotated at a size limit.
 pub struct History {
     entries: VecDeque<HistoryEntry>,
     capacity: usize,
     next_id: u64,
     file: Option<PathBuf>,
+    /// Rotate the audit file before it would grow past this (0: never).
+    max_bytes: u64,
+    on_write_failure: Option<WriteFailureHook>,
+}
+
+impl std::fmt::Debug for History {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("History")
+            .field("entries", &self.entries.len())
+            .field("capacity", &self.capacity)
+            .field("next_id", &self.next_id)
+            .field("file", &self.file)
+            .field("max_bytes", &self.max_bytes)
+            .finish()
+    }
 }
 
 impl History {
@@ -117,46 +166,91 @@ impl History {
             capacity: capacity.max(1),
             next_id: 1,
             file: None,
+            max_bytes: 0,
+            on_write_failure: None,
         }
     }
 
     /// Keeps at most `capacity` entries in memory and appends every entry
     /// to `file`, after reading back the entries it already holds (the
-    /// newest `capacity` of them). Lines that do not parse are skipped with
-    /// a warning: the file is an audit log, not a database.
+    /// newest `capacity` of them, the rotated `FILE.1` first). Lines that do
+    /// not parse, or are not UTF-8 (a torn multi-byte write), are skipped
+    /// with a warning naming the file and the line: the file is an audit
+    /// log, not a database.
     ///
     /// # Errors
     /// When the file exists but cannot be read.
     pub fn with_file(capacity: usize, file: &Path) -> std::io::Result<Self> {
         let mut history = History::new(capacity);
-        match std::fs::File::open(file) {
-            Ok(f) => {
-                for (n, line) in std::io::BufReader::new(f).lines().enumerate() {
-                    let line = line?;
-                    if line.trim().is_empty() {
-                        continue;
-                    }
-                    match serde_json::from_str::<HistoryEntry>(&line) {
-                        Ok(entry) => {
-                            // Saturating: the file is input (an id at the
-                            // top of the range must not panic the node).
-                            history.next_id = history.next_id.max(entry.id.saturating_add(1));
-                            history.keep(entry);
-                        }
-                        Err(e) => tracing::warn!(
-                            target: "molt::history",
-                            "{}:{}: skipping a history line that does not parse: {e}",
-                            file.display(),
-                            n + 1
-                        ),
-                    }
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e),
-        }
+        history.read_back(&rotated(file))?;
+        history.read_back(file)?;
         history.file = Some(file.to_path_buf());
         Ok(history)
+    }
+
+    /// Rotates the audit file when an append would take it past
+    /// `max_bytes`: it is renamed to `FILE.1` (replacing the one kept
+    /// before) and a new file is started. 0 never rotates.
+    pub fn rotate_at(mut self, max_bytes: u64) -> Self {
+        self.max_bytes = max_bytes;
+        self
+    }
+
+    /// Calls `hook` whenever an entry cannot be written to the audit file
+    /// (it is still kept in memory).
+    pub fn on_write_failure(
+        mut self,
+        hook: impl Fn(&Path, &std::io::Error) + Send + Sync + 'static,
+    ) -> Self {
+        self.on_write_failure = Some(Box::new(hook));
+        self
+    }
+
+    /// Reads the entries of one audit file, if it exists.
+    fn read_back(&mut self, file: &Path) -> std::io::Result<()> {
+        // Never a blocking read of a FIFO or device (issue #8 item 3).
+        let f = match crate::regular_file::open(file) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let mut reader = std::io::BufReader::new(f);
+        let mut bytes = Vec::new();
+        let mut n = 0usize;
+        loop {
+            bytes.clear();
+            if reader.read_until(b'\n', &mut bytes)? == 0 {
+                return Ok(());
+            }
+            n += 1;
+            let line = match std::str::from_utf8(&bytes) {
+                Ok(line) => line,
+                Err(e) => {
+                    tracing::warn!(
+                        target: "molt::history",
+                        "{}:{n}: skipping a history line that is not UTF-8: {e}",
+                        file.display()
+                    );
+                    continue;
+                }
+            };
+            if line.trim().is_empty() {
+                continue;
+            }
+            match serde_json::from_str::<HistoryEntry>(line) {
+                Ok(entry) => {
+                    // Saturating: the file is input (an id at the top of the
+                    // range must not panic the node).
+                    self.next_id = self.next_id.max(entry.id.saturating_add(1));
+                    self.keep(entry);
+                }
+                Err(e) => tracing::warn!(
+                    target: "molt::history",
+                    "{}:{n}: skipping a history line that does not parse: {e}",
+                    file.display()
+                ),
+            }
+        }
     }
 
     fn keep(&mut self, entry: HistoryEntry) {
@@ -167,7 +261,8 @@ impl History {
     }
 
     /// Records an attempt, giving it the next id, and appends it to the
-    /// audit file if there is one (a write failure is logged, never fatal).
+    /// audit file if there is one. A write failure is never fatal: it is
+    /// logged and reported to the [`History::on_write_failure`] hook.
     pub fn push(&mut self, mut entry: HistoryEntry) -> u64 {
         entry.id = self.next_id;
         self.next_id = self.next_id.saturating_add(1);
@@ -178,8 +273,11 @@ impl History {
         }
         let id = entry.id;
         if let Some(path) = &self.file {
-            if let Err(e) = append(path, &entry) {
+            if let Err(e) = append(path, &entry, self.max_bytes) {
                 tracing::error!(target: "molt::history", "cannot append to the audit file {}: {e}", path.display());
+                if let Some(hook) = &self.on_write_failure {
+                    hook(path, &e);
+                }
             }
         }
         self.keep(entry);
@@ -192,18 +290,36 @@ impl History {
     }
 }
 
-fn append(path: &Path, entry: &HistoryEntry) -> std::io::Result<()> {
+/// Where a rotated audit file goes: `FILE.1`.
+pub fn rotated(file: &Path) -> PathBuf {
+    let mut name = file.as_os_str().to_os_string();
+    name.push(".1");
+    PathBuf::from(name)
+}
+
+fn append(path: &Path, entry: &HistoryEntry, max_bytes: u64) -> std::io::Result<()> {
     let mut line = serde_json::to_string(entry).map_err(std::io::Error::other)?;
     line.push('\n');
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .read(true)
-        .append(true)
-        .open(path)?;
+    let open = || {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .read(true)
+            .append(true)
+            .open(path)
+    };
+    let mut f = open()?;
+    let mut len = f.metadata()?.len();
+    if max_bytes > 0 && len > 0 && len + line.len() as u64 > max_bytes {
+        // One old file is kept; the newest entries stay readable at start.
+        drop(f);
+        std::fs::rename(path, rotated(path))?;
+        f = open()?;
+        len = f.metadata()?.len();
+    }
     // A last line without its newline (a write cut short by a crash, an
     // edit) would swallow this entry: both would be skipped when the file is
     // read back. Start a line of its own.
-    if f.metadata()?.len() > 0 {
+    if len > 0 {
         let mut last = [0u8; 1];
         f.seek(SeekFrom::End(-1))?;
         f.read_exact(&mut last)?;
@@ -231,6 +347,7 @@ mod tests {
             phase: None,
             error: None,
             pause_us: 0,
+            restored: None,
         }
     }
 
@@ -257,5 +374,42 @@ mod tests {
         let back = History::with_file(10, &file).unwrap().entries();
         let ids: Vec<u64> = back.iter().map(|e| e.id).collect();
         assert_eq!(ids, vec![1, 2], "the torn line is skipped, nothing else");
+    }
+
+    #[test]
+    fn a_line_that_is_not_utf8_is_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("h.jsonl");
+        let mut bytes = serde_json::to_string(&entry(1)).unwrap().into_bytes();
+        bytes.extend_from_slice(b"\n{\"module\":\"\xe2\x82\n");
+        bytes.extend_from_slice(serde_json::to_string(&entry(3)).unwrap().as_bytes());
+        bytes.push(b'\n');
+        std::fs::write(&file, bytes).unwrap();
+        let ids: Vec<u64> = History::with_file(10, &file)
+            .unwrap()
+            .entries()
+            .iter()
+            .map(|e| e.id)
+            .collect();
+        assert_eq!(ids, vec![1, 3]);
+    }
+
+    #[test]
+    fn rotation_keeps_one_old_file_and_reads_both_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("h.jsonl");
+        let one = serde_json::to_string(&entry(1)).unwrap().len() as u64 + 1;
+        let mut h = History::with_file(100, &file).unwrap().rotate_at(one * 2);
+        for _ in 0..5 {
+            h.push(entry(0));
+        }
+        // 1 2 | 3 4 | 5: the file holds 5, FILE.1 holds 3 4, 1 2 are gone.
+        let ids: Vec<u64> = History::with_file(100, &file)
+            .unwrap()
+            .entries()
+            .iter()
+            .map(|e| e.id)
+            .collect();
+        assert_eq!(ids, vec![3, 4, 5]);
     }
 }

@@ -6,7 +6,7 @@
 //!
 //! | method | path | answer |
 //! |---|---|---|
-//! | GET | `/healthz` | 200 `{"status":"ok",...}`; 503 when the supervisor is gone |
+//! | GET | `/healthz` | 200 `{"status":"ok",...}`; 503 `node_down` when the supervisor is gone, `busy` when it does not answer within `limits.admin_timeout` |
 //! | GET | `/status` | 200 [`NodeStatus`](crate::NodeStatus) |
 //! | GET | `/modules/{name}` | 200 [`ModuleStatus`](crate::ModuleStatus); 404 |
 //! | GET | `/history` | 200 a list of [`HistoryEntry`](crate::HistoryEntry) |
@@ -29,7 +29,7 @@
 //! | 409 | `reload_in_progress`, `rollback_refused`, `config_rejected` (the node's state forbids it) |
 //! | 422 | `load` (with `phase` = prepare and the `cause`, e.g. `outside_library_dirs`), `reload_failed` (with the `phase`; rolled back), `config`, `config_file`, `start_failed` (what the request names cannot be used) |
 //! | 500 | `metrics_unavailable` |
-//! | 503 | `node_down` |
+//! | 503 | `node_down`, `busy` (the supervisor did not take the request within `limits.admin_timeout`; nothing was done), `too_many_event_streams` |
 //!
 //! # Tokens
 //!
@@ -55,6 +55,7 @@
 mod auth;
 pub mod client;
 mod errors;
+mod listener;
 mod routes;
 mod sse;
 
@@ -208,21 +209,24 @@ fn start(
     let addr = local_addr(&listener)?;
     let loopback = addr.ip().is_loopback();
     let (stop, stop_rx) = watch::channel(false);
+    let limits = node.limits();
     let state = routes::AppState {
         admin: node.admin(),
         events: Arc::new(node.subscribe()),
+        event_streams: Arc::new(tokio::sync::Semaphore::new(
+            limits
+                .http_max_event_streams
+                .min(tokio::sync::Semaphore::MAX_PERMITS),
+        )),
         stop: stop_rx.clone(),
     };
     let app = routes::router(state, auth::Auth::new(token), loopback);
-    let mut shutdown = stop_rx;
-    let task = tokio::spawn(async move {
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(async move { sse::stopped(&mut shutdown).await })
-            .await;
-        if let Err(e) = served {
-            tracing::warn!(target: "molt::http", "admin server on {addr} stopped: {e}");
-        }
-    });
+    let task = tokio::spawn(listener::serve(
+        listener,
+        app,
+        listener::ListenLimits::from_limits(limits),
+        stop_rx,
+    ));
     tracing::info!(target: "molt::http", %addr, "admin server listening");
     Ok(AdminServer {
         addr,

@@ -31,15 +31,17 @@ pub mod metrics;
 mod module_actor;
 mod node;
 mod phase;
+mod regular_file;
 pub mod reload;
+mod restart;
 pub mod shutdown;
 mod status;
 mod supervisor;
 pub mod watcher;
 
 pub use admin::{
-    Admin, AdminMsg, ConfigReport, InstanceStatus, ModuleStatus, NodeStatus, ReloadOptions,
-    ReloadReport,
+    Admin, AdminMsg, ConfigReport, InstanceStatus, LibrarySource, ModuleStatus, NodeStatus,
+    ReloadOptions, ReloadReport,
 };
 pub use config::diff::{Change, Plan as ConfigPlan};
 pub use config::{Limits, ModuleSpec, NodeConfig};
@@ -47,7 +49,7 @@ pub use dev::DevMode;
 pub use error::{CallError, Error, LoadCause};
 pub use events::{Event, EventBus, EventStream, Received, Stamped};
 pub use handle::ModuleHandle;
-pub use history::{Action, HistoryEntry, Outcome, Trigger};
+pub use history::{Action, HistoryEntry, Outcome, Restored, Trigger};
 pub use loader::mapped_libraries;
 pub use molt_abi::Protocol;
 pub use node::Node;

@@ -15,6 +15,10 @@
 //! | `molt_handler_errors_total` | counter | module |
 //! | `molt_module_info` | gauge (1) | module, code_version, state_version |
 //! | `molt_libraries_mapped` | gauge | |
+//! | `molt_history_write_failures_total` | counter | |
+//! | `molt_checkpoint_seconds` | histogram | module (one checkpoint: the snapshot, between messages) |
+//! | `molt_checkpoint_failures_total` | counter | module (a checkpoint snapshot failed; the previous one is kept) |
+//! | `molt_restarts_total` | counter | module, restored (checkpoint, start) |
 //! | `molt_module_<name>` | counter / gauge | module (what modules count through their context) |
 
 use std::collections::HashMap;
@@ -115,6 +119,29 @@ pub(crate) fn reload_finished(module: &str, outcome: Outcome) {
         Outcome::Refused => "refused",
     };
     metrics::counter!("molt_reloads_total", "module" => module.to_string(), "result" => result)
+        .increment(1);
+}
+
+/// Counts an entry that could not be appended to the history's audit file.
+pub(crate) fn history_write_failed() {
+    metrics::counter!("molt_history_write_failures_total").increment(1);
+}
+
+/// Records how long one checkpoint took (the instance's pause for it).
+pub(crate) fn checkpoint(module: &str, took: Duration) {
+    metrics::histogram!("molt_checkpoint_seconds", "module" => module.to_string())
+        .record(took.as_secs_f64());
+}
+
+/// Counts a checkpoint whose snapshot failed.
+pub(crate) fn checkpoint_failed(module: &str) {
+    metrics::counter!("molt_checkpoint_failures_total", "module" => module.to_string())
+        .increment(1);
+}
+
+/// Counts an instance restarted from a checkpoint (or its start state).
+pub(crate) fn restarted(module: &str, restored: &'static str) {
+    metrics::counter!("molt_restarts_total", "module" => module.to_string(), "restored" => restored)
         .increment(1);
 }
 

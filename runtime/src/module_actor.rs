@@ -4,17 +4,23 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+mod checkpoint;
+
+use std::time::Instant;
+
 use abi_stable::std_types::{RSlice, RStr};
 use molt_abi::ffi::{BehaviourBox, HostCtxBox, ModError};
+use molt_abi::ErrorKind;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::sync::oneshot;
 
 use crate::config::Limits;
-use crate::directory::{Directory, InstanceShared, Snapshot};
+use crate::directory::{Checkpoint, Directory, InstanceShared, Snapshot};
 use crate::events::{Event, EventBus};
 use crate::host_ctx::HostContext;
 use crate::loader::Library;
 use crate::reload::{self, SwapRequest};
+use crate::restart::RestartSink;
 
 /// The messages a module instance takes.
 pub(crate) enum ModuleMsg {
@@ -27,14 +33,19 @@ pub(crate) enum ModuleMsg {
     Swap(Box<SwapRequest>),
     /// A bus event for modules that asked for them.
     Event(Arc<Event>),
+    /// The checkpoint interval ended: take a checkpoint if the instance
+    /// handled something since the last one (sent by the instance to itself,
+    /// through the mailbox, so it is taken between messages).
+    Checkpoint,
 }
 
 /// How an instance gets its first state.
 pub(crate) enum StartFrom {
     /// `init` with the config.
     Fresh,
-    /// `migrate` from a snapshot (a restart after the actor itself failed).
-    Snapshot(Snapshot),
+    /// `migrate` from a checkpoint (a restart after the actor itself failed,
+    /// or a forced reload replacing a hung actor).
+    Checkpoint(Checkpoint),
 }
 
 /// Everything an instance needs to start.
@@ -47,6 +58,8 @@ pub(crate) struct InstanceArgs {
     pub limits: Limits,
     pub bus: EventBus,
     pub directory: Directory,
+    /// Where restarts in place are reported.
+    pub on_restart: RestartSink,
 }
 
 /// A running instance: the actor's state.
@@ -59,7 +72,11 @@ pub(crate) struct Instance {
     pub ctx: HostCtxBox,
     pub shared: Arc<InstanceShared>,
     pub limits: Limits,
-    consecutive_failures: u32,
+    on_restart: RestartSink,
+    /// Handler panics in a row (errors neither count nor reset it).
+    consecutive_panics: u32,
+    myself: ActorRef<ModuleMsg>,
+    checkpoints: checkpoint::Schedule,
 }
 
 impl Instance {
@@ -67,63 +84,35 @@ impl Instance {
         self.shared.index
     }
 
-    /// Records the state a restart would rebuild this instance from.
-    pub fn set_last_good(&self, lib: Arc<Library>, snapshot: Snapshot) {
-        if let Ok(mut g) = self.shared.last_good.lock() {
-            *g = Some((lib, snapshot));
-        }
+    /// Records the state a restart would rebuild this instance from: a
+    /// checkpoint taken now (a committed swap's state).
+    pub fn set_last_good(&mut self, lib: Arc<Library>, snapshot: Snapshot) {
+        self.store_checkpoint(lib, snapshot, Instant::now());
     }
 
-    /// Counts a handled message; true when the failure limit is reached and
-    /// the caller should [`Instance::restart_in_place`] (after replying).
-    fn record(&mut self, ok: bool) -> bool {
+    /// Counts a handled message (`failed`: the error kind when its handler
+    /// failed); true when the panic limit is reached and the caller should
+    /// [`Instance::restart_in_place`] (after replying). Only panics count
+    /// toward `restart_after_failures` (DESIGN.md §3): an error is an answer
+    /// (a refused request, an undecodable message), not a broken state.
+    fn record(&mut self, failed: Option<ErrorKind>) -> bool {
         self.shared.handled.fetch_add(1, Ordering::Relaxed);
-        if ok {
-            self.consecutive_failures = 0;
+        self.handled_one();
+        let Some(kind) = failed else {
+            self.consecutive_panics = 0;
+            return false;
+        };
+        self.shared.failed.fetch_add(1, Ordering::Relaxed);
+        if kind != ErrorKind::Panicked {
             return false;
         }
-        self.shared.failed.fetch_add(1, Ordering::Relaxed);
-        self.consecutive_failures += 1;
+        self.consecutive_panics += 1;
         let limit = self.limits.restart_after_failures;
-        if limit > 0 && self.consecutive_failures >= limit {
-            self.consecutive_failures = 0;
+        if limit > 0 && self.consecutive_panics >= limit {
+            self.consecutive_panics = 0;
             return true;
         }
         false
-    }
-
-    /// Rebuilds the behaviour from the last good snapshot, keeping the actor
-    /// (and so its mailbox). State changes since that snapshot are lost.
-    fn restart_in_place(&mut self) {
-        let last = self.shared.last_good.lock().ok().and_then(|g| g.clone());
-        let Some((lib, snap)) = last else { return };
-        // Stop before start, as in a swap (DESIGN.md §2 phase 5).
-        let _ = self.behaviour.stop();
-        let rebuilt = lib
-            .migrate(snap.version, &snap.bytes, &self.config, self.ctx.clone())
-            .and_then(|mut b| b.start().into_result().map(|()| b));
-        match rebuilt {
-            Ok(new) => {
-                self.behaviour = new;
-                self.lib = lib;
-                self.shared.restarts.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(
-                    target: "molt::supervisor",
-                    module = &*self.module,
-                    instance = self.index(),
-                    "restarted in place from the last good snapshot after repeated handler failures"
-                );
-            }
-            Err(e) => {
-                let _ = self.behaviour.start();
-                tracing::error!(
-                    target: "molt::supervisor",
-                    module = &*self.module,
-                    instance = self.index(),
-                    "restart from the last good snapshot failed, keeping the current behaviour: {e}"
-                );
-            }
-        }
     }
 }
 
@@ -137,7 +126,7 @@ impl Actor for ModuleActor {
 
     async fn pre_start(
         &self,
-        _myself: ActorRef<ModuleMsg>,
+        myself: ActorRef<ModuleMsg>,
         args: InstanceArgs,
     ) -> Result<Instance, ActorProcessingErr> {
         let index = args.shared.index;
@@ -149,28 +138,48 @@ impl Actor for ModuleActor {
         );
         let built = match &args.start {
             StartFrom::Fresh => args.lib.init(&args.config, ctx.clone()),
-            StartFrom::Snapshot(s) => {
-                args.lib
-                    .migrate(s.version, &s.bytes, &args.config, ctx.clone())
-            }
+            StartFrom::Checkpoint(c) => args.lib.migrate(
+                c.snapshot.version,
+                &c.snapshot.bytes,
+                &args.config,
+                ctx.clone(),
+            ),
         };
         let mut behaviour = built.map_err(|e| format!("{}: {e}", e.kind.as_str()))?;
         behaviour
             .start()
             .into_result()
             .map_err(|e| format!("start {}: {e}", e.kind.as_str()))?;
-        let snapshot = match args.start {
-            StartFrom::Snapshot(s) => s,
-            StartFrom::Fresh => Snapshot {
-                version: args.lib.state_version,
-                bytes: Arc::new(
-                    behaviour
-                        .snapshot()
-                        .into_result()
-                        .map_err(|e| format!("snapshot {}: {e}", e.kind.as_str()))?
-                        .into_vec(),
-                ),
-            },
+        let checkpoint = match args.start {
+            // Restarted with the code that wrote the checkpoint: it stays
+            // the newest (and keeps its age).
+            StartFrom::Checkpoint(c) if Arc::ptr_eq(&c.lib, &args.lib) => c,
+            // New code (a forced reload): a restart must rebuild with it, so
+            // its own snapshot of the same state, dated as the checkpoint.
+            start => {
+                let (at, from_start, handled) = match start {
+                    StartFrom::Checkpoint(c) => (c.at, c.from_start, c.handled),
+                    StartFrom::Fresh => (
+                        Instant::now(),
+                        true,
+                        args.shared.handled.load(Ordering::Relaxed),
+                    ),
+                };
+                let bytes = behaviour
+                    .snapshot()
+                    .into_result()
+                    .map_err(|e| format!("snapshot {}: {e}", e.kind.as_str()))?;
+                Checkpoint {
+                    lib: args.lib.clone(),
+                    snapshot: Snapshot {
+                        version: args.lib.state_version,
+                        bytes: Arc::new(bytes.into_vec()),
+                    },
+                    at,
+                    from_start,
+                    handled,
+                }
+            }
         };
         let instance = Instance {
             module: args.module,
@@ -181,9 +190,14 @@ impl Actor for ModuleActor {
             ctx,
             shared: args.shared,
             limits: args.limits,
-            consecutive_failures: 0,
+            on_restart: args.on_restart,
+            consecutive_panics: 0,
+            myself,
+            checkpoints: checkpoint::Schedule::new(checkpoint.at),
         };
-        instance.set_last_good(instance.lib.clone(), snapshot);
+        if let Ok(mut g) = instance.shared.last_good.lock() {
+            *g = Some(checkpoint);
+        }
         Ok(instance)
     }
 
@@ -195,11 +209,13 @@ impl Actor for ModuleActor {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             ModuleMsg::Cast(bytes) => {
-                let ok = inst
+                let failed = inst
                     .behaviour
                     .handle(RSlice::from_slice(&bytes), false)
-                    .is_ok();
-                if inst.record(ok) {
+                    .into_result()
+                    .err()
+                    .map(|e| e.kind);
+                if inst.record(failed) {
                     inst.restart_in_place();
                 }
             }
@@ -211,13 +227,14 @@ impl Actor for ModuleActor {
                     .map(|v| v.into_vec());
                 // Counted before the reply, so a status read after the
                 // reply includes this message.
-                let restart = inst.record(result.is_ok());
+                let restart = inst.record(result.as_ref().err().map(|e| e.kind));
                 let _ = reply.send(result);
                 if restart {
                     inst.restart_in_place();
                 }
             }
             ModuleMsg::Swap(req) => reload::on_instance(inst, *req).await,
+            ModuleMsg::Checkpoint => inst.checkpoint_due(),
             ModuleMsg::Event(event) => {
                 if inst.lib.wants_events {
                     let json = event.to_json();

@@ -15,7 +15,7 @@ use crate::error::Error;
 use crate::events::{EventBus, EventStream};
 use crate::handle::ModuleHandle;
 use crate::history::HistoryEntry;
-use crate::loader::Loader;
+use crate::loader::{CopyDir, Loader};
 use crate::shutdown::ShutdownReport;
 use crate::supervisor::{Supervisor, SupervisorArgs, SupervisorMsg};
 use crate::watcher::Watcher;
@@ -87,12 +87,20 @@ impl Node {
     ) -> Result<Node, Error> {
         config.validate()?;
         crate::metrics::install();
-        let default_copy_dir = config.copy_dir.is_none();
-        let copy_dir = config
-            .copy_dir
-            .clone()
-            .unwrap_or_else(|| std::env::temp_dir().join(format!("molt-{}", std::process::id())));
-        let loader = Loader::new(copy_dir.clone(), config.effective_library_dirs());
+        // The copy folder (issue #8 items 1 and 18): what dead nodes left is
+        // removed first; the default folder is created fresh and private, a
+        // configured one must be safe or the node does not start.
+        let temp = std::env::temp_dir();
+        crate::loader::stale::remove_stale(&temp, config.copy_dir.as_deref());
+        let copy_dir = match &config.copy_dir {
+            Some(dir) => CopyDir::configured(dir)?,
+            None => CopyDir::create_private(&temp)?,
+        };
+        let loader = Loader::new(
+            copy_dir.clone(),
+            config.effective_library_dirs(),
+            &config.limits,
+        );
         let directory: Directory = Arc::new(RwLock::new(HashMap::new()));
         let args = SupervisorArgs {
             base: config.clone(),
@@ -117,7 +125,7 @@ impl Node {
             bus,
             directory,
             limits: config.limits.clone(),
-            temp_copy_dir: default_copy_dir.then_some(copy_dir),
+            temp_copy_dir: copy_dir.is_private().then(|| copy_dir.path().to_path_buf()),
             dev: None,
             watcher: None,
         };
@@ -159,9 +167,15 @@ impl Node {
             .ok_or_else(|| Error::UnknownModule(name.to_string()))
     }
 
-    /// The admin client (reload, rollback, status, history).
+    /// The limits the node was started with.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// The admin client (reload, rollback, status, history); its requests
+    /// wait at most `limits.admin_timeout` for the supervisor to take them.
     pub fn admin(&self) -> Admin {
-        Admin::new(self.sup.clone())
+        Admin::new(self.sup.clone(), Some(self.limits.admin_timeout))
     }
 
     /// The supervisor's actor, for sending [`crate::AdminMsg`]s directly.
@@ -197,6 +211,27 @@ impl Node {
     /// As [`Admin::rollback`].
     pub async fn rollback(&self, module: &str, reset_state: bool) -> Result<ReloadReport, Error> {
         self.admin().rollback(module, reset_state).await
+    }
+
+    /// Rolls a module back to the kept version `to` (its code version), in
+    /// one swap. See [`Admin::rollback_to`].
+    ///
+    /// # Errors
+    /// As [`Admin::rollback_to`].
+    pub async fn rollback_to(
+        &self,
+        module: &str,
+        to: &str,
+        reset_state: bool,
+    ) -> Result<ReloadReport, Error> {
+        self.admin()
+            .rollback_to(
+                module,
+                Some(to),
+                reset_state,
+                crate::history::Trigger::Admin,
+            )
+            .await
     }
 
     /// The node's status. See [`Admin::status`].
@@ -244,7 +279,7 @@ impl Node {
             .stop_and_wait(Some("node shutdown".into()), Some(Duration::from_secs(10)))
             .await;
         // Copies are unlinked right after loading; only the folder is left.
-        // (Fails harmlessly while another node of this process uses it.)
+        // (A node killed before this leaves it: the next start removes it.)
         if let Some(dir) = &self.temp_copy_dir {
             let _ = std::fs::remove_dir(dir);
         }

@@ -17,6 +17,7 @@
 
 pub(crate) mod commit;
 pub(crate) mod drain;
+pub(crate) mod force;
 pub(crate) mod migrate;
 pub(crate) mod prepare;
 pub(crate) mod replay;
@@ -179,6 +180,9 @@ pub(crate) struct SwapRequest {
     pub span: tracing::Span,
     /// The module's only instance: it commits as soon as it has prepared.
     pub solo: bool,
+    /// A forced reload: where the instance reports that it started the new
+    /// code from its newest checkpoint (DESIGN.md §6 "Forced reload").
+    pub force: Option<Arc<force::ForceLog>>,
 }
 
 /// The instance side of a reload: phases 3 to 8, run inside the actor's
@@ -196,6 +200,7 @@ pub(crate) async fn on_instance(inst: &mut Instance, req: SwapRequest) {
         progress,
         span: reload_span,
         solo,
+        force,
     } = req;
     let span = tracing::info_span!(
         parent: &reload_span,
@@ -216,15 +221,23 @@ pub(crate) async fn on_instance(inst: &mut Instance, req: SwapRequest) {
         });
         return;
     }
-    let outcome = prepare_instance(inst, &target, &config, mode, &limits, &progress)
-        .instrument(span)
-        .await;
+    let outcome = prepare_instance(
+        inst,
+        &target,
+        &config,
+        mode,
+        &limits,
+        &progress,
+        force.is_some(),
+    )
+    .instrument(span)
+    .await;
     let committed = match outcome {
         Err(failure) => {
             let _ = prepared.send(Err(failure));
             false
         }
-        Ok(candidate) => {
+        Ok((candidate, restore)) => {
             progress.enter(Phase::Commit);
             let t = Instant::now();
             // A module's only instance decides alone: all (one) prepared
@@ -244,6 +257,9 @@ pub(crate) async fn on_instance(inst: &mut Instance, req: SwapRequest) {
             match decided {
                 Decision::Commit => {
                     commit::apply(inst, candidate, target.clone(), config.clone());
+                    if let (Some(log), Some(restore)) = (&force, restore) {
+                        log.push(restore);
+                    }
                     true
                 }
                 Decision::Rollback => {
@@ -271,6 +287,9 @@ pub(crate) struct Candidate {
     pub snapshot: Option<Snapshot>,
 }
 
+/// Phases 3 to 6 on one instance. In a forced reload, the state may come
+/// from the newest checkpoint instead of the old code: that restore is
+/// returned with the candidate (reported only if it commits).
 async fn prepare_instance(
     inst: &mut Instance,
     target: &Arc<Library>,
@@ -278,7 +297,8 @@ async fn prepare_instance(
     mode: SwapMode,
     limits: &Limits,
     progress: &Progress,
-) -> Result<Candidate, PhaseFailure> {
+    forced: bool,
+) -> Result<(Candidate, Option<force::Restore>), PhaseFailure> {
     let (module, bus, index) = (inst.module.clone(), inst.bus.clone(), inst.index());
     // One child span, one duration sample and one progress event per phase;
     // the coordinator sees which phase the instance is in.
@@ -300,7 +320,21 @@ async fn prepare_instance(
     let t = Instant::now();
     let state = phase(Phase::Snapshot).in_scope(|| snapshot::take(inst, mode));
     done(Phase::Snapshot, t, state.is_ok());
-    let state = state?;
+    let mut restore = None;
+    let state = match state {
+        // The old code cannot hand over its state: a forced reload starts
+        // the new code from the newest checkpoint.
+        Err(failure) if forced && mode == SwapMode::Upgrade => {
+            match force::from_checkpoint(inst, &failure) {
+                Some((snapshot, r)) => {
+                    restore = Some(r);
+                    Some(snapshot)
+                }
+                None => return Err(failure),
+            }
+        }
+        other => other?,
+    };
     progress.go_on("migrate")?;
     let t = Instant::now();
     let new =
@@ -310,7 +344,7 @@ async fn prepare_instance(
     // (An abandoned `new` is dropped unstarted.)
     progress.go_on("the swap")?;
     let t = Instant::now();
-    let new = phase(Phase::Swap).in_scope(|| swap::start_new(inst, new, progress));
+    let new = phase(Phase::Swap).in_scope(|| swap::start_new(inst, new, progress, forced));
     done(Phase::Swap, t, new.is_ok());
     let mut new = new?;
     if let Err(abandoned) = progress.go_on("verify") {
@@ -326,10 +360,13 @@ async fn prepare_instance(
     match verified {
         // Without a round-trip snapshot, the state handed over is the last
         // good one: the new library has just migrated it successfully.
-        Ok(candidate) => Ok(Candidate {
-            snapshot: candidate.snapshot.or(state),
-            ..candidate
-        }),
+        Ok(candidate) => Ok((
+            Candidate {
+                snapshot: candidate.snapshot.or(state),
+                ..candidate
+            },
+            restore,
+        )),
         Err(failure) => {
             swap::restart_old(inst);
             Err(failure)
@@ -348,9 +385,14 @@ pub(crate) struct Plan {
     pub source: Source,
     pub config: Arc<Vec<u8>>,
     pub mode: SwapMode,
+    /// The state version serving now.
+    pub from_state: u32,
     pub routes: Vec<Route>,
     pub limits: Limits,
     pub loader: Loader,
+    /// A forced reload (DESIGN.md §6): what it needs to replace an instance
+    /// hung in old code. `None`: a normal reload.
+    pub force: Option<force::Respawn>,
 }
 
 /// Where the new code comes from.
@@ -366,6 +408,9 @@ pub(crate) struct Outcome {
     /// The loader's error when prepare failed.
     pub load_error: Option<Error>,
     pub result: Result<Committed, PhaseFailure>,
+    /// The instances a forced reload started from their newest checkpoint
+    /// (only those that committed).
+    pub restored: Vec<force::Restore>,
 }
 
 /// A committed reload.
@@ -393,11 +438,11 @@ struct Ledger {
     instances: Mutex<Vec<Arc<Progress>>>,
 }
 
-/// Runs phases 1, 2 and 7 for every instance of a module, in a task of
-/// its own. If the coordinator dies (a panic in the
-/// host), the outcome recorded is the one its instances apply: the decision
-/// it had recorded in their cells, else rollback, taken in those cells now
-/// (an instance whose decision sender is dropped reads the same cell).
+/// Runs phases 1, 2 and 7 for every instance of a module, in a task of its
+/// own. If the coordinator dies (a panic in the host), the outcome recorded
+/// is the one its instances apply: the decision it had recorded in their
+/// cells, else rollback, taken in those cells now (an instance whose
+/// decision sender is dropped reads the same cell).
 pub(crate) async fn run_guarded(plan: Plan) -> Outcome {
     let ledger = Arc::new(Ledger::default());
     let err = match tokio::spawn(run_recorded(plan, ledger.clone())).await {
@@ -420,6 +465,7 @@ pub(crate) async fn run_guarded(plan: Plan) -> Outcome {
                 target: Some(target),
                 load_error: None,
                 result: Ok(Committed { pauses: Vec::new() }),
+                restored: Vec::new(),
             }
         }
         _ => {
@@ -433,6 +479,7 @@ pub(crate) async fn run_guarded(plan: Plan) -> Outcome {
                     Phase::Commit,
                     format!("the reload coordinator failed ({err}); every instance rolled back"),
                 )),
+                restored: Vec::new(),
             }
         }
     }
@@ -458,12 +505,39 @@ async fn run_phases(plan: Plan, ledger: &Ledger) -> Outcome {
                     target: None,
                     result: Err(PhaseFailure::new(Phase::Prepare, e.to_string())),
                     load_error: Some(e),
+                    restored: Vec::new(),
                 }
             }
         },
     };
     tracing::Span::current().record("to", target.code_version.as_str());
-    let pending = drain::send_swaps(&plan.routes, &target, &plan.config, plan.mode, &plan.limits);
+    // A library that writes an older state version than the serving one
+    // cannot read the serving state: the serving code down-migrates to its
+    // version (DESIGN.md §6), so "reload the old file" goes back.
+    let mode = match plan.mode {
+        SwapMode::Upgrade if target.state_version < plan.from_state => SwapMode::Downgrade {
+            to: target.state_version,
+        },
+        mode => mode,
+    };
+    let log = plan
+        .force
+        .as_ref()
+        .map(|_| Arc::new(force::ForceLog::default()));
+    let pending = drain::send_swaps(
+        &plan.routes,
+        &target,
+        &plan.config,
+        mode,
+        &plan.limits,
+        log.as_ref(),
+    );
+    let pending = match (&plan.force, &log) {
+        (Some(respawn), Some(log)) => {
+            force::replace_hung(pending, &plan.routes, respawn, &target, &plan.config, log).await
+        }
+        _ => pending,
+    };
     if let Ok(mut t) = ledger.target.lock() {
         *t = Some(target.clone());
     }
@@ -475,5 +549,6 @@ async fn run_phases(plan: Plan, ledger: &Ledger) -> Outcome {
         target: Some(target),
         result,
         load_error: None,
+        restored: log.map(|l| l.take()).unwrap_or_default(),
     }
 }

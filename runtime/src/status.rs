@@ -17,8 +17,59 @@ pub struct InstanceStatus {
     pub handled: u64,
     /// Messages whose handler failed or panicked.
     pub failed: u64,
-    /// Restarts from the last good snapshot.
+    /// Restarts from the newest checkpoint.
     pub restarts: u64,
+    /// The messages handled before the newest checkpoint (what a restart
+    /// restores) was taken: their effects survive a restart.
+    #[serde(default)]
+    pub checkpoint_covers: u64,
+    /// Checkpoints whose snapshot failed (the previous one was kept).
+    #[serde(default)]
+    pub checkpoint_failures: u64,
+}
+
+/// Where a module's serving library came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LibrarySource {
+    /// The configuration: the node's start, or a config change.
+    #[default]
+    Config,
+    /// The in-process admin API.
+    Admin,
+    /// The HTTP admin surface (and so the `molt` CLI).
+    Http,
+    /// The file watcher (the library file was replaced).
+    Watch,
+    /// Dev mode (the module crate was rebuilt).
+    Dev,
+    /// A rollback to a version kept in the stack.
+    Rollback,
+    /// The node itself (it never picks a library on its own today; kept so
+    /// every [`crate::Trigger`] has a source).
+    Node,
+}
+
+impl LibrarySource {
+    /// Its name as in status and JSON: `config`, `admin`, `http`, `watch`,
+    /// `dev`, `rollback`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LibrarySource::Config => "config",
+            LibrarySource::Admin => "admin",
+            LibrarySource::Http => "http",
+            LibrarySource::Watch => "watch",
+            LibrarySource::Dev => "dev",
+            LibrarySource::Node => "node",
+            LibrarySource::Rollback => "rollback",
+        }
+    }
+}
+
+impl std::fmt::Display for LibrarySource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// One module in a status report.
@@ -34,6 +85,15 @@ pub struct ModuleStatus {
     pub state_version: u32,
     /// The previous library's code version (what `rollback` returns to).
     pub previous: Option<String>,
+    /// The version stack (DESIGN.md §6): the code versions kept, oldest
+    /// first, the serving one last; `rollback --to VERSION` reaches any.
+    #[serde(default)]
+    pub versions: Vec<String>,
+    /// Where the serving library (and its config) came from: the config
+    /// (file or start), an admin request, the file watcher, dev mode, or a
+    /// rollback. Differs from `config` when an operator drifted from the file.
+    #[serde(default)]
+    pub source: LibrarySource,
     /// Whether a reload is running.
     pub reloading: bool,
     /// Its instances.

@@ -6,9 +6,13 @@
 mod config_changes;
 mod modules;
 mod reloads;
+mod restarts;
+mod versions;
 
 use config_changes::ConfigDone;
+use modules::AddDone;
 use reloads::{ReloadDone, Request};
+use versions::{Stack, Version};
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -20,8 +24,8 @@ use molt_abi::ErrorKind;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 
 use crate::admin::{
-    Admin, AdminMsg, ConfigReport, InstanceStatus, ModuleStatus, NodeStatus, ReloadOptions,
-    ReloadReport,
+    Admin, AdminMsg, ConfigReport, InstanceStatus, LibrarySource, ModuleStatus, NodeStatus,
+    ReloadOptions, ReloadReport,
 };
 use crate::config::diff::{self, Change};
 use crate::config::{Limits, ModuleSpec, NodeConfig};
@@ -60,15 +64,55 @@ impl std::fmt::Debug for InternalMsg {
 pub(crate) enum Internal {
     ReloadDone(Box<ReloadDone>),
     ConfigDone(Box<ConfigDone>),
+    /// A module's library is loaded (or failed to): start its instances.
+    AddDone(Box<AddDone>),
+    /// An admin request whose caller waits a bounded time for it to be
+    /// taken: the supervisor says so on the sender before running it, and
+    /// drops it unrun when the caller has given up ([`crate::Admin`]).
+    Bounded(Box<AdminMsg>, tokio::sync::oneshot::Sender<()>),
+    /// An instance restarted from a checkpoint (in place, or replaced by a
+    /// forced reload): publish and record it.
+    Restarted(Box<crate::restart::Restarted>),
 }
 
+/// A running module. `spec.library`, `spec.config` and `config` always
+/// describe the serving version (`current`); the versions before it are in
+/// `versions`.
 struct ModuleEntry {
     spec: ModuleSpec,
     config: Arc<Vec<u8>>,
     current: Arc<Library>,
-    previous: Option<Arc<Library>>,
+    /// Where the serving library came from.
+    source: LibrarySource,
+    /// The versions it ran before, for `rollback` (DESIGN.md §6).
+    versions: Stack,
     slot: Arc<ModuleSlot>,
     reloading: bool,
+}
+
+impl ModuleEntry {
+    /// The serving version, as the stack keeps it.
+    fn serving(&self) -> Version {
+        Version {
+            lib: self.current.clone(),
+            library: self.spec.library.clone(),
+            config_value: self.spec.config.clone(),
+            config: self.config.clone(),
+            source: self.source,
+        }
+    }
+
+    /// Makes `version` the serving one (its library, path and config).
+    fn serve(&mut self, version: Version) {
+        self.slot
+            .wants_events
+            .store(version.lib.wants_events, Ordering::Relaxed);
+        self.current = version.lib;
+        self.spec.library = version.library;
+        self.spec.config = version.config_value;
+        self.config = version.config;
+        self.source = version.source;
+    }
 }
 
 /// Arguments of the supervisor.
@@ -86,10 +130,19 @@ pub(crate) struct SupervisorArgs {
 
 pub(crate) struct SupState {
     base: NodeConfig,
+    /// The configuration as last declared (the node's start, or the last
+    /// config change applied whole): a config change is diffed against it,
+    /// not against the running modules, so an edit applies only what it
+    /// changed and an admin reload is not undone by an unrelated edit.
+    declared: NodeConfig,
     applying_config: bool,
     node: String,
     started: Instant,
     table: BTreeMap<String, ModuleEntry>,
+    /// Modules whose library is being loaded (in a task, never in the
+    /// actor): a name is in `table` or here, never both, so it is added
+    /// once.
+    adding: std::collections::BTreeSet<String>,
     history: History,
     loader: Loader,
     bus: EventBus,
@@ -99,7 +152,64 @@ pub(crate) struct SupState {
 
 pub(crate) struct Supervisor;
 
-impl Supervisor {}
+impl Supervisor {
+    /// Runs an admin request. Nothing here waits for a library load or a
+    /// reload: those run in tasks and report back with internal messages.
+    async fn handle_admin(myself: &ActorRef<SupervisorMsg>, st: &mut SupState, msg: AdminMsg) {
+        match msg {
+            AdminMsg::Reload {
+                module,
+                options,
+                reply,
+            } => Self::start_reload(myself, st, module, Request::Reload, options, reply),
+            AdminMsg::Rollback {
+                module,
+                to,
+                reset_state,
+                trigger,
+                reply,
+            } => Self::start_reload(
+                myself,
+                st,
+                module,
+                Request::Rollback { reset_state, to },
+                ReloadOptions::default().by(trigger),
+                reply,
+            ),
+            AdminMsg::Status { reply } => {
+                let _ = reply.send(Self::status(st));
+            }
+            AdminMsg::History { reply } => {
+                let _ = reply.send(st.history.entries());
+            }
+            AdminMsg::AddModule { spec, reply } => Self::add_module(myself, st, spec, reply),
+            AdminMsg::RemoveModule { module, reply } => Self::remove_module(st, module, reply),
+            AdminMsg::Scale {
+                module,
+                instances,
+                reply,
+            } => Self::scale(myself, st, module, instances, reply).await,
+            AdminMsg::RunningConfig { reply } => {
+                let _ = reply.send(Self::running_config(st));
+            }
+            AdminMsg::DeclaredConfig { reply } => {
+                let _ = reply.send(st.declared.clone());
+            }
+            AdminMsg::ApplyConfig { config, reply } => {
+                Self::apply_config(myself, st, *config, Trigger::Admin, reply)
+            }
+            AdminMsg::ApplyConfigFile { path, reply } => match crate::config::file::load(&path) {
+                Ok(config) => Self::apply_config(myself, st, config, Trigger::Watch, reply),
+                Err(e) => Self::reject_config(st, e, Trigger::Watch, reply),
+            },
+            AdminMsg::RecordFailure {
+                module,
+                phase,
+                error,
+            } => Self::record_failure(st, module, phase, error),
+        }
+    }
+}
 
 impl Actor for Supervisor {
     type Msg = SupervisorMsg;
@@ -111,19 +221,33 @@ impl Actor for Supervisor {
         _myself: ActorRef<SupervisorMsg>,
         args: SupervisorArgs,
     ) -> Result<SupState, ActorProcessingErr> {
+        let declared = args.base.clone();
         let mut base = args.base;
         base.modules.clear();
         let history = match &base.history_file {
-            Some(file) => History::with_file(args.history_len, file)
-                .map_err(|e| format!("cannot read the history file {}: {e}", file.display()))?,
+            Some(file) => {
+                let bus = args.bus.clone();
+                History::with_file(args.history_len, file)
+                    .map_err(|e| format!("cannot read the history file {}: {e}", file.display()))?
+                    .rotate_at(args.limits.history_file_max_bytes)
+                    .on_write_failure(move |file, error| {
+                        crate::metrics::history_write_failed();
+                        bus.publish(Event::HistoryWriteFailed {
+                            file: file.display().to_string(),
+                            error: error.to_string(),
+                        });
+                    })
+            }
             None => History::new(args.history_len),
         };
         Ok(SupState {
             base,
+            declared,
             applying_config: false,
             node: args.node,
             started: Instant::now(),
             table: BTreeMap::new(),
+            adding: Default::default(),
             history,
             loader: args.loader,
             bus: args.bus,
@@ -139,64 +263,27 @@ impl Actor for Supervisor {
         st: &mut SupState,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            SupervisorMsg::Admin(AdminMsg::Reload {
-                module,
-                options,
-                reply,
-            }) => Self::start_reload(&myself, st, module, Request::Reload, options, reply),
-            SupervisorMsg::Admin(AdminMsg::Rollback {
-                module,
-                reset_state,
-                trigger,
-                reply,
-            }) => Self::start_reload(
-                &myself,
-                st,
-                module,
-                Request::Rollback { reset_state },
-                ReloadOptions::default().by(trigger),
-                reply,
-            ),
-            SupervisorMsg::Admin(AdminMsg::Status { reply }) => {
-                let _ = reply.send(Self::status(st));
-            }
-            SupervisorMsg::Admin(AdminMsg::History { reply }) => {
-                let _ = reply.send(st.history.entries());
-            }
-            SupervisorMsg::Admin(AdminMsg::AddModule { spec, reply }) => {
-                let result = Self::add_module(&myself, st, spec).await;
-                let _ = reply.send(result);
-            }
-            SupervisorMsg::Admin(AdminMsg::RemoveModule { module, reply }) => {
-                Self::remove_module(st, module, reply)
-            }
-            SupervisorMsg::Admin(AdminMsg::Scale {
-                module,
-                instances,
-                reply,
-            }) => Self::scale(&myself, st, module, instances, reply).await,
-            SupervisorMsg::Admin(AdminMsg::RunningConfig { reply }) => {
-                let _ = reply.send(Self::running_config(st));
-            }
-            SupervisorMsg::Admin(AdminMsg::ApplyConfig { config, reply }) => {
-                Self::apply_config(&myself, st, *config, Trigger::Admin, reply)
-            }
-            SupervisorMsg::Admin(AdminMsg::ApplyConfigFile { path, reply }) => {
-                match crate::config::file::load(&path) {
-                    Ok(config) => Self::apply_config(&myself, st, config, Trigger::Watch, reply),
-                    Err(e) => Self::reject_config(st, e, Trigger::Watch, reply),
+            SupervisorMsg::Admin(msg) => Self::handle_admin(&myself, st, msg).await,
+            SupervisorMsg::Internal(InternalMsg(Internal::Bounded(msg, taken))) => {
+                // The caller gave up waiting (limits.admin_timeout) and
+                // answered Busy: the request must not run.
+                if taken.send(()).is_ok() {
+                    Self::handle_admin(&myself, st, *msg).await;
+                } else {
+                    tracing::debug!(target: "molt::supervisor", "dropping an admin request its caller gave up on: {msg:?}");
                 }
             }
-            SupervisorMsg::Admin(AdminMsg::RecordFailure {
-                module,
-                phase,
-                error,
-            }) => Self::record_failure(st, module, phase, error),
             SupervisorMsg::Internal(InternalMsg(Internal::ConfigDone(done))) => {
                 Self::finish_config(st, *done)
             }
             SupervisorMsg::Internal(InternalMsg(Internal::ReloadDone(done))) => {
                 Self::finish_reload(st, *done)
+            }
+            SupervisorMsg::Internal(InternalMsg(Internal::AddDone(done))) => {
+                Self::finish_add(&myself, st, *done).await
+            }
+            SupervisorMsg::Internal(InternalMsg(Internal::Restarted(r))) => {
+                Self::record_restart(st, *r)
             }
         }
         Ok(())

@@ -10,7 +10,9 @@
 //!   writing. Removals (cargo's unlink before the link) do not.
 //! - Which module a file belongs to is looked up in the *running* config
 //!   when the events arrive (canonical folder + file name), so modules added
-//!   by a config change are covered.
+//!   by a config change are covered, and after a reload or rollback the
+//!   module's file is the one it serves from (a rollback restores the path
+//!   of the version it returns to: DESIGN.md §6).
 //! - Per target (a module, or the config file), a quiet period of
 //!   `debounce_ms` that every new change restarts merges a burst into one
 //!   reload. At most one reload per module runs; changes seen while it runs
@@ -21,14 +23,21 @@
 //!   still missing when its quiet period ends is skipped (its reappearance is
 //!   a new change). A config file change is [`Admin::apply_config_file`].
 //!
+//! - A watch dies with its folder's inode, so the *parent* of each library
+//!   folder is watched too: a library folder deleted (or moved away) is
+//!   logged as a warning, and when a folder appears at its path again the
+//!   watch is re-established (logged at info level) and every module whose
+//!   library is in it is checked, as after a change.
+//!
 //! The supervisor publishes the events and keeps the history; the watcher
 //! logs each trigger at debug level and each outcome at info level.
 
 mod changes;
 mod schedule;
 
-use std::collections::{BTreeSet, HashMap};
-use std::path::PathBuf;
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use notify::{RecursiveMode, Watcher as _};
@@ -50,7 +59,9 @@ const LOG: &str = "molt::watch";
 /// reload already running finishes in the supervisor.
 pub struct Watcher {
     dirs: Vec<PathBuf>,
-    notify: Option<notify::RecommendedWatcher>,
+    /// The only strong reference: dropping it ends notify's thread and the
+    /// event channel (the event loop holds a weak one, to re-watch folders).
+    notify: Option<Arc<Mutex<notify::RecommendedWatcher>>>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -125,6 +136,22 @@ impl Watcher {
                 .watch(dir, RecursiveMode::NonRecursive)
                 .map_err(|e| Error::Watch(format!("{}: {e}", dir.display())))?;
         }
+        // The parents, to see a library folder deleted and made again (its
+        // own watch dies with it). Best effort: without it, only that case
+        // goes unnoticed.
+        let mut parents: Vec<PathBuf> = Vec::new();
+        for parent in dirs.iter().filter_map(|d| d.parent()) {
+            if dirs.iter().any(|d| d == parent) || parents.iter().any(|p| p == parent) {
+                continue;
+            }
+            match notify.watch(parent, RecursiveMode::NonRecursive) {
+                Ok(()) => parents.push(parent.to_path_buf()),
+                Err(e) => {
+                    tracing::debug!(target: LOG, "not watching {} (a library folder deleted and made again there will not be noticed): {e}", parent.display())
+                }
+            }
+        }
+        let notify = Arc::new(Mutex::new(notify));
         let debounce = Duration::from_millis(config.debounce_ms);
         let list = dirs
             .iter()
@@ -142,6 +169,9 @@ impl Watcher {
         let task = runtime.spawn(
             EventLoop {
                 admin,
+                notify: Arc::downgrade(&notify),
+                dirs: dirs.clone(),
+                lost: HashSet::new(),
                 config_file,
                 schedule: Schedule::new(debounce),
                 debounce,
@@ -189,6 +219,13 @@ type NotifyResult = notify::Result<notify::Event>;
 
 struct EventLoop {
     admin: Admin,
+    /// To watch a library folder again when it is made again.
+    notify: Weak<Mutex<notify::RecommendedWatcher>>,
+    /// The watched folders (canonical): the library folders and the config
+    /// file's.
+    dirs: Vec<PathBuf>,
+    /// Watched folders seen deleted or moved away, not watched again yet.
+    lost: HashSet<PathBuf>,
     config_file: Option<ConfigFile>,
     schedule: Schedule,
     debounce: Duration,
@@ -240,13 +277,19 @@ impl EventLoop {
     async fn on_events(&mut self, batch: Vec<NotifyResult>) -> bool {
         let mut keys: Vec<FileKey> = Vec::new();
         let mut rescan = false;
+        // Library folders watched again: every module in them is checked.
+        let mut back: Vec<PathBuf> = Vec::new();
         for event in batch {
             match event {
                 Ok(event) => {
                     rescan |= event.need_rescan();
+                    if let Some(dir) = self.folder_back(&event) {
+                        back.push(dir);
+                    }
                     for path in changed_paths(&event) {
                         if let Some(key) = FileKey::of_event_path(path) {
-                            if !keys.contains(&key) {
+                            // Events from a parent watch about other names.
+                            if !keys.contains(&key) && self.dirs.contains(&key.dir) {
                                 keys.push(key);
                             }
                         }
@@ -257,12 +300,12 @@ impl EventLoop {
         }
         let mut touched: BTreeSet<Target> = BTreeSet::new();
         if let Some(cf) = &self.config_file {
-            if rescan || keys.contains(&cf.key) {
+            if rescan || keys.contains(&cf.key) || back.contains(&cf.key.dir) {
                 touched.insert(Target::ConfigFile);
             }
             keys.retain(|k| *k != cf.key);
         }
-        if rescan || !keys.is_empty() {
+        if rescan || !keys.is_empty() || !back.is_empty() {
             let Ok(running) = self.admin.running_config().await else {
                 return false;
             };
@@ -276,7 +319,7 @@ impl EventLoop {
                 let Some(key) = FileKey::of(&spec.library) else {
                     continue;
                 };
-                if rescan || keys.contains(&key) {
+                if rescan || keys.contains(&key) || back.contains(&key.dir) {
                     self.paths.insert(spec.name.clone(), spec.library.clone());
                     touched.insert(Target::Module(spec.name.clone()));
                 }
@@ -296,6 +339,55 @@ impl EventLoop {
             self.schedule.touch(target, now);
         }
         true
+    }
+
+    /// Follows the watched folders' lives: a watched folder deleted or
+    /// moved away is logged (hot reload for it pauses); a folder appearing
+    /// at a watched path is watched again. Returns the folder watched again.
+    fn folder_back(&mut self, event: &notify::Event) -> Option<PathBuf> {
+        use notify::event::{ModifyKind, RenameMode};
+        use notify::EventKind;
+        let watched = |p: &PathBuf| self.dirs.contains(p);
+        match event.kind {
+            EventKind::Remove(_) | EventKind::Modify(ModifyKind::Name(RenameMode::From)) => {
+                for dir in event.paths.iter().filter(|p| watched(p)) {
+                    if self.lost.insert(dir.clone()) {
+                        tracing::warn!(target: LOG, dir = %dir.display(), "watched folder {} was deleted or moved away: hot reload from it pauses until a folder appears there again", dir.display());
+                    }
+                }
+                None
+            }
+            EventKind::Create(_)
+            | EventKind::Modify(ModifyKind::Name(
+                RenameMode::To | RenameMode::Both | RenameMode::Any,
+            )) => {
+                let dir = event.paths.last().filter(|p| watched(p))?.clone();
+                self.watch_again(&dir).then_some(dir)
+            }
+            _ => None,
+        }
+    }
+
+    /// Watches `dir` again (its old watch died with its inode). False when
+    /// it cannot be watched (it is logged).
+    fn watch_again(&mut self, dir: &Path) -> bool {
+        let Some(notify) = self.notify.upgrade() else {
+            return false;
+        };
+        let mut notify = notify.lock().unwrap_or_else(|p| p.into_inner());
+        // A folder moved away keeps its watch under the old path: drop it.
+        let _ = notify.unwatch(dir);
+        match notify.watch(dir, RecursiveMode::NonRecursive) {
+            Ok(()) => {
+                self.lost.remove(dir);
+                tracing::info!(target: LOG, dir = %dir.display(), "watched folder {} is back: watching it again", dir.display());
+                true
+            }
+            Err(e) => {
+                tracing::warn!(target: LOG, dir = %dir.display(), "watched folder {} appeared again but cannot be watched: {e}", dir.display());
+                false
+            }
+        }
     }
 
     /// Starts the reload (or config apply) of a target whose quiet period

@@ -74,6 +74,13 @@ pub async fn status(node: &NodeArgs, json: bool) -> ExitCode {
             m.instances.len(),
             if m.reloading { "  (reloading)" } else { "" }
         );
+        println!(
+            "  {:<10} library {} (from {}), versions kept [{}]",
+            "",
+            m.library.display(),
+            m.source,
+            m.versions.join(", ")
+        );
     }
     ExitCode::SUCCESS
 }
@@ -112,8 +119,8 @@ async fn reload_or_rollback(node: &NodeArgs, name: &str, action: Action) -> Exit
         Err(_) => None,
     };
     let result = match action {
-        Action::Reload(library) => client.reload(name, library).await,
-        Action::Rollback(reset) => client.rollback(name, reset).await,
+        Action::Reload(library, force) => client.reload_with(name, library, force).await,
+        Action::Rollback(to, reset) => client.rollback_to(name, to.as_deref(), reset).await,
     };
     // Let the last phase events arrive before printing the outcome.
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
@@ -130,6 +137,16 @@ async fn reload_or_rollback(node: &NodeArgs, name: &str, action: Action) -> Exit
                 report.to,
                 report.state_version
             );
+            if let Some(r) = &report.restored {
+                println!(
+                    "{} instance(s) {:?} started from their {} ({} ms old): the old code could not hand over its state; {} message(s) stuck behind a hang were not handled",
+                    paint("33", "forced:"),
+                    r.instances,
+                    r.from,
+                    r.state_age_ms,
+                    r.stuck_messages
+                );
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -140,16 +157,26 @@ async fn reload_or_rollback(node: &NodeArgs, name: &str, action: Action) -> Exit
 }
 
 enum Action {
-    Reload(Option<PathBuf>),
-    Rollback(bool),
+    Reload(Option<PathBuf>, bool),
+    Rollback(Option<String>, bool),
 }
 
-pub async fn reload(node: &NodeArgs, name: &str, library: Option<PathBuf>) -> ExitCode {
-    reload_or_rollback(node, name, Action::Reload(library)).await
+pub async fn reload(
+    node: &NodeArgs,
+    name: &str,
+    library: Option<PathBuf>,
+    force: bool,
+) -> ExitCode {
+    reload_or_rollback(node, name, Action::Reload(library, force)).await
 }
 
-pub async fn rollback(node: &NodeArgs, name: &str, reset_state: bool) -> ExitCode {
-    reload_or_rollback(node, name, Action::Rollback(reset_state)).await
+pub async fn rollback(
+    node: &NodeArgs,
+    name: &str,
+    to: Option<String>,
+    reset_state: bool,
+) -> ExitCode {
+    reload_or_rollback(node, name, Action::Rollback(to, reset_state)).await
 }
 
 pub async fn history(node: &NodeArgs, json: bool) -> ExitCode {
@@ -218,7 +245,7 @@ pub async fn events(node: &NodeArgs, json: bool) -> ExitCode {
                         let color = match kind.as_str() {
                             "module.reloaded" | "config.applied" | "module.loaded" => "32",
                             "module.reload_failed" | "config.rejected" => "31",
-                            "module.rolled_back" => "33",
+                            "module.rolled_back" | "module.restarted" => "33",
                             _ => "2",
                         };
                         let mut fields = data.as_object().cloned().unwrap_or_default();

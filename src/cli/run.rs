@@ -1,15 +1,30 @@
 //! `molt run` and `molt dev`: start a node, print what runs, follow its
 //! events until Ctrl-C (or SIGTERM), then stop it cleanly.
+//!
+//! Stopping is bounded whatever the node is doing: the orderly stop gets
+//! `limits.shutdown_timeout` plus [`STOP_MARGIN`]; past it the process
+//! exits with status 1, saying what it abandoned. A second Ctrl-C/SIGTERM
+//! exits at once (status 130). A signal during start-up ends the process
+//! at once too.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use molt::cargo_build::{build, BuildRequest};
 use molt::{Event, Node, NodeConfig, Received};
 
+/// What the orderly stop gets beyond `limits.shutdown_timeout` (the HTTP
+/// server's requests in flight, stopping the supervisor).
+const STOP_MARGIN: Duration = Duration::from_secs(5);
+
+/// Exit status when a signal ended the process before an orderly stop.
+const INTERRUPTED: i32 = 130;
+
 pub async fn run(config_path: Option<PathBuf>, dev: bool) -> ExitCode {
+    let mut signals = Signals::install();
     let root = molt::workspace_dir();
-    let term = register_term();
     let mut config = match &config_path {
         Some(path) => match molt::config::file::load(path) {
             Ok(c) => c,
@@ -29,7 +44,11 @@ pub async fn run(config_path: Option<PathBuf>, dev: bool) -> ExitCode {
     }
     let bus = molt::EventBus::new(1024);
     let events = bus.subscribe();
-    let node = match Node::start_configured(config.clone(), bus, config_path.clone()).await {
+    let started = tokio::select! {
+        r = Node::start_configured(config.clone(), bus, config_path.clone()) => r,
+        () = signals.next() => abandon("signal while the node was starting: abandoning the start"),
+    };
+    let node = match started {
         Ok(node) => node,
         Err(e) => {
             eprintln!("molt: cannot start the node: {e}");
@@ -57,21 +76,77 @@ pub async fn run(config_path: Option<PathBuf>, dev: bool) -> ExitCode {
         ),
     }
     let follower = tokio::spawn(follow(events));
-    wait_for_shutdown(term).await;
+    signals.next().await;
     println!("molt: stopping");
     follower.abort();
-    admin.shutdown().await;
-    // Each instance handles what is queued first (within the shutdown
-    // timeout); what could not be is reported.
-    let report = node.shutdown().await;
-    println!("molt: stopped: {report}");
-    ExitCode::SUCCESS
+    let bound = config.limits.shutdown_timeout + STOP_MARGIN;
+    let stage = Arc::new(Mutex::new("the HTTP admin server's requests in flight"));
+    watchdog(bound, stage.clone());
+    let orderly = async {
+        admin.shutdown().await;
+        set_stage(
+            &stage,
+            "stopping the modules (messages still queued, module stop code)",
+        );
+        // Each instance handles what is queued first (within the shutdown
+        // timeout); what could not be is reported.
+        let report = node.shutdown().await;
+        println!("molt: stopped: {report}");
+        set_stage(
+            &stage,
+            "the runtime's blocking tasks (a library load, a build)",
+        );
+    };
+    tokio::select! {
+        () = orderly => ExitCode::SUCCESS,
+        () = signals.next() => {
+            let what = *stage.lock().unwrap_or_else(|e| e.into_inner());
+            abandon(&format!("second signal: exiting at once, abandoning {what}"))
+        }
+    }
+}
+
+fn set_stage(stage: &Mutex<&'static str>, what: &'static str) {
+    *stage.lock().unwrap_or_else(|e| e.into_inner()) = what;
+}
+
+/// Ends the process after `bound` unless it has ended before, saying what
+/// it was still waiting for. A thread of its own: it fires even when every
+/// worker of the async runtime is stuck.
+fn watchdog(bound: Duration, stage: Arc<Mutex<&'static str>>) {
+    let spawned = std::thread::Builder::new()
+        .name("molt-stop-watchdog".into())
+        .spawn(move || {
+            std::thread::sleep(bound);
+            let what = *stage.lock().unwrap_or_else(|e| e.into_inner());
+            eprintln!(
+                "molt: the node did not stop within {bound:?} (limits.shutdown_timeout + {STOP_MARGIN:?}); \
+                 exiting, abandoning {what}"
+            );
+            std::process::exit(1);
+        });
+    if let Err(e) = spawned {
+        eprintln!("molt: cannot bound the stop ({e}); a second Ctrl-C exits at once");
+    }
+}
+
+/// Ends the process at once (no orderly stop: the async runtime is not
+/// waited for).
+fn abandon(why: &str) -> ! {
+    eprintln!("molt: {why}");
+    std::process::exit(INTERRUPTED)
 }
 
 /// Builds the libraries the node needs: every module of the built-in config
 /// (cargo makes it a no-op when fresh, and the user never runs stale example
 /// code), and for a config file the modules whose library is missing and
 /// whose crate is named. Release profile unless dev mode.
+///
+/// Only the built-in config's library paths are derived (by molt): there
+/// the build output is run wherever cargo put it, and its folder allowed. A
+/// config file's `library` is the user's word (issue #8 item 15): when the
+/// build does not produce that file, that is an error naming both paths,
+/// never a silent switch to a file outside `library_dirs`.
 fn build_libraries(config: &mut NodeConfig, builtin: bool) -> Result<(), String> {
     let release = !config.dev;
     for spec in config.modules.iter_mut() {
@@ -103,9 +178,20 @@ fn build_libraries(config: &mut NodeConfig, builtin: bool) -> Result<(), String>
                 crate_dir.display()
             ));
         };
+        if lib.path != spec.library && !builtin {
+            return Err(format!(
+                "modules.{}.library = {} does not exist; the build of crate {} produced {} \
+                 (set `library` to it, inside library_dirs)",
+                spec.name,
+                spec.library.display(),
+                crate_dir.display(),
+                lib.path.display()
+            ));
+        }
         if lib.path != spec.library {
-            // cargo put it elsewhere (CARGO_TARGET_DIR, a debug build in
-            // dev mode): run what was built, and allow its folder.
+            // The built-in config: cargo put it elsewhere (CARGO_TARGET_DIR,
+            // a debug build in dev mode): run what was built, and allow its
+            // folder.
             if let Some(dir) = lib.path.parent() {
                 if !config.library_dirs.is_empty() && !config.library_dirs.iter().any(|d| d == dir)
                 {
@@ -195,6 +281,22 @@ async fn follow(mut events: molt::EventStream) {
                 Event::ConfigRejected { error } => {
                     println!("molt: config change rejected: {error}")
                 }
+                Event::ModuleRestarted {
+                    name,
+                    instance,
+                    reason,
+                    restored,
+                    state_age_ms,
+                    stuck_messages,
+                    ..
+                } => {
+                    let stuck = if stuck_messages > 0 {
+                        format!("; {stuck_messages} stuck message(s) were not handled")
+                    } else {
+                        String::new()
+                    };
+                    println!("molt: {name}#{instance} restarted from its {restored} ({state_age_ms} ms old): {reason}{stuck}")
+                }
                 _ => {}
             },
             Received::Lagged(n) => println!("molt: ({n} events skipped)"),
@@ -203,38 +305,52 @@ async fn follow(mut events: molt::EventStream) {
     }
 }
 
-/// SIGTERM, registered before the node starts: one that arrives during the
-/// start-up then stops the node (draining it) once it runs, instead of
-/// killing the process with its queues.
-#[cfg(unix)]
-type Term = Option<tokio::signal::unix::Signal>;
-#[cfg(not(unix))]
-type Term = ();
-
-#[cfg(unix)]
-fn register_term() -> Term {
-    use tokio::signal::unix::{signal, SignalKind};
-    signal(SignalKind::terminate()).ok()
+/// Ctrl-C and SIGTERM, counted from the start of `molt run`.
+struct Signals {
+    rx: tokio::sync::mpsc::UnboundedReceiver<()>,
 }
 
-#[cfg(not(unix))]
-fn register_term() -> Term {}
-
-async fn wait_for_shutdown(term: Term) {
-    #[cfg(unix)]
-    {
-        let Some(mut term) = term else {
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
+impl Signals {
+    /// Listens from now on: a signal during start-up is not lost.
+    fn install() -> Self {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let term = signal(SignalKind::terminate());
+            let int = signal(SignalKind::interrupt());
+            tokio::spawn(async move {
+                let (Ok(mut term), Ok(mut int)) = (term, int) else {
+                    eprintln!("molt: cannot listen for SIGTERM/SIGINT");
+                    return;
+                };
+                loop {
+                    tokio::select! {
+                        _ = term.recv() => {}
+                        _ = int.recv() => {}
+                    }
+                    if tx.send(()).is_err() {
+                        return;
+                    }
+                }
+            });
         }
+        #[cfg(not(unix))]
+        tokio::spawn(async move {
+            while tokio::signal::ctrl_c().await.is_ok() {
+                if tx.send(()).is_err() {
+                    return;
+                }
+            }
+        });
+        Signals { rx }
     }
-    #[cfg(not(unix))]
-    {
-        let () = term;
-        let _ = tokio::signal::ctrl_c().await;
+
+    /// The next signal.
+    async fn next(&mut self) {
+        if self.rx.recv().await.is_none() {
+            // Cannot listen: wait forever, as without signals.
+            std::future::pending::<()>().await;
+        }
     }
 }

@@ -17,6 +17,8 @@ pub struct Fixtures {
     pub counter_v2: PathBuf,
     pub kv: PathBuf,
     pub kv_v2: PathBuf,
+    /// The kv v2 source as code 2.0.1 (state version 2).
+    pub kv_v2_1: PathBuf,
     pub fault: PathBuf,
     /// The fault fixture's source as code 2.0.0, state version 2.
     pub fault_v2: PathBuf,
@@ -47,6 +49,7 @@ pub fn fixtures() -> &'static Fixtures {
             "counter-v2",
             "kv",
             "kv-v2",
+            "kv-v2-1",
             "fault",
             "fault-v2",
             "not-a-module",
@@ -75,6 +78,7 @@ pub fn fixtures() -> &'static Fixtures {
             counter_v2: find(&libs, "counter_v2"),
             kv: find(&libs, "kv"),
             kv_v2: find(&libs, "kv_v2"),
+            kv_v2_1: find(&libs, "kv_v2_1"),
             fault: find(&libs, "fault"),
             fault_v2: find(&libs, "fault_v2"),
             not_a_module: find(&libs, "not_a_module"),
@@ -149,6 +153,65 @@ pub async fn next_event(events: &mut EventStream, kind: &str) -> Event {
     })
     .await
     .unwrap_or_else(|_| panic!("no {kind} event within 30 s"))
+}
+
+/// Everything logged (INFO and up, plain text) in this test binary from
+/// the first call on: a global subscriber, since the node logs from the
+/// runtime's worker threads and the blocking pool.
+pub fn captured_logs() -> &'static std::sync::Arc<std::sync::Mutex<Vec<u8>>> {
+    use std::sync::{Arc, Mutex};
+    struct Sink(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Sink {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let buf = Arc::new(Mutex::new(Vec::new()));
+        let sink = buf.clone();
+        let _ = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_max_level(tracing::Level::INFO)
+            .with_writer(move || Sink(sink.clone()))
+            .try_init();
+        buf
+    })
+}
+
+/// The captured log lines (see [`captured_logs`]) that contain every one
+/// of `parts`.
+pub fn logged_lines(parts: &[&str]) -> Vec<String> {
+    let logs = captured_logs().lock().unwrap_or_else(|p| p.into_inner());
+    String::from_utf8_lossy(&logs)
+        .lines()
+        .filter(|l| parts.iter().all(|p| l.contains(p)))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Waits until at least `n` captured log lines contain every one of
+/// `parts`, failing the test after 30 s.
+pub async fn await_logged(n: usize, parts: &[&str]) -> Vec<String> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let lines = logged_lines(parts);
+        if lines.len() >= n {
+            return lines;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "fewer than {n} log lines with {parts:?} within 30 s: {lines:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 /// The fault fixture's protocol (shared with the fixture's source).
@@ -226,4 +289,187 @@ pub mod fault {
             Reply::Log(vec![])
         );
     }
+}
+
+/// Makes a FIFO (named pipe) at `path`.
+#[cfg(unix)]
+pub fn mkfifo(path: &Path) {
+    let status = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .expect("run mkfifo");
+    assert!(status.success(), "mkfifo {}", path.display());
+}
+
+/// A `molt` process started by a test: its output is collected as it comes,
+/// and it is killed (SIGKILL) when dropped, so no test leaves one behind.
+pub struct MoltProcess {
+    child: std::process::Child,
+    output: std::sync::Arc<std::sync::Mutex<String>>,
+    readers: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl MoltProcess {
+    /// Starts the `molt` binary with `args`, no admin token in its
+    /// environment, and `runtime_dir` as its `XDG_RUNTIME_DIR` (where a
+    /// generated admin token goes).
+    pub fn start(args: &[&str], runtime_dir: &Path) -> MoltProcess {
+        Self::start_with_env(args, runtime_dir, &[])
+    }
+
+    /// [`MoltProcess::start`] with these environment variables too.
+    pub fn start_with_env(args: &[&str], runtime_dir: &Path, env: &[(&str, &str)]) -> MoltProcess {
+        use std::process::{Command, Stdio};
+        let mut child = Command::new(env!("CARGO_BIN_EXE_molt"))
+            .args(args)
+            .env_remove("MOLT_ADMIN_TOKEN")
+            .env_remove("MOLT_ADMIN_ADDR")
+            .env("XDG_RUNTIME_DIR", runtime_dir)
+            .env("RUST_LOG", "warn")
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start molt");
+        let output = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let mut readers = Vec::new();
+        let pipes: Vec<Box<dyn std::io::Read + Send>> = vec![
+            Box::new(child.stdout.take().expect("stdout")),
+            Box::new(child.stderr.take().expect("stderr")),
+        ];
+        for pipe in pipes {
+            let output = output.clone();
+            readers.push(std::thread::spawn(move || {
+                use std::io::BufRead;
+                for line in std::io::BufReader::new(pipe).lines() {
+                    let Ok(line) = line else { return };
+                    let mut out = output.lock().unwrap();
+                    out.push_str(&line);
+                    out.push('\n');
+                }
+            }));
+        }
+        MoltProcess {
+            child,
+            output,
+            readers,
+        }
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Everything it printed so far (stdout and stderr, line by line).
+    pub fn output(&self) -> String {
+        self.output.lock().unwrap().clone()
+    }
+
+    /// Waits until it has printed a line containing `text`; the whole line.
+    /// Panics (with the output) after `within`, or when it exits first.
+    pub fn wait_for_line(&mut self, text: &str, within: Duration) -> String {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            if let Some(line) = self.output().lines().find(|l| l.contains(text)) {
+                return line.to_string();
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                self.join_readers();
+                if let Some(line) = self.output().lines().find(|l| l.contains(text)) {
+                    return line.to_string();
+                }
+                panic!(
+                    "molt exited ({status}) without printing {text:?}:\n{}",
+                    self.output()
+                );
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "molt printed no {text:?} within {within:?}:\n{}",
+                self.output()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits for it to exit: its status, or `None` after `within` (it is
+    /// then still running; dropping it kills it).
+    pub fn wait_exit(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                self.join_readers();
+                return Some(status);
+            }
+            if std::time::Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Sends it a signal (`"TERM"`, `"INT"`, ...) with kill(1).
+    pub fn signal(&self, name: &str) {
+        let status = std::process::Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.pid().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{name} {}", self.pid());
+    }
+
+    fn join_readers(&mut self) {
+        for r in self.readers.drain(..) {
+            let _ = r.join();
+        }
+    }
+}
+
+impl Drop for MoltProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A plain `GET path` over a fresh connection to `addr`, answered within
+/// `within`: the status code and the body; `None` when no full answer came
+/// in time (or the connection failed).
+pub fn http_get(addr: std::net::SocketAddr, path: &str, within: Duration) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect_timeout(&addr, within).ok()?;
+    stream.set_read_timeout(Some(within)).ok()?;
+    stream.set_write_timeout(Some(within)).ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).ok()?;
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    let status = answer.split_whitespace().nth(1)?.parse().ok()?;
+    let body = answer
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_string();
+    Some((status, body))
+}
+
+/// The address in the line `molt run` prints about its HTTP admin
+/// (`molt: HTTP admin on http://ADDR ...`).
+pub fn admin_addr_of(line: &str) -> std::net::SocketAddr {
+    let rest = line
+        .split("http://")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no address in {line:?}"));
+    let addr = rest
+        .split(|c: char| c.is_whitespace() || c == ';')
+        .next()
+        .unwrap();
+    addr.trim_end_matches('/')
+        .parse()
+        .unwrap_or_else(|e| panic!("bad address in {line:?}: {e}"))
 }

@@ -21,13 +21,19 @@ fn guard<T>(what: &str, f: impl FnOnce() -> Result<T, Error>) -> RResult<T, ModE
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(Ok(value)) => ROk(value),
         Ok(Err(err)) => RErr(err.into()),
-        Err(payload) => RErr(
-            Error::new(
-                ErrorKind::Panicked,
-                format!("{what} panicked: {}", panic_message(&*payload)),
-            )
-            .into(),
-        ),
+        Err(payload) => {
+            let message = format!("{what} panicked: {}", panic_message(&*payload));
+            drop_payload(payload);
+            RErr(Error::new(ErrorKind::Panicked, message).into())
+        }
+    }
+}
+
+/// Drops a panic payload without letting its own `Drop` unwind out of the
+/// library: a payload whose drop panics too is leaked.
+fn drop_payload(payload: Box<dyn Any + Send>) {
+    if let Err(again) = catch_unwind(AssertUnwindSafe(move || drop(payload))) {
+        std::mem::forget(again);
     }
 }
 
@@ -53,16 +59,52 @@ fn config<M: Module>(bytes: &[u8]) -> Result<M::Config, Error> {
 }
 
 /// One live module instance inside the library.
+///
+/// The host drops it through abi_stable's box destructor, which aborts the
+/// process if a panic unwinds out of it: the module value is dropped inside
+/// `catch_unwind` here (see the `Drop` impl), never by the drop glue.
 struct Instance<M: Module> {
-    module: M,
+    /// Always `Some` until the instance is dropped.
+    module: Option<M>,
     ctx: Ctx,
+}
+
+impl<M: Module> Instance<M> {
+    fn module(&self) -> Result<&M, Error> {
+        self.module.as_ref().ok_or_else(gone)
+    }
+}
+
+/// Never happens: an instance's module is only taken when it is dropped.
+fn gone() -> Error {
+    Error::msg("the module instance was already dropped")
+}
+
+impl<M: Module> Drop for Instance<M> {
+    /// Drops the module's state inside `catch_unwind`: a `Drop` that panics
+    /// leaks what it left (it cannot be dropped again) and is reported
+    /// through the context's log, and the host keeps running.
+    fn drop(&mut self) {
+        let Some(module) = self.module.take() else {
+            return;
+        };
+        if let Err(payload) = catch_unwind(AssertUnwindSafe(move || drop(module))) {
+            let why = panic_message(&*payload);
+            drop_payload(payload);
+            self.ctx.error(format!(
+                "{}: dropping its state panicked: {why}; what the panic left of it is leaked",
+                M::NAME
+            ));
+        }
+    }
 }
 
 impl<M: Module> Behaviour for Instance<M> {
     fn handle(&mut self, msg: RSlice<'_, u8>, want_reply: bool) -> RResult<RVec<u8>, ModError> {
         guard("handle", || {
             let msg: M::Msg = state::decode("message", msg.as_slice())?;
-            let reply = self.module.handle(msg, &self.ctx)?;
+            let module = self.module.as_mut().ok_or_else(gone)?;
+            let reply = module.handle(msg, &self.ctx)?;
             if want_reply {
                 state::encode(&reply).map(RVec::from)
             } else {
@@ -72,46 +114,57 @@ impl<M: Module> Behaviour for Instance<M> {
     }
 
     fn snapshot(&self) -> RResult<RVec<u8>, ModError> {
-        guard("snapshot", || state::encode(&self.module).map(RVec::from))
+        guard("snapshot", || state::encode(self.module()?).map(RVec::from))
     }
 
     fn downgrade(&self, to: u32) -> RResult<RVec<u8>, ModError> {
         guard("downgrade", || {
+            let module = self.module()?;
             if to == M::STATE_VERSION {
-                state::encode(&self.module).map(RVec::from)
+                state::encode(module).map(RVec::from)
             } else if to > M::STATE_VERSION {
                 Err(Error::cannot_downgrade(M::NAME, M::STATE_VERSION, to))
             } else {
-                self.module.downgrade(to).map(RVec::from)
+                module.downgrade(to).map(RVec::from)
             }
         })
     }
 
     fn start(&mut self) -> RResult<(), ModError> {
-        guard("start", || self.module.start(&self.ctx))
+        guard("start", || {
+            let module = self.module.as_mut().ok_or_else(gone)?;
+            module.start(&self.ctx)
+        })
     }
 
     fn stop(&mut self) -> RResult<(), ModError> {
         guard("stop", || {
-            self.module.stop(&self.ctx);
+            let module = self.module.as_mut().ok_or_else(gone)?;
+            module.stop(&self.ctx);
             Ok(())
         })
     }
 
     fn event(&mut self, kind: RStr<'_>, json: RStr<'_>) -> RResult<(), ModError> {
         guard("on_event", || {
-            self.module
-                .on_event(kind.as_str(), json.as_str(), &self.ctx)
+            let module = self.module.as_mut().ok_or_else(gone)?;
+            module.on_event(kind.as_str(), json.as_str(), &self.ctx)
         })
     }
 
     fn verify(&self) -> RResult<(), ModError> {
-        guard("verify", || self.module.verify(&self.ctx))
+        guard("verify", || self.module()?.verify(&self.ctx))
     }
 }
 
 fn boxed<M: Module>(module: M, ctx: Ctx) -> BehaviourBox {
-    Behaviour_TO::from_value(Instance { module, ctx }, TD_Opaque)
+    Behaviour_TO::from_value(
+        Instance {
+            module: Some(module),
+            ctx,
+        },
+        TD_Opaque,
+    )
 }
 
 extern "C" fn init<M: Module>(

@@ -81,7 +81,12 @@ impl Kv {
 
 impl Module for Kv {
     const NAME: &'static str = "kv";
-    const CODE_VERSION: &'static str = "2.0.0";
+    // The test fixture tests/fixtures/kv_v2_1 builds this source as 2.0.1.
+    const CODE_VERSION: &'static str = if matches!(env!("CARGO_PKG_NAME").as_bytes(), b"kv-v2-1") {
+        "2.0.1"
+    } else {
+        "2.0.0"
+    };
     const STATE_VERSION: u32 = 2;
 
     type Config = KvConfig;

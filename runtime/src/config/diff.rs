@@ -100,8 +100,9 @@ impl Change {
 /// What applying a new configuration would do.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Plan {
-    /// The live changes, in the order they are applied: removals, then
-    /// reloads and scaling, then additions.
+    /// The live changes, in the order they are applied: reloads and scaling
+    /// up, then additions, then what cannot be undone last (scaling down,
+    /// removals), so a failure can undo everything applied before it.
     pub changes: Vec<Change>,
     /// Node-level keys that differ; when not empty the whole change is
     /// rejected and nothing of it is applied.
@@ -147,6 +148,7 @@ pub fn plan(running: &NodeConfig, new: &NodeConfig) -> Plan {
     let mut removed = Vec::new();
     let mut changed = Vec::new();
     let mut added = Vec::new();
+    let mut shrunk = Vec::new();
     for old in &running.modules {
         if !new.modules.iter().any(|m| m.name == old.name) {
             removed.push(Change::Removed {
@@ -168,7 +170,13 @@ pub fn plan(running: &NodeConfig, new: &NodeConfig) -> Plan {
                 config,
             });
         }
-        if old.instances != m.instances {
+        if old.instances > m.instances {
+            shrunk.push(Change::Instances {
+                module: m.name.clone(),
+                from: old.instances,
+                to: m.instances,
+            });
+        } else if old.instances < m.instances {
             changed.push(Change::Instances {
                 module: m.name.clone(),
                 from: old.instances,
@@ -179,9 +187,13 @@ pub fn plan(running: &NodeConfig, new: &NodeConfig) -> Plan {
             restart_keys.push(format!("modules.{}.crate", m.name));
         }
     }
-    let mut changes = removed;
-    changes.extend(changed);
+    // Atomic application (DESIGN.md §4): everything that can be undone
+    // first; scaling down and removals drain and stop instances (their
+    // state goes), so they come last, after everything that can fail.
+    let mut changes = changed;
     changes.extend(added);
+    changes.extend(shrunk);
+    changes.extend(removed);
     Plan {
         changes,
         restart_keys,

@@ -9,7 +9,8 @@
 //! hot_reload = true               # watch the library directories and reload on change
 //! debounce_ms = 5                 # quiet time merging a burst of file events
 //! library_dirs = ["target/release"] # libraries may only come from here
-//!                                 # (empty or absent: the modules' own folders)
+//!                                 # (empty or absent: the folders of the modules
+//!                                 # configured at start; no module: none)
 //! # copy_dir = "/var/tmp/molt"    # where libraries are copied before dlopen
 //! dev = false                     # dev mode: watch module crates, cargo build on save
 //! # target_dir = "target"         # cargo --target-dir for dev-mode builds
@@ -21,11 +22,11 @@
 //! verify_timeout_ms = 5000
 //! decision_timeout_ms = 10000
 //! call_timeout_ms = 30000
-//! restart_after_failures = 5      # 0: never restart a failing instance
+//! restart_after_failures = 5      # handler panics in a row; 0: never restart
 //! verify_round_trip = true
 //! max_library_bytes = 268435456   # larger library files are refused before copying
 //! max_mapped_libraries = 4096     # library copies this process may map (never unmapped)
-//! checkpoint_interval_ms = 1000   # least time between two checkpoints of an instance
+//! checkpoint_interval_ms = 1000   # least time between two checkpoints of an instance (0: off)
 //! shutdown_timeout_ms = 10000     # shutdown waits this long for mailboxes to drain
 //! versions_kept = 4               # library versions a module keeps for rollback
 //! admin_timeout_ms = 5000         # an admin request waits this long for the supervisor
@@ -75,9 +76,10 @@ use crate::error::Error;
 ///
 /// # Errors
 /// [`Error::ConfigFile`] naming the file, line and key (line 0 when the file
-/// cannot be read).
+/// cannot be read, or is not a regular file: a FIFO is refused, never read).
 pub fn load(path: &Path) -> Result<NodeConfig, Error> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::ConfigFile {
+    // Never a blocking read of a FIFO or a device (issue #8 item 3).
+    let text = crate::regular_file::read_to_string(path).map_err(|e| Error::ConfigFile {
         path: path.to_path_buf(),
         line: 0,
         column: 0,
@@ -769,9 +771,15 @@ fn derive_library(crate_dir: &Path, target_dir: Option<&Path>) -> Result<PathBuf
         .and_then(|l| l.name)
         .or_else(|| m.package.map(|p| p.name.replace('-', "_")))
         .ok_or_else(|| format!("{} names no package", manifest.display()))?;
+    // Where cargo puts it (as `NodeConfig::dev_target_dir`): the derived
+    // path must be the build output, which is used only because it is the
+    // derived path (issue #8 item 15).
     let target = match target_dir {
         Some(d) => d.to_path_buf(),
-        None => workspace_root(crate_dir).join("target"),
+        None => match std::env::var_os("CARGO_TARGET_DIR").filter(|d| !d.is_empty()) {
+            Some(d) => PathBuf::from(d),
+            None => workspace_root(crate_dir).join("target"),
+        },
     };
     Ok(target.join("debug").join(format!(
         "{}{name}{}",

@@ -18,13 +18,24 @@ use crate::error::Error;
 /// over `node.admin_token_file`.
 pub const TOKEN_ENV: &str = "MOLT_ADMIN_TOKEN";
 
+/// The shortest admin token accepted, in bytes.
+pub const MIN_TOKEN_BYTES: usize = 32;
+
+/// How to make a good token, for the errors that refuse a bad one.
+const MAKE_ONE: &str = "make one with `head -c 32 /dev/urandom | base64`";
+
 /// The admin token from the `MOLT_ADMIN_TOKEN` environment variable, else
 /// from `file` (its content, trimmed); `None` when neither is set (an empty
 /// variable counts as unset).
 ///
+/// The file must be a regular file readable by its owner only (mode 0600
+/// or 0400): a token file that group or others can read is refused, as is
+/// a FIFO (never read).
+///
 /// # Errors
-/// [`Error::Config`] when the file cannot be read or is empty, or the token
-/// is not printable ASCII without spaces.
+/// [`Error::Config`] when the file cannot be read, is not a regular file,
+/// is readable by group or others, or is empty; or the token is shorter
+/// than [`MIN_TOKEN_BYTES`] or not printable ASCII without spaces.
 pub fn token_from_env_or_file(file: Option<&Path>) -> Result<Option<String>, Error> {
     match std::env::var(TOKEN_ENV) {
         Ok(v) if !v.trim().is_empty() => {
@@ -39,11 +50,31 @@ pub fn token_from_env_or_file(file: Option<&Path>) -> Result<Option<String>, Err
     }
     let Some(file) = file else { return Ok(None) };
     let what = format!("the admin token file {}", file.display());
-    let text = std::fs::read_to_string(file)
+    let mut opened = crate::regular_file::open(file)
+        .map_err(|e| Error::Config(format!("cannot read {what}: {e}")))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = opened
+            .metadata()
+            .map_err(|e| Error::Config(format!("cannot read {what}: {e}")))?
+            .permissions()
+            .mode();
+        if mode & 0o077 != 0 {
+            return Err(Error::Config(format!(
+                "{what} can be read by group or others (mode {:o}): \
+                 allow its owner only (`chmod 600 {}`)",
+                mode & 0o7777,
+                file.display()
+            )));
+        }
+    }
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut opened, &mut text)
         .map_err(|e| Error::Config(format!("cannot read {what}: {e}")))?;
     let token = text.trim();
     if token.is_empty() {
-        return Err(Error::Config(format!("{what} is empty")));
+        return Err(Error::Config(format!("{what} is empty: {MAKE_ONE}")));
     }
     check_token_text(token, &what)?;
     Ok(Some(token.to_string()))
@@ -61,11 +92,19 @@ pub fn local_token_path(addr: SocketAddr) -> Option<PathBuf> {
     Some(dir.join(format!("admin-{}-{}.token", addr.ip(), addr.port())))
 }
 
-/// A token must fit in a header: printable ASCII, no spaces.
+/// A token must fit in a header (printable ASCII, no spaces) and be hard
+/// to guess (at least [`MIN_TOKEN_BYTES`] bytes).
 pub(crate) fn check_token_text(token: &str, what: &str) -> Result<(), Error> {
     if token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()) {
         return Err(Error::Config(format!(
-            "{what}: an admin token must be printable ASCII without spaces"
+            "{what}: an admin token must be printable ASCII without spaces; {MAKE_ONE}"
+        )));
+    }
+    if token.len() < MIN_TOKEN_BYTES {
+        return Err(Error::Config(format!(
+            "{what}: the admin token is {} bytes long, shorter than the {MIN_TOKEN_BYTES} \
+             bytes needed; {MAKE_ONE}",
+            token.len()
         )));
     }
     Ok(())
@@ -79,8 +118,14 @@ pub(crate) fn generate_token() -> Result<String, Error> {
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-/// Writes `token` to `path`, readable and writable by the current user only
-/// (the folder too, on Unix).
+/// Writes `token` to `path`, readable and writable by the current user
+/// only, in a folder only the current user can enter.
+///
+/// Never follows a symlink there: the folder is created with mode 0700 if
+/// it is missing; an existing one must be a real folder (not a symlink),
+/// owned by the current user and closed to group and others, or it is
+/// refused, named (its mode is never changed). The file is created anew
+/// and exclusively (a leftover is removed first), mode 0600.
 pub(crate) fn write_private(path: &Path, token: &str) -> Result<(), Error> {
     let fail = |e: std::io::Error| {
         Error::Config(format!(
@@ -89,12 +134,7 @@ pub(crate) fn write_private(path: &Path, token: &str) -> Result<(), Error> {
         ))
     };
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(fail)?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(fail)?;
-        }
+        private_dir(dir)?;
     }
     // A new file, so its mode is ours (not a leftover's).
     match std::fs::remove_file(path) {
@@ -102,6 +142,7 @@ pub(crate) fn write_private(path: &Path, token: &str) -> Result<(), Error> {
         _ => {}
     }
     let mut options = std::fs::OpenOptions::new();
+    // create_new: O_CREAT|O_EXCL, which fails on a symlink too.
     options.write(true).create_new(true);
     #[cfg(unix)]
     {
@@ -110,6 +151,69 @@ pub(crate) fn write_private(path: &Path, token: &str) -> Result<(), Error> {
     }
     let mut file = options.open(path).map_err(fail)?;
     std::io::Write::write_all(&mut file, format!("{token}\n").as_bytes()).map_err(fail)
+}
+
+/// Makes sure `dir` is a folder only the current user can use: creates it
+/// (mode 0700, its parents as usual) when missing, else checks it without
+/// following a symlink.
+fn private_dir(dir: &Path) -> Result<(), Error> {
+    let refuse = |why: String| {
+        Error::Config(format!(
+            "the admin token folder {} {why}; the token is not written there \
+             (remove it, or set {TOKEN_ENV} or node.admin_token_file)",
+            dir.display()
+        ))
+    };
+    let io_fail = |e: std::io::Error| {
+        Error::Config(format!(
+            "cannot create the admin token folder {}: {e}",
+            dir.display()
+        ))
+    };
+    if let Some(parent) = dir.parent() {
+        std::fs::create_dir_all(parent).map_err(io_fail)?;
+    }
+    let mut builder = std::fs::DirBuilder::new();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    match builder.create(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(io_fail(e)),
+    }
+    let meta = std::fs::symlink_metadata(dir).map_err(io_fail)?;
+    if meta.file_type().is_symlink() {
+        return Err(refuse("is a symbolic link".into()));
+    }
+    if !meta.is_dir() {
+        return Err(refuse(format!(
+            "is not a folder ({})",
+            crate::regular_file::describe(&meta.file_type())
+        )));
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        let me = unsafe { libc::geteuid() };
+        if meta.uid() != me {
+            return Err(refuse(format!(
+                "belongs to another user (uid {}, not {me})",
+                meta.uid()
+            )));
+        }
+        let mode = meta.permissions().mode();
+        if mode & 0o077 != 0 {
+            return Err(refuse(format!(
+                "can be used by group or others (mode {:o}; it must be 700)",
+                mode & 0o7777
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The token requests are checked against.
@@ -285,6 +389,9 @@ mod tests {
         assert_eq!(t.len(), 64);
         assert_ne!(t, generate_token().unwrap());
         assert!(check_token_text(&t, "t").is_ok());
+        assert!(check_token_text(&t[..MIN_TOKEN_BYTES], "t").is_ok());
+        let short = check_token_text(&t[..MIN_TOKEN_BYTES - 1], "t").unwrap_err();
+        assert!(short.to_string().contains("/dev/urandom"), "{short}");
         assert!(check_token_text("a b", "t").is_err());
         assert!(check_token_text("", "t").is_err());
         assert!(same(b"abc", b"abc"));
@@ -296,9 +403,14 @@ mod tests {
     fn private_token_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sub").join("admin.token");
-        write_private(&path, "first").unwrap();
-        write_private(&path, "second").unwrap();
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), "second\n");
+        let first = "first-token-0123456789abcdef0123456789";
+        let second = "second-token-0123456789abcdef0123456789";
+        write_private(&path, first).unwrap();
+        write_private(&path, second).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            format!("{second}\n")
+        );
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
@@ -309,7 +421,7 @@ mod tests {
         if std::env::var_os(TOKEN_ENV).is_none() {
             assert_eq!(
                 token_from_env_or_file(Some(&path)).unwrap().as_deref(),
-                Some("second")
+                Some(second)
             );
             assert_eq!(token_from_env_or_file(None).unwrap(), None);
             std::fs::write(&path, "  \n").unwrap();

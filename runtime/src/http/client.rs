@@ -207,10 +207,25 @@ impl AdminClient {
         name: &str,
         library: Option<PathBuf>,
     ) -> Result<ReloadReport, ClientError> {
+        self.reload_with(name, library, false).await
+    }
+
+    /// `POST /modules/{name}/reload`, forced when `force` (see
+    /// `ReloadOptions::force`).
+    ///
+    /// # Errors
+    /// As [`AdminClient::reload`].
+    pub async fn reload_with(
+        &self,
+        name: &str,
+        library: Option<PathBuf>,
+        force: bool,
+    ) -> Result<ReloadReport, ClientError> {
         let library = library.map(|l| std::path::absolute(&l).unwrap_or(l));
         let body = ReloadRequest {
             library,
             config: None,
+            force,
         };
         self.json(
             Method::POST,
@@ -229,7 +244,24 @@ impl AdminClient {
         name: &str,
         reset_state: bool,
     ) -> Result<ReloadReport, ClientError> {
-        let body = RollbackRequest { reset_state };
+        self.rollback_to(name, None, reset_state).await
+    }
+
+    /// `POST /modules/{name}/rollback` with `{"to": VERSION}`: back to a kept
+    /// code version (default: the previous one) in one swap.
+    ///
+    /// # Errors
+    /// As [`AdminClient::rollback`].
+    pub async fn rollback_to(
+        &self,
+        name: &str,
+        to: Option<&str>,
+        reset_state: bool,
+    ) -> Result<ReloadReport, ClientError> {
+        let body = RollbackRequest {
+            reset_state,
+            to: to.map(str::to_string),
+        };
         self.json(
             Method::POST,
             &["modules", name, "rollback"],

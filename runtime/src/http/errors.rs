@@ -95,7 +95,8 @@ impl IntoResponse for ApiError {
 
 /// The status code of a runtime error: 404 for what does not exist, 409
 /// when the node's state forbids the request now, 422 when what the request
-/// names (a library, a config) cannot be used, 503 when the node is gone.
+/// names (a library, a config) cannot be used, 503 when the node is gone or
+/// too busy to take the request within `limits.admin_timeout`.
 pub(crate) fn status_of(e: &Error) -> StatusCode {
     match e {
         Error::UnknownModule(_) => StatusCode::NOT_FOUND,
@@ -107,7 +108,7 @@ pub(crate) fn status_of(e: &Error) -> StatusCode {
         | Error::ConfigFile { .. }
         | Error::ReloadFailed { .. }
         | Error::StartFailed { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-        Error::NodeDown | Error::Spawn(_) => StatusCode::SERVICE_UNAVAILABLE,
+        Error::NodeDown | Error::Busy { .. } | Error::Spawn(_) => StatusCode::SERVICE_UNAVAILABLE,
         Error::Watch(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -125,6 +126,7 @@ pub(crate) fn kind_of(e: &Error) -> &'static str {
         Error::RollbackRefused { .. } => "rollback_refused",
         Error::ConfigRejected { .. } => "config_rejected",
         Error::NodeDown => "node_down",
+        Error::Busy { .. } => "busy",
         Error::Spawn(_) => "spawn",
         Error::Watch(_) => "watch",
     }
@@ -134,6 +136,10 @@ fn cause_kind(c: &LoadCause) -> &'static str {
     match c {
         LoadCause::NotFound => "not_found",
         LoadCause::OutsideLibraryDirs { .. } => "outside_library_dirs",
+        LoadCause::NotARegularFile { .. } => "not_a_regular_file",
+        LoadCause::TooLarge { .. } => "too_large",
+        LoadCause::TooManyMappings { .. } => "too_many_mappings",
+        LoadCause::TimedOut { .. } => "timed_out",
         LoadCause::Io(_) => "io",
         LoadCause::NotALibrary(_) => "not_a_library",
         LoadCause::NotAMoltModule => "not_a_molt_module",
@@ -194,6 +200,12 @@ mod tests {
             StatusCode::NOT_FOUND
         );
         assert_eq!(status_of(&Error::NodeDown), StatusCode::SERVICE_UNAVAILABLE);
+        let busy = Error::Busy {
+            what: "status",
+            waited: std::time::Duration::from_millis(50),
+        };
+        assert_eq!(status_of(&busy), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(kind_of(&busy), "busy");
         let body = ApiError::from(Error::NodeDown).body;
         assert_eq!(body.phase, None);
         assert!(!serde_json::to_string(&body).unwrap().contains("phase"));

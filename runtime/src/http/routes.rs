@@ -33,6 +33,8 @@ pub(crate) struct AppState {
     /// A subscription each `/events` request copies (holding it, unlike
     /// holding the bus, lets the streams end when the node stops).
     pub events: Arc<EventStream>,
+    /// One permit per open event stream (`limits.http_max_event_streams`).
+    pub event_streams: Arc<tokio::sync::Semaphore>,
     pub stop: watch::Receiver<bool>,
 }
 
@@ -48,6 +50,11 @@ pub struct ReloadRequest {
     /// A new module config; default: the running one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config: Option<serde_json::Value>,
+    /// A forced reload (see `ReloadOptions::force`): start the new code
+    /// from the newest checkpoint where the old code cannot hand over its
+    /// state.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub force: bool,
 }
 
 /// The body of `POST /modules/{name}/rollback` (optional).
@@ -58,6 +65,10 @@ pub struct RollbackRequest {
     /// down-migrate its state.
     #[serde(default)]
     pub reset_state: bool,
+    /// The kept code version to return to (`molt status` lists them under
+    /// `versions`); default: the previous one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
 }
 
 /// The answer of `POST /config/check`: what applying the config text would
@@ -189,6 +200,7 @@ async fn reload(
         library: req.library,
         config: req.config,
         trigger: Trigger::Http,
+        force: req.force,
     };
     Ok(Json(st.admin.reload(&name, options).await?))
 }
@@ -202,7 +214,7 @@ async fn rollback(
     let req: RollbackRequest = json_body(&body?)?;
     Ok(Json(
         st.admin
-            .rollback_by(&name, req.reset_state, Trigger::Http)
+            .rollback_to(&name, req.to.as_deref(), req.reset_state, Trigger::Http)
             .await?,
     ))
 }
@@ -227,8 +239,9 @@ async fn config_check(
         None => PathBuf::from("<request>"),
     };
     let new = crate::config::file::parse(text, &file)?;
-    let running = st.admin.running_config().await?;
-    Ok(Json(plan(&running, &new).into()))
+    // The same diff as applying it: against the configuration last declared.
+    let declared = st.admin.declared_config().await?;
+    Ok(Json(plan(&declared, &new).into()))
 }
 
 async fn not_found() -> ApiError {
@@ -271,6 +284,13 @@ mod tests {
             json_body::<RollbackRequest>(br#"{"reset_state": true}"#)
                 .unwrap()
                 .reset_state
+        );
+        assert_eq!(
+            json_body::<RollbackRequest>(br#"{"to": "1.0.0"}"#)
+                .unwrap()
+                .to
+                .as_deref(),
+            Some("1.0.0")
         );
         for bad in [&b"{"[..], b"[1]", br#"{"reset":true}"#, b"null"] {
             let e = json_body::<RollbackRequest>(bad).unwrap_err();

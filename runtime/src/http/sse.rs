@@ -12,6 +12,9 @@ use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use futures_util::Stream;
 use tokio::sync::watch;
 
+use axum::http::StatusCode;
+
+use super::errors::ApiError;
 use super::routes::AppState;
 use crate::events::Received;
 
@@ -25,14 +28,25 @@ pub(crate) struct EventsQuery {
     progress: bool,
 }
 
+/// `GET /events`; past `limits.http_max_event_streams` open streams, 503
+/// `too_many_event_streams`.
 pub(crate) async fn events(
     State(st): State<AppState>,
     Query(q): Query<EventsQuery>,
-) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
+) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
+    // Held by the stream: released when the client goes away.
+    let permit = st.event_streams.clone().try_acquire_owned().map_err(|_| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too_many_event_streams",
+            "this admin server has limits.http_max_event_streams event streams open; try again later",
+        )
+    })?;
     // Subscribed before the answer's headers go out: a client that has them
     // sees every event published afterwards.
     let sub = st.events.resubscribe().with_progress(q.progress);
-    let stream = futures_util::stream::unfold((sub, st.stop), |(mut sub, mut stop)| async move {
+    let state = (sub, st.stop, permit);
+    let stream = futures_util::stream::unfold(state, |(mut sub, mut stop, permit)| async move {
         let received = tokio::select! {
             biased;
             () = stopped(&mut stop) => return None,
@@ -47,9 +61,9 @@ pub(crate) async fn events(
                 .data(serde_json::json!({"kind": "lagged", "skipped": n}).to_string()),
             Received::Closed => return None,
         };
-        Some((Ok(event), (sub, stop)))
+        Some((Ok(event), (sub, stop, permit)))
     });
-    Sse::new(stream).keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)))
 }
 
 /// Resolves once the server is told to stop (or its handle is gone).

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use tokio::sync::oneshot;
 
+use super::force::ForceLog;
 use super::{Decision, InstanceReport, PhaseFailure, Progress, SwapMode, SwapRequest};
 use crate::config::Limits;
 use crate::directory::Route;
@@ -30,6 +31,7 @@ pub(crate) fn send_swaps(
     config: &Arc<Vec<u8>>,
     mode: SwapMode,
     limits: &Limits,
+    force: Option<&Arc<ForceLog>>,
 ) -> Vec<Pending> {
     routes
         .iter()
@@ -49,6 +51,7 @@ pub(crate) fn send_swaps(
                 progress: progress.clone(),
                 span: tracing::Span::current(),
                 solo: routes.len() == 1,
+                force: force.cloned(),
             };
             // A failed send drops the request and with it `prepared_tx`.
             let _ = route.actor.send_message(ModuleMsg::Swap(Box::new(req)));

@@ -1,16 +1,40 @@
 //! Phase 1, prepare: resolve the library inside the configured directories,
-//! copy it to a unique file, dlopen it and check its layout and name, all on
-//! the blocking pool (a load blocks for about a millisecond).
+//! check the file, copy it to a unique file, dlopen it and check its layout
+//! and name, all on the blocking pool (a load blocks for about a
+//! millisecond), within `limits.prepare_timeout`.
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::error::{Error, LoadCause};
 use crate::loader::{Library, Loader};
 
 /// Loads `path` as module `module`, retrying once when the file is briefly
 /// missing (cargo unlinks the final file before hard-linking the new one).
+/// Past `limits.prepare_timeout` the load fails naming the file; the
+/// blocking thread cannot be interrupted and finishes on its own (a file
+/// that is not a regular one never gets that far: the loader refuses it
+/// before opening it for reading).
 pub(crate) async fn load(
+    loader: &Loader,
+    path: PathBuf,
+    module: &str,
+) -> Result<Arc<Library>, Error> {
+    let limit = loader.prepare_timeout();
+    match tokio::time::timeout(limit, load_retrying(loader, path.clone(), module)).await {
+        Ok(result) => result,
+        Err(_) => {
+            tracing::warn!(target: "molt::reload", library = %path.display(), "loading {module} took longer than limits.prepare_timeout ({limit:?}): failed in prepare");
+            Err(Error::Load {
+                path,
+                cause: LoadCause::TimedOut { after: limit },
+            })
+        }
+    }
+}
+
+async fn load_retrying(
     loader: &Loader,
     path: PathBuf,
     module: &str,
@@ -30,7 +54,7 @@ pub(crate) async fn load(
                 cause: LoadCause::NotFound,
                 ..
             }) if attempt == 0 => {
-                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                tokio::time::sleep(Duration::from_millis(5)).await;
             }
             other => {
                 if let Ok(lib) = &other {

@@ -1,5 +1,7 @@
 //! Phase 5, swap: `old.stop()` then `new.start()` (shutdown → initialize).
 //! On failure: `new.stop()` and `old.start()` again, with its untouched state.
+//! A forced reload (DESIGN.md §6) goes on past a failing old `stop`: the
+//! state was handed over already.
 
 use molt_abi::ffi::BehaviourBox;
 
@@ -8,15 +10,20 @@ use crate::module_actor::Instance;
 
 /// Stops the old behaviour and starts the new one. On failure (or when the
 /// coordinator rolled back while the old `stop` ran) the old one is started
-/// again and the error returned.
+/// again and the error returned; `forced`: a failing old `stop` is only
+/// logged.
 pub(crate) fn start_new(
     inst: &mut Instance,
     mut new: BehaviourBox,
     progress: &Progress,
+    forced: bool,
 ) -> Result<BehaviourBox, PhaseFailure> {
     if let Err(e) = inst.behaviour.stop().into_result() {
-        restart_old(inst);
-        return Err(PhaseFailure::module(Phase::Swap, "old stop", e));
+        if !forced {
+            restart_old(inst);
+            return Err(PhaseFailure::module(Phase::Swap, "old stop", e));
+        }
+        tracing::warn!(target: "molt::reload", module = &*inst.module, instance = inst.index(), "forced reload: the old code's stop failed ({e}); going on with the state it handed over");
     }
     if let Err(abandoned) = progress.go_on("the new start") {
         restart_old(inst);

@@ -1,10 +1,17 @@
 //! The supervisor's module table: starting modules and their instances,
-//! removing and scaling them (draining what leaves), status, and restarting
-//! an instance whose actor failed.
+//! removing and scaling them (draining what leaves), status.
 
 use super::*;
 
 use tokio::sync::oneshot;
+
+/// A module's library, loaded (or not) in a task for [`Supervisor::add_module`].
+pub(crate) struct AddDone {
+    spec: ModuleSpec,
+    config: Arc<Vec<u8>>,
+    loaded: Result<Arc<Library>, Error>,
+    reply: RpcReplyPort<Result<(), Error>>,
+}
 
 pub(super) fn encode_config(
     module: &str,
@@ -62,6 +69,7 @@ impl Supervisor {
             limits: st.limits.clone(),
             bus: st.bus.clone(),
             directory: st.directory.clone(),
+            on_restart: Self::restart_sink(myself),
         };
         let (actor, _join) = Actor::spawn_linked(None, ModuleActor, args, myself.get_cell())
             .await
@@ -73,25 +81,93 @@ impl Supervisor {
         Ok(Route { actor, shared })
     }
 
-    pub(super) async fn add_module(
+    /// Starts adding a module: checks the request, then loads the library
+    /// in a task (a slow or hanging load never blocks the supervisor:
+    /// status, admin and `/healthz` keep answering); [`Self::finish_add`]
+    /// starts the instances when it is loaded. The name is reserved
+    /// meanwhile, so a module is added once.
+    pub(super) fn add_module(
         myself: &ActorRef<SupervisorMsg>,
         st: &mut SupState,
         spec: ModuleSpec,
-    ) -> Result<(), Error> {
-        if st.table.contains_key(&spec.name) {
-            return Err(Error::Config(format!(
+        reply: RpcReplyPort<Result<(), Error>>,
+    ) {
+        let refused = if st.table.contains_key(&spec.name) {
+            Some(Error::Config(format!(
                 "module {:?} is already running",
                 spec.name
-            )));
-        }
-        if spec.instances == 0 {
-            return Err(Error::Config(format!(
+            )))
+        } else if st.adding.contains(&spec.name) {
+            Some(Error::Config(format!(
+                "module {:?} is already being added (its library is loading)",
+                spec.name
+            )))
+        } else if spec.instances == 0 {
+            Some(Error::Config(format!(
                 "module {:?}: instances must be at least 1",
                 spec.name
-            )));
+            )))
+        } else {
+            None
+        };
+        if let Some(e) = refused {
+            let _ = reply.send(Err(e));
+            return;
         }
-        let config = encode_config(&spec.name, &spec.config)?;
-        let lib = reload::prepare::load(&st.loader, spec.library.clone(), &spec.name).await?;
+        let config = match encode_config(&spec.name, &spec.config) {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = reply.send(Err(e));
+                return;
+            }
+        };
+        st.adding.insert(spec.name.clone());
+        let loader = st.loader.clone();
+        let me = myself.clone();
+        tokio::spawn(async move {
+            let loaded = reload::prepare::load(&loader, spec.library.clone(), &spec.name).await;
+            let done = AddDone {
+                spec,
+                config,
+                loaded,
+                reply,
+            };
+            // Fails only when the supervisor has stopped: the reply port
+            // goes with the message, and the caller learns NodeDown.
+            let _ = me.send_message(SupervisorMsg::Internal(InternalMsg(Internal::AddDone(
+                Box::new(done),
+            ))));
+        });
+    }
+
+    /// The library of a module being added is loaded (or not): starts its
+    /// instances and enters it in the table.
+    pub(super) async fn finish_add(
+        myself: &ActorRef<SupervisorMsg>,
+        st: &mut SupState,
+        done: AddDone,
+    ) {
+        let AddDone {
+            spec,
+            config,
+            loaded,
+            reply,
+        } = done;
+        st.adding.remove(&spec.name);
+        let result = match loaded {
+            Ok(lib) => Self::start_module(myself, st, spec, config, lib).await,
+            Err(e) => Err(e),
+        };
+        let _ = reply.send(result);
+    }
+
+    async fn start_module(
+        myself: &ActorRef<SupervisorMsg>,
+        st: &mut SupState,
+        spec: ModuleSpec,
+        config: Arc<Vec<u8>>,
+        lib: Arc<Library>,
+    ) -> Result<(), Error> {
         let module: Arc<str> = Arc::from(spec.name.as_str());
         let mut routes = Vec::with_capacity(spec.instances as usize);
         for index in 0..spec.instances {
@@ -133,7 +209,8 @@ impl Supervisor {
                 spec,
                 config,
                 current: lib,
-                previous: None,
+                source: LibrarySource::Config,
+                versions: Stack::default(),
                 slot,
                 reloading: false,
             },
@@ -312,78 +389,39 @@ impl Supervisor {
                     library: e.spec.library.clone(),
                     code_version: e.current.code_version.clone(),
                     state_version: e.current.state_version,
-                    previous: e.previous.as_ref().map(|p| p.code_version.clone()),
+                    previous: e.versions.previous().map(|p| p.lib.code_version.clone()),
+                    versions: {
+                        let mut v = e.versions.code_versions();
+                        v.push(e.current.code_version.clone());
+                        v
+                    },
+                    source: e.source,
                     reloading: e.reloading,
                     instances: e
                         .slot
                         .routes
                         .load()
                         .iter()
-                        .map(|r| InstanceStatus {
-                            index: r.shared.index,
-                            mailbox_depth: r.shared.mailbox_depth(),
-                            handled: r.shared.handled.load(Ordering::Relaxed),
-                            failed: r.shared.failed.load(Ordering::Relaxed),
-                            restarts: r.shared.restarts.load(Ordering::Relaxed),
+                        .map(|r| {
+                            let checkpoint = r.shared.checkpoint();
+                            InstanceStatus {
+                                index: r.shared.index,
+                                mailbox_depth: r.shared.mailbox_depth(),
+                                handled: r.shared.handled.load(Ordering::Relaxed),
+                                failed: r.shared.failed.load(Ordering::Relaxed),
+                                restarts: r.shared.restarts.load(Ordering::Relaxed),
+                                checkpoint_covers: checkpoint.map_or(0, |c| c.handled),
+                                checkpoint_failures: r
+                                    .shared
+                                    .checkpoint_failures
+                                    .load(Ordering::Relaxed),
+                            }
                         })
                         .collect(),
                 })
                 .collect(),
             libraries_mapped: mapped_libraries(),
             uptime_s: st.started.elapsed().as_secs(),
-        }
-    }
-
-    /// An instance's actor failed (a host bug: module panics are caught in
-    /// the library). Respawn it from its last good snapshot; messages that
-    /// were in its mailbox are lost with the actor.
-    pub(super) async fn restart_failed(
-        myself: &ActorRef<SupervisorMsg>,
-        st: &mut SupState,
-        cell: ractor::ActorCell,
-        reason: String,
-    ) {
-        let id = cell.get_id();
-        let found = st.table.iter().find_map(|(name, e)| {
-            e.slot
-                .routes
-                .load()
-                .iter()
-                .find(|r| r.actor.get_id() == id)
-                .map(|r| (name.clone(), r.shared.clone()))
-        });
-        let Some((name, shared)) = found else { return };
-        let (slot, config) = {
-            let e = &st.table[&name];
-            (e.slot.clone(), e.config.clone())
-        };
-        let last = shared.last_good.lock().ok().and_then(|g| g.clone());
-        let Some((lib, snapshot)) = last else { return };
-        tracing::error!(target: "molt::supervisor", module = %name, instance = shared.index, "instance actor failed ({reason}); restarting it from its last good snapshot");
-        shared.restarts.fetch_add(1, Ordering::Relaxed);
-        let handled = shared.handled.load(Ordering::Relaxed);
-        shared.enqueued.store(handled, Ordering::Relaxed);
-        let module: Arc<str> = Arc::from(name.as_str());
-        match Self::spawn_instance(
-            myself,
-            st,
-            &module,
-            lib,
-            config,
-            shared.clone(),
-            StartFrom::Snapshot(snapshot),
-        )
-        .await
-        {
-            Ok(route) => {
-                if slot.replace(shared.index, route.clone()).is_err() {
-                    // The module is being removed or the node stops.
-                    route.actor.stop(None);
-                }
-            }
-            Err(e) => {
-                tracing::error!(target: "molt::supervisor", module = %name, "restart failed: {e}")
-            }
         }
     }
 }

@@ -6,29 +6,48 @@ use super::modules::encode_config;
 use super::*;
 
 /// What the protocol is asked to do for one module.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Request {
     /// Swap to a library (a new one, or the configured path rebuilt).
     Reload,
-    /// Go back to the previous library, down-migrating the state or not.
+    /// Go back to a kept version, down-migrating the state or not.
     Rollback {
-        /// Start the previous library with a fresh state.
+        /// Start the kept library with a fresh state.
         reset_state: bool,
+        /// The code version to return to; default: the previous one.
+        to: Option<String>,
     },
 }
 
 impl Request {
-    fn action(self) -> Action {
+    fn action(&self) -> Action {
         match self {
             Request::Reload => Action::Reload,
             Request::Rollback { .. } => Action::Rollback,
         }
     }
 
-    fn name(self) -> &'static str {
+    fn name(&self) -> &'static str {
         match self {
             Request::Reload => "reload",
             Request::Rollback { .. } => "rollback",
+        }
+    }
+
+    fn is_reload(&self) -> bool {
+        matches!(self, Request::Reload)
+    }
+}
+
+impl From<Trigger> for LibrarySource {
+    fn from(t: Trigger) -> Self {
+        match t {
+            Trigger::Admin => LibrarySource::Admin,
+            Trigger::Http => LibrarySource::Http,
+            Trigger::Watch => LibrarySource::Watch,
+            Trigger::Config => LibrarySource::Config,
+            Trigger::Dev => LibrarySource::Dev,
+            Trigger::Node => LibrarySource::Node,
         }
     }
 }
@@ -40,6 +59,8 @@ pub(crate) struct ReloadDone {
     asked: String,
     new_config: Option<(serde_json::Value, Arc<Vec<u8>>)>,
     new_path: Option<PathBuf>,
+    /// A rollback: the index in the version stack it returns to.
+    back_to: Option<usize>,
     at: SystemTime,
     outcome: reload::Outcome,
     reply: RpcReplyPort<Result<ReloadReport, Error>>,
@@ -75,6 +96,7 @@ impl Supervisor {
                 phase: None,
                 error: Some(error.to_string()),
                 pause_us: 0,
+                restored: None,
             },
         );
     }
@@ -99,7 +121,22 @@ impl Supervisor {
             let _ = reply.send(Err(err));
             return;
         }
-        let (source, mode, asked) = match request {
+        let mut back_to = None;
+        let mut new_path = options.library.clone();
+        let mut new_config = match &options.config {
+            Some(value) => match encode_config(&module, value) {
+                Ok(bytes) => Some((value.clone(), bytes)),
+                Err(e) => {
+                    Self::refuse(st, &module, action, options.trigger, from, &e);
+                    let _ = reply.send(Err(e));
+                    return;
+                }
+            },
+            None => None,
+        };
+        // A reload to a library with an older state version is a downgrade
+        // too: `reload::run` decides once the library is loaded (DESIGN.md §6).
+        let (source, mode, asked) = match &request {
             Request::Reload => {
                 let path = options
                     .library
@@ -111,44 +148,39 @@ impl Supervisor {
                     path.display().to_string(),
                 )
             }
-            Request::Rollback { reset_state } => {
-                let Some(prev) = entry.previous.clone() else {
-                    let err = Error::RollbackRefused {
-                        module: module.clone(),
-                        reason: "there is no previous library (the module has not been reloaded)"
-                            .into(),
-                    };
-                    Self::refuse(st, &module, action, options.trigger, from, &err);
-                    let _ = reply.send(Err(err));
-                    return;
+            Request::Rollback { reset_state, to } => {
+                let (index, version) = match entry.versions.find(to.as_deref()) {
+                    Ok(i) => (i, entry.versions.get(i).cloned().expect("found")),
+                    Err(reason) => {
+                        let err = Error::RollbackRefused {
+                            module: module.clone(),
+                            reason,
+                        };
+                        Self::refuse(st, &module, action, options.trigger, from, &err);
+                        let _ = reply.send(Err(err));
+                        return;
+                    }
                 };
-                // Back to an older state version: the current code
-                // down-migrates. To the same or a newer one (rolling forward
-                // again after a rollback): the previous library migrates the
-                // current state as in any upgrade.
-                let mode = if reset_state {
+                // Back to an older state version: the serving code
+                // down-migrates, in one swap however far back. To the same
+                // or a newer one: the kept library migrates the state as in
+                // any upgrade. The kept version's path and config come back
+                // with it.
+                let mode = if *reset_state {
                     SwapMode::Reset
-                } else if prev.state_version < entry.current.state_version {
+                } else if version.lib.state_version < entry.current.state_version {
                     SwapMode::Downgrade {
-                        to: prev.state_version,
+                        to: version.lib.state_version,
                     }
                 } else {
                     SwapMode::Upgrade
                 };
-                let asked = prev.code_version.clone();
-                (Source::Loaded(prev), mode, asked)
+                back_to = Some(index);
+                new_path = Some(version.library.clone());
+                new_config = Some((version.config_value.clone(), version.config.clone()));
+                let asked = version.lib.code_version.clone();
+                (Source::Loaded(version.lib), mode, asked)
             }
-        };
-        let new_config = match &options.config {
-            Some(value) => match encode_config(&module, value) {
-                Ok(bytes) => Some((value.clone(), bytes)),
-                Err(e) => {
-                    Self::refuse(st, &module, action, options.trigger, from, &e);
-                    let _ = reply.send(Err(e));
-                    return;
-                }
-            },
-            None => None,
         };
         entry.reloading = true;
         let plan = Plan {
@@ -161,13 +193,23 @@ impl Supervisor {
                 .map(|(_, b)| b.clone())
                 .unwrap_or_else(|| entry.config.clone()),
             mode,
+            from_state: entry.current.state_version,
             routes: entry.slot.routes.load().as_ref().clone(),
             limits: st.limits.clone(),
             loader: st.loader.clone(),
+            force: (options.force && request == Request::Reload).then(|| {
+                Self::respawn(
+                    myself,
+                    st.bus.clone(),
+                    st.directory.clone(),
+                    st.limits.clone(),
+                    &module,
+                    entry.slot.clone(),
+                )
+            }),
         };
         let me = myself.clone();
         let at = SystemTime::now();
-        let new_path = options.library;
         let trigger = options.trigger;
         tokio::spawn(async move {
             let outcome = reload::run_guarded(plan).await;
@@ -178,6 +220,7 @@ impl Supervisor {
                 asked,
                 new_config,
                 new_path,
+                back_to,
                 at,
                 outcome,
                 reply,
@@ -203,10 +246,12 @@ impl Supervisor {
             asked,
             new_config,
             new_path,
+            back_to,
             at,
             outcome,
             reply,
         } = done;
+        let restored = Self::forced_restores(st, &module, &outcome);
         let Some(entry) = st.table.get_mut(&module) else {
             let _ = reply.send(Err(Error::UnknownModule(module)));
             return;
@@ -229,9 +274,11 @@ impl Supervisor {
             phase: None,
             error: None,
             pause_us: 0,
+            restored: None,
         };
         let result = match outcome.result {
             Ok(committed) => {
+                record.restored = restored.clone();
                 let target = outcome.target.expect("a committed reload has a target");
                 let pauses_us: Vec<u64> = committed
                     .pauses
@@ -240,33 +287,45 @@ impl Supervisor {
                     .collect();
                 let pause_us = pauses_us.iter().copied().max().unwrap_or(0);
                 record.pause_us = pause_us;
-                let old = std::mem::replace(&mut entry.current, target.clone());
-                entry.previous = Some(old);
+                // The new serving version: the target library, with the path
+                // and config asked for (a rollback: the kept version's).
+                let mut serving = entry.serving();
+                serving.lib = target.clone();
                 if let Some(path) = new_path {
-                    entry.spec.library = path;
+                    serving.library = path;
                 }
                 if let Some((value, bytes)) = new_config {
-                    entry.spec.config = value;
-                    entry.config = bytes;
+                    serving.config_value = value;
+                    serving.config = bytes;
                 }
-                entry
-                    .slot
-                    .wants_events
-                    .store(target.wants_events, Ordering::Relaxed);
+                serving.source = if back_to.is_some() {
+                    LibrarySource::Rollback
+                } else {
+                    trigger.into()
+                };
+                match back_to {
+                    // The version returned to and every newer one leave
+                    // the stack: a second rollback goes one step further.
+                    Some(index) => entry.versions.back_to(index),
+                    None => entry
+                        .versions
+                        .push(entry.serving(), st.limits.versions_kept),
+                }
+                entry.serve(serving);
                 let to = target.code_version.clone();
                 tracing::info!(target: "molt::supervisor", module = %module, %from, %to, pause_us, "{} committed", request.name());
-                st.bus.publish(match request {
+                st.bus.publish(match &request {
                     Request::Reload => Event::ModuleReloaded {
                         name: module.clone(),
                         from: from.clone(),
                         to: to.clone(),
                         pause_us,
                     },
-                    Request::Rollback { reset_state } => Event::ModuleRolledBack {
+                    Request::Rollback { reset_state, .. } => Event::ModuleRolledBack {
                         name: module.clone(),
                         from: from.clone(),
                         to: to.clone(),
-                        reset_state,
+                        reset_state: *reset_state,
                     },
                 });
                 Ok(ReloadReport {
@@ -275,11 +334,12 @@ impl Supervisor {
                     to,
                     state_version: target.state_version,
                     pauses_us,
-                    load_us: if request == Request::Reload {
+                    load_us: if request.is_reload() {
                         target.load_time.as_micros() as u64
                     } else {
                         0
                     },
+                    restored,
                 })
             }
             Err(failure) => {
@@ -296,7 +356,7 @@ impl Supervisor {
                     phase: failure.phase.to_string(),
                     error: failure.error.clone(),
                 });
-                if request != Request::Reload && failure.kind == Some(ErrorKind::CannotDowngrade) {
+                if !request.is_reload() && failure.kind == Some(ErrorKind::CannotDowngrade) {
                     record.outcome = Outcome::Refused;
                     Err(Error::RollbackRefused {
                         module: module.clone(),
@@ -347,6 +407,7 @@ impl Supervisor {
                 phase: Some(phase.to_string()),
                 error: Some(error),
                 pause_us: 0,
+                restored: None,
             },
         );
     }

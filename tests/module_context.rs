@@ -26,6 +26,7 @@ async fn a_module_sends_to_another_module() {
             instance: None,
             key: "from-fault".into(),
             value: "hello".into(),
+            seq: None,
         })
         .await
         .expect("forward succeeds");
@@ -44,6 +45,7 @@ async fn a_module_sends_to_another_module() {
             instance: None,
             key: "k".into(),
             value: "v".into(),
+            seq: None,
         })
         .await
         .expect_err("no such module");
@@ -75,6 +77,7 @@ async fn a_module_sends_to_one_instance_of_another_module() {
                 instance: Some(instance),
                 key: key.into(),
                 value: "v".into(),
+                seq: None,
             })
             .await
             .expect("forward succeeds");
@@ -95,6 +98,7 @@ async fn a_module_sends_to_one_instance_of_another_module() {
             instance: Some(0),
             key: "k".into(),
             value: "v".into(),
+            seq: None,
         })
         .await
         .expect_err("no such module");
@@ -172,6 +176,7 @@ async fn sending_to_a_removed_then_re_added_module() {
         instance: None,
         key: "k".into(),
         value: value.into(),
+        seq: None,
     };
     fault.call(forward("first")).await.expect("kv is running");
 

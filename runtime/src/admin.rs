@@ -386,8 +386,10 @@ impl Admin {
     /// # Errors
     /// [`Error::NodeDown`].
     pub async fn declared_config(&self) -> Result<NodeConfig, Error> {
-        self.ask("declared config", |reply| AdminMsg::DeclaredConfig { reply })
-            .await
+        self.ask("declared config", |reply| AdminMsg::DeclaredConfig {
+            reply,
+        })
+        .await
     }
 
     /// Applies a new configuration (see [`AdminMsg::ApplyConfig`]).

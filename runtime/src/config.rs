@@ -78,7 +78,11 @@ pub struct Limits {
     /// How long `verify` may run.
     #[serde(with = "millis")]
     pub verify_timeout: Duration,
-    /// How long a prepared instance waits for the commit decision.
+    /// After the coordinator's commit/rollback decision, how long it waits
+    /// (on top of `prepare_timeout`) for the instances' reports of their
+    /// pauses. The decision stands either way: an instance that has voted
+    /// prepared never decides alone, it waits for the decision however long
+    /// the coordinator takes (DESIGN.md §2 phase 7).
     #[serde(with = "millis")]
     pub decision_timeout: Duration,
     /// Handler panics in a row after which an instance is restarted in

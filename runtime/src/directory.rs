@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::Instant;
 
 use arc_swap::ArcSwap;
@@ -119,14 +119,67 @@ pub(crate) struct Route {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Closed;
 
-impl Route {
-    /// Sends an application message, counting it into the mailbox depth.
-    pub fn send_counted(&self, msg: ModuleMsg) -> Result<(), Closed> {
-        self.shared.enqueued.fetch_add(1, Ordering::Relaxed);
-        self.actor.send_message(msg).map_err(|_| {
-            self.shared.enqueued.fetch_sub(1, Ordering::Relaxed);
-            Closed
+/// One way in to a module instance, as a handle (or a module context)
+/// resolved it once (issue #8 item 11): scaling never moves it to another
+/// instance. While its instance runs, it leads there (the route is replaced
+/// when the supervisor restarts the actor); when a scale-down removes its
+/// instance, it leads to a forwarder ([`crate::forwarder`]) that passes
+/// everything on, in order, to the lane of instance `index % new_count`
+/// once the removed instance has handled what was queued before.
+#[derive(Debug)]
+pub(crate) struct Lane {
+    /// The instance index the lane was made for.
+    pub index: u32,
+    route: ArcSwap<Route>,
+    /// Where a retired lane's messages go on to.
+    forward: std::sync::OnceLock<Arc<Lane>>,
+}
+
+impl Lane {
+    pub fn new(route: Route) -> Arc<Self> {
+        Arc::new(Lane {
+            index: route.shared.index,
+            route: ArcSwap::from_pointee(route),
+            forward: std::sync::OnceLock::new(),
         })
+    }
+
+    /// The instance index this lane's messages end up at (following
+    /// retired lanes to the serving one).
+    pub fn serving_index(&self) -> u32 {
+        let mut lane = self;
+        while let Some(next) = lane.forward.get() {
+            lane = next;
+        }
+        lane.index
+    }
+
+    /// Sends through the lane's current route. When the route's actor
+    /// refuses (it is draining for a scale-down and the lane was switched to
+    /// its forwarder meanwhile), the message goes to the new route: it is
+    /// later than everything the old actor took, so order holds.
+    pub fn send(&self, mut msg: ModuleMsg) -> Result<(), Closed> {
+        loop {
+            let route = self.route.load();
+            route.shared.enqueued.fetch_add(1, Ordering::Relaxed);
+            match route.actor.send_message(msg) {
+                Ok(()) => return Ok(()),
+                Err(e) => {
+                    route.shared.enqueued.fetch_sub(1, Ordering::Relaxed);
+                    let ractor::MessagingErr::SendErr(back) = e else {
+                        return Err(Closed);
+                    };
+                    if self.route.load().actor.get_id() == route.actor.get_id() {
+                        return Err(Closed);
+                    }
+                    msg = back;
+                }
+            }
+        }
+    }
+
+    fn set_route(&self, route: Route) {
+        self.route.store(Arc::new(route));
     }
 }
 
@@ -134,19 +187,32 @@ impl Route {
 #[derive(Debug)]
 pub(crate) struct ModuleSlot {
     pub name: Arc<str>,
+    /// The serving instances, by index (what reloads, status and events use).
     pub routes: ArcSwap<Vec<Route>>,
+    /// The serving instances' lanes, by index (what new handles resolve).
+    pub lanes: ArcSwap<Vec<Arc<Lane>>>,
     /// Whether the serving library wants host events.
     pub wants_events: AtomicBool,
     next: AtomicUsize,
+    /// Set when the module is removed or the node shuts down: sends through
+    /// handles and contexts fail from then on.
+    closed: AtomicBool,
+    /// Serializes changes of the routes, the lanes and `closed`; holds the
+    /// forwarders of retired lanes, oldest first, each with its lane.
+    edit: Mutex<Vec<(Route, Weak<Lane>)>>,
 }
 
 impl ModuleSlot {
     pub fn new(name: &str, routes: Vec<Route>) -> Arc<Self> {
+        let lanes = routes.iter().cloned().map(Lane::new).collect();
         Arc::new(ModuleSlot {
             name: Arc::from(name),
             routes: ArcSwap::from_pointee(routes),
+            lanes: ArcSwap::from_pointee(lanes),
             wants_events: AtomicBool::new(false),
             next: AtomicUsize::new(0),
+            closed: AtomicBool::new(false),
+            edit: Mutex::new(Vec::new()),
         })
     }
 
@@ -155,13 +221,108 @@ impl ModuleSlot {
         self.next.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// Replaces the route of one instance (after a restart).
-    pub fn replace(&self, index: u32, route: Route) {
+    /// Whether the module was removed or the node is shutting down.
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// The lane of serving instance `index % count`, resolved now.
+    pub fn resolve(&self, index: usize) -> Option<Arc<Lane>> {
+        let lanes = self.lanes.load();
+        if lanes.is_empty() {
+            return None;
+        }
+        Some(lanes[index % lanes.len()].clone())
+    }
+
+    fn edit(&self) -> std::sync::MutexGuard<'_, Vec<(Route, Weak<Lane>)>> {
+        self.edit.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Replaces the route of one instance (after a restart). Refused (the
+    /// caller stops the new actor) once the slot is closed.
+    pub fn replace(&self, index: u32, route: Route) -> Result<(), Closed> {
+        let _edit = self.edit();
+        if self.is_closed() {
+            return Err(Closed);
+        }
         let mut routes: Vec<Route> = self.routes.load().as_ref().clone();
         if let Some(r) = routes.iter_mut().find(|r| r.shared.index == index) {
-            *r = route;
+            *r = route.clone();
+        }
+        if let Some(lane) = self.lanes.load().iter().find(|l| l.index == index) {
+            lane.set_route(route);
         }
         self.routes.store(Arc::new(routes));
+        Ok(())
+    }
+
+    /// Adds a serving instance (a scale-up) with a lane of its own: lanes
+    /// already resolved, even retired ones of the same index, keep leading
+    /// where they led. Refused once the slot is closed.
+    pub fn push(&self, route: Route) -> Result<(), Closed> {
+        let _edit = self.edit();
+        if self.is_closed() {
+            return Err(Closed);
+        }
+        let mut routes: Vec<Route> = self.routes.load().as_ref().clone();
+        let mut lanes: Vec<Arc<Lane>> = self.lanes.load().as_ref().clone();
+        lanes.push(Lane::new(route.clone()));
+        routes.push(route);
+        self.lanes.store(Arc::new(lanes));
+        self.routes.store(Arc::new(routes));
+        Ok(())
+    }
+
+    /// A scale-down to `count` instances: takes the instances from `count`
+    /// on out of the serving set and switches each one's lane to its
+    /// forwarder (`forwarders[k]` for instance `count + k`, made to pass
+    /// messages on to the lane of instance `(count + k) % count`). Returns
+    /// the removed routes, to drain; refused once the slot is closed.
+    pub fn retire_from(&self, count: usize, forwarders: Vec<Route>) -> Result<Vec<Route>, Closed> {
+        let mut retired = self.edit();
+        if self.is_closed() {
+            return Err(Closed);
+        }
+        let mut routes: Vec<Route> = self.routes.load().as_ref().clone();
+        let mut lanes: Vec<Arc<Lane>> = self.lanes.load().as_ref().clone();
+        if count == 0 || count >= routes.len() || forwarders.len() != routes.len() - count {
+            return Err(Closed);
+        }
+        let removed = routes.split_off(count);
+        let removed_lanes = lanes.split_off(count);
+        self.routes.store(Arc::new(routes));
+        self.lanes.store(Arc::new(lanes.clone()));
+        for (lane, via) in removed_lanes.into_iter().zip(forwarders) {
+            lane.set_route(via.clone());
+            let _ = lane.forward.set(lanes[lane.index as usize % count].clone());
+            retired.push((via, Arc::downgrade(&lane)));
+        }
+        Ok(removed)
+    }
+
+    /// Closes the slot (sends through handles and contexts fail from now
+    /// on) and takes out what is left to drain: the forwarders, oldest
+    /// first, then the serving instances.
+    pub fn close(&self) -> (Vec<Route>, Vec<Route>) {
+        let mut retired = self.edit();
+        self.closed.store(true, Ordering::Release);
+        let routes = self.routes.load().as_ref().clone();
+        self.routes.store(Arc::new(Vec::new()));
+        self.lanes.store(Arc::new(Vec::new()));
+        let forwarders = std::mem::take(&mut *retired);
+        (forwarders.into_iter().map(|(r, _)| r).collect(), routes)
+    }
+
+    /// Takes out the forwarders whose lane no handle or context holds any
+    /// more (nothing can reach them but what is already queued), to drain.
+    pub fn prune_retired(&self) -> Vec<Route> {
+        let mut retired = self.edit();
+        let (gone, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut *retired)
+            .into_iter()
+            .partition(|(_, lane)| lane.strong_count() == 0);
+        *retired = kept;
+        gone.into_iter().map(|(r, _)| r).collect()
     }
 }
 
@@ -170,4 +331,66 @@ pub(crate) type Directory = Arc<RwLock<HashMap<String, Arc<ModuleSlot>>>>;
 
 pub(crate) fn lookup(dir: &Directory, module: &str) -> Option<Arc<ModuleSlot>> {
     dir.read().ok().and_then(|d| d.get(module).cloned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ractor::{Actor, ActorProcessingErr};
+
+    /// An actor that takes module messages and drops them.
+    struct Sink;
+
+    impl Actor for Sink {
+        type Msg = ModuleMsg;
+        type State = ();
+        type Arguments = ();
+
+        async fn pre_start(
+            &self,
+            _myself: ActorRef<ModuleMsg>,
+            _args: (),
+        ) -> Result<(), ActorProcessingErr> {
+            Ok(())
+        }
+    }
+
+    async fn route(index: u32) -> Route {
+        let (actor, _join) = Actor::spawn(None, Sink, ()).await.unwrap();
+        Route {
+            actor,
+            shared: InstanceShared::new(index),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_retired_lane_forwards_to_index_mod_count_and_goes_once_unheld() {
+        let slot = ModuleSlot::new("m", vec![route(0).await, route(1).await]);
+        let held = slot.resolve(1).unwrap();
+        let removed = slot.retire_from(1, vec![route(1).await]).unwrap();
+        assert_eq!(removed.len(), 1);
+        assert_eq!(held.serving_index(), 0, "instance 1 goes on to 1 % 1");
+        assert_eq!(
+            slot.resolve(5).unwrap().index,
+            0,
+            "new handles: serving lanes only"
+        );
+        slot.push(route(1).await).unwrap();
+        assert_eq!(held.serving_index(), 0, "a scale-up moves no lane");
+        assert_eq!(slot.resolve(1).unwrap().index, 1);
+        assert!(
+            slot.prune_retired().is_empty(),
+            "a handle still holds the lane"
+        );
+        drop(held);
+        assert_eq!(slot.prune_retired().len(), 1);
+        let (forwarders, routes) = slot.close();
+        assert!(forwarders.is_empty());
+        assert_eq!(routes.len(), 2);
+        assert!(slot.is_closed());
+        assert!(
+            slot.push(route(2).await).is_err(),
+            "a closed slot takes nothing"
+        );
+    }
 }

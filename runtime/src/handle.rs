@@ -7,20 +7,25 @@ use std::time::Duration;
 use molt_abi::Protocol;
 use tokio::sync::oneshot;
 
-use crate::directory::ModuleSlot;
+use crate::directory::{Lane, ModuleSlot};
 use crate::error::CallError;
 use crate::module_actor::ModuleMsg;
 
 /// A cloneable handle to a module, typed by its protocol.
 ///
-/// It stays valid across reloads and instance restarts: it resolves the
-/// instance through the module's routing slot on every send. A handle is
-/// pinned to one instance (chosen round robin when the handle is made, kept
-/// by clones), so the messages sent through one handle are handled in the
-/// order they were sent. Use [`ModuleHandle::on_instance`] to pick one.
+/// It stays valid across reloads and instance restarts. A handle is pinned
+/// to one instance, resolved once when the handle is made (round robin,
+/// kept by clones; [`ModuleHandle::on_instance`] picks one), so the messages
+/// sent through one handle are handled in the order they were sent, also
+/// across scaling: a scale-up never moves a handle; when a scale-down
+/// removes its instance, that instance first handles what was queued before
+/// the scale-down, then the handle's messages go on, in order, to instance
+/// `index % new_count`. The removed instance's state is dropped once its
+/// queue is handled: later messages meet the other instance's state.
 pub struct ModuleHandle<P: Protocol> {
     slot: Arc<ModuleSlot>,
-    pin: usize,
+    /// `None` when the module had no instance when the handle was made.
+    lane: Option<Arc<Lane>>,
     call_timeout: Duration,
     _proto: PhantomData<fn() -> P>,
 }
@@ -29,7 +34,7 @@ impl<P: Protocol> Clone for ModuleHandle<P> {
     fn clone(&self) -> Self {
         ModuleHandle {
             slot: self.slot.clone(),
-            pin: self.pin,
+            lane: self.lane.clone(),
             call_timeout: self.call_timeout,
             _proto: PhantomData,
         }
@@ -40,17 +45,17 @@ impl<P: Protocol> std::fmt::Debug for ModuleHandle<P> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ModuleHandle")
             .field("module", &&*self.slot.name)
-            .field("instance", &self.pin)
+            .field("instance", &self.lane.as_ref().map(|l| l.serving_index()))
             .finish()
     }
 }
 
 impl<P: Protocol> ModuleHandle<P> {
     pub(crate) fn new(slot: Arc<ModuleSlot>, call_timeout: Duration) -> Self {
-        let pin = slot.next_pin();
+        let lane = slot.resolve(slot.next_pin());
         ModuleHandle {
             slot,
-            pin,
+            lane,
             call_timeout,
             _proto: PhantomData,
         }
@@ -66,30 +71,32 @@ impl<P: Protocol> ModuleHandle<P> {
         self.slot.routes.load().len()
     }
 
-    /// The instance this handle sends to.
+    /// The instance this handle's messages are handled by (after a
+    /// scale-down removed its own: the one they are forwarded to).
     pub fn instance(&self) -> usize {
-        let n = self.instances().max(1);
-        self.pin % n
+        self.lane.as_ref().map_or(0, |l| l.serving_index() as usize)
     }
 
-    /// A handle pinned to instance `index` (modulo the instance count).
+    /// A handle pinned to instance `index` (modulo the instance count now),
+    /// resolved once, like every handle.
     pub fn on_instance(&self, index: usize) -> Self {
         ModuleHandle {
-            pin: index,
+            lane: self.slot.resolve(index),
             ..self.clone()
         }
     }
 
-    /// Sends through this handle's instance without cloning its route (the
-    /// hot path: one `ArcSwap` load, one atomic add, one channel send).
+    /// Sends through this handle's lane (the hot path: one atomic load, one
+    /// `ArcSwap` load, one atomic add, one channel send).
     fn send(&self, msg: ModuleMsg) -> Result<(), CallError> {
-        let routes = self.slot.routes.load();
-        if routes.is_empty() {
-            return Err(CallError::NotRunning(self.slot.name.to_string()));
+        let not_running = || CallError::NotRunning(self.slot.name.to_string());
+        let Some(lane) = &self.lane else {
+            return Err(not_running());
+        };
+        if self.slot.is_closed() {
+            return Err(not_running());
         }
-        routes[self.pin % routes.len()]
-            .send_counted(msg)
-            .map_err(|_| CallError::NotRunning(self.slot.name.to_string()))
+        lane.send(msg).map_err(|_| not_running())
     }
 
     fn encode(&self, msg: &P::Msg) -> Result<Vec<u8>, CallError> {

@@ -9,12 +9,13 @@ use abi_stable::std_types::{RArc, RErr, ROk, RResult, RSlice, RStr, RString};
 use molt_abi::ffi::{ErrorKind, HostCtx, HostCtxBox, HostCtx_TO, ModError};
 use molt_abi::Level;
 
-use crate::directory::{lookup, Directory, ModuleSlot};
+use crate::directory::{lookup, Directory, Lane, ModuleSlot};
 use crate::events::{Event, EventBus};
 use crate::module_actor::ModuleMsg;
 
-/// Routing slots by module name.
-type SlotCache = Mutex<Vec<(String, Arc<ModuleSlot>)>>;
+/// Routing slots by module name, each with the lanes this instance resolved
+/// in it (by the instance index asked for).
+type SlotCache = Mutex<Vec<(String, Arc<ModuleSlot>, Vec<(u32, Arc<Lane>)>)>>;
 
 /// What one instance's module code can reach.
 #[derive(Clone)]
@@ -119,21 +120,34 @@ impl HostCtx for HostContext {
 }
 
 impl HostContext {
-    /// The routing slot of `module`, cached per name: a module sending to
-    /// another one skips the directory's lock and hash lookup. A cached slot
-    /// whose module was removed has no routes any more; it is looked up
-    /// again (a module added again under that name has a new slot).
-    fn slot(&self, module: &str) -> Option<Arc<ModuleSlot>> {
+    /// The lane to instance `instance` (modulo the instance count) of
+    /// `module`, resolved at the first send and kept, as a handle keeps its
+    /// lane (issue #8 item 11): scaling never reorders what this instance
+    /// sends there. Slots are cached per name, so a module sending to
+    /// another one skips the directory's lock and hash lookup; a cached slot
+    /// that was closed (module removed) is looked up again (a module added
+    /// again under that name has a new slot).
+    fn lane(&self, module: &str, instance: u32) -> Option<Arc<Lane>> {
         let mut cache = self.slots.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((_, slot)) = cache.iter().find(|(n, _)| n == module) {
-            if !slot.routes.load().is_empty() {
-                return Some(slot.clone());
+        let pos = cache
+            .iter()
+            .position(|(n, slot, _)| n == module && !slot.is_closed());
+        let pos = match pos {
+            Some(pos) => pos,
+            None => {
+                let fresh = lookup(&self.directory, module)?;
+                cache.retain(|(n, _, _)| n != module);
+                cache.push((module.to_string(), fresh, Vec::new()));
+                cache.len() - 1
             }
+        };
+        let (_, slot, lanes) = &mut cache[pos];
+        if let Some((_, lane)) = lanes.iter().find(|(i, _)| *i == instance) {
+            return Some(lane.clone());
         }
-        let fresh = lookup(&self.directory, module)?;
-        cache.retain(|(n, _)| n != module);
-        cache.push((module.to_string(), fresh.clone()));
-        Some(fresh)
+        let lane = slot.resolve(instance as usize)?;
+        lanes.push((instance, lane.clone()));
+        Some(lane)
     }
 
     /// Casts to instance `instance` (modulo the instance count) of `module`.
@@ -142,15 +156,10 @@ impl HostContext {
             kind: ErrorKind::Failed,
             message: RString::from(format!("module {} is not running", module.as_str())),
         };
-        let Some(slot) = self.slot(module.as_str()) else {
+        let Some(lane) = self.lane(module.as_str(), instance) else {
             return RErr(not_running());
         };
-        let routes = slot.routes.load();
-        if routes.is_empty() {
-            return RErr(not_running());
-        }
-        let route = &routes[instance as usize % routes.len()];
-        match route.send_counted(ModuleMsg::Cast(msg.to_vec())) {
+        match lane.send(ModuleMsg::Cast(msg.to_vec())) {
             Ok(()) => ROk(()),
             Err(_) => RErr(not_running()),
         }

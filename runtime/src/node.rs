@@ -16,6 +16,7 @@ use crate::events::{EventBus, EventStream};
 use crate::handle::ModuleHandle;
 use crate::history::HistoryEntry;
 use crate::loader::{CopyDir, Loader};
+use crate::shutdown::ShutdownReport;
 use crate::supervisor::{Supervisor, SupervisorArgs, SupervisorMsg};
 use crate::watcher::Watcher;
 
@@ -256,8 +257,16 @@ impl Node {
         self.admin().history().await
     }
 
-    /// Stops every module (calling their `stop`) and the supervisor.
-    pub async fn shutdown(mut self) {
+    /// Stops the node: every module instance first handles the messages
+    /// already in its mailbox, then stops (its `stop` runs); instances and
+    /// modules drain in parallel, within `limits.shutdown_timeout` (plus at
+    /// most a second for an instance to finish the message it is in). Sends
+    /// during the shutdown fail with [`crate::CallError::NotRunning`]. Then
+    /// the supervisor stops.
+    ///
+    /// Returns what could not be handled in time, per module and instance
+    /// (also logged); ignoring it is fine.
+    pub async fn shutdown(mut self) -> ShutdownReport {
         // Dev mode first: no build may reload a module that is stopping.
         if let Some(dev) = self.dev.take() {
             dev.stop();
@@ -265,6 +274,13 @@ impl Node {
         if let Some(watcher) = self.watcher.take() {
             watcher.stop();
         }
+        // Issue #8 item 8: out of the directory first (new handles and
+        // sends fail), then drain what is queued.
+        let slots: Vec<_> = match self.directory.write() {
+            Ok(mut dir) => dir.drain().collect(),
+            Err(_) => Vec::new(),
+        };
+        let report = crate::shutdown::drain_slots(slots, self.limits.shutdown_timeout).await;
         let _ = self
             .sup
             .stop_and_wait(Some("node shutdown".into()), Some(Duration::from_secs(10)))
@@ -274,6 +290,7 @@ impl Node {
         if let Some(dir) = &self.temp_copy_dir {
             let _ = std::fs::remove_dir(dir);
         }
+        report
     }
 }
 

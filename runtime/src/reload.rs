@@ -11,8 +11,9 @@
 //! | 7 | commit / rollback | coordinator + instances (two-phase) | [`commit`] |
 //! | 8 | replay | instance (ractor hands over the queued messages) | [`replay`] |
 //!
-//! The coordinator ([`run`]) runs as a task of its own, so the supervisor keeps
-//! answering while a module reloads and different modules reload at once.
+//! The coordinator ([`run_guarded`]) runs as a task of its own, so the
+//! supervisor keeps answering while a module reloads and different modules
+//! reload at once.
 
 pub(crate) mod commit;
 pub(crate) mod drain;
@@ -40,6 +41,9 @@ use crate::loader::{Library, Loader};
 use crate::module_actor::Instance;
 
 pub use crate::phase::Phase;
+
+#[doc(hidden)]
+pub use commit::hooks as test_hooks;
 
 /// A phase that failed on one instance (or in the coordinator).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,6 +105,11 @@ pub(crate) enum Decision {
 pub(crate) struct Progress {
     phase: Mutex<Option<Phase>>,
     abandoned: AtomicBool,
+    /// The decision about this instance's swap, taken once (DESIGN.md §2
+    /// phase 7): by the coordinator, or, for a module's only instance, by
+    /// whichever of the instance (prepared: commit) and the coordinator
+    /// (prepare timed out: rollback) comes first.
+    decided: Mutex<Option<Decision>>,
 }
 
 impl Progress {
@@ -124,6 +133,14 @@ impl Progress {
     /// Whether the coordinator has rolled back.
     pub fn abandoned(&self) -> bool {
         self.abandoned.load(Ordering::Acquire)
+    }
+
+    /// Takes `decision` unless one was taken already; returns the decision
+    /// that stands. Both sides of a lone instance's swap call it, so they
+    /// can never end in different outcomes.
+    pub fn decide(&self, decision: Decision) -> Decision {
+        let mut d = self.decided.lock().unwrap_or_else(|p| p.into_inner());
+        *d.get_or_insert(decision)
     }
 
     /// Before the instance runs more module code for the swap (`next`):
@@ -222,17 +239,19 @@ pub(crate) async fn on_instance(inst: &mut Instance, req: SwapRequest) {
         }
         Ok((candidate, restore)) => {
             progress.enter(Phase::Commit);
-            let _ = prepared.send(Ok(()));
-            // Wait longer than the coordinator can take to decide, so no
-            // instance rolls back on its own while the others commit.
-            let wait = limits.prepare_timeout + limits.decision_timeout;
             let t = Instant::now();
             // A module's only instance decides alone: all (one) prepared
-            // means commit, without a round trip to the coordinator.
+            // means commit, without a round trip to the coordinator, unless
+            // the coordinator decided first (DESIGN.md §2 phase 7).
             let decided = if solo {
-                commit::solo_decision(decision, &progress)
+                let decided = commit::solo_decision(&progress);
+                let _ = prepared.send(Ok(()));
+                decided
             } else {
-                commit::await_decision(decision, wait).await
+                // Having voted, the instance never decides alone: it waits
+                // for the coordinator, however long that takes.
+                let _ = prepared.send(Ok(()));
+                commit::await_decision(decision, &progress).await
             };
             crate::metrics::phase(&inst.module, Phase::Commit, t.elapsed());
             match decided {
@@ -401,17 +420,72 @@ pub(crate) struct Committed {
 }
 
 /// Runs phases 1, 2 and 7 for every instance of a module.
-pub(crate) async fn run(plan: Plan) -> Outcome {
+async fn run_recorded(plan: Plan, ledger: Arc<Ledger>) -> Outcome {
     let span = tracing::info_span!(
         "reload",
         module = %plan.module,
         from = %plan.from,
         to = tracing::field::Empty
     );
-    run_phases(plan).instrument(span).await
+    run_phases(plan, &ledger).instrument(span).await
 }
 
-async fn run_phases(plan: Plan) -> Outcome {
+/// What a coordinator has under way, kept outside its task: the target and
+/// each instance's decision cell.
+#[derive(Default)]
+struct Ledger {
+    target: Mutex<Option<Arc<Library>>>,
+    instances: Mutex<Vec<Arc<Progress>>>,
+}
+
+/// Runs phases 1, 2 and 7 for every instance of a module, in a task of its
+/// own. If the coordinator dies (a panic in the host), the outcome recorded
+/// is the one its instances apply: the decision it had recorded in their
+/// cells, else rollback, taken in those cells now (an instance whose
+/// decision sender is dropped reads the same cell).
+pub(crate) async fn run_guarded(plan: Plan) -> Outcome {
+    let ledger = Arc::new(Ledger::default());
+    let err = match tokio::spawn(run_recorded(plan, ledger.clone())).await {
+        Ok(outcome) => return outcome,
+        Err(e) => e,
+    };
+    let cells = ledger
+        .instances
+        .lock()
+        .map(|c| c.clone())
+        .unwrap_or_default();
+    let decisions: Vec<Decision> = cells.iter().map(|p| p.decide(Decision::Rollback)).collect();
+    let target = ledger.target.lock().ok().and_then(|t| t.clone());
+    match (decisions.first(), target) {
+        (Some(Decision::Commit), Some(target))
+            if decisions.iter().all(|d| *d == Decision::Commit) =>
+        {
+            tracing::error!(target: "molt::reload", "the reload coordinator failed ({err}) after deciding commit; the commit stands");
+            Outcome {
+                target: Some(target),
+                load_error: None,
+                result: Ok(Committed { pauses: Vec::new() }),
+                restored: Vec::new(),
+            }
+        }
+        _ => {
+            for p in &cells {
+                p.abandon();
+            }
+            Outcome {
+                target: None,
+                load_error: None,
+                result: Err(PhaseFailure::new(
+                    Phase::Commit,
+                    format!("the reload coordinator failed ({err}); every instance rolled back"),
+                )),
+                restored: Vec::new(),
+            }
+        }
+    }
+}
+
+async fn run_phases(plan: Plan, ledger: &Ledger) -> Outcome {
     let target = match plan.source {
         Source::Loaded(lib) => lib,
         Source::Path(path) => match prepare::load(&plan.loader, path, &plan.module).await {
@@ -464,6 +538,12 @@ async fn run_phases(plan: Plan) -> Outcome {
         }
         _ => pending,
     };
+    if let Ok(mut t) = ledger.target.lock() {
+        *t = Some(target.clone());
+    }
+    if let Ok(mut cells) = ledger.instances.lock() {
+        *cells = pending.iter().map(|p| p.progress.clone()).collect();
+    }
     let result = commit::coordinate(pending, &plan.limits).await;
     Outcome {
         target: Some(target),

@@ -312,14 +312,15 @@ impl Actor for Supervisor {
         if let Ok(mut dir) = st.directory.write() {
             dir.clear();
         }
-        for entry in st.table.values() {
-            for route in entry.slot.routes.load().iter() {
-                let _ = route
-                    .actor
-                    .stop_and_wait(None, Some(std::time::Duration::from_secs(5)))
-                    .await;
-            }
-        }
+        // Whatever `Node::shutdown` has not drained already (it closes and
+        // drains every module first; a module added meanwhile is left):
+        // drained too, never dropped with its queue (issue #8 item 8).
+        let slots = st
+            .table
+            .iter()
+            .map(|(name, e)| (name.clone(), e.slot.clone()))
+            .collect();
+        crate::shutdown::drain_slots(slots, st.limits.shutdown_timeout).await;
         Ok(())
     }
 }

@@ -88,7 +88,10 @@ pub async fn run(config_path: Option<PathBuf>, dev: bool) -> ExitCode {
             &stage,
             "stopping the modules (messages still queued, module stop code)",
         );
-        node.shutdown().await;
+        // Each instance handles what is queued first (within the shutdown
+        // timeout); what could not be is reported.
+        let report = node.shutdown().await;
+        println!("molt: stopped: {report}");
         set_stage(
             &stage,
             "the runtime's blocking tasks (a library load, a build)",

@@ -1,9 +1,10 @@
 //! Phase 7, commit / rollback: two-phase across all instances of a module.
 //! Every instance reports prepared and waits, still buffering, for the
 //! decision; all prepared → commit all; any failure or timeout → roll back all.
+//! The coordinator decides once; that decision is what every instance
+//! applies and what the coordinator returns (never two outcomes).
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::sync::oneshot;
 use tokio::time::{timeout_at, Instant};
@@ -15,7 +16,12 @@ use crate::directory::Snapshot;
 use crate::loader::Library;
 use crate::module_actor::Instance;
 
-/// The coordinator: collects `prepared`, decides, collects the reports.
+/// The coordinator: collects `prepared`, decides once, sends that decision
+/// to every instance and returns it as the outcome (DESIGN.md §2 phase 7).
+///
+/// An instance that has voted prepared waits for this decision without a
+/// timeout, so coordinator and instances always end in the same outcome;
+/// the reports collected afterwards only carry the pauses.
 pub(crate) async fn coordinate(
     mut pending: Vec<Pending>,
     limits: &Limits,
@@ -42,16 +48,35 @@ pub(crate) async fn coordinate(
             break;
         }
     }
-    let decision = if failure.is_none() {
+    let wanted = if failure.is_none() {
         Decision::Commit
+    } else {
+        Decision::Rollback
+    };
+    // A lone instance takes the decision itself as soon as it has prepared
+    // (no round trip): the coordinator's rollback after a prepare timeout
+    // only stands when it comes first; otherwise the instance's commit does.
+    let decision = match pending.as_slice() {
+        [only] => only.progress.decide(wanted),
+        _ => {
+            // Recorded where every instance (and the supervisor, should this
+            // task die) reads it, before anything is sent.
+            for p in &pending {
+                p.progress.decide(wanted);
+            }
+            wanted
+        }
+    };
+    if decision == Decision::Commit {
+        failure = None;
     } else {
         // Instances still inside their swap (or yet to reach it) stop at
         // their next step instead of running more of the new code.
         for p in &pending {
             p.progress.abandon();
         }
-        Decision::Rollback
-    };
+    }
+    hooks::before_decision().await;
     for p in pending.iter_mut() {
         if let Some(tx) = p.decision.take() {
             let _ = tx.send(decision);
@@ -59,49 +84,56 @@ pub(crate) async fn coordinate(
     }
     let instances = pending.len();
     let mut pauses = Vec::with_capacity(instances);
-    let mut committed = 0;
     let report_deadline = Instant::now() + limits.decision_timeout + limits.prepare_timeout;
     for p in pending {
         match timeout_at(report_deadline, p.done).await {
             Ok(Ok(report)) => {
-                if report.committed {
-                    committed += 1;
-                } else if decision == Decision::Commit {
-                    failure.get_or_insert(PhaseFailure::new(
-                        Phase::Commit,
-                        format!("instance {} did not commit", report.index),
-                    ));
+                if report.committed != (decision == Decision::Commit) {
+                    // Cannot happen: a voted instance applies the decision.
+                    tracing::error!(target: "molt::reload", instance = report.index, ?decision, "an instance reported an outcome other than the decision");
                 }
                 pauses.push(report.pause);
             }
             Ok(Err(_)) | Err(_) => {
-                failure.get_or_insert(PhaseFailure::new(
-                    Phase::Commit,
-                    format!("instance {} did not report after the decision", p.index),
-                ));
+                tracing::warn!(target: "molt::reload", instance = p.index, ?decision, "an instance did not report within the decision timeout; the decision stands");
             }
         }
     }
-    // What the instances report is the truth: a lone instance commits on
-    // its own when it prepared just as the coordinator's wait ran out.
-    if committed == instances {
-        return Ok(Committed { pauses });
+    match decision {
+        Decision::Commit => Ok(Committed { pauses }),
+        Decision::Rollback => Err(failure
+            .unwrap_or_else(|| PhaseFailure::new(Phase::Commit, "the reload was rolled back"))),
     }
-    Err(failure.unwrap_or_else(|| PhaseFailure::new(Phase::Commit, "not every instance committed")))
 }
 
 /// A module's only instance decides alone once it has prepared: commit,
-/// unless the coordinator has already given up on it (its prepare timed out
-/// and it sent rollback). Either way the instance's report tells the
-/// coordinator what happened.
-pub(crate) fn solo_decision(mut rx: oneshot::Receiver<Decision>, progress: &Progress) -> Decision {
-    if progress.abandoned() {
-        return Decision::Rollback;
+/// unless the coordinator has already decided rollback (its prepare timed
+/// out). The coordinator records whichever came first.
+pub(crate) fn solo_decision(progress: &Progress) -> Decision {
+    progress.decide(Decision::Commit)
+}
+
+/// A test-only delay before the coordinator sends its decision: the only
+/// reliable way to starve the coordinator past the point where an instance
+/// used to give up on its own (`tests/two_phase_never_splits.rs`).
+#[doc(hidden)]
+pub mod hooks {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::time::Duration;
+
+    static DELAY_MS: AtomicU64 = AtomicU64::new(0);
+
+    /// Delays every coordinator of this process by `delay` between its
+    /// decision and sending it (zero: no delay). For tests only.
+    pub fn delay_decision(delay: Duration) {
+        DELAY_MS.store(delay.as_millis() as u64, Ordering::Relaxed);
     }
-    match rx.try_recv() {
-        Err(oneshot::error::TryRecvError::Empty) => Decision::Commit,
-        Ok(d) => d,
-        Err(oneshot::error::TryRecvError::Closed) => Decision::Rollback,
+
+    pub(crate) async fn before_decision() {
+        let ms = DELAY_MS.load(Ordering::Relaxed);
+        if ms > 0 {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+        }
     }
 }
 
@@ -125,12 +157,18 @@ fn timed_out(p: &Pending, limits: &Limits) -> PhaseFailure {
     }
 }
 
-/// Waits for the coordinator's decision; no decision (or a dropped
-/// coordinator) means rollback.
-pub(crate) async fn await_decision(rx: oneshot::Receiver<Decision>, wait: Duration) -> Decision {
-    match tokio::time::timeout(wait, rx).await {
-        Ok(Ok(d)) => d,
-        _ => Decision::Rollback,
+/// Waits for the coordinator's decision, without a timeout: an instance
+/// that has voted never decides alone. The coordinator always sends one; if
+/// its task dies first (the sender is dropped unsent), the decision it
+/// recorded stands, and when it recorded none, rollback, taken in the same
+/// cell the supervisor reads, so both sides agree.
+pub(crate) async fn await_decision(
+    rx: oneshot::Receiver<Decision>,
+    progress: &Progress,
+) -> Decision {
+    match rx.await {
+        Ok(d) => d,
+        Err(_) => progress.decide(Decision::Rollback),
     }
 }
 
@@ -164,4 +202,48 @@ pub(crate) fn apply(
 pub(crate) fn undo(inst: &mut Instance, mut candidate: Candidate) {
     let _ = candidate.behaviour.stop();
     super::swap::restart_old(inst);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn a_coordinator_dropped_before_deciding_means_rollback() {
+        let (tx, rx) = oneshot::channel::<Decision>();
+        drop(tx);
+        let p = Progress::default();
+        assert_eq!(await_decision(rx, &p).await, Decision::Rollback);
+        assert_eq!(p.decide(Decision::Commit), Decision::Rollback, "recorded");
+    }
+
+    #[tokio::test]
+    async fn a_coordinator_dropped_after_deciding_means_its_decision() {
+        let (tx, rx) = oneshot::channel::<Decision>();
+        let p = Progress::default();
+        p.decide(Decision::Commit);
+        drop(tx);
+        assert_eq!(await_decision(rx, &p).await, Decision::Commit);
+    }
+
+    #[tokio::test]
+    async fn a_voted_instance_waits_for_a_late_decision() {
+        let (tx, rx) = oneshot::channel();
+        let waiter = tokio::spawn(async move { await_decision(rx, &Progress::default()).await });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!waiter.is_finished(), "it decided alone");
+        tx.send(Decision::Commit).unwrap();
+        assert_eq!(waiter.await.unwrap(), Decision::Commit);
+    }
+
+    #[test]
+    fn a_lone_instance_and_its_coordinator_take_one_decision() {
+        let p = Progress::default();
+        assert_eq!(solo_decision(&p), Decision::Commit);
+        assert_eq!(p.decide(Decision::Rollback), Decision::Commit);
+        let p = Progress::default();
+        assert_eq!(p.decide(Decision::Rollback), Decision::Rollback);
+        assert_eq!(solo_decision(&p), Decision::Rollback);
+    }
 }

@@ -268,11 +268,18 @@ fn replaced(
     let _ = prepared_tx.send(Ok(()));
     let (decision_tx, decision_rx) = oneshot::channel::<Decision>();
     let (done_tx, done) = oneshot::channel();
+    let progress = Arc::new(Progress::default());
+    let cell = progress.clone();
     tokio::spawn(async move {
-        let decision = decision_rx.await.unwrap_or(Decision::Rollback);
+        // As any voted instance (DESIGN.md §2 phase 7): the decision the
+        // coordinator recorded, also if its task died before sending it.
+        let decision = super::commit::await_decision(decision_rx, &cell).await;
         let committed = decision == Decision::Commit;
         if committed {
-            slot.replace(index, new);
+            if slot.replace(index, new.clone()).is_err() {
+                // The module is being removed or the node stops.
+                new.actor.stop(None);
+            }
             // Not handled by any code: the one it hangs in and those
             // queued behind it (stop goes before them).
             restore.stuck_messages = old.shared.mailbox_depth();
@@ -295,6 +302,6 @@ fn replaced(
         prepared,
         decision: Some(decision_tx),
         done,
-        progress: Arc::new(Progress::default()),
+        progress,
     }
 }

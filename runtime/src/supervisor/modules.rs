@@ -3,6 +3,8 @@
 
 use super::*;
 
+use tokio::sync::oneshot;
+
 /// A module's library, loaded (or not) in a task for [`Supervisor::add_module`].
 pub(crate) struct AddDone {
     spec: ModuleSpec,
@@ -23,19 +25,21 @@ pub(super) fn encode_config(
         .map_err(|e| Error::Config(format!("module {module}: cannot encode its config: {e}")))
 }
 
-/// Lets each instance handle what is already in its mailbox, then stops it
-/// (its `stop` runs in `post_stop`).
-pub(super) async fn drain_all(routes: Vec<Route>) {
-    for route in routes {
-        if let Err(e) = route
-            .actor
-            .drain_and_wait(Some(std::time::Duration::from_secs(60)))
-            .await
-        {
+/// How long a removed module or instance may take to handle its queue.
+const REMOVAL_DRAIN: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Lets each instance a scale-down removed handle what is already in its
+/// mailbox, then stops it (its `stop` runs in `post_stop`); then releases
+/// its forwarder (issue #8 item 11), which passes on what came after.
+pub(super) async fn drain_retired(retired: Vec<(Route, oneshot::Sender<()>)>) {
+    let drains = retired.into_iter().map(|(route, release)| async move {
+        if let Err(e) = route.actor.drain_and_wait(Some(REMOVAL_DRAIN)).await {
             tracing::warn!(target: "molt::supervisor", instance = route.shared.index, "drain did not finish: {e}");
-            route.actor.stop(None);
+            let _ = route.actor.stop_and_wait(None, Some(REMOVAL_DRAIN)).await;
         }
-    }
+        let _ = release.send(());
+    });
+    futures_util::future::join_all(drains).await;
 }
 
 pub(super) fn startup_message(e: ractor::SpawnErr) -> String {
@@ -242,11 +246,9 @@ impl Supervisor {
         if let Ok(mut dir) = st.directory.write() {
             dir.remove(&module);
         }
-        let routes = entry.slot.routes.load().as_ref().clone();
-        entry.slot.routes.store(Arc::new(Vec::new()));
-        tracing::info!(target: "molt::supervisor", module = %module, "removing: draining {} instance(s)", routes.len());
+        tracing::info!(target: "molt::supervisor", module = %module, "removing: draining {} instance(s)", entry.slot.routes.load().len());
         tokio::spawn(async move {
-            drain_all(routes).await;
+            crate::shutdown::drain_slots(vec![(module, entry.slot)], REMOVAL_DRAIN).await;
             let _ = reply.send(Ok(()));
         });
     }
@@ -262,7 +264,7 @@ impl Supervisor {
         match result {
             Ok(removed) if !removed.is_empty() => {
                 tokio::spawn(async move {
-                    drain_all(removed).await;
+                    drain_retired(removed).await;
                     let _ = reply.send(Ok(()));
                 });
             }
@@ -275,13 +277,14 @@ impl Supervisor {
         }
     }
 
-    /// Scales and returns the routes of the removed instances (to drain).
+    /// Scales and returns the routes of the removed instances (to drain),
+    /// each with the release of its forwarder (see [`drain_retired`]).
     pub(super) async fn scale_inner(
         myself: &ActorRef<SupervisorMsg>,
         st: &mut SupState,
         module: &str,
         instances: u32,
-    ) -> Result<Vec<Route>, Error> {
+    ) -> Result<Vec<(Route, oneshot::Sender<()>)>, Error> {
         if instances == 0 {
             return Err(Error::Config(format!(
                 "module {module:?}: instances must be at least 1"
@@ -298,9 +301,17 @@ impl Supervisor {
             entry.config.clone(),
             entry.slot.clone(),
         );
-        let mut routes = slot.routes.load().as_ref().clone();
-        let current = routes.len() as u32;
+        let current = slot.routes.load().len() as u32;
         let name: Arc<str> = Arc::from(module);
+        // Forwarders nobody can reach any more pass on what they hold, then stop.
+        let unreachable = slot.prune_retired();
+        if !unreachable.is_empty() {
+            tokio::spawn(async move {
+                for f in unreachable {
+                    let _ = f.actor.drain_and_wait(Some(REMOVAL_DRAIN)).await;
+                }
+            });
+        }
         let mut removed = Vec::new();
         if instances > current {
             for index in current..instances {
@@ -315,14 +326,50 @@ impl Supervisor {
                     StartFrom::Fresh,
                 )
                 .await?;
-                routes.push(route);
                 // Each started instance is visible at once: a failure later
-                // leaves the ones already started serving.
-                slot.routes.store(Arc::new(routes.clone()));
+                // leaves the ones already started serving. A scale-up never
+                // moves a handle: the new instance gets a lane of its own.
+                if slot.push(route.clone()).is_err() {
+                    route.actor.stop(None);
+                    return Err(Error::UnknownModule(module.to_string()));
+                }
             }
-        } else {
-            removed = routes.split_off(instances as usize);
-            slot.routes.store(Arc::new(routes));
+        } else if instances < current {
+            // Issue #8 item 11: each removed instance's lane switches to a
+            // forwarder to instance `index % instances`, released once the
+            // removed instance has handled its queue.
+            let lanes = slot.lanes.load_full();
+            let mut forwarders: Vec<Route> = Vec::new();
+            let mut releases = Vec::new();
+            for index in instances..current {
+                let (release, released) = oneshot::channel();
+                let shared = InstanceShared::new(index);
+                let args = crate::forwarder::ForwarderArgs {
+                    to: lanes[(index % instances) as usize].clone(),
+                    shared: shared.clone(),
+                    released,
+                };
+                let actor = match Actor::spawn(None, crate::forwarder::Forwarder, args).await {
+                    Ok((actor, _join)) => actor,
+                    Err(e) => {
+                        for f in &forwarders {
+                            f.actor.stop(None);
+                        }
+                        return Err(Error::Spawn(e.to_string()));
+                    }
+                };
+                forwarders.push(Route { actor, shared });
+                releases.push(release);
+            }
+            match slot.retire_from(instances as usize, forwarders.clone()) {
+                Ok(gone) => removed = gone.into_iter().zip(releases).collect(),
+                Err(_) => {
+                    for f in forwarders {
+                        f.actor.stop(None);
+                    }
+                    return Err(Error::UnknownModule(module.to_string()));
+                }
+            }
         }
         if let Some(entry) = st.table.get_mut(module) {
             entry.spec.instances = instances;

@@ -212,7 +212,7 @@ impl Supervisor {
         let at = SystemTime::now();
         let trigger = options.trigger;
         tokio::spawn(async move {
-            let outcome = reload::run(plan).await;
+            let outcome = reload::run_guarded(plan).await;
             let done = ReloadDone {
                 module,
                 request,

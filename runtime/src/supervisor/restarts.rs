@@ -106,7 +106,11 @@ impl Supervisor {
         .await
         {
             Ok(route) => {
-                slot.replace(shared.index, route);
+                if slot.replace(shared.index, route.clone()).is_err() {
+                    // The module is being removed or the node stops.
+                    route.actor.stop(None);
+                    return;
+                }
                 Self::record_restart(
                     st,
                     Restarted {

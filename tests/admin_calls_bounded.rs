@@ -21,7 +21,7 @@ fn hang(at: Point, ms: u64, only_instance: Option<u32>) -> serde_json::Value {
             how: How::Hang { ms },
         }),
         only_instance,
-        tag: String::new(),
+        ..FaultConfig::default()
     })
     .unwrap()
 }

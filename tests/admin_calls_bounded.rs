@@ -22,6 +22,7 @@ fn hang(at: Point, ms: u64, only_instance: Option<u32>) -> serde_json::Value {
         }),
         only_instance,
         tag: String::new(),
+        ..FaultConfig::default()
     })
     .unwrap()
 }

@@ -3,7 +3,9 @@
 //! idle connection that sends no headers is closed after
 //! `limits.http_header_timeout`, event streams past
 //! `limits.http_max_event_streams` answer 503, and a fresh `/healthz`
-//! answers once the idle connections are gone.
+//! answers once the idle connections are gone. A flood of idle connections
+//! against a `molt run` with few file descriptors leaves the node able to
+//! answer and to reload.
 
 mod common;
 
@@ -173,4 +175,74 @@ async fn event_streams_past_the_cap_answer_503() {
     }
     server.shutdown().await;
     node.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_flood_leaves_the_node_its_file_descriptors() {
+    /// The node's file descriptor limit; the flood is far larger.
+    const MAX_OPEN_FILES: u32 = 128;
+    const FLOOD: usize = 400;
+    const TOKEN: &str = "Zmxvb2QtdGVzdC10b2tlbi0wMTIzNDU2Nzg5YWJjZGVm";
+    let f = common::fixtures();
+    let dir = common::scratch_dir();
+    let config = dir.path().join("molt.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[node]\nname = \"flood\"\nlibrary_dirs = [{:?}]\nadmin_listen = \"127.0.0.1:0\"\n\
+             hot_reload = false\n\n[node.limits]\nhttp_max_connections = 16\n\
+             http_header_timeout_ms = 500\n\n[modules.kv]\nlibrary = {:?}\n",
+            f.kv.parent().unwrap(),
+            f.kv
+        ),
+    )
+    .unwrap();
+    let molt = common::MoltProcess::start_limited(
+        &["run", config.to_str().unwrap()],
+        dir.path(),
+        &[("MOLT_ADMIN_TOKEN", TOKEN)],
+        Some(MAX_OPEN_FILES),
+    );
+    let (molt, line) = tokio::task::spawn_blocking(move || {
+        let mut molt = molt;
+        let line = molt.wait_for_line("HTTP admin on http://", DEADLINE);
+        (molt, line)
+    })
+    .await
+    .unwrap();
+    let addr = common::admin_addr_of(&line);
+
+    // The flood: connections that send nothing, all held open by the test.
+    let flood = tokio::task::spawn_blocking(move || {
+        (0..FLOOD)
+            .filter_map(|_| TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok())
+            .collect::<Vec<_>>()
+    })
+    .await
+    .unwrap();
+    assert!(
+        flood.len() > MAX_OPEN_FILES as usize,
+        "{} connected",
+        flood.len()
+    );
+
+    // Past the cap they are closed at once, inside it after the header
+    // timeout: a fresh request gets in, and the node can still open files.
+    healthz_answers(addr).await;
+    let reload = reqwest::Client::new()
+        .post(format!("http://{addr}/modules/kv/reload"))
+        .bearer_auth(TOKEN)
+        .timeout(DEADLINE)
+        .send()
+        .await
+        .expect("the reload answers");
+    let status = reload.status();
+    let body = reload.text().await.unwrap_or_default();
+    assert_eq!(
+        status,
+        200,
+        "the reload can open the library: {body}\n{}",
+        molt.output()
+    );
+    drop(flood);
 }

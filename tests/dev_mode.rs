@@ -112,6 +112,10 @@ impl FixtureCrate {
 fn dev_config(name: &str) -> NodeConfig {
     let mut c = NodeConfig::new(name);
     c.dev = true;
+    // A burst of saves a few ms apart must fall within one quiet period
+    // even when the test thread is descheduled on a busy machine (dev
+    // mode's own minimum, 50 ms, is not always enough there).
+    c.debounce_ms = DEBOUNCE.as_millis() as u64;
     c.target_dir = Some(common::target_dir(&molt::workspace_dir()));
     c.limits = common::test_limits();
     c
@@ -155,10 +159,12 @@ fn building(name: &str) -> Event {
     Event::ModuleBuilding { name: name.into() }
 }
 
-/// Longer than dev mode's debounce (50 ms) plus scheduling slack: a build
-/// that some file event would start has started (and said so on the bus)
-/// after this.
-const QUIET: Duration = Duration::from_millis(500);
+/// The tests' debounce (`debounce_ms`).
+const DEBOUNCE: Duration = Duration::from_secs(1);
+
+/// Longer than the debounce plus scheduling slack: a build that some file
+/// event would start has started (and said so on the bus) after this.
+const QUIET: Duration = Duration::from_millis(2000);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_compile_error_keeps_the_old_code_and_the_fix_reloads() {

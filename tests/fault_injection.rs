@@ -70,7 +70,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::fault_proto::{Msg, Point, Reply};
-use common::FaultProto;
+use common::{FaultProto, Release};
 use molt::{
     Action, CallError, Error, Event, EventStream, InstanceStatus, Limits, LoadCause, ModuleHandle,
     ModuleSpec, Node, Outcome, Phase, ReloadOptions,
@@ -80,9 +80,6 @@ use serde_json::{json, Value};
 const INSTANCES: usize = 2;
 /// How long the fixed hang of [`faults_at_node_start`] lasts.
 const HANG_MS: u64 = 900;
-/// The bound on a released hang (a case releases it long before, even when
-/// it fails: see [`Release`]).
-const HANG_MAX_MS: u64 = 120_000;
 /// The timeout of the checking calls: longer than anything a case waits for.
 const PATIENT: Duration = Duration::from_secs(30);
 
@@ -96,32 +93,6 @@ fn small_limits() -> Limits {
         decision_timeout: Duration::from_secs(3),
         call_timeout: Duration::from_millis(200),
         ..Limits::default()
-    }
-}
-
-/// The file that ends a case's hangs; created when dropped too, so a case
-/// that fails never leaves a module hanging.
-struct Release(PathBuf);
-
-impl Release {
-    fn new(dir: &Path) -> Self {
-        Release(dir.join("release-the-hang"))
-    }
-
-    /// Ends every hang, now and later (until [`Release::hold`]).
-    fn now(&self) {
-        std::fs::write(&self.0, b"").expect("create the release file");
-    }
-
-    /// Hangs hang again until the next [`Release::now`].
-    fn hold(&self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
-impl Drop for Release {
-    fn drop(&mut self) {
-        let _ = std::fs::write(&self.0, b"");
     }
 }
 
@@ -143,9 +114,7 @@ impl How {
         match (self, release) {
             (How::Error, _) => json!("Error"),
             (How::Panic, _) => json!("Panic"),
-            (How::Hang, Some(r)) => json!({
-                "HangUntil": { "release": r.0.display().to_string(), "max_ms": HANG_MAX_MS }
-            }),
+            (How::Hang, Some(r)) => r.hang(),
             (How::Hang, None) => json!({ "Hang": { "ms": HANG_MS } }),
         }
     }
@@ -614,7 +583,7 @@ async fn run_case(case: Case) -> String {
     let name = case.name;
     let f = common::fixtures();
     let scratch = common::scratch_dir();
-    let release = Release::new(scratch.path());
+    let release = Release::new();
     let node_name = format!("fault-injection-{}", name.replace('/', "-"));
     let mut config = common::config(&node_name, &[scratch.path()]);
     if case.how() == Some(How::Hang) {

@@ -31,6 +31,17 @@
 //! | 500 | `metrics_unavailable` |
 //! | 503 | `node_down`, `busy` (the supervisor did not take the request within `limits.admin_timeout`; nothing was done), `too_many_event_streams` |
 //!
+//! # Limits
+//!
+//! From the node's `[node.limits]` (see `listener.rs`): at most
+//! `http_max_connections` connections open at once (one past it is
+//! accepted and closed at once, unanswered); `http_header_timeout` for a
+//! request's headers (an idle connection is closed after it); at most
+//! `http_max_event_streams` open `/events` streams (503
+//! `too_many_event_streams` past it); a failed accept (EMFILE) is retried
+//! after a pause. Every answer that needs the supervisor waits at most
+//! `admin_timeout` for it (503 `busy`).
+//!
 //! # Tokens
 //!
 //! - Every POST needs `Authorization: Bearer <token>`, always. A server
@@ -130,9 +141,10 @@ impl Drop for AdminServer {
 /// Starts the HTTP admin server of `node` on `addr` (port 0 picks one), on
 /// the current tokio runtime.
 ///
-/// `token` is the bearer token every POST must carry. Without one the server
-/// takes no changes, and it refuses to start on an address that is not
-/// loopback.
+/// `token` is the bearer token every POST must carry (at least 32 bytes).
+/// Without one the server takes no changes, and it refuses to start on an
+/// address that is not loopback. The connection, header-time and event
+/// stream limits are the node's (`node.limits()`).
 ///
 /// # Errors
 /// [`Error::Config`] for a non-loopback address without a token, an

@@ -141,7 +141,7 @@ impl Node {
         }
         // Dev mode (DESIGN.md §4): rebuild and reload module crates on save.
         if config.dev {
-            match crate::dev::start(node.admin(), node.bus.clone(), &config) {
+            match crate::dev::start(node.unbounded_admin(), node.bus.clone(), &config) {
                 Ok(dev) => node.dev = Some(dev),
                 Err(e) => {
                     node.shutdown().await;
@@ -176,6 +176,13 @@ impl Node {
     /// wait at most `limits.admin_timeout` for the supervisor to take them.
     pub fn admin(&self) -> Admin {
         Admin::new(self.sup.clone(), Some(self.limits.admin_timeout))
+    }
+
+    /// The admin client of the node's own automation (the watcher, dev
+    /// mode): a change it detected waits for a busy supervisor instead of
+    /// being dropped as busy.
+    fn unbounded_admin(&self) -> Admin {
+        Admin::new(self.sup.clone(), None)
     }
 
     /// The supervisor's actor, for sending [`crate::AdminMsg`]s directly.
@@ -309,7 +316,7 @@ impl Node {
             tracing::info!(target: "molt::watch", node = %self.name, "hot reload is off: not watching");
             return Ok(());
         }
-        self.watcher = Some(Watcher::start(self.admin(), config, config_file)?);
+        self.watcher = Some(Watcher::start(self.unbounded_admin(), config, config_file)?);
         Ok(())
     }
 }

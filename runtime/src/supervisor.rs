@@ -152,65 +152,6 @@ pub(crate) struct SupState {
 
 pub(crate) struct Supervisor;
 
-impl Supervisor {
-    /// Runs an admin request. Nothing here waits for a library load or a
-    /// reload: those run in tasks and report back with internal messages.
-    async fn handle_admin(myself: &ActorRef<SupervisorMsg>, st: &mut SupState, msg: AdminMsg) {
-        match msg {
-            AdminMsg::Reload {
-                module,
-                options,
-                reply,
-            } => Self::start_reload(myself, st, module, Request::Reload, options, reply),
-            AdminMsg::Rollback {
-                module,
-                to,
-                reset_state,
-                trigger,
-                reply,
-            } => Self::start_reload(
-                myself,
-                st,
-                module,
-                Request::Rollback { reset_state, to },
-                ReloadOptions::default().by(trigger),
-                reply,
-            ),
-            AdminMsg::Status { reply } => {
-                let _ = reply.send(Self::status(st));
-            }
-            AdminMsg::History { reply } => {
-                let _ = reply.send(st.history.entries());
-            }
-            AdminMsg::AddModule { spec, reply } => Self::add_module(myself, st, spec, reply),
-            AdminMsg::RemoveModule { module, reply } => Self::remove_module(st, module, reply),
-            AdminMsg::Scale {
-                module,
-                instances,
-                reply,
-            } => Self::scale(myself, st, module, instances, reply).await,
-            AdminMsg::RunningConfig { reply } => {
-                let _ = reply.send(Self::running_config(st));
-            }
-            AdminMsg::DeclaredConfig { reply } => {
-                let _ = reply.send(st.declared.clone());
-            }
-            AdminMsg::ApplyConfig { config, reply } => {
-                Self::apply_config(myself, st, *config, Trigger::Admin, reply)
-            }
-            AdminMsg::ApplyConfigFile { path, reply } => match crate::config::file::load(&path) {
-                Ok(config) => Self::apply_config(myself, st, config, Trigger::Watch, reply),
-                Err(e) => Self::reject_config(st, e, Trigger::Watch, reply),
-            },
-            AdminMsg::RecordFailure {
-                module,
-                phase,
-                error,
-            } => Self::record_failure(st, module, phase, error),
-        }
-    }
-}
-
 impl Actor for Supervisor {
     type Msg = SupervisorMsg;
     type State = SupState;
@@ -262,17 +203,78 @@ impl Actor for Supervisor {
         msg: SupervisorMsg,
         st: &mut SupState,
     ) -> Result<(), ActorProcessingErr> {
-        match msg {
-            SupervisorMsg::Admin(msg) => Self::handle_admin(&myself, st, msg).await,
+        // A bounded request runs only if its caller still waits for it.
+        let msg = match msg {
             SupervisorMsg::Internal(InternalMsg(Internal::Bounded(msg, taken))) => {
-                // The caller gave up waiting (limits.admin_timeout) and
-                // answered Busy: the request must not run.
-                if taken.send(()).is_ok() {
-                    Self::handle_admin(&myself, st, *msg).await;
-                } else {
+                if taken.send(()).is_err() {
+                    // The caller gave up (limits.admin_timeout) and was
+                    // answered Busy: the request must not run.
                     tracing::debug!(target: "molt::supervisor", "dropping an admin request its caller gave up on: {msg:?}");
+                    return Ok(());
+                }
+                SupervisorMsg::Admin(*msg)
+            }
+            other => other,
+        };
+        match msg {
+            SupervisorMsg::Admin(AdminMsg::Reload {
+                module,
+                options,
+                reply,
+            }) => Self::start_reload(&myself, st, module, Request::Reload, options, reply),
+            SupervisorMsg::Admin(AdminMsg::Rollback {
+                module,
+                to,
+                reset_state,
+                trigger,
+                reply,
+            }) => Self::start_reload(
+                &myself,
+                st,
+                module,
+                Request::Rollback { reset_state, to },
+                ReloadOptions::default().by(trigger),
+                reply,
+            ),
+            SupervisorMsg::Admin(AdminMsg::Status { reply }) => {
+                let _ = reply.send(Self::status(st));
+            }
+            SupervisorMsg::Admin(AdminMsg::History { reply }) => {
+                let _ = reply.send(st.history.entries());
+            }
+            SupervisorMsg::Admin(AdminMsg::AddModule { spec, reply }) => {
+                Self::add_module(&myself, st, spec, reply)
+            }
+            SupervisorMsg::Admin(AdminMsg::RemoveModule { module, reply }) => {
+                Self::remove_module(st, module, reply)
+            }
+            SupervisorMsg::Admin(AdminMsg::Scale {
+                module,
+                instances,
+                reply,
+            }) => Self::scale(&myself, st, module, instances, reply).await,
+            SupervisorMsg::Admin(AdminMsg::RunningConfig { reply }) => {
+                let _ = reply.send(Self::running_config(st));
+            }
+            SupervisorMsg::Admin(AdminMsg::DeclaredConfig { reply }) => {
+                let _ = reply.send(st.declared.clone());
+            }
+            SupervisorMsg::Admin(AdminMsg::ApplyConfig { config, reply }) => {
+                Self::apply_config(&myself, st, *config, Trigger::Admin, reply)
+            }
+            SupervisorMsg::Admin(AdminMsg::ApplyConfigFile { path, reply }) => {
+                match crate::config::file::load(&path) {
+                    Ok(config) => Self::apply_config(&myself, st, config, Trigger::Watch, reply),
+                    Err(e) => Self::reject_config(st, e, Trigger::Watch, reply),
                 }
             }
+            SupervisorMsg::Admin(AdminMsg::RecordFailure {
+                module,
+                phase,
+                error,
+            }) => Self::record_failure(st, module, phase, error),
+            // Unwrapped above.
+            SupervisorMsg::Internal(InternalMsg(Internal::Bounded(..))) => {}
             SupervisorMsg::Internal(InternalMsg(Internal::ConfigDone(done))) => {
                 Self::finish_config(st, *done)
             }

@@ -214,6 +214,49 @@ pub async fn await_logged(n: usize, parts: &[&str]) -> Vec<String> {
     }
 }
 
+/// A release file for the fault fixture's `HangUntil` hangs: a hang lasts
+/// until the test has seen what it causes and calls [`Release::now`]
+/// (instead of a fixed time racing a timeout). Dropping it removes the
+/// file's folder, which releases every hang for good, so a failing test
+/// never leaves a module hanging.
+pub struct Release {
+    _dir: tempfile::TempDir,
+    file: PathBuf,
+}
+
+impl Release {
+    /// A release file in a scratch folder of its own; not released yet.
+    pub fn new() -> Self {
+        let dir = scratch_dir();
+        let file = dir.path().join("release-the-hang");
+        Release { _dir: dir, file }
+    }
+
+    /// The fixture's `how` of a hang ending at the release (bounded at two
+    /// minutes all the same).
+    pub fn hang(&self) -> serde_json::Value {
+        serde_json::json!({
+            "HangUntil": { "release": self.file.display().to_string(), "max_ms": 120_000 }
+        })
+    }
+
+    /// Ends every hang, now and later (until [`Release::hold`]).
+    pub fn now(&self) {
+        std::fs::write(&self.file, b"").expect("create the release file");
+    }
+
+    /// Hangs hang again until the next [`Release::now`].
+    pub fn hold(&self) {
+        let _ = std::fs::remove_file(&self.file);
+    }
+}
+
+impl Default for Release {
+    fn default() -> Self {
+        Release::new()
+    }
+}
+
 /// The fault fixture's protocol (shared with the fixture's source).
 #[path = "../fixtures/fault/src/proto.rs"]
 pub mod fault_proto;
@@ -319,8 +362,31 @@ impl MoltProcess {
 
     /// [`MoltProcess::start`] with these environment variables too.
     pub fn start_with_env(args: &[&str], runtime_dir: &Path, env: &[(&str, &str)]) -> MoltProcess {
+        Self::start_limited(args, runtime_dir, env, None)
+    }
+
+    /// [`MoltProcess::start_with_env`], with at most `max_open_files` file
+    /// descriptors when given (`ulimit -n`; the shell execs molt, so the
+    /// process is molt itself).
+    pub fn start_limited(
+        args: &[&str],
+        runtime_dir: &Path,
+        env: &[(&str, &str)],
+        max_open_files: Option<u32>,
+    ) -> MoltProcess {
         use std::process::{Command, Stdio};
-        let mut child = Command::new(env!("CARGO_BIN_EXE_molt"))
+        let molt = env!("CARGO_BIN_EXE_molt");
+        let mut command = match max_open_files {
+            Some(n) => {
+                let mut c = Command::new("sh");
+                c.arg("-c")
+                    .arg(format!("ulimit -n {n} && exec \"$0\" \"$@\""))
+                    .arg(molt);
+                c
+            }
+            None => Command::new(molt),
+        };
+        let mut child = command
             .args(args)
             .env_remove("MOLT_ADMIN_TOKEN")
             .env_remove("MOLT_ADMIN_ADDR")

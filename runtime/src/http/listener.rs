@@ -191,9 +191,11 @@ mod tests {
 
     #[test]
     fn limits_are_usable() {
-        let mut l = crate::config::Limits::default();
-        l.http_max_connections = 0;
-        l.http_header_timeout = Duration::ZERO;
+        let l = crate::config::Limits {
+            http_max_connections: 0,
+            http_header_timeout: Duration::ZERO,
+            ..Default::default()
+        };
         let ll = ListenLimits::from_limits(&l);
         assert_eq!(ll.max_connections, 1);
         assert_eq!(ll.header_timeout, None);

@@ -25,6 +25,7 @@ mod forwarder;
 mod handle;
 pub mod history;
 mod host_ctx;
+mod raw_handle;
 pub mod http;
 pub mod loader;
 pub mod metrics;

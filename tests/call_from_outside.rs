@@ -46,7 +46,9 @@ async fn http_call_and_cast_speak_json() {
     // The typed handle sees the same state.
     let kv = node.module::<kv_proto::Proto>("kv").unwrap();
     assert_eq!(
-        kv.call(kv_proto::Msg::Get { key: "a".into() }).await.unwrap(),
+        kv.call(kv_proto::Msg::Get { key: "a".into() })
+            .await
+            .unwrap(),
         kv_proto::Reply::Value(Some("1".into()))
     );
 
@@ -82,13 +84,13 @@ async fn http_call_and_cast_speak_json() {
         body.error
     );
     // A missing field: 400 naming the field.
-    let (code, body) = api_error(
-        client
-            .call("kv", &json!({"Put": {"key": "a"}}), None)
-            .await,
-    );
+    let (code, body) = api_error(client.call("kv", &json!({"Put": {"key": "a"}}), None).await);
     assert_eq!((code, body.kind.as_str()), (400, "bad_message"), "{body:?}");
-    assert!(body.error.contains("value"), "names the field: {}", body.error);
+    assert!(
+        body.error.contains("value"),
+        "names the field: {}",
+        body.error
+    );
 
     // A handler error: 422 with the module's error kind.
     let (code, body) = api_error(
@@ -137,7 +139,12 @@ async fn molt_call_and_cast_from_the_command_line() {
     let runtime_dir = common::scratch_dir();
     let run = |args: &[&str]| {
         let mut args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        args.extend(["--addr".into(), addr.clone(), "--token".into(), TOKEN.into()]);
+        args.extend([
+            "--addr".into(),
+            addr.clone(),
+            "--token".into(),
+            TOKEN.into(),
+        ]);
         let dir = runtime_dir.path().to_path_buf();
         async move {
             tokio::task::spawn_blocking(move || {

@@ -84,9 +84,9 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use auth::{local_token_path, token_from_env_or_file, TOKEN_ENV};
+pub use call::CastAccepted;
 pub use client::{AdminClient, AdminEvent, ClientError, EventsStream};
 pub use errors::ErrorBody;
-pub use call::CastAccepted;
 pub use routes::{ConfigCheck, ReloadRequest, RollbackRequest};
 
 use crate::config::NodeConfig;

@@ -77,7 +77,11 @@ impl RawHandle {
 
     /// Sends an encoded message and waits up to `timeout` for the encoded
     /// reply.
-    pub async fn call_bytes(&self, bytes: Vec<u8>, timeout: Duration) -> Result<Vec<u8>, CallError> {
+    pub async fn call_bytes(
+        &self,
+        bytes: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<Vec<u8>, CallError> {
         let module = || self.slot.name.to_string();
         let (tx, rx) = oneshot::channel();
         self.send(ModuleMsg::Call(bytes, tx))?;

@@ -43,7 +43,10 @@ pub async fn cast(node: &NodeArgs, module: &str, text: &str, instance: Option<us
     };
     match client.cast(module, &msg, instance).await {
         Ok(sent) => {
-            eprintln!("molt: queued for {} instance {}", sent.module, sent.instance);
+            eprintln!(
+                "molt: queued for {} instance {}",
+                sent.module, sent.instance
+            );
             ExitCode::SUCCESS
         }
         Err(e) => {

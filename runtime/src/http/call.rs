@@ -145,9 +145,10 @@ mod tests {
 
     #[test]
     fn json_transcodes_to_named_msgpack_enums() {
-        let put: Msg =
-            rmp_serde::from_slice(&json_to_msgpack(br#"{"Put": {"key": "a", "value": "1"}}"#).unwrap())
-                .unwrap();
+        let put: Msg = rmp_serde::from_slice(
+            &json_to_msgpack(br#"{"Put": {"key": "a", "value": "1"}}"#).unwrap(),
+        )
+        .unwrap();
         assert_eq!(
             put,
             Msg::Put {

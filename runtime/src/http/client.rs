@@ -312,7 +312,8 @@ impl AdminClient {
     ) -> Result<T, ClientError> {
         let mut url = self.url(&["modules", name, verb]);
         if let Some(i) = instance {
-            url.query_pairs_mut().append_pair("instance", &i.to_string());
+            url.query_pairs_mut()
+                .append_pair("instance", &i.to_string());
         }
         let req = self
             .http

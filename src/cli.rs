@@ -1,6 +1,7 @@
 //! The `molt` command line: argument parsing and dispatch.
 
 mod config_check;
+mod message;
 mod remote;
 mod run;
 
@@ -93,6 +94,38 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Send a message to a module of a running node and print its reply as
+    /// JSON, e.g. `molt call kv '{"Put": {"key": "a", "value": "1"}}'`.
+    /// Exits 1 when the module could not decode it (the error names what
+    /// it expected), its handler failed, or no reply came in time.
+    Call {
+        /// The module.
+        module: String,
+        /// The message as JSON: `{"Variant": {fields}}`, or `"Variant"` for
+        /// a variant without fields.
+        message: String,
+        /// The instance to send to (modulo the instance count); default:
+        /// round robin. (Routing by key waits for keyed actors.)
+        #[arg(long)]
+        instance: Option<usize>,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
+    /// Queue a message for a module of a running node without waiting for
+    /// its handling (a message the module cannot decode is counted as
+    /// failed in `molt status`).
+    Cast {
+        /// The module.
+        module: String,
+        /// The message as JSON, as for `molt call`.
+        message: String,
+        /// The instance to send to (modulo the instance count); default:
+        /// round robin.
+        #[arg(long)]
+        instance: Option<usize>,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
     /// Follow a running node's events (Ctrl-C stops).
     Events {
         #[command(flatten)]
@@ -180,5 +213,17 @@ pub async fn dispatch(cli: Cli) -> ExitCode {
         }) => remote::rollback(&node, &name, to, reset_state).await,
         Some(Command::History { node, json }) => remote::history(&node, json).await,
         Some(Command::Events { node, json }) => remote::events(&node, json).await,
+        Some(Command::Call {
+            module,
+            message,
+            instance,
+            node,
+        }) => message::call(&node, &module, &message, instance).await,
+        Some(Command::Cast {
+            module,
+            message,
+            instance,
+            node,
+        }) => message::cast(&node, &module, &message, instance).await,
     }
 }

@@ -5,11 +5,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use molt_abi::Protocol;
-use tokio::sync::oneshot;
 
-use crate::directory::{Lane, ModuleSlot};
+use crate::directory::ModuleSlot;
 use crate::error::CallError;
-use crate::module_actor::ModuleMsg;
+use crate::raw_handle::RawHandle;
 
 /// A cloneable handle to a module, typed by its protocol.
 ///
@@ -23,19 +22,14 @@ use crate::module_actor::ModuleMsg;
 /// `index % new_count`. The removed instance's state is dropped once its
 /// queue is handled: later messages meet the other instance's state.
 pub struct ModuleHandle<P: Protocol> {
-    slot: Arc<ModuleSlot>,
-    /// `None` when the module had no instance when the handle was made.
-    lane: Option<Arc<Lane>>,
-    call_timeout: Duration,
+    raw: RawHandle,
     _proto: PhantomData<fn() -> P>,
 }
 
 impl<P: Protocol> Clone for ModuleHandle<P> {
     fn clone(&self) -> Self {
         ModuleHandle {
-            slot: self.slot.clone(),
-            lane: self.lane.clone(),
-            call_timeout: self.call_timeout,
+            raw: self.raw.clone(),
             _proto: PhantomData,
         }
     }
@@ -44,64 +38,48 @@ impl<P: Protocol> Clone for ModuleHandle<P> {
 impl<P: Protocol> std::fmt::Debug for ModuleHandle<P> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ModuleHandle")
-            .field("module", &&*self.slot.name)
-            .field("instance", &self.lane.as_ref().map(|l| l.serving_index()))
+            .field("module", &self.raw.module())
+            .field("instance", &self.raw.instance())
             .finish()
     }
 }
 
 impl<P: Protocol> ModuleHandle<P> {
     pub(crate) fn new(slot: Arc<ModuleSlot>, call_timeout: Duration) -> Self {
-        let lane = slot.resolve(slot.next_pin());
         ModuleHandle {
-            slot,
-            lane,
-            call_timeout,
+            raw: RawHandle::new(slot, call_timeout),
             _proto: PhantomData,
         }
     }
 
     /// The module's name.
     pub fn module(&self) -> &str {
-        &self.slot.name
+        self.raw.module()
     }
 
     /// How many instances the module runs now.
     pub fn instances(&self) -> usize {
-        self.slot.routes.load().len()
+        self.raw.instances()
     }
 
     /// The instance this handle's messages are handled by (after a
     /// scale-down removed its own: the one they are forwarded to).
     pub fn instance(&self) -> usize {
-        self.lane.as_ref().map_or(0, |l| l.serving_index() as usize)
+        self.raw.instance()
     }
 
     /// A handle pinned to instance `index` (modulo the instance count now),
     /// resolved once, like every handle.
     pub fn on_instance(&self, index: usize) -> Self {
         ModuleHandle {
-            lane: self.slot.resolve(index),
-            ..self.clone()
+            raw: self.raw.on_instance(index),
+            _proto: PhantomData,
         }
-    }
-
-    /// Sends through this handle's lane (the hot path: one atomic load, one
-    /// `ArcSwap` load, one atomic add, one channel send).
-    fn send(&self, msg: ModuleMsg) -> Result<(), CallError> {
-        let not_running = || CallError::NotRunning(self.slot.name.to_string());
-        let Some(lane) = &self.lane else {
-            return Err(not_running());
-        };
-        if self.slot.is_closed() {
-            return Err(not_running());
-        }
-        lane.send(msg).map_err(|_| not_running())
     }
 
     fn encode(&self, msg: &P::Msg) -> Result<Vec<u8>, CallError> {
         rmp_serde::to_vec_named(msg).map_err(|e| CallError::Codec {
-            module: self.slot.name.to_string(),
+            module: self.module().to_string(),
             what: "encode the message",
             error: e.to_string(),
         })
@@ -114,7 +92,7 @@ impl<P: Protocol> ModuleHandle<P> {
     /// [`CallError::NotRunning`] when the module is gone.
     pub fn cast(&self, msg: P::Msg) -> Result<(), CallError> {
         let bytes = self.encode(&msg)?;
-        self.send(ModuleMsg::Cast(bytes))
+        self.raw.cast_bytes(bytes)
     }
 
     /// Sends a message and waits for the reply, up to the node's default call
@@ -126,7 +104,7 @@ impl<P: Protocol> ModuleHandle<P> {
     /// instance keeps serving), [`CallError::Timeout`], [`CallError::Codec`],
     /// [`CallError::NotRunning`].
     pub async fn call(&self, msg: P::Msg) -> Result<P::Reply, CallError> {
-        self.call_timeout(msg, self.call_timeout).await
+        self.call_timeout(msg, self.raw.default_timeout()).await
     }
 
     /// [`ModuleHandle::call`] with an explicit timeout.
@@ -138,31 +116,12 @@ impl<P: Protocol> ModuleHandle<P> {
         msg: P::Msg,
         timeout: Duration,
     ) -> Result<P::Reply, CallError> {
-        let module = || self.slot.name.to_string();
         let bytes = self.encode(&msg)?;
-        let (tx, rx) = oneshot::channel();
-        self.send(ModuleMsg::Call(bytes, tx))?;
-        let reply = match tokio::time::timeout(timeout, rx).await {
-            Err(_) => {
-                return Err(CallError::Timeout {
-                    module: module(),
-                    timeout,
-                })
-            }
-            Ok(Err(_)) => return Err(CallError::NotRunning(module())),
-            Ok(Ok(r)) => r,
-        };
-        match reply {
-            Ok(bytes) => rmp_serde::from_slice(&bytes).map_err(|e| CallError::Codec {
-                module: module(),
-                what: "decode the reply",
-                error: e.to_string(),
-            }),
-            Err(e) => Err(CallError::Handler {
-                module: module(),
-                kind: e.kind.as_str(),
-                message: e.message.into_string(),
-            }),
-        }
+        let reply = self.raw.call_bytes(bytes, timeout).await?;
+        rmp_serde::from_slice(&reply).map_err(|e| CallError::Codec {
+            module: self.module().to_string(),
+            what: "decode the reply",
+            error: e.to_string(),
+        })
     }
 }

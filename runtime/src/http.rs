@@ -14,6 +14,8 @@
 //! | GET | `/metrics` | Prometheus text (`text/plain; version=0.0.4`) |
 //! | POST | `/modules/{name}/reload` | 200 [`ReloadReport`](crate::ReloadReport); body (optional) [`ReloadRequest`] |
 //! | POST | `/modules/{name}/rollback` | 200 [`ReloadReport`](crate::ReloadReport); body (optional) [`RollbackRequest`] |
+//! | POST | `/modules/{name}/call` | 200 the module's reply as JSON; body: the message as JSON (`{"Put": {"key": "a", "value": "1"}}`, `"Dump"`); `?instance=N` picks the instance (default: round robin) |
+//! | POST | `/modules/{name}/cast` | 202 [`CastAccepted`] (queued, not awaited); body and query as `call` |
 //! | POST | `/config/check` | 200 [`ConfigCheck`] (dry run of the TOML text in the body) |
 //!
 //! Errors answer a 4xx/5xx with an [`ErrorBody`]
@@ -21,15 +23,17 @@
 //!
 //! | status | kind |
 //! |---|---|
-//! | 400 | `bad_request` (malformed JSON, a relative library path, a config text that is not UTF-8) |
+//! | 400 | `bad_request` (malformed JSON, a relative library path, a config text that is not UTF-8), `bad_message` (`call`: the module could not decode the message; the error names the field or variant it expected) |
 //! | 401 | `unauthorized` (missing or wrong bearer token) |
 //! | 403 | `no_admin_token` (the server has no token, so it takes no changes), `forbidden_host` |
 //! | 404 | `unknown_module`, `not_found` (no such endpoint) |
 //! | 405 | `method_not_allowed` |
 //! | 409 | `reload_in_progress`, `rollback_refused`, `config_rejected` (the node's state forbids it) |
-//! | 422 | `load` (with `phase` = prepare and the `cause`, e.g. `outside_library_dirs`), `reload_failed` (with the `phase`; rolled back), `config`, `config_file`, `start_failed` (what the request names cannot be used) |
+//! | 422 | `load` (with `phase` = prepare and the `cause`, e.g. `outside_library_dirs`), `reload_failed` (with the `phase`; rolled back), `config`, `config_file`, `start_failed` (what the request names cannot be used), `handler` (`call`: the handler failed or panicked, `cause` = the module's error kind) |
 //! | 500 | `metrics_unavailable` |
-//! | 503 | `node_down`, `busy` (the supervisor did not take the request within `limits.admin_timeout`; nothing was done), `too_many_event_streams` |
+//! | 502 | `bad_reply` (`call`: the module's reply has no JSON form, e.g. a map with non-string keys) |
+//! | 503 | `node_down`, `busy` (the supervisor did not take the request within `limits.admin_timeout`; nothing was done), `too_many_event_streams`, `not_running` (`call` / `cast`: the module stopped) |
+//! | 504 | `timeout` (`call`: no reply within `limits.call_timeout`; the message may still be handled) |
 //!
 //! # Limits
 //!
@@ -64,6 +68,7 @@
 //!   another user of the machine nor a web page can change the node.
 
 mod auth;
+mod call;
 pub mod client;
 mod errors;
 mod listener;
@@ -79,6 +84,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use auth::{local_token_path, token_from_env_or_file, TOKEN_ENV};
+pub use call::CastAccepted;
 pub use client::{AdminClient, AdminEvent, ClientError, EventsStream};
 pub use errors::ErrorBody;
 pub use routes::{ConfigCheck, ReloadRequest, RollbackRequest};
@@ -224,6 +230,7 @@ fn start(
     let limits = node.limits();
     let state = routes::AppState {
         admin: node.admin(),
+        modules: node.raw_modules(),
         events: Arc::new(node.subscribe()),
         event_streams: Arc::new(tokio::sync::Semaphore::new(
             limits

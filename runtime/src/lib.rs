@@ -31,6 +31,7 @@ pub mod metrics;
 mod module_actor;
 mod node;
 mod phase;
+mod raw_handle;
 mod regular_file;
 pub mod reload;
 mod restart;

@@ -167,6 +167,15 @@ impl Node {
             .ok_or_else(|| Error::UnknownModule(name.to_string()))
     }
 
+    /// The node's modules for untyped (msgpack bytes) sends: the HTTP
+    /// `call` / `cast` endpoints.
+    pub(crate) fn raw_modules(&self) -> crate::raw_handle::RawModules {
+        crate::raw_handle::RawModules {
+            directory: self.directory.clone(),
+            call_timeout: self.limits.call_timeout,
+        }
+    }
+
     /// The limits the node was started with.
     pub fn limits(&self) -> &Limits {
         &self.limits

@@ -11,7 +11,7 @@ use molt::http::{local_token_path, AdminClient, AdminEvent, ClientError};
 
 use super::NodeArgs;
 
-fn client(node: &NodeArgs) -> Result<AdminClient, ExitCode> {
+pub(super) fn client(node: &NodeArgs) -> Result<AdminClient, ExitCode> {
     let token = node.token.clone().or_else(|| {
         local_token_path(node.addr)
             .and_then(|p| std::fs::read_to_string(p).ok())

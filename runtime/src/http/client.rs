@@ -25,6 +25,7 @@ use reqwest::{Method, RequestBuilder, StatusCode, Url};
 use serde::de::DeserializeOwned;
 
 use super::auth::{local_token_path, token_from_env_or_file};
+use super::call::CastAccepted;
 use super::errors::ErrorBody;
 use super::routes::{ConfigCheck, ReloadRequest, RollbackRequest};
 use crate::admin::{ModuleStatus, NodeStatus, ReloadReport};
@@ -268,6 +269,58 @@ impl AdminClient {
             Some(to_json(&body)),
         )
         .await
+    }
+
+    /// `POST /modules/{name}/call`: sends `msg` (the message as JSON, e.g.
+    /// `{"Put": {"key": "a", "value": "1"}}`) to instance `instance`
+    /// (default: round robin) and returns the module's reply as JSON.
+    ///
+    /// # Errors
+    /// [`ClientError::Api`]: 400 `bad_message` when the module cannot decode
+    /// the message, 422 `handler` when its handler failed, 504 `timeout`,
+    /// 404 `unknown_module`, 401.
+    pub async fn call(
+        &self,
+        name: &str,
+        msg: &serde_json::Value,
+        instance: Option<usize>,
+    ) -> Result<serde_json::Value, ClientError> {
+        self.message(name, "call", msg, instance).await
+    }
+
+    /// `POST /modules/{name}/cast`: queues `msg` without waiting for its
+    /// handling.
+    ///
+    /// # Errors
+    /// [`ClientError::Api`]: 400 for a body that is not JSON, 404
+    /// `unknown_module`, 503 `not_running`, 401.
+    pub async fn cast(
+        &self,
+        name: &str,
+        msg: &serde_json::Value,
+        instance: Option<usize>,
+    ) -> Result<CastAccepted, ClientError> {
+        self.message(name, "cast", msg, instance).await
+    }
+
+    async fn message<T: DeserializeOwned>(
+        &self,
+        name: &str,
+        verb: &str,
+        msg: &serde_json::Value,
+        instance: Option<usize>,
+    ) -> Result<T, ClientError> {
+        let mut url = self.url(&["modules", name, verb]);
+        if let Some(i) = instance {
+            url.query_pairs_mut()
+                .append_pair("instance", &i.to_string());
+        }
+        let req = self
+            .http
+            .post(url.clone())
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(to_json(msg));
+        decode(&url, &self.send(req).await?)
     }
 
     /// `POST /config/check`: what applying this config text would do.

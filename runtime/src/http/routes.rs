@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use super::auth::{self, Auth};
+use super::call;
 use super::errors::ApiError;
 use super::sse;
 use crate::admin::{Admin, ModuleStatus, NodeStatus, ReloadOptions, ReloadReport};
@@ -30,6 +31,8 @@ use crate::history::{HistoryEntry, Trigger};
 #[derive(Clone)]
 pub(crate) struct AppState {
     pub admin: Admin,
+    /// The modules, for `call` / `cast` from outside.
+    pub modules: crate::raw_handle::RawModules,
     /// A subscription each `/events` request copies (holding it, unlike
     /// holding the bus, lets the streams end when the node stops).
     pub events: Arc<EventStream>,
@@ -116,6 +119,8 @@ pub(crate) fn router(state: AppState, auth: Auth, loopback: bool) -> Router {
     let writes = Router::new()
         .route("/modules/{name}/reload", post(reload))
         .route("/modules/{name}/rollback", post(rollback))
+        .route("/modules/{name}/call", post(call::call))
+        .route("/modules/{name}/cast", post(call::cast))
         .route("/config/check", post(config_check))
         .route_layer(need_token.clone());
     let mut reads = Router::new()

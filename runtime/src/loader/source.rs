@@ -8,8 +8,8 @@
 //! open itself is non-blocking, so a FIFO swapped in at that moment cannot
 //! block it either.
 
-use std::fs::{File, FileType, Metadata, OpenOptions};
-use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::fs::{File, Metadata, OpenOptions};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use crate::error::LoadCause;
@@ -37,7 +37,7 @@ pub(super) fn open(path: &Path, max_bytes: u64) -> Result<(File, u64), LoadCause
 fn acceptable(meta: &Metadata, max_bytes: u64) -> Result<u64, LoadCause> {
     if !meta.is_file() {
         return Err(LoadCause::NotARegularFile {
-            kind: kind(meta.file_type()).to_string(),
+            kind: crate::regular_file::describe(&meta.file_type()).to_string(),
         });
     }
     if meta.len() > max_bytes {
@@ -47,22 +47,4 @@ fn acceptable(meta: &Metadata, max_bytes: u64) -> Result<u64, LoadCause> {
         });
     }
     Ok(meta.len())
-}
-
-fn kind(t: FileType) -> &'static str {
-    if t.is_dir() {
-        "a directory"
-    } else if t.is_fifo() {
-        "a FIFO"
-    } else if t.is_char_device() {
-        "a character device"
-    } else if t.is_block_device() {
-        "a block device"
-    } else if t.is_socket() {
-        "a socket"
-    } else if t.is_symlink() {
-        "a symbolic link"
-    } else {
-        "not a regular file"
-    }
 }

@@ -118,14 +118,15 @@ pub struct NodeArgs {
 /// `molt config ...`
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
-    /// Validate a config file and print what applying it would do (a dry
-    /// run: nothing is started or changed). Exit 0 when it would apply, 2
-    /// when it is invalid or would be rejected.
+    /// Validate a config file; with --against or --node, also print what
+    /// applying it over that configuration would do (a dry run: nothing is
+    /// started or changed). Exit 0 when valid (and, compared, when it would
+    /// apply), 2 when it is invalid or would be rejected.
     Check {
         /// The config file to check.
         file: PathBuf,
-        /// The configuration to compare against (a config file); default:
-        /// the built-in configuration.
+        /// Also compare against this configuration (a config file): what
+        /// applying FILE over it would do.
         #[arg(long, conflicts_with = "node")]
         against: Option<PathBuf>,
         /// Compare against the running node at this admin address instead.

@@ -103,11 +103,14 @@ pub enum Command {
     },
 }
 
+/// Where the remote commands look for a node's HTTP admin by default.
+pub const DEFAULT_ADMIN_ADDR: &str = "127.0.0.1:7878";
+
 /// Where the running node's HTTP admin is, and the token for changes.
 #[derive(Debug, clap::Args)]
 pub struct NodeArgs {
     /// The node's admin address.
-    #[arg(long, env = "MOLT_ADMIN_ADDR", default_value = "127.0.0.1:7878")]
+    #[arg(long, env = "MOLT_ADMIN_ADDR", default_value = DEFAULT_ADMIN_ADDR)]
     pub addr: std::net::SocketAddr,
     /// The bearer token for changes (default: MOLT_ADMIN_TOKEN, else the
     /// token a local node generated for its run).

@@ -6,6 +6,10 @@
 mod common;
 
 use std::process::{Command, Output};
+use std::time::Duration;
+
+/// Bound on anything a test waits for.
+const DEADLINE: Duration = Duration::from_secs(60);
 
 fn molt(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_molt"))
@@ -43,4 +47,38 @@ fn config_check_alone_validates_the_file() {
         !msg.contains("restart") && !msg.contains("built-in"),
         "not compared with anything: {msg}"
     );
+}
+
+/// The start-up banner's hints work when pasted: the build command names
+/// the profile the library comes from (a debug library: no `--release`),
+/// and `molt status` gets `--addr` when the admin is not on the default
+/// address.
+#[test]
+fn banner_hints_follow_the_config() {
+    let f = common::fixtures();
+    let dir = common::scratch_dir();
+    let root = molt::workspace_dir();
+    let config = dir.path().join("molt.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[node]\nname = \"hints\"\nhot_reload = false\nadmin_listen = \"127.0.0.1:0\"\n\
+             library_dirs = [{:?}]\n\n[modules.kv]\nlibrary = {:?}\ncrate = {:?}\n",
+            f.kv.parent().unwrap(),
+            f.kv,
+            root.join("modules/kv"),
+        ),
+    )
+    .unwrap();
+    assert!(f.kv.parent().unwrap().ends_with("debug"), "{:?}", f.kv);
+    let mut molt = common::MoltProcess::start(&["run", config.to_str().unwrap()], dir.path());
+    let admin = molt.wait_for_line("HTTP admin on http://", DEADLINE);
+    let addr = common::admin_addr_of(&admin);
+    assert!(
+        admin.contains(&format!("try `molt status --addr {addr}`")),
+        "{admin}"
+    );
+    let hint = molt.wait_for_line("to see a hot swap", DEADLINE);
+    assert!(hint.contains("`cargo build -p kv`"), "{hint}");
+    assert!(!hint.contains("--release"), "{hint}");
 }

@@ -82,3 +82,62 @@ fn banner_hints_follow_the_config() {
     assert!(hint.contains("`cargo build -p kv`"), "{hint}");
     assert!(!hint.contains("--release"), "{hint}");
 }
+
+/// Runs `molt` with `args` off the async runtime's threads.
+async fn molt_async(args: Vec<String>) -> Output {
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        molt(&args)
+    })
+    .await
+    .unwrap()
+}
+
+/// `molt history` reads as words: something when empty, the local time,
+/// outcomes and triggers in words (not `rolledback`, `Reload by Http`),
+/// and no `1.0.0 -> :` when the attempt had no target.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_reads_as_words() {
+    let f = common::fixtures();
+    let node = common::start("history-words", molt::ModuleSpec::new("kv", &f.kv)).await;
+    let token = "history-words-token-0123456789abcdef";
+    let server = molt::http::serve(&node, "127.0.0.1:0".parse().unwrap(), Some(token.into()))
+        .await
+        .expect("admin server");
+    let addr = server.local_addr().to_string();
+    let with_node = |cmd: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = cmd.iter().map(|s| s.to_string()).collect();
+        v.extend(["--addr".into(), addr.clone(), "--token".into(), token.into()]);
+        v
+    };
+
+    let empty = molt_async(with_node(&["history"])).await;
+    assert_eq!(empty.status.code(), Some(0), "{}", text(&empty));
+    assert!(text(&empty).contains("no reloads"), "{}", text(&empty));
+
+    // Refused (no previous version: no target) and rejected (not kv).
+    let refused = molt_async(with_node(&["rollback", "kv"])).await;
+    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
+    let counter = f.counter.to_str().unwrap();
+    let rejected = molt_async(with_node(&["reload", "kv", "--library", counter])).await;
+    assert_eq!(rejected.status.code(), Some(1), "{}", text(&rejected));
+
+    let today = chrono::Local::now().format("%Y-%m-%d").to_string();
+    let history = molt_async(with_node(&["history"])).await;
+    let h = text(&history);
+    assert_eq!(history.status.code(), Some(0), "{h}");
+    let lines: Vec<&str> = h.lines().collect();
+    assert_eq!(lines.len(), 2, "{h}");
+    for line in &lines {
+        assert!(line.contains(&today), "local date: {line}");
+        assert!(line.contains("by the molt CLI / HTTP"), "{line}");
+        assert!(!line.contains("Http") && !line.contains("Reload"), "{line}");
+        assert!(!line.contains("-> :"), "{line}");
+    }
+    assert!(lines[0].contains("rollback") && lines[0].contains("refused"), "{h}");
+    assert!(lines[0].contains("at 1.0.0:"), "{h}");
+    assert!(lines[1].contains("reload") && lines[1].contains("rejected"), "{h}");
+
+    server.shutdown().await;
+    node.shutdown().await;
+}

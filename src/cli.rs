@@ -138,12 +138,16 @@ pub enum ConfigCommand {
     },
 }
 
-/// Sets up `tracing` with an env filter (`RUST_LOG`, default `info`).
+/// Sets up `tracing` with an env filter (`RUST_LOG`, default `info`), on
+/// stderr; colour codes only when stderr is a terminal (a log sent to a
+/// file or a pipe stays plain text).
 pub fn init_tracing(json: bool) {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     if json {
         builder.json().init();

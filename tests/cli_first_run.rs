@@ -141,3 +141,31 @@ async fn history_reads_as_words() {
     server.shutdown().await;
     node.shutdown().await;
 }
+
+/// A log sent to a pipe (or a file) has no ANSI colour codes.
+#[test]
+fn no_colour_codes_in_a_piped_log() {
+    let f = common::fixtures();
+    let dir = common::scratch_dir();
+    let config = dir.path().join("molt.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[node]\nname = \"plain\"\nhot_reload = false\nadmin_listen = \"127.0.0.1:0\"\n\
+             library_dirs = [{:?}]\n\n[modules.kv]\nlibrary = {:?}\n",
+            f.kv.parent().unwrap(),
+            f.kv,
+        ),
+    )
+    .unwrap();
+    let mut molt = common::MoltProcess::start_with_env(
+        &["run", config.to_str().unwrap()],
+        dir.path(),
+        &[("RUST_LOG", "info")],
+    );
+    // The supervisor logs (at info) each module it loads.
+    molt.wait_for_line("loaded", DEADLINE);
+    molt.wait_for_line("HTTP admin on http://", DEADLINE);
+    let out = molt.output();
+    assert!(!out.contains('\x1b'), "no escape codes: {out:?}");
+}

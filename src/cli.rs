@@ -93,13 +93,18 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Follow a running node's events (Ctrl-C stops).
+    /// Follow a running node's events (Ctrl-C stops); a node that is not
+    /// up yet is waited for (--wait).
     Events {
         #[command(flatten)]
         node: NodeArgs,
         /// Print each event as its JSON object.
         #[arg(long)]
         json: bool,
+        /// How long to wait for a node that does not answer yet (one that
+        /// is starting), in seconds.
+        #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+        wait: u64,
     },
 }
 
@@ -187,6 +192,8 @@ pub async fn dispatch(cli: Cli) -> ExitCode {
             node,
         }) => remote::rollback(&node, &name, to, reset_state).await,
         Some(Command::History { node, json }) => remote::history(&node, json).await,
-        Some(Command::Events { node, json }) => remote::events(&node, json).await,
+        Some(Command::Events { node, json, wait }) => {
+            remote::events(&node, json, std::time::Duration::from_secs(wait)).await
+        }
     }
 }

@@ -169,3 +169,54 @@ fn no_colour_codes_in_a_piped_log() {
     let out = molt.output();
     assert!(!out.contains('\x1b'), "no escape codes: {out:?}");
 }
+
+/// A port nothing listens on (bound, then freed).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `molt events` started before the node is up says it waits, and follows
+/// the node once it answers.
+#[test]
+fn events_waits_for_a_starting_node() {
+    let f = common::fixtures();
+    let dir = common::scratch_dir();
+    let addr = format!("127.0.0.1:{}", free_port());
+    let mut events = common::MoltProcess::start(&["events", "--addr", &addr], dir.path());
+    events.wait_for_line("waiting for it", DEADLINE);
+    let config = dir.path().join("molt.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[node]\nname = \"late\"\nhot_reload = false\nadmin_listen = {addr:?}\n\
+             library_dirs = [{:?}]\n\n[modules.kv]\nlibrary = {:?}\n",
+            f.kv.parent().unwrap(),
+            f.kv,
+        ),
+    )
+    .unwrap();
+    let mut node = common::MoltProcess::start(&["run", config.to_str().unwrap()], dir.path());
+    node.wait_for_line("HTTP admin on http://", DEADLINE);
+    events.wait_for_line("following the events", DEADLINE);
+    assert_eq!(events.wait_exit(Duration::from_millis(200)), None, "still following");
+}
+
+/// The wait is bounded: no node within `--wait`, and it exits 1 saying so.
+#[test]
+fn events_wait_is_bounded() {
+    let dir = common::scratch_dir();
+    let addr = format!("127.0.0.1:{}", free_port());
+    let mut events =
+        common::MoltProcess::start(&["events", "--addr", &addr, "--wait", "1"], dir.path());
+    let status = events.wait_exit(DEADLINE).expect("exits within the bound");
+    assert_eq!(status.code(), Some(1), "{}", events.output());
+    assert!(
+        events.output().contains("no node came up"),
+        "{}",
+        events.output()
+    );
+}

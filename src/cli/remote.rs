@@ -5,6 +5,7 @@ use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use molt::history::{Action as Attempt, HistoryEntry, Outcome, Trigger};
@@ -263,14 +264,43 @@ fn history_line(h: &HistoryEntry) -> String {
     )
 }
 
-pub async fn events(node: &NodeArgs, json: bool) -> ExitCode {
-    let client = match client(node) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
-    let mut events = match client.events().await {
-        Ok(e) => e,
-        Err(e) => return failed(e),
+/// How often `molt events` tries again while no node answers.
+const RETRY_EVERY: Duration = Duration::from_millis(250);
+
+/// Follows the node's events; a node that does not answer yet (it is
+/// starting) is waited for, up to `wait`, saying so.
+pub async fn events(node: &NodeArgs, json: bool, wait: Duration) -> ExitCode {
+    let deadline = Instant::now() + wait;
+    let mut waiting = false;
+    let (client, mut events) = loop {
+        // A new client each time: a starting node writes its token file.
+        let client = match client(node) {
+            Ok(c) => c,
+            Err(code) => return code,
+        };
+        match client.events().await {
+            Ok(e) => break (client, e),
+            Err(ClientError::Transport { .. }) if Instant::now() < deadline => {
+                if !waiting {
+                    eprintln!(
+                        "molt: no node answers at {} yet: waiting for it (up to {} s; Ctrl-C stops)",
+                        node.addr,
+                        wait.as_secs()
+                    );
+                    waiting = true;
+                }
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => return ExitCode::SUCCESS,
+                    () = tokio::time::sleep(RETRY_EVERY) => {}
+                }
+            }
+            Err(e) => {
+                if waiting {
+                    eprintln!("molt: no node came up at {} within {} s", node.addr, wait.as_secs());
+                }
+                return failed(e);
+            }
+        }
     };
     eprintln!(
         "molt: following the events of {} (Ctrl-C stops)",

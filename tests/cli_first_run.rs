@@ -107,7 +107,12 @@ async fn history_reads_as_words() {
     let addr = server.local_addr().to_string();
     let with_node = |cmd: &[&str]| -> Vec<String> {
         let mut v: Vec<String> = cmd.iter().map(|s| s.to_string()).collect();
-        v.extend(["--addr".into(), addr.clone(), "--token".into(), token.into()]);
+        v.extend([
+            "--addr".into(),
+            addr.clone(),
+            "--token".into(),
+            token.into(),
+        ]);
         v
     };
 
@@ -134,9 +139,15 @@ async fn history_reads_as_words() {
         assert!(!line.contains("Http") && !line.contains("Reload"), "{line}");
         assert!(!line.contains("-> :"), "{line}");
     }
-    assert!(lines[0].contains("rollback") && lines[0].contains("refused"), "{h}");
+    assert!(
+        lines[0].contains("rollback") && lines[0].contains("refused"),
+        "{h}"
+    );
     assert!(lines[0].contains("at 1.0.0:"), "{h}");
-    assert!(lines[1].contains("reload") && lines[1].contains("rejected"), "{h}");
+    assert!(
+        lines[1].contains("reload") && lines[1].contains("rejected"),
+        "{h}"
+    );
 
     server.shutdown().await;
     node.shutdown().await;
@@ -202,7 +213,11 @@ fn events_waits_for_a_starting_node() {
     let mut node = common::MoltProcess::start(&["run", config.to_str().unwrap()], dir.path());
     node.wait_for_line("HTTP admin on http://", DEADLINE);
     events.wait_for_line("following the events", DEADLINE);
-    assert_eq!(events.wait_exit(Duration::from_millis(200)), None, "still following");
+    assert_eq!(
+        events.wait_exit(Duration::from_millis(200)),
+        None,
+        "still following"
+    );
 }
 
 /// The wait is bounded: no node within `--wait`, and it exits 1 saying so.
@@ -219,4 +234,74 @@ fn events_wait_is_bounded() {
         "{}",
         events.output()
     );
+}
+
+/// A module crate without `crate-type = ["cdylib"]`: `molt run` says so.
+#[test]
+fn missing_cdylib_is_named_at_build() {
+    let dir = common::scratch_dir();
+    let krate = dir.path().join("ratelimit");
+    std::fs::create_dir_all(krate.join("src")).unwrap();
+    std::fs::write(
+        krate.join("Cargo.toml"),
+        "[workspace]\n[package]\nname = \"ratelimit\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
+    )
+    .unwrap();
+    std::fs::write(krate.join("src/lib.rs"), "pub fn a() -> u32 { 1 }\n").unwrap();
+    let config = dir.path().join("molt.toml");
+    std::fs::write(
+        &config,
+        "[node]\nname = \"rl\"\nhot_reload = false\nadmin_listen = \"127.0.0.1:0\"\n\
+         library_dirs = [\"ratelimit/target/release\"]\n\n[modules.ratelimit]\n\
+         library = \"ratelimit/target/release/libratelimit.so\"\ncrate = \"ratelimit\"\n",
+    )
+    .unwrap();
+    let mut molt = common::MoltProcess::start(&["run", config.to_str().unwrap()], dir.path());
+    let status = molt
+        .wait_exit(Duration::from_secs(300))
+        .expect("molt run gives up");
+    let out = molt.output();
+    assert_eq!(status.code(), Some(1), "{out}");
+    assert!(
+        out.contains("produced no cdylib: add crate-type = [\"cdylib\"] under [lib]"),
+        "{out}"
+    );
+}
+
+/// A reload from an `.rlib` (what a crate without the cdylib crate type
+/// builds) fails saying what to add; the old code keeps serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_of_an_rlib_names_the_crate_type() {
+    let f = common::fixtures();
+    let libs = common::scratch_dir();
+    let rlib = libs.path().join("libkv.rlib");
+    std::fs::write(
+        &rlib,
+        b"!<arch>\n/               0           0     0     0       8         `\n\0\0\0\0\0\0\0\0",
+    )
+    .unwrap();
+    let node = molt::Node::start(
+        common::config("rlib-reload", &[libs.path()]).module(molt::ModuleSpec::new("kv", &f.kv)),
+    )
+    .await
+    .expect("node starts");
+    let e = tokio::time::timeout(
+        DEADLINE,
+        node.reload("kv", molt::ReloadOptions::library(&rlib)),
+    )
+    .await
+    .expect("bounded")
+    .expect_err("an rlib is not loaded");
+    let msg = e.to_string();
+    assert!(
+        msg.contains(&rlib.display().to_string()),
+        "names the file: {msg}"
+    );
+    assert!(
+        msg.contains("static archive") && msg.contains("crate-type = [\"cdylib\"] under [lib]"),
+        "{msg}"
+    );
+    let status = node.status().await.unwrap();
+    assert_eq!(status.module("kv").unwrap().code_version, "1.0.0");
+    node.shutdown().await;
 }

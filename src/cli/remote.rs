@@ -296,7 +296,11 @@ pub async fn events(node: &NodeArgs, json: bool, wait: Duration) -> ExitCode {
             }
             Err(e) => {
                 if waiting {
-                    eprintln!("molt: no node came up at {} within {} s", node.addr, wait.as_secs());
+                    eprintln!(
+                        "molt: no node came up at {} within {} s",
+                        node.addr,
+                        wait.as_secs()
+                    );
                 }
                 return failed(e);
             }

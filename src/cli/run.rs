@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use molt::cargo_build::{build, BuildRequest};
+use molt::cargo_build::{build, BuildError, BuildRequest};
 use molt::{Event, Node, NodeConfig, Received};
 
 use super::DEFAULT_ADMIN_ADDR;
@@ -175,11 +175,11 @@ fn build_libraries(config: &mut NodeConfig, builtin: bool) -> Result<(), String>
         })
         .map_err(|e| format!("module {}: {e}", spec.name))?;
         let Some(lib) = libs.into_iter().next() else {
-            return Err(format!(
-                "module {}: the build of {} produced no library",
-                spec.name,
-                crate_dir.display()
-            ));
+            let none = BuildError::NoLibrary {
+                package: crate_dir.display().to_string(),
+                built: String::new(),
+            };
+            return Err(format!("module {}: {none}", spec.name));
         };
         if lib.path != spec.library && !builtin {
             return Err(format!(

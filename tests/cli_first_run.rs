@@ -305,3 +305,21 @@ async fn reload_of_an_rlib_names_the_crate_type() {
     assert_eq!(status.module("kv").unwrap().code_version, "1.0.0");
     node.shutdown().await;
 }
+
+/// A module config that does not decode names the key and the type the
+/// module expected (not only msgpack's view of it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_module_config_names_key_and_type() {
+    let f = common::fixtures();
+    let spec =
+        molt::ModuleSpec::new("counter", &f.counter).config(serde_json::json!({ "start": "lots" }));
+    let e = match molt::Node::start(common::config("bad-config", &[]).module(spec)).await {
+        Ok(node) => {
+            node.shutdown().await;
+            panic!("a config that does not decode is refused");
+        }
+        Err(e) => e.to_string(),
+    };
+    assert!(e.contains("`start`"), "names the key: {e}");
+    assert!(e.contains("expected i64"), "names the expected type: {e}");
+}

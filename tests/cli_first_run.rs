@@ -1,7 +1,8 @@
 //! What a new user trips over on a first run (issue #10 §5): `molt config
 //! check` alone validates, the banner's hints follow the config, `molt
 //! history` reads as words, no colour codes in a file or a pipe, `molt
-//! events` waits for a node that is starting, a missing cdylib is named.
+//! events` waits for a node that is starting, a missing cdylib is named, a
+//! module config that does not decode names the key and the type.
 
 mod common;
 

@@ -126,21 +126,29 @@ pub enum Command {
         #[command(flatten)]
         node: NodeArgs,
     },
-    /// Follow a running node's events (Ctrl-C stops).
+    /// Follow a running node's events (Ctrl-C stops); a node that is not
+    /// up yet is waited for (--wait).
     Events {
         #[command(flatten)]
         node: NodeArgs,
         /// Print each event as its JSON object.
         #[arg(long)]
         json: bool,
+        /// How long to wait for a node that does not answer yet (one that
+        /// is starting), in seconds.
+        #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+        wait: u64,
     },
 }
+
+/// Where the remote commands look for a node's HTTP admin by default.
+pub const DEFAULT_ADMIN_ADDR: &str = "127.0.0.1:7878";
 
 /// Where the running node's HTTP admin is, and the token for changes.
 #[derive(Debug, clap::Args)]
 pub struct NodeArgs {
     /// The node's admin address.
-    #[arg(long, env = "MOLT_ADMIN_ADDR", default_value = "127.0.0.1:7878")]
+    #[arg(long, env = "MOLT_ADMIN_ADDR", default_value = DEFAULT_ADMIN_ADDR)]
     pub addr: std::net::SocketAddr,
     /// The bearer token for changes (default: MOLT_ADMIN_TOKEN, else the
     /// token a local node generated for its run).
@@ -151,14 +159,15 @@ pub struct NodeArgs {
 /// `molt config ...`
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
-    /// Validate a config file and print what applying it would do (a dry
-    /// run: nothing is started or changed). Exit 0 when it would apply, 2
-    /// when it is invalid or would be rejected.
+    /// Validate a config file; with --against or --node, also print what
+    /// applying it over that configuration would do (a dry run: nothing is
+    /// started or changed). Exit 0 when valid (and, compared, when it would
+    /// apply), 2 when it is invalid or would be rejected.
     Check {
         /// The config file to check.
         file: PathBuf,
-        /// The configuration to compare against (a config file); default:
-        /// the built-in configuration.
+        /// Also compare against this configuration (a config file): what
+        /// applying FILE over it would do.
         #[arg(long, conflicts_with = "node")]
         against: Option<PathBuf>,
         /// Compare against the running node at this admin address instead.
@@ -167,12 +176,16 @@ pub enum ConfigCommand {
     },
 }
 
-/// Sets up `tracing` with an env filter (`RUST_LOG`, default `info`).
+/// Sets up `tracing` with an env filter (`RUST_LOG`, default `info`), on
+/// stderr; colour codes only when stderr is a terminal (a log sent to a
+/// file or a pipe stays plain text).
 pub fn init_tracing(json: bool) {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     if json {
         builder.json().init();
@@ -212,7 +225,9 @@ pub async fn dispatch(cli: Cli) -> ExitCode {
             node,
         }) => remote::rollback(&node, &name, to, reset_state).await,
         Some(Command::History { node, json }) => remote::history(&node, json).await,
-        Some(Command::Events { node, json }) => remote::events(&node, json).await,
+        Some(Command::Events { node, json, wait }) => {
+            remote::events(&node, json, std::time::Duration::from_secs(wait)).await
+        }
         Some(Command::Call {
             module,
             message,

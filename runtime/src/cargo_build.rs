@@ -37,12 +37,18 @@ pub enum BuildError {
     /// cargo could not be run.
     #[error("cannot run cargo: {0}")]
     Spawn(String),
-    /// The build succeeded but produced no library for a package.
-    #[error("the build produced no library for {package} (it built: {built})")]
+    /// The build succeeded but produced no library (no cdylib) for a
+    /// package: most often its Cargo.toml lacks `crate-type = ["cdylib"]`.
+    #[error(
+        "the build of {package} produced no cdylib: add crate-type = [\"cdylib\"] under [lib] \
+         in its Cargo.toml{}",
+        built_note(.built)
+    )]
     NoLibrary {
-        /// The package asked for.
+        /// The package (or crate folder) asked for.
         package: String,
-        /// The library targets the build produced.
+        /// The cdylib targets the build produced (comma-separated; empty
+        /// when none).
         built: String,
     },
     /// The code did not compile; the compiler's first error, rendered.
@@ -53,6 +59,14 @@ pub enum BuildError {
         /// The first compiler error as rustc renders it.
         first_error: String,
     },
+}
+
+fn built_note(built: &str) -> String {
+    if built.is_empty() {
+        String::new()
+    } else {
+        format!(" (the build produced the cdylibs of {built})")
+    }
 }
 
 /// The library a build produced for `package`, given as the package name
@@ -235,6 +249,27 @@ mod tests {
             }
             other => panic!("expected a compile error, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn no_cdylib_says_to_add_the_crate_type() {
+        let dir = tiny_crate("pub fn a() -> u32 { 1 }\n");
+        let manifest = dir.path().join("Cargo.toml");
+        let text = std::fs::read_to_string(&manifest).unwrap();
+        std::fs::write(
+            &manifest,
+            text.replace("[lib]\ncrate-type = [\"cdylib\"]\n", ""),
+        )
+        .unwrap();
+        let libs = build(&request(dir.path())).expect("builds");
+        assert!(libs.is_empty(), "{libs:?}");
+        let e = library_of(&libs, "tiny").unwrap_err().to_string();
+        assert!(
+            e.contains(
+                "the build of tiny produced no cdylib: add crate-type = [\"cdylib\"] under [lib]"
+            ),
+            "{e}"
+        );
     }
 
     #[test]

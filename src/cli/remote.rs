@@ -5,8 +5,10 @@ use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
+use molt::history::{Action as Attempt, HistoryEntry, Outcome, Trigger};
 use molt::http::{local_token_path, AdminClient, AdminEvent, ClientError};
 
 use super::NodeArgs;
@@ -195,40 +197,114 @@ pub async fn history(node: &NodeArgs, json: bool) -> ExitCode {
         );
         return ExitCode::SUCCESS;
     }
-    for h in history {
-        let at =
-            h.at.duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0);
-        let outcome = format!("{:?}", h.outcome).to_lowercase();
+    if history.is_empty() {
         println!(
-            "#{:<4} {at} {:<10} {:?} by {:?} {} -> {}: {}{}{}",
-            h.id,
-            if h.module.is_empty() {
-                "(config)"
-            } else {
-                &h.module
-            },
-            h.action,
-            h.trigger,
-            h.from,
-            h.to,
-            outcome,
-            h.phase.map(|p| format!(" in {p}")).unwrap_or_default(),
-            h.error.map(|e| format!(": {e}")).unwrap_or_default(),
+            "no reloads, rollbacks, config changes or restarts yet on the node at {}",
+            node.addr
         );
+        return ExitCode::SUCCESS;
+    }
+    for h in &history {
+        println!("{}", history_line(h));
     }
     ExitCode::SUCCESS
 }
 
-pub async fn events(node: &NodeArgs, json: bool) -> ExitCode {
-    let client = match client(node) {
-        Ok(c) => c,
-        Err(code) => return code,
+/// One history entry in words, its time in the local time zone:
+/// `#3 2026-11-29 23:01:02 kv: reload by the molt CLI / HTTP, 1.0.0 -> 2.0.0: committed (paused 120 µs)`.
+fn history_line(h: &HistoryEntry) -> String {
+    let at = chrono::DateTime::<chrono::Local>::from(h.at).format("%Y-%m-%d %H:%M:%S");
+    let what = if h.module.is_empty() {
+        "(config)"
+    } else {
+        &h.module
     };
-    let mut events = match client.events().await {
-        Ok(e) => e,
-        Err(e) => return failed(e),
+    let action = match h.action {
+        Attempt::Reload => "reload",
+        Attempt::Rollback => "rollback",
+        Attempt::ApplyConfig => "config change",
+        Attempt::Restart => "restart",
+    };
+    let trigger = match h.trigger {
+        Trigger::Admin => "the admin API",
+        Trigger::Http => "the molt CLI / HTTP",
+        Trigger::Watch => "the file watcher",
+        Trigger::Config => "a config change",
+        Trigger::Dev => "dev mode",
+        Trigger::Node => "the node",
+    };
+    let versions = match (h.from.is_empty(), h.to.is_empty()) {
+        (false, false) => format!(", {} -> {}", h.from, h.to),
+        (false, true) => format!(", at {}", h.from),
+        (true, false) => format!(", to {}", h.to),
+        (true, true) => String::new(),
+    };
+    let outcome = match h.outcome {
+        Outcome::Committed => paint("32", "committed"),
+        Outcome::RolledBack => paint("31", "rolled back (the old code kept serving)"),
+        Outcome::Rejected => paint("31", "rejected (nothing was touched)"),
+        Outcome::Refused => paint("33", "refused"),
+    };
+    let pause = if h.pause_us > 0 {
+        format!(" (paused {} µs)", h.pause_us)
+    } else {
+        String::new()
+    };
+    format!(
+        "#{:<4} {at} {what}: {action} by {trigger}{versions}: {outcome}{pause}{}{}",
+        h.id,
+        h.phase
+            .as_ref()
+            .map(|p| format!(" in {p}"))
+            .unwrap_or_default(),
+        h.error
+            .as_ref()
+            .map(|e| format!(": {e}"))
+            .unwrap_or_default(),
+    )
+}
+
+/// How often `molt events` tries again while no node answers.
+const RETRY_EVERY: Duration = Duration::from_millis(250);
+
+/// Follows the node's events; a node that does not answer yet (it is
+/// starting) is waited for, up to `wait`, saying so.
+pub async fn events(node: &NodeArgs, json: bool, wait: Duration) -> ExitCode {
+    let deadline = Instant::now() + wait;
+    let mut waiting = false;
+    let (client, mut events) = loop {
+        // A new client each time: a starting node writes its token file.
+        let client = match client(node) {
+            Ok(c) => c,
+            Err(code) => return code,
+        };
+        match client.events().await {
+            Ok(e) => break (client, e),
+            Err(ClientError::Transport { .. }) if Instant::now() < deadline => {
+                if !waiting {
+                    eprintln!(
+                        "molt: no node answers at {} yet: waiting for it (up to {} s; Ctrl-C stops)",
+                        node.addr,
+                        wait.as_secs()
+                    );
+                    waiting = true;
+                }
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => return ExitCode::SUCCESS,
+                    () = tokio::time::sleep(RETRY_EVERY) => {}
+                }
+            }
+            Err(e) => {
+                if waiting {
+                    eprintln!(
+                        "molt: no node came up at {} within {} s",
+                        node.addr,
+                        wait.as_secs()
+                    );
+                }
+                return failed(e);
+            }
+        }
     };
     eprintln!(
         "molt: following the events of {} (Ctrl-C stops)",

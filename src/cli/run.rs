@@ -12,8 +12,10 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use molt::cargo_build::{build, BuildRequest};
+use molt::cargo_build::{build, BuildError, BuildRequest};
 use molt::{Event, Node, NodeConfig, Received};
+
+use super::DEFAULT_ADMIN_ADDR;
 
 /// What the orderly stop gets beyond `limits.shutdown_timeout` (the HTTP
 /// server's requests in flight, stopping the supervisor).
@@ -64,14 +66,15 @@ pub async fn run(config_path: Option<PathBuf>, dev: bool) -> ExitCode {
         }
     };
     print_summary(&node, &config, config_path.as_deref(), &root).await;
+    let try_status = status_hint(admin.local_addr());
     match admin.token_file() {
         Some(file) => println!(
-            "molt: HTTP admin on http://{} (token for changes in {}); try `molt status`",
+            "molt: HTTP admin on http://{} (token for changes in {}); try `{try_status}`",
             admin.local_addr(),
             file.display()
         ),
         None => println!(
-            "molt: HTTP admin on http://{}; try `molt status`",
+            "molt: HTTP admin on http://{}; try `{try_status}`",
             admin.local_addr()
         ),
     }
@@ -172,11 +175,11 @@ fn build_libraries(config: &mut NodeConfig, builtin: bool) -> Result<(), String>
         })
         .map_err(|e| format!("module {}: {e}", spec.name))?;
         let Some(lib) = libs.into_iter().next() else {
-            return Err(format!(
-                "module {}: the build of {} produced no library",
-                spec.name,
-                crate_dir.display()
-            ));
+            let none = BuildError::NoLibrary {
+                package: crate_dir.display().to_string(),
+                built: String::new(),
+            };
+            return Err(format!("module {}: {none}", spec.name));
         };
         if lib.path != spec.library && !builtin {
             return Err(format!(
@@ -237,14 +240,61 @@ async fn print_summary(node: &Node, config: &NodeConfig, file: Option<&Path>, ro
             "molt: to see a hot swap, edit {}/src/lib.rs and save: it is rebuilt and reloaded",
             rel(m.crate_dir.as_deref().unwrap_or(root), root)
         ),
-        Some(m) => println!(
-            "molt: to see a hot swap, edit {}/src/lib.rs (e.g. its CODE_VERSION) and run `cargo build --release -p {}` (or run `molt dev`)",
-            rel(m.crate_dir.as_deref().unwrap_or(root), root),
-            m.name
-        ),
+        Some(m) => {
+            let crate_dir = m.crate_dir.as_deref().unwrap_or(root);
+            println!(
+                "molt: to see a hot swap, edit {}/src/lib.rs (e.g. its CODE_VERSION) and {} (or run `molt dev`)",
+                rel(crate_dir, root),
+                build_hint(m, crate_dir, root)
+            )
+        }
         None => println!("molt: to see a hot swap, rebuild a module's library in a watched folder"),
     }
     println!("molt: Ctrl-C stops the node");
+}
+
+/// `molt status`, with `--addr` when the admin is not where `molt status`
+/// looks by default (the hint must work when pasted).
+fn status_hint(admin: std::net::SocketAddr) -> String {
+    if DEFAULT_ADMIN_ADDR.parse() == Ok(admin) {
+        "molt status".to_string()
+    } else {
+        format!("molt status --addr {admin}")
+    }
+}
+
+/// The command that rebuilds module `m`'s library where it is loaded from:
+/// the cargo profile is the one the library's folder belongs to
+/// (`target/debug` or `target/release`), the package the crate's own name.
+fn build_hint(m: &molt::ModuleSpec, crate_dir: &Path, root: &Path) -> String {
+    let profile = m
+        .library
+        .parent()
+        .and_then(Path::file_name)
+        .and_then(|p| p.to_str());
+    let flag = match profile {
+        Some("debug") => "",
+        Some("release") => " --release",
+        _ => return format!("rebuild {}", m.library.display()),
+    };
+    let package = package_name(crate_dir).unwrap_or_else(|| m.name.clone());
+    if crate_dir.starts_with(root) {
+        format!("run `cargo build{flag} -p {package}`")
+    } else {
+        format!(
+            "run `cargo build{flag} --manifest-path {}`",
+            crate_dir.join("Cargo.toml").display()
+        )
+    }
+}
+
+/// The `[package] name` of the crate in `dir`, when its manifest says.
+fn package_name(dir: &Path) -> Option<String> {
+    let manifest: toml::Table = std::fs::read_to_string(dir.join("Cargo.toml"))
+        .ok()?
+        .parse()
+        .ok()?;
+    Some(manifest.get("package")?.get("name")?.as_str()?.to_string())
 }
 
 fn rel(p: &Path, root: &Path) -> String {

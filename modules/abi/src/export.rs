@@ -55,7 +55,26 @@ fn config<M: Module>(bytes: &[u8]) -> Result<M::Config, Error> {
         Ok(M::Config::default())
     } else {
         state::decode("module config", bytes)
+            .map_err(|e| explain_config::<M::Config>(bytes).unwrap_or(e))
     }
+}
+
+/// Why a config does not decode, naming the key and the type the module
+/// expected (msgpack's own error names only the marker it found, e.g.
+/// `wrong msgpack marker FixStr(4)`). The host encodes the config from
+/// JSON (`ModuleSpec::config`), so decoding it back to JSON loses nothing;
+/// only run once the direct decode failed. `None` when it cannot say more.
+fn explain_config<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Option<Error> {
+    let value: serde_json::Value = rmp_serde::from_slice(bytes).ok()?;
+    let e = serde_path_to_error::deserialize::<_, T>(value).err()?;
+    let path = e.path().to_string();
+    let inner = e.into_inner();
+    let why = if path == "." {
+        inner.to_string()
+    } else {
+        format!("key `{path}`: {inner}")
+    };
+    Some(Error::bad_input("module config", why))
 }
 
 /// One live module instance inside the library.

@@ -27,6 +27,14 @@ pub(super) fn check(file: &File, size: u64) -> Result<(), LoadCause> {
         .min(usize::try_from(size).unwrap_or(usize::MAX));
     file.read_exact_at(&mut header[..header_len], 0)
         .map_err(io)?;
+    if header[..header_len].starts_with(b"!<arch>\n") {
+        // What a crate without `crate-type = ["cdylib"]` builds (issue #10 §5).
+        return Err(bad(
+            "a static archive (an .rlib or .a), not a shared library: build the module crate \
+             as a cdylib: add crate-type = [\"cdylib\"] under [lib] in its Cargo.toml"
+                .to_string(),
+        ));
+    }
     if header_len < 16 || header[..4] != *b"\x7fELF" {
         return Err(bad(format!("not an ELF file ({size} bytes)")));
     }

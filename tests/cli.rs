@@ -3,26 +3,9 @@
 
 mod common;
 
-use std::process::{Command, Output};
-
 use molt::ModuleSpec;
 
-fn molt(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_molt"))
-        .args(args)
-        .env_remove("MOLT_ADMIN_TOKEN")
-        .env_remove("MOLT_ADMIN_ADDR")
-        .output()
-        .expect("run molt")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
+use common::{molt_cli as molt, output_text as text};
 
 #[test]
 fn config_check_exit_codes_and_messages() {

@@ -6,28 +6,13 @@
 
 mod common;
 
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::Duration;
 
 /// Bound on anything a test waits for.
 const DEADLINE: Duration = Duration::from_secs(60);
 
-fn molt(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_molt"))
-        .args(args)
-        .env_remove("MOLT_ADMIN_TOKEN")
-        .env_remove("MOLT_ADMIN_ADDR")
-        .output()
-        .expect("run molt")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
+use common::{molt_cli as molt, output_text as text};
 
 /// A valid new config, checked with no flag, is valid: it is not compared
 /// with the built-in config (whose node.name differs).

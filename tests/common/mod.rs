@@ -539,3 +539,23 @@ pub fn admin_addr_of(line: &str) -> std::net::SocketAddr {
         .parse()
         .unwrap_or_else(|e| panic!("bad address in {line:?}: {e}"))
 }
+
+/// Runs the `molt` binary with `args` (no token or address from the
+/// environment) and waits for it.
+pub fn molt_cli(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_molt"))
+        .args(args)
+        .env_remove("MOLT_ADMIN_TOKEN")
+        .env_remove("MOLT_ADMIN_ADDR")
+        .output()
+        .expect("run molt")
+}
+
+/// A finished process's stdout then stderr, as text.
+pub fn output_text(o: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}

@@ -8,26 +8,17 @@ mod common;
 
 use std::time::Duration;
 
-use molt::http::{AdminClient, AdminServer, ClientError, ErrorBody};
+use molt::http::{AdminClient, AdminServer};
 use molt::{ModuleSpec, Node};
 use serde_json::json;
 
 const TOKEN: &str = "call-test-token-0123456789abcdef0123";
 
 async fn serve(node: &Node) -> (AdminServer, AdminClient) {
-    let server = molt::http::serve(node, "127.0.0.1:0".parse().unwrap(), Some(TOKEN.into()))
-        .await
-        .expect("the admin server starts");
-    let client = AdminClient::for_addr(server.local_addr(), Some(TOKEN.into())).unwrap();
-    (server, client)
+    common::serve_admin(node, TOKEN).await
 }
 
-fn api_error<T: std::fmt::Debug>(r: Result<T, ClientError>) -> (u16, ErrorBody) {
-    match r {
-        Err(ClientError::Api { status, body }) => (status, body),
-        other => panic!("expected an error answer, got {other:?}"),
-    }
-}
+use common::api_error;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_call_and_cast_speak_json() {

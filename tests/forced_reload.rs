@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 use common::fault::{log, push};
 use common::fault_proto::{Fault, How, Msg, Point};
 use common::FaultProto;
-use molt::http::AdminClient;
 use molt::{Action, Error, Event, InstanceStatus, ModuleSpec, Node, Outcome, Phase};
 
 const TOKEN: &str = "forced-reload-token-0123456789abcdef";
@@ -88,10 +87,7 @@ async fn old_snapshot_panics_a_forced_reload_starts_from_the_checkpoint() {
     assert_eq!(log(&h).await, (0..25).collect::<Vec<_>>());
 
     // With force, over HTTP: committed from the checkpoint.
-    let server = molt::http::serve(&node, "127.0.0.1:0".parse().unwrap(), Some(TOKEN.into()))
-        .await
-        .expect("the admin server starts");
-    let client = AdminClient::for_addr(server.local_addr(), Some(TOKEN.into())).unwrap();
+    let (server, client) = common::serve_admin(&node, TOKEN).await;
     let asked = Instant::now();
     let report = client
         .reload_with("fault", Some(f.fault_v2.clone()), true)

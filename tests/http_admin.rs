@@ -11,25 +11,16 @@ use std::path::Path;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use molt::http::{AdminClient, AdminServer, ClientError, TOKEN_ENV};
+use molt::http::{AdminClient, AdminServer, TOKEN_ENV};
 use molt::{Action, Error, ModuleSpec, Node, Outcome};
 
 const TOKEN: &str = "test-token-7f3a9c-0123456789abcdef";
 
 async fn serve(node: &Node) -> (AdminServer, AdminClient) {
-    let server = molt::http::serve(node, "127.0.0.1:0".parse().unwrap(), Some(TOKEN.into()))
-        .await
-        .expect("the admin server starts");
-    let client = AdminClient::for_addr(server.local_addr(), Some(TOKEN.into())).unwrap();
-    (server, client)
+    common::serve_admin(node, TOKEN).await
 }
 
-fn api_error(r: Result<impl std::fmt::Debug, ClientError>) -> (u16, molt::http::ErrorBody) {
-    match r {
-        Err(ClientError::Api { status, body }) => (status, body),
-        other => panic!("expected an error answer, got {other:?}"),
-    }
-}
+use common::api_error;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_reload_and_rollback() {

@@ -171,11 +171,7 @@ async fn the_stack_is_capped_by_versions_kept() {
 async fn rollback_to_over_http() {
     let (node, kv, data) = three_versions("stack-http", 4).await;
     let token = "stack-http-token-0123456789abcdef0123";
-    let server = molt::http::serve(&node, "127.0.0.1:0".parse().unwrap(), Some(token.into()))
-        .await
-        .expect("the admin server starts");
-    let client =
-        molt::http::AdminClient::for_addr(server.local_addr(), Some(token.into())).unwrap();
+    let (server, client) = common::serve_admin(&node, token).await;
     let m = client.module("kv").await.unwrap();
     assert_eq!(m.versions, ["1.0.0", "2.0.0", "2.0.1"]);
     assert_eq!(m.source, molt::LibrarySource::Admin);

@@ -559,3 +559,27 @@ pub fn output_text(o: &std::process::Output) -> String {
         String::from_utf8_lossy(&o.stderr)
     )
 }
+
+/// Serves `node`'s HTTP admin on 127.0.0.1 (a free port) with `token`, and
+/// a client for it.
+pub async fn serve_admin(
+    node: &Node,
+    token: &str,
+) -> (molt::http::AdminServer, molt::http::AdminClient) {
+    let server = molt::http::serve(node, "127.0.0.1:0".parse().unwrap(), Some(token.into()))
+        .await
+        .expect("the admin server starts");
+    let client =
+        molt::http::AdminClient::for_addr(server.local_addr(), Some(token.into())).unwrap();
+    (server, client)
+}
+
+/// The status and body of an HTTP admin error answer (panics on success).
+pub fn api_error<T: std::fmt::Debug>(
+    r: Result<T, molt::http::ClientError>,
+) -> (u16, molt::http::ErrorBody) {
+    match r {
+        Err(molt::http::ClientError::Api { status, body }) => (status, body),
+        other => panic!("expected an error answer, got {other:?}"),
+    }
+}

@@ -98,34 +98,11 @@ pub enum Command {
     /// JSON, e.g. `molt call kv '{"Put": {"key": "a", "value": "1"}}'`.
     /// Exits 1 when the module could not decode it (the error names what
     /// it expected), its handler failed, or no reply came in time.
-    Call {
-        /// The module.
-        module: String,
-        /// The message as JSON: `{"Variant": {fields}}`, or `"Variant"` for
-        /// a variant without fields.
-        message: String,
-        /// The instance to send to (modulo the instance count); default:
-        /// round robin. (Routing by key waits for keyed actors.)
-        #[arg(long)]
-        instance: Option<usize>,
-        #[command(flatten)]
-        node: NodeArgs,
-    },
+    Call(MessageArgs),
     /// Queue a message for a module of a running node without waiting for
     /// its handling (a message the module cannot decode is counted as
     /// failed in `molt status`).
-    Cast {
-        /// The module.
-        module: String,
-        /// The message as JSON, as for `molt call`.
-        message: String,
-        /// The instance to send to (modulo the instance count); default:
-        /// round robin.
-        #[arg(long)]
-        instance: Option<usize>,
-        #[command(flatten)]
-        node: NodeArgs,
-    },
+    Cast(MessageArgs),
     /// Follow a running node's events (Ctrl-C stops); a node that is not
     /// up yet is waited for (--wait).
     Events {
@@ -145,6 +122,22 @@ pub enum Command {
 pub const DEFAULT_ADMIN_ADDR: &str = "127.0.0.1:7878";
 
 /// Where the running node's HTTP admin is, and the token for changes.
+/// A message for `molt call` / `molt cast`.
+#[derive(Debug, clap::Args)]
+pub struct MessageArgs {
+    /// The module.
+    module: String,
+    /// The message as JSON: `{"Variant": {fields}}`, or `"Variant"` for a
+    /// variant without fields.
+    message: String,
+    /// The instance to send to (modulo the instance count); default: round
+    /// robin. (Routing by key waits for keyed actors.)
+    #[arg(long)]
+    instance: Option<usize>,
+    #[command(flatten)]
+    node: NodeArgs,
+}
+
 #[derive(Debug, clap::Args)]
 pub struct NodeArgs {
     /// The node's admin address.
@@ -228,17 +221,7 @@ pub async fn dispatch(cli: Cli) -> ExitCode {
         Some(Command::Events { node, json, wait }) => {
             remote::events(&node, json, std::time::Duration::from_secs(wait)).await
         }
-        Some(Command::Call {
-            module,
-            message,
-            instance,
-            node,
-        }) => message::call(&node, &module, &message, instance).await,
-        Some(Command::Cast {
-            module,
-            message,
-            instance,
-            node,
-        }) => message::cast(&node, &module, &message, instance).await,
+        Some(Command::Call(m)) => message::call(&m.node, &m.module, &m.message, m.instance).await,
+        Some(Command::Cast(m)) => message::cast(&m.node, &m.module, &m.message, m.instance).await,
     }
 }

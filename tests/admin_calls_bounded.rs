@@ -4,7 +4,7 @@
 //! not take is never run later; and a reload that takes longer than the
 //! bound is not cut short by it (only its start is bounded).
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -7,7 +7,7 @@
 //! against a `molt run` with few file descriptors leaves the node able to
 //! answer and to reload.
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::time::Duration;

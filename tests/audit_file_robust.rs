@@ -6,7 +6,7 @@
 //! `history.write_failed` event and counted in
 //! `molt_history_write_failures_total`, and the node keeps serving.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 

@@ -4,7 +4,7 @@
 //! naming what it expected; the token is required; and `molt call` /
 //! `molt cast` do the same from the command line.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

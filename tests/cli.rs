@@ -1,7 +1,7 @@
 //! The `molt` command line: exit codes scripts can trust, errors naming the
 //! file, line and key, and the commands that talk to a running node.
 
-mod common;
+use crate::common;
 
 use molt::ModuleSpec;
 

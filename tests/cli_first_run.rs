@@ -4,7 +4,7 @@
 //! events` waits for a node that is starting, a missing cdylib is named, a
 //! module config that does not decode names the key and the type.
 
-mod common;
+use crate::common;
 
 use std::process::Output;
 use std::time::Duration;

@@ -2,7 +2,7 @@
 //! second reload of a module while its first is in flight is rejected with a
 //! clear error, never interleaved.
 
-mod common;
+use crate::common;
 
 use counter_proto::{Msg as CMsg, Proto as CounterProto, Reply as CReply};
 use kv_proto::{Msg, Proto, Reply};

@@ -3,7 +3,7 @@
 //! changed / instance count changed are live changes; node-level keys reject
 //! the whole change, listing them), and the node applies or rejects it so.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 

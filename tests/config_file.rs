@@ -3,7 +3,7 @@
 //! naming the file, the line and the dotted key; a file whose library does
 //! not load starts nothing.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -4,7 +4,7 @@
 //! library survives an unrelated edit; status says where each module's
 //! library came from; and a config change applies whole or not at all.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 

@@ -11,7 +11,7 @@
 //! (in a folder only the node's user can write to) fails the load and its
 //! target stays untouched.
 
-mod common;
+use crate::common;
 
 use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};

@@ -7,7 +7,7 @@
 //! into a temp dir and built in the workspace's target dir (so its
 //! dependencies are the ones the other tests built already).
 
-mod common;
+use crate::common;
 
 #[path = "fixtures/dev_module/src/proto.rs"]
 mod dev_proto;

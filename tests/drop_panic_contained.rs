@@ -9,7 +9,7 @@
 //! unwind: this test binary itself would die (SIGABRT), which is the failure
 //! it guards against.
 
-mod common;
+use crate::common;
 
 use common::{fault, FaultProto};
 use molt::{ModuleSpec, Node, ReloadOptions};

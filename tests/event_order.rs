@@ -1,7 +1,7 @@
 //! The event bus delivers module.loaded, module.reloaded,
 //! module.reload_failed and module.rolled_back, in the order they happened.
 
-mod common;
+use crate::common;
 
 use molt::{Event, EventBus, ModuleSpec, Node, ReloadOptions};
 

@@ -2,7 +2,7 @@
 //! down-migrating the state, and is refused with a clear error when the
 //! module cannot downgrade (unless the caller asks to reset the state).
 
-mod common;
+use crate::common;
 
 use counter_proto::{Msg, Proto, Reply};
 use molt::{Error, ModuleSpec, Outcome, ReloadOptions};

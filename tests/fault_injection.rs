@@ -62,7 +62,7 @@
 //! one it runs on: these tests run on 4 workers so that, with both instances
 //! hanging, the reload coordinator still has a worker to time out on.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

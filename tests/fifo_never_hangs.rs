@@ -7,7 +7,7 @@
 //! second SIGTERM at once.
 #![cfg(unix)]
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::time::Duration;

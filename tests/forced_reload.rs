@@ -6,7 +6,7 @@
 //! and the old code keeps serving. The report, the history entry and a
 //! `module.restarted` event say it was forced and how old the state was.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -6,7 +6,7 @@
 //! are off, so the newest is the start state or the last reload's; see
 //! tests/restart_keeps_checkpoint.rs for periodic checkpoints and errors.)
 
-mod common;
+use crate::common;
 
 use common::kv::{dump, put, version};
 

@@ -1,7 +1,7 @@
 //! The history is mirrored to an append-only JSON-lines audit file, read
 //! back at start, so it survives a restart of the node.
 
-mod common;
+use crate::common;
 
 use molt::{ModuleSpec, Node, Outcome, ReloadOptions};
 

@@ -5,7 +5,7 @@
 //! prepare at once, naming the file and the cause, without creating a
 //! copy; the module keeps serving and is not left reloading.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

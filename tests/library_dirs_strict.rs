@@ -3,7 +3,7 @@
 //! is reported, naming both paths), and an empty `library_dirs` means the
 //! folders of the modules the node started with: with none, nothing loads.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};

@@ -1,7 +1,7 @@
 //! What module code reaches through its context: messages to other modules,
 //! host events (for modules that ask for them), and events it publishes.
 
-mod common;
+use crate::common;
 
 use common::fault_proto::{Msg as FMsg, Reply as FReply};
 use kv_proto::{Msg, Proto, Reply};

@@ -18,7 +18,7 @@
 //! The node-level properties run 32 cases each (`PROPTEST_CASES` overrides
 //! every count here).
 
-mod common;
+use crate::common;
 
 use common::kv::dump;
 

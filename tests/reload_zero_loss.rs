@@ -1,7 +1,7 @@
 //! Guarantee: no message is lost, duplicated or reordered across a reload,
 //! whether it commits or rolls back; calls made during a reload get replies.
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;

@@ -6,7 +6,7 @@
 //! reload, and says so in a `module.restarted` event and a `restart`
 //! history entry with what it restored and how old that state was.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

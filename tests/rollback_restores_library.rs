@@ -3,7 +3,7 @@
 //! the file watcher maps the old file (not the one rolled back from) to the
 //! module, and the old code runs with its own config again.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 

@@ -10,7 +10,7 @@
 //! carries its handle and its sequence number, so the file's order is each
 //! handle's handling order, across instances.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -9,7 +9,7 @@
 //! worker thread it runs on, so the runtime has a worker per instance plus
 //! spare ones for the test and the node.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::time::{Duration, Instant};

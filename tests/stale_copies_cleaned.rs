@@ -7,7 +7,7 @@
 //! the folders and copies of dead nodes that belong to its user, and leaves
 //! live nodes' and foreign files alone.
 
-mod common;
+use crate::common;
 
 use std::io::Read as _;
 use std::os::unix::fs::PermissionsExt;

@@ -2,7 +2,7 @@
 //! module. One instance failing rolls back all of them (each keeps its old
 //! code and its exact old state); a reload with no fault commits on all.
 
-mod common;
+use crate::common;
 
 use common::fault::{log, tag};
 

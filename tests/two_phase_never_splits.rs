@@ -8,7 +8,7 @@
 //! and sending it. Real means (a busy runtime) cannot hold it back reliably
 //! for seconds.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

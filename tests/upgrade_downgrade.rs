@@ -1,7 +1,7 @@
 //! Erlang/OTP's release-test shape: upgrade → check → downgrade → check,
 //! comparing the full state content each time.
 
-mod common;
+use crate::common;
 
 use common::kv::{dump, version};
 

@@ -4,7 +4,7 @@
 //! one swap (the serving code down-migrates to its state version), and a
 //! reload to a library with an older state version down-migrates too.
 
-mod common;
+use crate::common;
 
 use common::kv::{dump, put, version};
 use kv_proto::{Dump, Proto as KvProto};

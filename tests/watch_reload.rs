@@ -8,7 +8,7 @@
 //! files. `a_cargo_rebuild_reloads_once` (ignored by default: it builds kv
 //! in a target dir of its own) checks the same against a real `cargo build`.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

@@ -4,7 +4,7 @@
 //! when it is watched again), and a library put in the new folder reloads
 //! its module, as does every later change there.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 

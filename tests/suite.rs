@@ -1,0 +1,52 @@
+//! The integration tests, as one test binary.
+//!
+//! Each file of `tests/` is a module here, named after the guarantee or
+//! surface it tests (`cargo test --test suite reload_zero_loss::` runs one).
+//! One binary instead of one per file: each test binary links the whole
+//! runtime (tens of MB), and forty of them filled CI's disk and spent most of
+//! the build in the linker. Tests that change process-wide state (the metrics
+//! recorder, the mapped-library count, an environment variable a fixture
+//! reads) stay binaries of their own: see `[[test]]` in Cargo.toml.
+
+mod common;
+
+mod admin_calls_bounded;
+mod admin_listener_limits;
+mod audit_file_robust;
+mod call_from_outside;
+mod cli;
+mod cli_first_run;
+mod concurrent_reloads;
+mod config_diff;
+mod config_file;
+mod config_source_wins;
+mod copy_dir_not_trusted;
+mod dev_mode;
+mod drop_panic_contained;
+mod event_order;
+mod explicit_rollback;
+mod fault_injection;
+mod fifo_never_hangs;
+mod forced_reload;
+mod handler_panic;
+mod history_audit;
+mod http_admin;
+mod library_checked_before_copy;
+mod library_dirs_strict;
+mod module_context;
+mod properties;
+mod reload_zero_loss;
+mod restart_keeps_checkpoint;
+mod rollback_on_failure;
+mod rollback_restores_library;
+mod savina;
+mod scale_keeps_order;
+mod shutdown_drains;
+mod stale_copies_cleaned;
+mod token_files_safe;
+mod two_phase_commit;
+mod two_phase_never_splits;
+mod upgrade_downgrade;
+mod version_stack;
+mod watch_reload;
+mod watch_survives_dir_recreate;

@@ -40,6 +40,7 @@
 //! // In the cdylib crate: molt_abi::export_module!(Counter);
 //! ```
 
+mod address;
 mod ctx;
 mod error;
 mod export;
@@ -48,6 +49,7 @@ mod module;
 mod protocol;
 pub mod state;
 
+pub use address::{Address, Key, Target};
 pub use ctx::{Ctx, Level};
 pub use error::{Error, ErrorKind};
 pub use module::Module;

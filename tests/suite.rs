@@ -23,6 +23,7 @@ mod config_source_wins;
 mod copy_dir_not_trusted;
 mod dev_mode;
 mod drop_panic_contained;
+mod dry_run_never_touches_serving;
 mod event_order;
 mod explicit_rollback;
 mod fault_injection;

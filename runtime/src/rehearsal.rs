@@ -248,6 +248,9 @@ async fn rehearse(plan: Plan) -> Result<RehearsalReport, Error> {
             task,
         });
     }
+    // Every instance serves on from here: what it handles next is after
+    // its snapshot and does not show in the rehearsal.
+    tracing::info!(target: "molt::rehearsal", module = %plan.module, library = %plan.library.display(), "rehearsal: {} snapshot(s) taken, the instances serve on; migrating copies in {}", copies.len(), target.describe());
     let mut instances = Vec::with_capacity(copies.len());
     for c in copies {
         instances.push(match c {

@@ -48,7 +48,10 @@ fn a_wrong_type_is_named_with_its_key() {
     let out = molt(&["config", "check", file.to_str().unwrap()]);
     let msg = text(&out);
     assert_eq!(out.status.code(), Some(2), "{msg}");
-    assert!(msg.contains(&file.display().to_string()), "names the file: {msg}");
+    assert!(
+        msg.contains(&file.display().to_string()),
+        "names the file: {msg}"
+    );
     assert!(msg.contains("module kv"), "names the module: {msg}");
     assert!(msg.contains("`max_value_len`"), "names the key: {msg}");
     assert!(msg.contains("expected usize"), "names the type: {msg}");

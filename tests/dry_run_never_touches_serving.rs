@@ -117,7 +117,10 @@ async fn rehearsal_answers_while_the_instances_serve_on() {
         .expect("rehearsed");
 
     assert_eq!(report.module, "fault");
-    assert_eq!((report.from.as_str(), report.to.as_str()), ("1.0.0", "2.0.0"));
+    assert_eq!(
+        (report.from.as_str(), report.to.as_str()),
+        ("1.0.0", "2.0.0")
+    );
     assert_eq!((report.from_state_version, report.to_state_version), (1, 2));
     assert!(report.would_commit, "{report:#?}");
     assert_eq!(report.instances.len(), 2);
@@ -135,7 +138,12 @@ async fn rehearsal_answers_while_the_instances_serve_on() {
     }
     assert_eq!(
         report.expected_pause_us,
-        report.instances.iter().map(|i| i.expected_pause_us).max().unwrap()
+        report
+            .instances
+            .iter()
+            .map(|i| i.expected_pause_us)
+            .max()
+            .unwrap()
     );
     match common::next_event(&mut events, "module.rehearsed").await {
         Event::ModuleRehearsed {
@@ -146,7 +154,10 @@ async fn rehearsal_answers_while_the_instances_serve_on() {
             error,
             ..
         } => {
-            assert_eq!((name.as_str(), from.as_str(), to.as_str()), ("fault", "1.0.0", "2.0.0"));
+            assert_eq!(
+                (name.as_str(), from.as_str(), to.as_str()),
+                ("fault", "1.0.0", "2.0.0")
+            );
             assert!(ok && error.is_none());
         }
         other => panic!("unexpected {other:?}"),
@@ -175,7 +186,8 @@ async fn failures_are_reported_per_instance_and_touch_nothing() {
         .await
         .expect("armed");
 
-    let config = json!({ "tag": "b", "only_instance": 1, "fault": { "at": "Migrate", "how": "Error" } });
+    let config =
+        json!({ "tag": "b", "only_instance": 1, "fault": { "at": "Migrate", "how": "Error" } });
     let report = node
         .rehearse(
             "fault",
@@ -190,7 +202,10 @@ async fn failures_are_reported_per_instance_and_touch_nothing() {
     assert!(r[0].ok, "{:#?}", r[0]);
     assert_eq!(r[1].phase.as_deref(), Some("migrate"), "{:#?}", r[1]);
     assert!(
-        r[1].error.as_deref().unwrap().contains("injected error at Migrate"),
+        r[1].error
+            .as_deref()
+            .unwrap()
+            .contains("injected error at Migrate"),
         "{:#?}",
         r[1]
     );
@@ -198,7 +213,10 @@ async fn failures_are_reported_per_instance_and_touch_nothing() {
     assert_eq!(r[1].state_bytes_after, None);
     assert_eq!(r[2].phase.as_deref(), Some("snapshot"), "{:#?}", r[2]);
     assert!(
-        r[2].error.as_deref().unwrap().contains("injected error at Snapshot"),
+        r[2].error
+            .as_deref()
+            .unwrap()
+            .contains("injected error at Snapshot"),
         "{:#?}",
         r[2]
     );
@@ -211,7 +229,10 @@ async fn failures_are_reported_per_instance_and_touch_nothing() {
         Event::ModuleRehearsed { ok, error, .. } => {
             assert!(!ok);
             let error = error.expect("names the failure");
-            assert!(error.contains("instance 1") && error.contains("migrate"), "{error}");
+            assert!(
+                error.contains("instance 1") && error.contains("migrate"),
+                "{error}"
+            );
         }
         other => panic!("unexpected {other:?}"),
     }
@@ -252,7 +273,10 @@ async fn prepare_failures_and_downgrades_are_rehearsed_too() {
         .rehearse("fault", ReloadOptions::library(&f.fault))
         .await
         .expect("rehearsed");
-    assert_eq!((report.from.as_str(), report.to.as_str()), ("2.0.0", "1.0.0"));
+    assert_eq!(
+        (report.from.as_str(), report.to.as_str()),
+        ("2.0.0", "1.0.0")
+    );
     assert_eq!((report.from_state_version, report.to_state_version), (2, 1));
     assert!(report.would_commit, "{report:#?}");
     assert_eq!(report.instances[0].state_bytes_before, state_size(&logs[0]));

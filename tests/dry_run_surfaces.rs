@@ -32,11 +32,17 @@ async fn http_dry_run_answers_the_rehearsal() {
         .rehearse("kv", Some(f.kv_v2.clone()))
         .await
         .expect("rehearsed");
-    assert_eq!((report.from.as_str(), report.to.as_str()), ("1.0.0", "2.0.0"));
+    assert_eq!(
+        (report.from.as_str(), report.to.as_str()),
+        ("1.0.0", "2.0.0")
+    );
     assert_eq!((report.from_state_version, report.to_state_version), (1, 2));
     assert!(report.would_commit, "{report:#?}");
     assert_eq!(report.instances.len(), 2);
-    assert!(report.instances.iter().all(|i| i.ok && i.state_bytes_before > 0));
+    assert!(report
+        .instances
+        .iter()
+        .all(|i| i.ok && i.state_bytes_before > 0));
     assert_eq!(serving(&node).await, "1.0.0");
     assert!(node.admin().history().await.unwrap().is_empty());
 
@@ -113,14 +119,20 @@ async fn cli_dry_run_prints_the_rehearsal() {
     let ok = run(with(&f.kv_v2, &[])).await;
     let out = text(&ok);
     assert_eq!(ok.status.code(), Some(0), "{out}");
-    assert!(out.contains("dry run of kv: 1.0.0 -> 2.0.0 (state v1 -> v2)"), "{out}");
+    assert!(
+        out.contains("dry run of kv: 1.0.0 -> 2.0.0 (state v1 -> v2)"),
+        "{out}"
+    );
     assert!(out.contains("would commit") && out.contains("#0"), "{out}");
     assert!(out.contains("nothing was changed"), "{out}");
 
     let bad = run(with(&f.counter, &[])).await;
     let out = text(&bad);
     assert_eq!(bad.status.code(), Some(1), "{out}");
-    assert!(out.contains("would fail") && out.contains("not \"kv\""), "{out}");
+    assert!(
+        out.contains("would fail") && out.contains("not \"kv\""),
+        "{out}"
+    );
 
     let conflict = run(with(&f.kv_v2, &["--force"])).await;
     assert_eq!(conflict.status.code(), Some(2), "{}", text(&conflict));

@@ -187,9 +187,7 @@ async fn rehearse(plan: Plan) -> Result<RehearsalReport, Error> {
             let (reply, taken) = oneshot::channel();
             let req = RehearseRequest { mode, reply };
             // A failed send drops `reply`: reported as a closed instance.
-            let _ = route
-                .actor
-                .send_message(ModuleMsg::Rehearse(Box::new(req)));
+            let _ = route.actor.send_message(ModuleMsg::Rehearse(Box::new(req)));
             (route.shared.index, taken)
         })
         .collect();

@@ -25,8 +25,9 @@ pub struct ModuleCheck {
     /// Its library, as configured.
     pub library: PathBuf,
     /// The library as it describes itself ("kv 1.0.0 (state v1)"), or what
-    /// is wrong: the library (naming the file and the cause) or the config
-    /// (naming the key and the type the module expected).
+    /// is wrong (the module's name is not repeated): the library (naming
+    /// the file and the cause) or the config (naming the key and the type
+    /// the module expected).
     pub result: Result<String, String>,
 }
 
@@ -75,7 +76,7 @@ async fn check_one(loader: &Loader, spec: &ModuleSpec) -> Result<String, String>
         Vec::new()
     } else {
         rmp_serde::to_vec_named(&spec.config)
-            .map_err(|e| format!("module {}: cannot encode its config: {e}", spec.name))?
+            .map_err(|e| format!("cannot encode its config: {e}"))?
     };
     let name: Arc<str> = Arc::from(spec.name.as_str());
     let limit = loader.prepare_timeout();
@@ -87,18 +88,13 @@ async fn check_one(loader: &Loader, spec: &ModuleSpec) -> Result<String, String>
     match tokio::time::timeout(limit, decode).await {
         Ok(Ok(Ok(()))) => Ok(described),
         Ok(Ok(Err(e))) => Err(format!(
-            "module {}: its config does not suit {described}: {} ({})",
-            spec.name,
+            "its config does not suit {described}: {} ({})",
             e.message,
             e.kind.as_str()
         )),
-        Ok(Err(join)) => Err(format!(
-            "module {}: checking its config failed: {join}",
-            spec.name
-        )),
+        Ok(Err(join)) => Err(format!("checking its config failed: {join}")),
         Err(_) => Err(format!(
-            "module {}: its init did not return within limits.prepare_timeout ({limit:?})",
-            spec.name
+            "its init did not return within limits.prepare_timeout ({limit:?})"
         )),
     }
 }

@@ -210,7 +210,10 @@ pub async fn dispatch(cli: Cli) -> ExitCode {
                     node,
                 },
         }) => match node {
-            Some(addr) => remote::config_check(addr, &file).await,
+            Some(addr) => match config_check::validate(&file).await {
+                Ok(_) => remote::config_check(addr, &file).await,
+                Err(code) => code,
+            },
             None => config_check::check(&file, against.as_deref()).await,
         },
         Some(Command::Status { node, json }) => remote::status(&node, json).await,

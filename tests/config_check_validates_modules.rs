@@ -56,6 +56,20 @@ fn a_wrong_type_is_named_with_its_key() {
     assert!(msg.contains("`max_value_len`"), "names the key: {msg}");
     assert!(msg.contains("expected usize"), "names the type: {msg}");
     assert!(!msg.contains("marker"), "not msgpack's view of it: {msg}");
+
+    // Compared with a running node, the modules are checked first (no node
+    // needs to answer to find this).
+    let out = molt(&[
+        "config",
+        "check",
+        file.to_str().unwrap(),
+        "--node",
+        "127.0.0.1:9",
+    ]);
+    let msg = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{msg}");
+    assert!(msg.contains("`max_value_len`"), "names the key: {msg}");
+    assert!(!msg.contains("cannot reach"), "{msg}");
 }
 
 #[test]

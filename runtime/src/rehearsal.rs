@@ -198,14 +198,14 @@ async fn rehearse(plan: Plan) -> Result<RehearsalReport, Error> {
         let taken = match tokio::time::timeout_at(deadline, taken).await {
             Ok(Ok(taken)) => taken,
             Ok(Err(_)) => {
-                copies.push(Copy::Failed(InstanceRehearsal::failed(
+                copies.push(Rehearsing::Failed(InstanceRehearsal::failed(
                     index,
                     PhaseFailure::new(Phase::Drain, "the instance stopped before its snapshot"),
                 )));
                 continue;
             }
             Err(_) => {
-                copies.push(Copy::Failed(InstanceRehearsal::failed(
+                copies.push(Rehearsing::Failed(InstanceRehearsal::failed(
                     index,
                     PhaseFailure::new(
                         Phase::Drain,
@@ -219,13 +219,16 @@ async fn rehearse(plan: Plan) -> Result<RehearsalReport, Error> {
             }
         };
         let snapshot_us = micros(taken.took);
-        let state = match taken.state {
-            Ok(Some(state)) => state,
-            Ok(None) => unreachable!("a rehearsal never resets the state"),
+        // Only a reset takes no state, and a rehearsal never resets.
+        let taken_state = taken.state.and_then(|s| {
+            s.ok_or_else(|| PhaseFailure::new(Phase::Snapshot, "no state was taken"))
+        });
+        let state = match taken_state {
+            Ok(state) => state,
             Err(failure) => {
                 let mut r = InstanceRehearsal::failed(index, failure);
                 r.snapshot_us = snapshot_us;
-                copies.push(Copy::Failed(r));
+                copies.push(Rehearsing::Failed(r));
                 continue;
             }
         };
@@ -239,7 +242,7 @@ async fn rehearse(plan: Plan) -> Result<RehearsalReport, Error> {
         let task = tokio::spawn(async move {
             copy::rehearse(module, index, target, state, config, &limits).await
         });
-        copies.push(Copy::Running {
+        copies.push(Rehearsing::Running {
             index,
             snapshot_us,
             before,
@@ -252,8 +255,8 @@ async fn rehearse(plan: Plan) -> Result<RehearsalReport, Error> {
     let mut instances = Vec::with_capacity(copies.len());
     for c in copies {
         instances.push(match c {
-            Copy::Failed(r) => r,
-            Copy::Running {
+            Rehearsing::Failed(r) => r,
+            Rehearsing::Running {
                 index,
                 snapshot_us,
                 before,
@@ -302,7 +305,7 @@ async fn rehearse(plan: Plan) -> Result<RehearsalReport, Error> {
 }
 
 /// One instance's copy, under way or failed before it began.
-enum Copy {
+enum Rehearsing {
     Failed(InstanceRehearsal),
     Running {
         index: u32,

@@ -12,6 +12,7 @@ use crate::config::diff::Change;
 use crate::config::{ModuleSpec, NodeConfig};
 use crate::error::Error;
 use crate::history::{HistoryEntry, Trigger};
+use crate::rehearsal::RehearsalReport;
 use crate::reload::Phase;
 pub use crate::status::{InstanceStatus, LibrarySource, ModuleStatus, NodeStatus};
 use crate::supervisor::{Internal, InternalMsg, SupervisorMsg};
@@ -123,6 +124,18 @@ pub enum AdminMsg {
         trigger: Trigger,
         /// Where the result goes.
         reply: RpcReplyPort<Result<ReloadReport, Error>>,
+    },
+    /// Rehearse a reload (a dry run, DESIGN.md §6 "Rehearsal"): load the
+    /// library, then migrate and verify a copy of each instance's state in
+    /// it, never swapping and never touching what serves. `force` is not
+    /// rehearsed (ignored). Refused while the module reloads.
+    Rehearse {
+        /// The module.
+        module: String,
+        /// Library and config, as for a reload.
+        options: ReloadOptions,
+        /// Where the result goes.
+        reply: RpcReplyPort<Result<RehearsalReport, Error>>,
     },
     /// The node's status.
     Status {
@@ -257,6 +270,32 @@ impl Admin {
     ) -> Result<ReloadReport, Error> {
         let module = module.to_string();
         self.ask("reload", |reply| AdminMsg::Reload {
+            module,
+            options,
+            reply,
+        })
+        .await?
+    }
+
+    /// Rehearses a reload of `module` without doing it (a dry run): the
+    /// library is loaded as a reload would, and each instance's state,
+    /// snapshotted between two of its messages, is migrated and verified in
+    /// a throwaway copy that is never started. Nothing that serves changes;
+    /// no history entry is written; `module.rehearsed` is published. The
+    /// report says whether the reload would commit, per instance.
+    ///
+    /// # Errors
+    /// [`Error::Load`] when the library would fail in prepare,
+    /// [`Error::Config`] for a config that cannot be encoded,
+    /// [`Error::ReloadInProgress`], [`Error::UnknownModule`],
+    /// [`Error::NodeDown`].
+    pub async fn rehearse(
+        &self,
+        module: &str,
+        options: ReloadOptions,
+    ) -> Result<RehearsalReport, Error> {
+        let module = module.to_string();
+        self.ask("rehearse", |reply| AdminMsg::Rehearse {
             module,
             options,
             reply,

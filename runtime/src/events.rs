@@ -106,6 +106,27 @@ pub enum Event {
         /// Whether the state was reset instead of down-migrated.
         reset_state: bool,
     },
+    /// A reload was rehearsed (a dry run, DESIGN.md §6 "Rehearsal"): the
+    /// new library was loaded and each instance's state migrated and
+    /// verified in a throwaway copy; nothing that serves was touched. Not a
+    /// reload: no history entry, no reload metrics.
+    #[serde(rename = "module.rehearsed")]
+    ModuleRehearsed {
+        /// The module.
+        name: String,
+        /// The code version serving.
+        from: String,
+        /// The code version rehearsed ("" when its library did not load).
+        to: String,
+        /// Whether the reload would commit (every instance migrated and
+        /// verified).
+        ok: bool,
+        /// The expected pause (the longest instance's), in microseconds.
+        expected_pause_us: u64,
+        /// The first failure (with its phase and instance), when not `ok`.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
     /// A configuration change was applied (each change listed; failed ones
     /// were rolled back).
     #[serde(rename = "config.applied")]
@@ -153,6 +174,7 @@ impl Event {
             Event::ModuleBuilding { .. } => "module.building",
             Event::ModuleRestarted { .. } => "module.restarted",
             Event::ModuleRolledBack { .. } => "module.rolled_back",
+            Event::ModuleRehearsed { .. } => "module.rehearsed",
             Event::ConfigApplied { .. } => "config.applied",
             Event::ConfigRejected { .. } => "config.rejected",
             Event::Published { .. } => "module.published",
@@ -178,7 +200,8 @@ impl Event {
             | Event::ModuleReloadFailed { name, .. }
             | Event::ModuleBuilding { name }
             | Event::ModuleRestarted { name, .. }
-            | Event::ModuleRolledBack { name, .. } => name,
+            | Event::ModuleRolledBack { name, .. }
+            | Event::ModuleRehearsed { name, .. } => name,
             Event::Published { module, .. } => module,
         }
     }

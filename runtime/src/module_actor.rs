@@ -19,6 +19,7 @@ use crate::directory::{Checkpoint, Directory, InstanceShared, Snapshot};
 use crate::events::{Event, EventBus};
 use crate::host_ctx::HostContext;
 use crate::loader::Library;
+use crate::rehearsal::RehearseRequest;
 use crate::reload::{self, SwapRequest};
 use crate::restart::RestartSink;
 
@@ -33,6 +34,9 @@ pub(crate) enum ModuleMsg {
     Swap(Box<SwapRequest>),
     /// A bus event for modules that asked for them.
     Event(Arc<Event>),
+    /// A rehearsal (dry run) of a reload: take a snapshot between messages
+    /// and hand it over; nothing else changes (DESIGN.md §6 "Rehearsal").
+    Rehearse(Box<RehearseRequest>),
     /// The checkpoint interval ended: take a checkpoint if the instance
     /// handled something since the last one (sent by the instance to itself,
     /// through the mailbox, so it is taken between messages).
@@ -235,6 +239,7 @@ impl Actor for ModuleActor {
             }
             ModuleMsg::Swap(req) => reload::on_instance(inst, *req).await,
             ModuleMsg::Checkpoint => inst.checkpoint_due(),
+            ModuleMsg::Rehearse(req) => crate::rehearsal::on_instance(inst, *req),
             ModuleMsg::Event(event) => {
                 if inst.lib.wants_events {
                     let json = event.to_json();

@@ -221,6 +221,19 @@ impl Node {
         self.admin().reload(module, options).await
     }
 
+    /// Rehearses a reload without doing it (a dry run). See
+    /// [`Admin::rehearse`].
+    ///
+    /// # Errors
+    /// As [`Admin::rehearse`].
+    pub async fn rehearse(
+        &self,
+        module: &str,
+        options: ReloadOptions,
+    ) -> Result<crate::RehearsalReport, Error> {
+        self.admin().rehearse(module, options).await
+    }
+
     /// Rolls a module back to its previous library. See [`Admin::rollback`].
     ///
     /// # Errors

@@ -5,6 +5,7 @@
 
 mod config_changes;
 mod modules;
+mod rehearsals;
 mod reloads;
 mod restarts;
 mod versions;
@@ -236,6 +237,11 @@ impl Actor for Supervisor {
                 ReloadOptions::default().by(trigger),
                 reply,
             ),
+            SupervisorMsg::Admin(AdminMsg::Rehearse {
+                module,
+                options,
+                reply,
+            }) => Self::start_rehearsal(st, module, options, reply),
             SupervisorMsg::Admin(AdminMsg::Status { reply }) => {
                 let _ = reply.send(Self::status(st));
             }

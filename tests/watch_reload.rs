@@ -155,14 +155,15 @@ async fn overwrite_in_place_ends_serving_the_new_code() {
     let mut lab = Lab::start("watch-in-place", true, 5).await;
     // Written in place (truncate, write, close): a reload that catches the
     // file half-written fails in prepare; the close after the last write
-    // reloads the complete file.
+    // reloads the complete file. On a busy machine the last write's event
+    // and the close's can each reload the complete file: every reload that
+    // committed loaded 2.0.0, and none loaded anything else.
     std::fs::copy(&common::fixtures().kv_v2, lab.lib()).unwrap();
     lab.expect_reloaded_to_v2().await;
     let history = lab.node.history().await.unwrap();
     assert!(
-        history[..history.len() - 1]
-            .iter()
-            .all(|h| h.outcome == Outcome::Rejected),
+        history.iter().all(|h| h.outcome == Outcome::Rejected
+            || (h.outcome == Outcome::Committed && h.to == "2.0.0")),
         "{history:?}"
     );
     lab.node.shutdown().await;

@@ -1,10 +1,10 @@
-//! DESIGN.md §3, handler failures: a handler that returns an error or panics
-//! gives the caller an error reply, is counted as failed, and the instance
-//! keeps its mailbox and state and serves the next message. Repeated
-//! panics past `limits.restart_after_failures` restart the instance in
-//! place from its newest checkpoint; the mailbox survives. (Here checkpoints
-//! are off, so the newest is the start state or the last reload's; see
-//! tests/restart_keeps_checkpoint.rs for periodic checkpoints and errors.)
+//! docs/semantics.md "Message order and loss", handler failures: a handler that
+//! returns an error or panics gives the caller an error reply, is counted as
+//! failed, and the instance keeps its mailbox and state and serves the next
+//! message. Repeated panics past `limits.restart_after_failures` restart the
+//! instance in place from its newest checkpoint; the mailbox survives. (Here
+//! checkpoints are off, so the newest is the start state or the last reload's;
+//! see tests/restart_keeps_checkpoint.rs for periodic checkpoints and errors.)
 
 use crate::common;
 

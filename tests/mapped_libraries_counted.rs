@@ -1,5 +1,5 @@
-//! Every mapped library copy is counted and the count is capped (issue #8,
-//! item 19; DESIGN.md §2: copies are never unmapped).
+//! Every mapped library copy is counted and the count is capped (issue #8, item
+//! 19; docs/semantics.md "Loading and libraries": copies are never unmapped).
 //!
 //! A library rejected after `dlopen` (a layout mismatch found by
 //! `init_root_module`, another module's name) stays mapped: it counts in

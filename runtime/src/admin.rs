@@ -1,6 +1,7 @@
-//! The admin surface as supervisor messages (DESIGN.md §5): reload, rollback,
-//! status, history. This is the primary interface; the CLI and HTTP layers
-//! only translate to these messages. [`Admin`] wraps them in async methods.
+//! The admin surface as supervisor messages (docs/semantics.md "Admin
+//! surfaces"): reload, rollback, status, history. This is the primary
+//! interface; the CLI and HTTP layers only translate to these messages.
+//! [`Admin`] wraps them in async methods.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -26,13 +27,13 @@ pub struct ReloadOptions {
     pub config: Option<serde_json::Value>,
     /// Who asks (recorded in the history).
     pub trigger: Trigger,
-    /// A forced reload (DESIGN.md §6): when the old code cannot hand over
-    /// its state (its `snapshot` or `stop` fails, or it does not return
-    /// within the prepare timeout, hung in a handler or entry point), start
-    /// the new code from the instance's newest checkpoint; a hung instance is
-    /// replaced by a new actor and the messages stuck behind it are counted
-    /// and reported ([`ReloadReport::restored`]). Without it such a reload
-    /// rolls back and the old code keeps serving.
+    /// A forced reload (docs/semantics.md "Rollback and forced reloads"): when
+    /// the old code cannot hand over its state (its `snapshot` or `stop` fails,
+    /// or it does not return within the prepare timeout, hung in a handler or
+    /// entry point), start the new code from the instance's newest checkpoint;
+    /// a hung instance is replaced by a new actor and the messages stuck behind
+    /// it are counted and reported ([`ReloadReport::restored`]). Without it
+    /// such a reload rolls back and the old code keeps serving.
     pub force: bool,
 }
 
@@ -98,7 +99,8 @@ impl ReloadReport {
 /// The admin messages the supervisor takes.
 #[derive(Debug)]
 pub enum AdminMsg {
-    /// Reload a module (DESIGN.md §2). Refused if it is already reloading.
+    /// Reload a module (docs/semantics.md "Reload phases"). Refused if it is
+    /// already reloading.
     Reload {
         /// The module.
         module: String,
@@ -107,10 +109,11 @@ pub enum AdminMsg {
         /// Where the result goes.
         reply: RpcReplyPort<Result<ReloadReport, Error>>,
     },
-    /// Go back to the previous library (or, with `to`, to an older one in
-    /// the module's version stack), with the library path and config it ran
-    /// with, the serving code down-migrating the state to that version's
-    /// state version (or resetting it when asked). DESIGN.md §6.
+    /// Go back to the previous library (or, with `to`, to an older one in the
+    /// module's version stack), with the library path and config it ran with,
+    /// the serving code down-migrating the state to that version's state
+    /// version (or resetting it when asked). docs/semantics.md "Rollback and
+    /// forced reloads".
     Rollback {
         /// The module.
         module: String,
@@ -176,7 +179,7 @@ pub enum AdminMsg {
     /// the new one changes is applied and admin reloads of other things stay;
     /// applies the live changes whole or not at all (a failure undoes the
     /// changes applied before it), or rejects it whole when node-level keys
-    /// differ (DESIGN.md §4).
+    /// differ (docs/semantics.md "Watch and dev mode").
     ApplyConfig {
         /// The new configuration.
         config: Box<NodeConfig>,

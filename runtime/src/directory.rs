@@ -33,8 +33,9 @@ pub(crate) struct Snapshot {
     pub bytes: Arc<Vec<u8>>,
 }
 
-/// The newest good state of an instance (DESIGN.md §6 "Checkpoint"): what a
-/// restart in place, an actor-failure restart and a forced reload restore.
+/// The newest good state of an instance (docs/semantics.md "Restarts and
+/// checkpoints"): what a restart in place, an actor-failure restart and a
+/// forced reload restore.
 #[derive(Debug, Clone)]
 pub(crate) struct Checkpoint {
     /// The library that wrote `snapshot` (its state version is the snapshot's).

@@ -65,9 +65,10 @@ pub enum Event {
         /// What failed.
         error: String,
     },
-    /// An instance restarted from its newest checkpoint (DESIGN.md §6):
-    /// after repeated handler panics, after its actor failed, or in a forced
-    /// reload whose old code could not hand over its state.
+    /// An instance restarted from its newest checkpoint (docs/semantics.md
+    /// "Restarts and checkpoints"): after repeated handler panics, after its
+    /// actor failed, or in a forced reload whose old code could not hand over
+    /// its state.
     #[serde(rename = "module.restarted")]
     ModuleRestarted {
         /// The module.
@@ -143,7 +144,7 @@ pub enum Event {
 }
 
 impl Event {
-    /// The event's kind, as in DESIGN.md (`module.reloaded`, ...).
+    /// The event's kind, as the README lists them (`module.reloaded`, ...).
     pub fn kind(&self) -> &'static str {
         match self {
             Event::ModuleLoaded { .. } => "module.loaded",

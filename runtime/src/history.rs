@@ -91,7 +91,8 @@ pub struct HistoryEntry {
     pub restored: Option<Restored>,
 }
 
-/// What a restart or a forced reload restored (DESIGN.md §6 "Checkpoint").
+/// What a restart or a forced reload restored (docs/semantics.md "Restarts and
+/// checkpoints").
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Restored {
     /// `"checkpoint"` (the newest checkpoint or the state of the last

@@ -1,13 +1,13 @@
 //! # molt-runtime
 //!
-//! The runtime of molt: a [`Node`] runs each module as supervised ractor
-//! actor instances whose behaviour comes from a `cdylib` built against
-//! `molt-abi`, and swaps that behaviour to a new library version in place,
-//! following the reload protocol of DESIGN.md §2: prepare → drain →
-//! snapshot → migrate → swap → verify → two-phase commit (or rollback) →
-//! replay. Clients keep their [`ModuleHandle`]s across reloads; messages sent
-//! during a reload wait in the mailbox; a failed reload leaves the old code
-//! serving with exactly its old state.
+//! The runtime of molt: a [`Node`] runs each module as supervised ractor actor
+//! instances whose behaviour comes from a `cdylib` built against `molt-abi`,
+//! and swaps that behaviour to a new library version in place, following the
+//! reload protocol of `docs/semantics.md`: prepare → drain → snapshot → migrate
+//! → swap → verify → two-phase commit (or rollback) → replay. Clients keep
+//! their [`ModuleHandle`]s across reloads; messages sent during a reload wait
+//! in the mailbox; a failed reload leaves the old code serving with exactly its
+//! old state.
 //!
 //! Entry points: [`Node::start`], [`Node::module`], [`Admin`] (the supervisor
 //! admin messages), [`EventBus`] / [`Node::subscribe`]; [`dev`] rebuilds and

@@ -93,8 +93,9 @@ impl Instance {
     /// Counts a handled message (`failed`: the error kind when its handler
     /// failed); true when the panic limit is reached and the caller should
     /// [`Instance::restart_in_place`] (after replying). Only panics count
-    /// toward `restart_after_failures` (DESIGN.md §3): an error is an answer
-    /// (a refused request, an undecodable message), not a broken state.
+    /// toward `restart_after_failures` (docs/semantics.md "Restarts and
+    /// checkpoints"): an error is an answer (a refused request, an undecodable
+    /// message), not a broken state.
     fn record(&mut self, failed: Option<ErrorKind>) -> bool {
         self.shared.handled.fetch_add(1, Ordering::Relaxed);
         self.handled_one();

@@ -139,7 +139,8 @@ impl Node {
             node.shutdown().await;
             return Err(e);
         }
-        // Dev mode (DESIGN.md §4): rebuild and reload module crates on save.
+        // Dev mode (docs/semantics.md "Watch and dev mode"): rebuild and reload
+        // module crates on save.
         if config.dev {
             match crate::dev::start(node.unbounded_admin(), node.bus.clone(), &config) {
                 Ok(dev) => node.dev = Some(dev),
@@ -303,7 +304,8 @@ impl Node {
     }
 }
 
-// Change detection (DESIGN.md §4): the watcher the node keeps.
+// Change detection (docs/semantics.md "Watch and dev mode"): the watcher the
+// node keeps.
 impl Node {
     /// Starts a node from a config file ([`crate::config::file::load`]) and,
     /// when `hot_reload` is on, watches that file too: a change is parsed,

@@ -1,7 +1,7 @@
-//! A module's version stack (DESIGN.md §6 "Version stack"): the versions it
-//! ran before the serving one, each with its library, the path it was
-//! loaded from and the config it ran with, so a rollback restores all three
-//! (status, the watcher's file → module map, the running config).
+//! A module's version stack (docs/semantics.md "Rollback and forced reloads"):
+//! the versions it ran before the serving one, each with its library, the path
+//! it was loaded from and the config it ran with, so a rollback restores all
+//! three (status, the watcher's file → module map, the running config).
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -234,12 +234,39 @@ impl ConfigReport {
 /// *take* it (the supervisor may be busy): past it, the request is dropped
 /// unrun and the call answers [`Error::Busy`]. Once taken, a call waits for
 /// its outcome, however long a reload takes.
+///
+/// # Examples
+/// ```no_run
+/// # async fn demo(node: &molt_runtime::Node) -> Result<(), molt_runtime::Error> {
+/// use molt_runtime::{Error, ReloadOptions};
+///
+/// let admin = node.admin(); // cheap to clone, for any task
+/// admin.scale("kv", 4).await?;
+/// match admin.reload("kv", ReloadOptions::library("target/release/libkv_v2.so")).await {
+///     Err(Error::Busy { .. }) => println!("the supervisor is busy: nothing was done, try again"),
+///     other => println!("{other:?}"),
+/// }
+/// admin.rollback("kv", false).await?; // back, the state down-migrated
+/// for entry in admin.history().await? {
+///     println!("{entry:?}");
+/// }
+/// # Ok(()) }
+/// ```
 #[derive(Clone)]
 pub struct Admin {
     sup: ActorRef<SupervisorMsg>,
     /// How long a request waits to be taken; `None`: as long as it takes
     /// (the supervisor's own tasks, which must not give up).
     taken_within: Option<Duration>,
+}
+
+impl std::fmt::Debug for Admin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Admin")
+            .field("supervisor", &self.sup.get_id())
+            .field("taken_within", &self.taken_within)
+            .finish()
+    }
 }
 
 impl Admin {

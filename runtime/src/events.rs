@@ -201,6 +201,7 @@ pub struct Stamped {
 
 /// A subscription to the event bus. Lagging too far behind (more than the
 /// bus capacity) skips events; [`EventStream::recv`] says how many.
+#[derive(Debug)]
 pub struct EventStream {
     rx: broadcast::Receiver<Stamped>,
     /// Whether `module.reload_phase` progress events are delivered.
@@ -271,6 +272,15 @@ impl EventStream {
 pub struct EventBus {
     tx: broadcast::Sender<Stamped>,
     nodes: Arc<RwLock<Vec<Directory>>>,
+}
+
+impl std::fmt::Debug for EventBus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventBus")
+            .field("subscribers", &self.tx.receiver_count())
+            .field("queued", &self.tx.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl EventBus {

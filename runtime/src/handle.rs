@@ -87,9 +87,22 @@ impl<P: Protocol> ModuleHandle<P> {
 
     /// Sends a message without waiting for its handling.
     ///
+    /// The message is in the instance's mailbox when `cast` returns: it is
+    /// handled after everything this handle sent before it, also across a
+    /// reload. Nobody hears of its outcome; a handler failure is only
+    /// counted (`failed` in the module's status).
+    ///
     /// # Errors
     /// [`CallError::Codec`] when the message does not encode,
     /// [`CallError::NotRunning`] when the module is gone.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # async fn demo(node: &molt_runtime::Node) -> Result<(), Box<dyn std::error::Error>> {
+    /// let kv = node.module::<kv_proto::Proto>("kv")?;
+    /// kv.cast(kv_proto::Msg::Put { key: "a".into(), value: "1".into() })?;
+    /// # Ok(()) }
+    /// ```
     pub fn cast(&self, msg: P::Msg) -> Result<(), CallError> {
         let bytes = self.encode(&msg)?;
         self.raw.cast_bytes(bytes)
@@ -103,6 +116,31 @@ impl<P: Protocol> ModuleHandle<P> {
     /// [`CallError::Handler`] when the handler failed or panicked (the
     /// instance keeps serving), [`CallError::Timeout`], [`CallError::Codec`],
     /// [`CallError::NotRunning`].
+    ///
+    /// # Cancel safety
+    /// The message is put in the mailbox the first time the returned future
+    /// is polled, before it waits for anything. Dropping the future after
+    /// that (a `select!` that took another branch, a caller's own timeout)
+    /// does not take the message back: the handler still runs, its effects
+    /// stay, and its reply is discarded; the message counts as handled (or
+    /// failed) as any other. A timeout ([`CallError::Timeout`]) is the same
+    /// case. Dropping the future before its first poll sends nothing. So a
+    /// call that did not return `Ok` may still have been handled: retry
+    /// only messages that are safe to handle twice.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # async fn demo(node: &molt_runtime::Node) -> Result<(), Box<dyn std::error::Error>> {
+    /// use kv_proto::{Msg, Proto, Reply};
+    ///
+    /// let kv = node.module::<Proto>("kv")?;
+    /// kv.call(Msg::Put { key: "a".into(), value: "1".into() }).await?;
+    /// match kv.call(Msg::Get { key: "a".into() }).await? {
+    ///     Reply::Value(v) => println!("a = {v:?}"),
+    ///     other => println!("unexpected reply {other:?}"),
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub async fn call(&self, msg: P::Msg) -> Result<P::Reply, CallError> {
         self.call_timeout(msg, self.raw.default_timeout()).await
     }
@@ -111,6 +149,10 @@ impl<P: Protocol> ModuleHandle<P> {
     ///
     /// # Errors
     /// As [`ModuleHandle::call`].
+    ///
+    /// # Cancel safety
+    /// As [`ModuleHandle::call`]: once polled, the message is handled
+    /// whether or not anybody still waits for the reply.
     pub async fn call_timeout(
         &self,
         msg: P::Msg,

@@ -98,6 +98,7 @@ use crate::node::Node;
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// A running HTTP admin server. Dropping it stops it too (without waiting).
+#[derive(Debug)]
 pub struct AdminServer {
     addr: SocketAddr,
     stop: watch::Sender<bool>,

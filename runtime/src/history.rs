@@ -117,7 +117,7 @@ mod unix_millis {
 
     use serde::{Deserialize, Deserializer, Serializer};
 
-    pub fn serialize<S: Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
         let ms = t
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)
@@ -125,7 +125,7 @@ mod unix_millis {
         s.serialize_u64(ms)
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SystemTime, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SystemTime, D::Error> {
         u64::deserialize(d).map(|ms| UNIX_EPOCH + Duration::from_millis(ms))
     }
 }

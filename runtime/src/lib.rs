@@ -14,6 +14,8 @@
 //! reloads module crates on save (`NodeConfig::dev`); [`http::serve`] is the
 //! HTTP admin surface and [`http::AdminClient`] its client.
 
+#![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
+
 pub mod admin;
 pub mod cargo_build;
 pub mod config;

@@ -80,13 +80,13 @@ pub(crate) struct Instance {
 }
 
 impl Instance {
-    pub fn index(&self) -> u32 {
+    pub(crate) fn index(&self) -> u32 {
         self.shared.index
     }
 
     /// Records the state a restart would rebuild this instance from: a
     /// checkpoint taken now (a committed swap's state).
-    pub fn set_last_good(&mut self, lib: Arc<Library>, snapshot: Snapshot) {
+    pub(crate) fn set_last_good(&mut self, lib: Arc<Library>, snapshot: Snapshot) {
         self.store_checkpoint(lib, snapshot, Instant::now());
     }
 

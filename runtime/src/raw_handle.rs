@@ -24,7 +24,7 @@ pub(crate) struct RawHandle {
 
 impl RawHandle {
     /// A handle on the next instance in round-robin order.
-    pub fn new(slot: Arc<ModuleSlot>, call_timeout: Duration) -> Self {
+    pub(crate) fn new(slot: Arc<ModuleSlot>, call_timeout: Duration) -> Self {
         let lane = slot.resolve(slot.next_pin());
         RawHandle {
             slot,
@@ -34,26 +34,26 @@ impl RawHandle {
     }
 
     /// The same handle pinned to instance `index` (modulo the instance count now).
-    pub fn on_instance(&self, index: usize) -> Self {
+    pub(crate) fn on_instance(&self, index: usize) -> Self {
         RawHandle {
             lane: self.slot.resolve(index),
             ..self.clone()
         }
     }
 
-    pub fn module(&self) -> &str {
+    pub(crate) fn module(&self) -> &str {
         &self.slot.name
     }
 
-    pub fn instances(&self) -> usize {
+    pub(crate) fn instances(&self) -> usize {
         self.slot.routes.load().len()
     }
 
-    pub fn instance(&self) -> usize {
+    pub(crate) fn instance(&self) -> usize {
         self.lane.as_ref().map_or(0, |l| l.serving_index() as usize)
     }
 
-    pub fn default_timeout(&self) -> Duration {
+    pub(crate) fn default_timeout(&self) -> Duration {
         self.call_timeout
     }
 
@@ -71,13 +71,13 @@ impl RawHandle {
     }
 
     /// Sends an encoded message without waiting for its handling.
-    pub fn cast_bytes(&self, bytes: Vec<u8>) -> Result<(), CallError> {
+    pub(crate) fn cast_bytes(&self, bytes: Vec<u8>) -> Result<(), CallError> {
         self.send(ModuleMsg::Cast(bytes))
     }
 
     /// Sends an encoded message and waits up to `timeout` for the encoded
     /// reply.
-    pub async fn call_bytes(
+    pub(crate) async fn call_bytes(
         &self,
         bytes: Vec<u8>,
         timeout: Duration,
@@ -113,7 +113,7 @@ pub(crate) struct RawModules {
 impl RawModules {
     /// A raw handle to `module` (round robin), `None` when no module of
     /// that name runs.
-    pub fn handle(&self, module: &str) -> Option<RawHandle> {
+    pub(crate) fn handle(&self, module: &str) -> Option<RawHandle> {
         crate::directory::lookup(&self.directory, module)
             .map(|slot| RawHandle::new(slot, self.call_timeout))
     }

@@ -56,7 +56,7 @@ pub(crate) struct PhaseFailure {
 }
 
 impl PhaseFailure {
-    pub fn new(phase: Phase, error: impl Into<String>) -> Self {
+    pub(crate) fn new(phase: Phase, error: impl Into<String>) -> Self {
         PhaseFailure {
             phase,
             error: error.into(),
@@ -64,7 +64,7 @@ impl PhaseFailure {
         }
     }
 
-    pub fn module(phase: Phase, what: &str, e: molt_abi::ffi::ModError) -> Self {
+    pub(crate) fn module(phase: Phase, what: &str, e: molt_abi::ffi::ModError) -> Self {
         PhaseFailure {
             phase,
             error: format!("{what}: {} ({})", e.message, e.kind.as_str()),
@@ -115,38 +115,38 @@ pub(crate) struct Progress {
 
 impl Progress {
     /// The instance enters `phase`.
-    pub fn enter(&self, phase: Phase) {
+    pub(crate) fn enter(&self, phase: Phase) {
         if let Ok(mut p) = self.phase.lock() {
             *p = Some(phase);
         }
     }
 
     /// The phase the instance is in; `None` until it takes `Swap`.
-    pub fn current(&self) -> Option<Phase> {
+    pub(crate) fn current(&self) -> Option<Phase> {
         self.phase.lock().ok().and_then(|p| *p)
     }
 
     /// The coordinator rolls back.
-    pub fn abandon(&self) {
+    pub(crate) fn abandon(&self) {
         self.abandoned.store(true, Ordering::Release);
     }
 
     /// Whether the coordinator has rolled back.
-    pub fn abandoned(&self) -> bool {
+    pub(crate) fn abandoned(&self) -> bool {
         self.abandoned.load(Ordering::Acquire)
     }
 
     /// Takes `decision` unless one was taken already; returns the decision
     /// that stands. Both sides of a lone instance's swap call it, so they
     /// can never end in different outcomes.
-    pub fn decide(&self, decision: Decision) -> Decision {
+    pub(crate) fn decide(&self, decision: Decision) -> Decision {
         let mut d = self.decided.lock().unwrap_or_else(|p| p.into_inner());
         *d.get_or_insert(decision)
     }
 
     /// Before the instance runs more module code for the swap (`next`):
     /// fails when the swap is abandoned.
-    pub fn go_on(&self, next: &str) -> Result<(), PhaseFailure> {
+    pub(crate) fn go_on(&self, next: &str) -> Result<(), PhaseFailure> {
         if !self.abandoned() {
             return Ok(());
         }

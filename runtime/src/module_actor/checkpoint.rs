@@ -33,7 +33,7 @@ pub(crate) struct Schedule {
 }
 
 impl Schedule {
-    pub fn new(last: Instant) -> Self {
+    pub(crate) fn new(last: Instant) -> Self {
         Schedule {
             dirty: false,
             due: false,

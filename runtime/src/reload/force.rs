@@ -54,13 +54,13 @@ pub(crate) struct Restore {
 pub(crate) struct ForceLog(Mutex<Vec<Restore>>);
 
 impl ForceLog {
-    pub fn push(&self, r: Restore) {
+    pub(crate) fn push(&self, r: Restore) {
         if let Ok(mut v) = self.0.lock() {
             v.push(r);
         }
     }
 
-    pub fn take(&self) -> Vec<Restore> {
+    pub(crate) fn take(&self) -> Vec<Restore> {
         self.0
             .lock()
             .map(|mut v| std::mem::take(&mut *v))

@@ -137,8 +137,7 @@ async fn a_fifo_as_a_configured_library_fails_the_start_at_once() {
     let err = tokio::time::timeout(Duration::from_secs(20), Node::start(config))
         .await
         .expect("the start answers within 20 s")
-        .err()
-        .expect("the node does not start on a FIFO");
+        .expect_err("the node does not start on a FIFO");
     assert_fifo_refused(&err, &fifo.0);
 }
 

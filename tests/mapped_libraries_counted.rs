@@ -71,8 +71,7 @@ async fn libraries_rejected_after_dlopen_are_counted() {
         common::config("mapped-junk", &[dir.path()]).module(ModuleSpec::new("junk", &junk)),
     )
     .await
-    .err()
-    .expect("junk is refused");
+    .expect_err("junk is refused");
     assert_eq!(node.status().await.unwrap().libraries_mapped, after + 1);
     node.shutdown().await;
 }

@@ -751,7 +751,7 @@ async fn run_case(case: Case) -> String {
                         Err(CallError::Handler {
                             kind: k, message, ..
                         }),
-                    ) if *k == kind => {
+                    ) if k.as_str() == kind => {
                         assert!(message.contains("injected"), "{name}: {message}");
                     }
                     (_, other) => panic!("{name}: expected a {kind} error reply, got {other:?}"),

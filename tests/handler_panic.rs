@@ -11,7 +11,7 @@ use crate::common;
 use common::kv::{dump, put, version};
 
 use kv_proto::{Msg, Proto as KvProto, Reply};
-use molt::{CallError, InstanceStatus, ModuleHandle, ModuleSpec, Node, ReloadOptions};
+use molt::{CallError, ErrorKind, InstanceStatus, ModuleHandle, ModuleSpec, Node, ReloadOptions};
 
 /// Consecutive failures after which an instance restarts.
 const RESTART_AFTER: u32 = 3;
@@ -67,7 +67,7 @@ async fn handler_panic_and_error_reply_to_the_caller_and_the_instance_keeps_serv
             message,
         } => {
             assert_eq!(module, "kv");
-            assert_eq!(*kind, "panicked");
+            assert_eq!(*kind, ErrorKind::Panicked);
             assert!(message.contains("boom in the handler"), "{message}");
         }
         other => panic!("expected CallError::Handler, got {other:?}"),
@@ -94,7 +94,7 @@ async fn handler_panic_and_error_reply_to_the_caller_and_the_instance_keeps_serv
         err,
         CallError::Handler {
             module: "kv".into(),
-            kind: "failed",
+            kind: ErrorKind::Failed,
             message: "refused on purpose".into(),
         }
     );

@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use molt_abi::ErrorKind;
+
 use crate::phase::Phase;
 
 /// Why a library could not be loaded (the `prepare` phase).
@@ -188,12 +190,15 @@ impl Error {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CallError {
     /// The handler returned an error or panicked; the instance keeps serving.
-    #[error("module {module}: handler {kind}: {message}")]
+    #[error("module {module}: handler {}: {message}", kind.as_str())]
     Handler {
         /// The module.
         module: String,
-        /// "failed", "panicked", "bad input", ...
-        kind: &'static str,
+        /// What kind of failure the module reported: [`ErrorKind::Failed`]
+        /// (the handler returned an error), [`ErrorKind::Panicked`] (caught
+        /// in the library), [`ErrorKind::BadInput`] (the message did not
+        /// decode).
+        kind: ErrorKind,
         /// The module's message.
         message: String,
     },

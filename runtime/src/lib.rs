@@ -54,7 +54,7 @@ pub use events::{Event, EventBus, EventStream, Received, Stamped};
 pub use handle::ModuleHandle;
 pub use history::{Action, HistoryEntry, Outcome, Restored, Trigger};
 pub use loader::mapped_libraries;
-pub use molt_abi::Protocol;
+pub use molt_abi::{ErrorKind, Protocol};
 pub use node::Node;
 pub use reload::Phase;
 pub use shutdown::{InstanceDrain, ModuleDrain, ShutdownReport};

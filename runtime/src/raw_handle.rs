@@ -97,7 +97,7 @@ impl RawHandle {
         };
         reply.map_err(|e| CallError::Handler {
             module: module(),
-            kind: e.kind.as_str(),
+            kind: e.kind,
             message: e.message.into_string(),
         })
     }

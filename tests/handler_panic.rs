@@ -60,7 +60,11 @@ async fn handler_panic_and_error_reply_to_the_caller_and_the_instance_keeps_serv
         })
         .await
         .expect_err("a panicking handler answers an error");
-    match &err {
+    assert!(
+        err.message.is_none(),
+        "a delivered message is not handed back"
+    );
+    match &err.error {
         CallError::Handler {
             module,
             kind,
@@ -91,7 +95,7 @@ async fn handler_panic_and_error_reply_to_the_caller_and_the_instance_keeps_serv
         .await
         .expect_err("a failing handler answers an error");
     assert_eq!(
-        err,
+        err.error,
         CallError::Handler {
             module: "kv".into(),
             kind: ErrorKind::Failed,

@@ -224,3 +224,72 @@ pub enum CallError {
     #[error("module {0} is not running")]
     NotRunning(String),
 }
+
+/// A message a [`crate::ModuleHandle`] could not deliver, handed back with
+/// the reason (as tokio's `SendError<T>` and ractor's
+/// `MessagingErr::SendErr(T)` do).
+///
+/// `message` is `Some` when the message never reached a mailbox (it did not
+/// encode, or the module is not running): the caller still owns it and can
+/// send it elsewhere or later. It is `None` when the message was delivered
+/// and the failure came after (a handler error, a timeout, a reply that did
+/// not decode): it may have been handled, so it is not handed back. A `cast`
+/// fails only before delivery, so its error always holds the message.
+pub struct SendError<M> {
+    /// Why the call or cast failed.
+    pub error: CallError,
+    /// The message, when it was never delivered.
+    pub message: Option<M>,
+}
+
+impl<M> SendError<M> {
+    /// A message that never reached a mailbox.
+    pub(crate) fn unsent(error: CallError, message: M) -> Self {
+        SendError {
+            error,
+            message: Some(message),
+        }
+    }
+
+    /// A failure after the message was delivered.
+    pub(crate) fn delivered(error: CallError) -> Self {
+        SendError {
+            error,
+            message: None,
+        }
+    }
+
+    /// The message, when it was never delivered.
+    pub fn into_message(self) -> Option<M> {
+        self.message
+    }
+}
+
+impl<M> From<SendError<M>> for CallError {
+    fn from(e: SendError<M>) -> CallError {
+        e.error
+    }
+}
+
+impl<M> std::fmt::Debug for SendError<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SendError")
+            .field("error", &self.error)
+            .field("message_returned", &self.message.is_some())
+            .finish()
+    }
+}
+
+impl<M> std::fmt::Display for SendError<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.error.fmt(f)
+    }
+}
+
+impl<M> std::error::Error for SendError<M> {}
+
+impl<M: PartialEq> PartialEq for SendError<M> {
+    fn eq(&self, other: &Self) -> bool {
+        self.error == other.error && self.message == other.message
+    }
+}

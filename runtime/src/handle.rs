@@ -7,7 +7,7 @@ use std::time::Duration;
 use molt_abi::Protocol;
 
 use crate::directory::ModuleSlot;
-use crate::error::CallError;
+use crate::error::{CallError, SendError};
 use crate::raw_handle::RawHandle;
 
 /// A cloneable handle to a module, typed by its protocol.
@@ -94,7 +94,8 @@ impl<P: Protocol> ModuleHandle<P> {
     ///
     /// # Errors
     /// [`CallError::Codec`] when the message does not encode,
-    /// [`CallError::NotRunning`] when the module is gone.
+    /// [`CallError::NotRunning`] when the module is gone; either way the
+    /// [`SendError`] hands the message back.
     ///
     /// # Examples
     /// ```no_run
@@ -103,9 +104,11 @@ impl<P: Protocol> ModuleHandle<P> {
     /// kv.cast(kv_proto::Msg::Put { key: "a".into(), value: "1".into() })?;
     /// # Ok(()) }
     /// ```
-    pub fn cast(&self, msg: P::Msg) -> Result<(), CallError> {
-        let bytes = self.encode(&msg)?;
-        self.raw.cast_bytes(bytes)
+    pub fn cast(&self, msg: P::Msg) -> Result<(), SendError<P::Msg>> {
+        let sent = self
+            .encode(&msg)
+            .and_then(|bytes| self.raw.cast_bytes(bytes));
+        sent.map_err(|e| SendError::unsent(e, msg))
     }
 
     /// Sends a message and waits for the reply, up to the node's default call
@@ -113,9 +116,11 @@ impl<P: Protocol> ModuleHandle<P> {
     /// answered by whichever code the reload leaves serving.
     ///
     /// # Errors
-    /// [`CallError::Handler`] when the handler failed or panicked (the
-    /// instance keeps serving), [`CallError::Timeout`], [`CallError::Codec`],
-    /// [`CallError::NotRunning`].
+    /// A [`SendError`]: [`CallError::Handler`] when the handler failed or
+    /// panicked (the instance keeps serving), [`CallError::Timeout`],
+    /// [`CallError::Codec`], [`CallError::NotRunning`]. When the message never
+    /// reached the mailbox (it did not encode, the module is not running) the
+    /// error hands it back.
     ///
     /// # Cancel safety
     /// The message is put in the mailbox the first time the returned future
@@ -141,7 +146,7 @@ impl<P: Protocol> ModuleHandle<P> {
     /// }
     /// # Ok(()) }
     /// ```
-    pub async fn call(&self, msg: P::Msg) -> Result<P::Reply, CallError> {
+    pub async fn call(&self, msg: P::Msg) -> Result<P::Reply, SendError<P::Msg>> {
         self.call_timeout(msg, self.raw.default_timeout()).await
     }
 
@@ -157,13 +162,26 @@ impl<P: Protocol> ModuleHandle<P> {
         &self,
         msg: P::Msg,
         timeout: Duration,
-    ) -> Result<P::Reply, CallError> {
-        let bytes = self.encode(&msg)?;
-        let reply = self.raw.call_bytes(bytes, timeout).await?;
-        rmp_serde::from_slice(&reply).map_err(|e| CallError::Codec {
-            module: self.module().to_string(),
-            what: "decode the reply",
-            error: e.to_string(),
+    ) -> Result<P::Reply, SendError<P::Msg>> {
+        let pending = match self
+            .encode(&msg)
+            .and_then(|bytes| self.raw.send_call(bytes))
+        {
+            Ok(pending) => pending,
+            Err(e) => return Err(SendError::unsent(e, msg)),
+        };
+        drop(msg);
+        let reply = self
+            .raw
+            .reply(pending, timeout)
+            .await
+            .map_err(SendError::delivered)?;
+        rmp_serde::from_slice(&reply).map_err(|e| {
+            SendError::delivered(CallError::Codec {
+                module: self.module().to_string(),
+                what: "decode the reply",
+                error: e.to_string(),
+            })
         })
     }
 }

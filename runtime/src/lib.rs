@@ -49,7 +49,7 @@ pub use admin::{
 pub use config::diff::{Change, Plan as ConfigPlan};
 pub use config::{Limits, ModuleSpec, NodeConfig};
 pub use dev::DevMode;
-pub use error::{CallError, Error, LoadCause};
+pub use error::{CallError, Error, LoadCause, SendError};
 pub use events::{Event, EventBus, EventStream, Received, Stamped};
 pub use handle::ModuleHandle;
 pub use history::{Action, HistoryEntry, Outcome, Restored, Trigger};

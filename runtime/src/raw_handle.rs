@@ -12,6 +12,9 @@ use crate::directory::{Lane, ModuleSlot};
 use crate::error::CallError;
 use crate::module_actor::ModuleMsg;
 
+/// Where the reply of a delivered call arrives.
+pub(crate) type PendingReply = oneshot::Receiver<Result<Vec<u8>, molt_abi::ffi::ModError>>;
+
 /// A handle to a module that sends already-encoded messages. Pinned to one
 /// instance, resolved once when made, like [`crate::ModuleHandle`].
 #[derive(Clone)]
@@ -82,9 +85,25 @@ impl RawHandle {
         bytes: Vec<u8>,
         timeout: Duration,
     ) -> Result<Vec<u8>, CallError> {
-        let module = || self.slot.name.to_string();
+        let pending = self.send_call(bytes)?;
+        self.reply(pending, timeout).await
+    }
+
+    /// Puts an encoded call in the mailbox; the receiver gets its reply.
+    pub(crate) fn send_call(&self, bytes: Vec<u8>) -> Result<PendingReply, CallError> {
         let (tx, rx) = oneshot::channel();
         self.send(ModuleMsg::Call(bytes, tx))?;
+        Ok(rx)
+    }
+
+    /// Waits up to `timeout` for the reply of a call [`RawHandle::send_call`]
+    /// delivered.
+    pub(crate) async fn reply(
+        &self,
+        rx: PendingReply,
+        timeout: Duration,
+    ) -> Result<Vec<u8>, CallError> {
+        let module = || self.slot.name.to_string();
         let reply = match tokio::time::timeout(timeout, rx).await {
             Err(_) => {
                 return Err(CallError::Timeout {

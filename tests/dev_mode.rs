@@ -1,7 +1,7 @@
-//! Dev mode (DESIGN.md §4): saving a module crate's source rebuilds it; a
-//! compile error is a failed reload in phase `build` and the old code keeps
-//! serving; the fix reloads; a burst of saves builds once; saves in two
-//! crates build each once.
+//! Dev mode (docs/semantics.md "Watch and dev mode"): saving a module crate's
+//! source rebuilds it; a compile error is a failed reload in phase `build` and
+//! the old code keeps serving; the fix reloads; a burst of saves builds once;
+//! saves in two crates build each once.
 //!
 //! The module crate is the template in tests/fixtures/dev_module, copied
 //! into a temp dir and built in the workspace's target dir (so its

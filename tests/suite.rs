@@ -44,6 +44,7 @@ mod rollback_on_failure;
 mod rollback_restores_library;
 mod savina;
 mod scale_keeps_order;
+mod send_error_returns_message;
 mod shutdown_drains;
 mod stale_copies_cleaned;
 mod token_files_safe;

@@ -1,7 +1,8 @@
-//! Change detection (DESIGN.md §4): a library put in place in a watched
-//! directory reloads its module through the protocol; a burst is one reload;
-//! a bad file fails in prepare and the old version keeps serving;
-//! `hot_reload = false` watches nothing; the config file is watched too.
+//! Change detection (docs/semantics.md "Watch and dev mode"): a library put in
+//! place in a watched directory reloads its module through the protocol; a
+//! burst is one reload; a bad file fails in prepare and the old version keeps
+//! serving; `hot_reload = false` watches nothing; the config file is watched
+//! too.
 //!
 //! Each test copies the fixture libraries into a temporary directory of its
 //! own, the node's only library directory, so tests do not see each other's

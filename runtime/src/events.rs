@@ -65,9 +65,10 @@ pub enum Event {
         /// What failed.
         error: String,
     },
-    /// An instance restarted from its newest checkpoint (DESIGN.md §6):
-    /// after repeated handler panics, after its actor failed, or in a forced
-    /// reload whose old code could not hand over its state.
+    /// An instance restarted from its newest checkpoint (docs/semantics.md
+    /// "Restarts and checkpoints"): after repeated handler panics, after its
+    /// actor failed, or in a forced reload whose old code could not hand over
+    /// its state.
     #[serde(rename = "module.restarted")]
     ModuleRestarted {
         /// The module.
@@ -164,7 +165,7 @@ pub enum Event {
 }
 
 impl Event {
-    /// The event's kind, as in DESIGN.md (`module.reloaded`, ...).
+    /// The event's kind, as the README lists them (`module.reloaded`, ...).
     pub fn kind(&self) -> &'static str {
         match self {
             Event::ModuleLoaded { .. } => "module.loaded",
@@ -223,6 +224,7 @@ pub struct Stamped {
 
 /// A subscription to the event bus. Lagging too far behind (more than the
 /// bus capacity) skips events; [`EventStream::recv`] says how many.
+#[derive(Debug)]
 pub struct EventStream {
     rx: broadcast::Receiver<Stamped>,
     /// Whether `module.reload_phase` progress events are delivered.
@@ -293,6 +295,15 @@ impl EventStream {
 pub struct EventBus {
     tx: broadcast::Sender<Stamped>,
     nodes: Arc<RwLock<Vec<Directory>>>,
+}
+
+impl std::fmt::Debug for EventBus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventBus")
+            .field("subscribers", &self.tx.receiver_count())
+            .field("queued", &self.tx.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl EventBus {

@@ -84,21 +84,22 @@ pub(crate) struct Instance {
 }
 
 impl Instance {
-    pub fn index(&self) -> u32 {
+    pub(crate) fn index(&self) -> u32 {
         self.shared.index
     }
 
     /// Records the state a restart would rebuild this instance from: a
     /// checkpoint taken now (a committed swap's state).
-    pub fn set_last_good(&mut self, lib: Arc<Library>, snapshot: Snapshot) {
+    pub(crate) fn set_last_good(&mut self, lib: Arc<Library>, snapshot: Snapshot) {
         self.store_checkpoint(lib, snapshot, Instant::now());
     }
 
     /// Counts a handled message (`failed`: the error kind when its handler
     /// failed); true when the panic limit is reached and the caller should
     /// [`Instance::restart_in_place`] (after replying). Only panics count
-    /// toward `restart_after_failures` (DESIGN.md §3): an error is an answer
-    /// (a refused request, an undecodable message), not a broken state.
+    /// toward `restart_after_failures` (docs/semantics.md "Restarts and
+    /// checkpoints"): an error is an answer (a refused request, an undecodable
+    /// message), not a broken state.
     fn record(&mut self, failed: Option<ErrorKind>) -> bool {
         self.shared.handled.fetch_add(1, Ordering::Relaxed);
         self.handled_one();

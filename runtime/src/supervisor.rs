@@ -85,7 +85,8 @@ struct ModuleEntry {
     current: Arc<Library>,
     /// Where the serving library came from.
     source: LibrarySource,
-    /// The versions it ran before, for `rollback` (DESIGN.md §6).
+    /// The versions it ran before, for `rollback` (docs/semantics.md "Rollback
+    /// and forced reloads").
     versions: Stack,
     slot: Arc<ModuleSlot>,
     reloading: bool,

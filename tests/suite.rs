@@ -34,6 +34,7 @@ mod http_admin;
 mod library_checked_before_copy;
 mod library_dirs_strict;
 mod module_context;
+mod molt_new_scaffold;
 mod properties;
 mod reload_zero_loss;
 mod restart_keeps_checkpoint;

@@ -28,20 +28,21 @@ impl molt::Protocol for DevProto {
 
 const TEMPLATE: &str = "tests/fixtures/dev_module";
 
-/// A copy of the fixture crate in a temp dir, built once.
-struct FixtureCrate {
+/// A copy of the fixture crate in a temp dir, built once (also used by
+/// tests/dev_mode_honours_cargo_config.rs).
+pub(crate) struct FixtureCrate {
     /// The module's name (also in the package name).
-    name: String,
+    pub(crate) name: String,
     dir: tempfile::TempDir,
     /// The library of the first build.
-    library: PathBuf,
+    pub(crate) library: PathBuf,
 }
 
 impl FixtureCrate {
     /// Copies the template as module `name` (package `dev_fixture_NAME`: one
     /// name per test, as the library's file name in the shared target dir
     /// comes from it) and builds version 1.0.0.
-    fn new(name: &str) -> Self {
+    pub(crate) fn new(name: &str) -> Self {
         let root = molt::workspace_dir();
         let template = root.join(TEMPLATE);
         let dir = tempfile::Builder::new()
@@ -86,13 +87,13 @@ impl FixtureCrate {
         krate
     }
 
-    fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         self.dir.path()
     }
 
     /// Writes src/lib.rs: the template with this module's name, `version`,
     /// and `extra` code appended.
-    fn save(&self, version: &str, extra: &str) {
+    pub(crate) fn save(&self, version: &str, extra: &str) {
         let template =
             std::fs::read_to_string(molt::workspace_dir().join(TEMPLATE).join("src/lib.rs"))
                 .unwrap();

@@ -22,6 +22,7 @@ mod config_file;
 mod config_source_wins;
 mod copy_dir_not_trusted;
 mod dev_mode;
+mod dev_mode_honours_cargo_config;
 mod drop_panic_contained;
 mod event_order;
 mod explicit_rollback;

@@ -105,6 +105,16 @@ pub fn run(name: &str, path: Option<PathBuf>, git: Option<String>) -> ExitCode {
                 "molt: created module {name} in {} (crates {name} and {name}-proto; molt-abi from {from})",
                 dir.display()
             );
+            let inside =
+                std::path::absolute(&dir).is_ok_and(|d| d.starts_with(molt::workspace_dir()));
+            if inside {
+                eprintln!(
+                    "molt new: note: {} is inside the molt checkout {}; a module usually lives \
+                     outside it (`--path ../{name}`)",
+                    dir.display(),
+                    molt::workspace_dir().display()
+                );
+            }
             println!("next:");
             println!("  cd {}", dir.display());
             println!("  cargo build");
@@ -190,12 +200,65 @@ fn check_name(name: &str) -> Result<(), NewError> {
         return bad("it is longer than 64 characters");
     }
     const RESERVED: &[&str] = &[
-        "abstract", "as", "async", "await", "become", "box", "break", "const", "continue", "crate",
-        "do", "dyn", "else", "enum", "extern", "false", "final", "fn", "for", "gen", "if", "impl",
-        "in", "let", "loop", "macro", "match", "mod", "move", "mut", "override", "priv", "pub",
-        "ref", "return", "self", "static", "struct", "super", "trait", "true", "try", "type",
-        "typeof", "unsafe", "unsized", "use", "virtual", "where", "while", "yield", "std", "core",
-        "alloc", "test", "proc_macro", "molt", "molt-abi", "molt_abi",
+        "abstract",
+        "as",
+        "async",
+        "await",
+        "become",
+        "box",
+        "break",
+        "const",
+        "continue",
+        "crate",
+        "do",
+        "dyn",
+        "else",
+        "enum",
+        "extern",
+        "false",
+        "final",
+        "fn",
+        "for",
+        "gen",
+        "if",
+        "impl",
+        "in",
+        "let",
+        "loop",
+        "macro",
+        "match",
+        "mod",
+        "move",
+        "mut",
+        "override",
+        "priv",
+        "pub",
+        "ref",
+        "return",
+        "self",
+        "static",
+        "struct",
+        "super",
+        "trait",
+        "true",
+        "try",
+        "type",
+        "typeof",
+        "unsafe",
+        "unsized",
+        "use",
+        "virtual",
+        "where",
+        "while",
+        "yield",
+        "std",
+        "core",
+        "alloc",
+        "test",
+        "proc_macro",
+        "molt",
+        "molt-abi",
+        "molt_abi",
     ];
     if RESERVED.contains(&name.replace('-', "_").as_str()) || RESERVED.contains(&name) {
         return bad("it is a Rust keyword or a name cargo or molt already uses");

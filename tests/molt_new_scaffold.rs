@@ -83,7 +83,10 @@ fn a_new_module_builds_runs_and_hot_reloads() {
     // What it wrote: a workspace of the module and its protocol.
     let module_dir = dir.join(NAME);
     let manifest = std::fs::read_to_string(module_dir.join("Cargo.toml")).unwrap();
-    assert!(manifest.contains(r#"crate-type = ["cdylib"]"#), "{manifest}");
+    assert!(
+        manifest.contains(r#"crate-type = ["cdylib"]"#),
+        "{manifest}"
+    );
     let source = module_dir.join("src/lib.rs");
     let lib_rs = std::fs::read_to_string(&source).unwrap();
     for part in [
@@ -95,7 +98,11 @@ fn a_new_module_builds_runs_and_hot_reloads() {
     }
     assert!(dir.join(format!("{NAME}-proto/src/lib.rs")).is_file());
     let readme = std::fs::read_to_string(dir.join("README.md")).unwrap();
-    assert_eq!(readme.lines().filter(|l| !l.is_empty()).count(), 3, "{readme}");
+    assert_eq!(
+        readme.lines().filter(|l| !l.is_empty()).count(),
+        3,
+        "{readme}"
+    );
     let workspace = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap();
     let abi = root.join("modules/abi");
     assert!(
@@ -189,7 +196,10 @@ fn a_bad_name_or_a_non_empty_folder_is_refused() {
     let text = output_text(&out);
     assert_eq!(out.status.code(), Some(2), "{text}");
     assert!(
-        text.contains(&format!("{} already exists and is not empty", taken.display())),
+        text.contains(&format!(
+            "{} already exists and is not empty",
+            taken.display()
+        )),
         "{text}"
     );
     let left: Vec<_> = std::fs::read_dir(&taken).unwrap().collect();

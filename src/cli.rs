@@ -2,6 +2,7 @@
 
 mod config_check;
 mod message;
+mod new;
 mod remote;
 mod run;
 
@@ -38,6 +39,22 @@ pub enum Command {
     Dev {
         /// The config file (TOML); default: the built-in configuration.
         config: Option<PathBuf>,
+    },
+    /// Create a module: a cargo workspace in a new folder (default
+    /// ./NAME) with the module crate (a cdylib), its protocol crate, a
+    /// molt.toml that runs it and a README. Then `cargo build` and
+    /// `molt dev molt.toml` in it.
+    New {
+        /// The module's name (also its package name): ASCII letters, digits,
+        /// '-' and '_', starting with a letter.
+        name: String,
+        /// The folder to create (it must not exist, or be empty).
+        #[arg(long, value_name = "DIR")]
+        path: Option<PathBuf>,
+        /// Take molt-abi from this git repository of molt instead of the
+        /// checkout this molt was built from (a path dependency).
+        #[arg(long, value_name = "URL")]
+        molt_git: Option<String>,
     },
     /// Work with config files.
     Config {
@@ -202,6 +219,11 @@ pub async fn dispatch(cli: Cli) -> ExitCode {
         None => run::run(None, false).await,
         Some(Command::Run { config }) => run::run(config, false).await,
         Some(Command::Dev { config }) => run::run(config, true).await,
+        Some(Command::New {
+            name,
+            path,
+            molt_git,
+        }) => new::run(&name, path, molt_git),
         Some(Command::Config {
             command:
                 ConfigCommand::Check {

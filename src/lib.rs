@@ -13,6 +13,18 @@
 
 pub use molt_abi as abi;
 pub use molt_runtime::*;
+/// The JSON values a module's config is given as
+/// ([`ModuleSpec::config`](molt_runtime::ModuleSpec::config)), re-exported
+/// so an application needs no `serde_json` dependency of its own.
+pub use serde_json;
+/// Builds a module config:
+///
+/// ```
+/// let kv = molt::ModuleSpec::new("kv", "target/release/libkv.so")
+///     .config(molt::json!({"max_value_len": 4096}));
+/// assert_eq!(kv.config["max_value_len"], 4096);
+/// ```
+pub use serde_json::json;
 
 /// Where this workspace is, for examples and tools that build the example
 /// modules it contains.

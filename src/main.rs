@@ -1,6 +1,7 @@
 //! `molt`: the command line. `molt run [CONFIG]` (the default, so a bare
 //! `cargo run --release` starts a node on the built-in configuration),
-//! `molt dev [CONFIG]`, `molt config check FILE`.
+//! `molt dev [CONFIG]`, `molt new NAME`, `molt config check FILE`, and the
+//! commands for a running node (`molt status`, `molt call`, ...).
 //!
 //! Exit codes: 0 success, 1 the node failed (start or run), 2 bad usage or
 //! an invalid configuration.

@@ -29,10 +29,11 @@ impl molt::Protocol for DevProto {
 const TEMPLATE: &str = "tests/fixtures/dev_module";
 
 /// A copy of the fixture crate in a temp dir, built once (also used by
-/// `watch_reload.rs`, for a real `cargo build` relinking a watched library).
+/// `watch_reload.rs`, for a real `cargo build` relinking a watched library,
+/// and `dev_mode_honours_cargo_config.rs`).
 pub(crate) struct FixtureCrate {
     /// The module's name (also in the package name).
-    name: String,
+    pub(crate) name: String,
     dir: tempfile::TempDir,
     /// The library of the first build.
     pub(crate) library: PathBuf,

@@ -1,9 +1,12 @@
 //! Builds module crates with cargo and finds their libraries, for examples,
 //! tests, `molt run` (missing libraries) and dev mode.
 
-use std::io::{BufRead, BufReader, IsTerminal};
+use std::io::{BufReader, IsTerminal};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+
+use cargo_metadata::diagnostic::DiagnosticLevel;
+use cargo_metadata::{Message, MetadataCommand};
 
 /// What to build.
 #[derive(Debug, Clone)]
@@ -51,6 +54,14 @@ pub enum BuildError {
         /// when none).
         built: String,
     },
+    /// `cargo metadata` failed for a crate.
+    #[error("cannot read the crate {}: {error}", manifest.display())]
+    Metadata {
+        /// The crate's `Cargo.toml`.
+        manifest: PathBuf,
+        /// What cargo said.
+        error: String,
+    },
     /// The code did not compile; the compiler's first error, rendered.
     #[error("build of {packages} failed:\n{first_error}")]
     Compile {
@@ -89,6 +100,88 @@ pub fn library_of(libs: &[BuiltLibrary], package: &str) -> Result<PathBuf, Build
         })
 }
 
+/// What cargo says about the crate in a folder: what dev mode builds and
+/// where the library goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CrateInfo {
+    /// The package name (`-p`).
+    pub package: String,
+    /// The library target's name (`[lib] name`, else the package name with
+    /// `_` for `-`): how cargo names the artifact. `None`: no library target.
+    pub lib_name: Option<String>,
+    /// cargo's target dir for this crate: `CARGO_TARGET_DIR`, else
+    /// `build.target-dir` of the `.cargo/config.toml` files that apply, else
+    /// the `target` folder of its workspace.
+    pub target_dir: PathBuf,
+}
+
+impl CrateInfo {
+    /// Where a debug build puts the crate's library (`None`: no library
+    /// target).
+    pub fn debug_library(&self) -> Option<PathBuf> {
+        self.lib_name.as_ref().map(|name| {
+            self.target_dir.join("debug").join(format!(
+                "{}{name}{}",
+                std::env::consts::DLL_PREFIX,
+                std::env::consts::DLL_SUFFIX
+            ))
+        })
+    }
+}
+
+/// Asks cargo (`cargo metadata --no-deps`) about the crate whose
+/// `Cargo.toml` is in `crate_dir`.
+///
+/// # Errors
+/// [`BuildError::Metadata`] when cargo cannot be run, the manifest is
+/// missing or invalid, or it has no package.
+pub fn crate_info(crate_dir: &Path) -> Result<CrateInfo, BuildError> {
+    let crate_dir = &std::path::absolute(crate_dir).unwrap_or_else(|_| crate_dir.to_path_buf());
+    let manifest = crate_dir.join("Cargo.toml");
+    let failed = |error: String| BuildError::Metadata {
+        manifest: manifest.clone(),
+        error,
+    };
+    let metadata = MetadataCommand::new()
+        .cargo_path(cargo())
+        .manifest_path(&manifest)
+        // cargo reads .cargo/config.toml from the folder it runs in.
+        .current_dir(crate_dir)
+        .no_deps()
+        .exec()
+        .map_err(|e| failed(metadata_error(e)))?;
+    let wanted = manifest.canonicalize().map_err(|e| failed(e.to_string()))?;
+    let package = metadata
+        .packages
+        .iter()
+        .find(|p| {
+            p.manifest_path
+                .as_std_path()
+                .canonicalize()
+                .is_ok_and(|m| m == wanted)
+        })
+        .ok_or_else(|| failed("it has no [package] (a virtual workspace manifest?)".into()))?;
+    let lib = package
+        .targets
+        .iter()
+        .find(|t| t.is_lib() || t.is_rlib() || t.is_dylib() || t.is_cdylib() || t.is_staticlib());
+    Ok(CrateInfo {
+        package: package.name.to_string(),
+        lib_name: lib.map(|t| t.name.clone()),
+        target_dir: metadata.target_directory.into_std_path_buf(),
+    })
+}
+
+/// cargo's own message, without the command line around it.
+fn metadata_error(e: cargo_metadata::Error) -> String {
+    match e {
+        cargo_metadata::Error::CargoMetadata { stderr } => {
+            stderr.trim().trim_start_matches("error: ").to_string()
+        }
+        other => other.to_string(),
+    }
+}
+
 /// The cargo to run: the one running us (`CARGO`), else `cargo` on PATH.
 fn cargo() -> PathBuf {
     std::env::var_os("CARGO")
@@ -107,6 +200,8 @@ fn cargo() -> PathBuf {
 /// [`BuildError::Compile`] with the first compiler error, or
 /// [`BuildError::Spawn`].
 pub fn build(req: &BuildRequest) -> Result<Vec<BuiltLibrary>, BuildError> {
+    // Absolute: cargo runs in the manifest's folder (below).
+    let manifest = std::path::absolute(&req.manifest).unwrap_or_else(|_| req.manifest.clone());
     let mut cmd = Command::new(cargo());
     cmd.arg("build")
         // Not `json-render-diagnostics`: that one renders the diagnostics on
@@ -114,7 +209,12 @@ pub fn build(req: &BuildRequest) -> Result<Vec<BuiltLibrary>, BuildError> {
         // first error from.
         .arg("--message-format=json")
         .arg("--manifest-path")
-        .arg(&req.manifest);
+        .arg(&manifest);
+    // cargo reads .cargo/config.toml (build.target-dir, ...) from the folder
+    // it runs in: the crate's, as when its author runs `cargo build` there.
+    if let Some(dir) = manifest.parent() {
+        cmd.current_dir(dir);
+    }
     for p in &req.packages {
         cmd.arg("-p").arg(p);
     }
@@ -122,6 +222,8 @@ pub fn build(req: &BuildRequest) -> Result<Vec<BuiltLibrary>, BuildError> {
         cmd.arg("--release");
     }
     if let Some(dir) = &req.target_dir {
+        // Relative to where we run, not to the manifest's folder.
+        let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.clone());
         cmd.arg("--target-dir").arg(dir);
     }
     let show_progress = req.progress && std::io::stderr().is_terminal();
@@ -141,33 +243,24 @@ pub fn build(req: &BuildRequest) -> Result<Vec<BuiltLibrary>, BuildError> {
     });
     let mut libs = Vec::new();
     let mut first_error: Option<String> = None;
-    for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-        let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
-            continue;
-        };
-        match v["reason"].as_str() {
-            Some("compiler-artifact") => {
-                let is_cdylib = v["target"]["kind"]
-                    .as_array()
-                    .is_some_and(|k| k.iter().any(|k| k == "cdylib"));
-                if !is_cdylib {
-                    continue;
-                }
-                let package = v["target"]["name"].as_str().unwrap_or_default().to_string();
-                for f in v["filenames"].as_array().into_iter().flatten() {
-                    let Some(f) = f.as_str() else { continue };
-                    if is_dylib(Path::new(f)) {
-                        libs.push(BuiltLibrary {
-                            package: package.clone(),
-                            path: PathBuf::from(f),
-                        });
-                    }
+    for message in Message::parse_stream(BufReader::new(stdout)).map_while(Result::ok) {
+        match message {
+            Message::CompilerArtifact(artifact) if artifact.target.is_cdylib() => {
+                for f in artifact
+                    .filenames
+                    .iter()
+                    .filter(|f| is_dylib(f.as_std_path()))
+                {
+                    libs.push(BuiltLibrary {
+                        package: artifact.target.name.clone(),
+                        path: f.clone().into_std_path_buf(),
+                    });
                 }
             }
-            Some("compiler-message")
-                if first_error.is_none() && v["message"]["level"] == "error" =>
+            Message::CompilerMessage(m)
+                if first_error.is_none() && m.message.level == DiagnosticLevel::Error =>
             {
-                first_error = v["message"]["rendered"].as_str().map(str::to_string);
+                first_error = m.message.rendered;
             }
             _ => {}
         }
@@ -280,5 +373,46 @@ mod tests {
         assert_eq!(libs[0].package, "tiny");
         assert!(libs[0].path.exists());
         assert!(libs[0].path.starts_with(dir.path().join("target/debug")));
+    }
+
+    #[test]
+    fn crate_info_is_cargos_word() {
+        let dir = tiny_crate("pub fn a() -> u32 { 1 }\n");
+        let manifest = dir.path().join("Cargo.toml");
+        let text = std::fs::read_to_string(&manifest).unwrap();
+        std::fs::write(
+            &manifest,
+            text.replace("name = \"tiny\"", "name = \"tiny-mod\"")
+                .replace("[lib]\n", "[lib]\nname = \"tiny_lib\"\n"),
+        )
+        .unwrap();
+        let info = crate_info(dir.path()).unwrap();
+        assert_eq!(info.package, "tiny-mod");
+        assert_eq!(info.lib_name.as_deref(), Some("tiny_lib"));
+        if std::env::var_os("CARGO_TARGET_DIR").is_none() {
+            let target = dir.path().canonicalize().unwrap().join("target");
+            assert_eq!(info.target_dir, target);
+            assert_eq!(
+                info.debug_library().unwrap(),
+                target.join("debug").join(format!(
+                    "{}tiny_lib{}",
+                    std::env::consts::DLL_PREFIX,
+                    std::env::consts::DLL_SUFFIX
+                ))
+            );
+        }
+    }
+
+    #[test]
+    fn crate_info_of_a_folder_without_a_crate_names_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = crate_info(dir.path()).unwrap_err().to_string();
+        assert!(
+            e.contains(&format!(
+                "cannot read the crate {}",
+                dir.path().join("Cargo.toml").display()
+            )),
+            "{e}"
+        );
     }
 }

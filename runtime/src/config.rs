@@ -213,10 +213,10 @@ pub struct NodeConfig {
     /// and reload the artifact (see [`crate::dev`]).
     #[serde(default)]
     pub dev: bool,
-    /// cargo's `--target-dir` for dev-mode builds. Default: `CARGO_TARGET_DIR`,
-    /// else the `target` folder of the crate's workspace (the nearest folder
-    /// up from the crate whose `Cargo.toml` has a `[workspace]` table, else
-    /// the crate itself), which is what cargo would use.
+    /// cargo's `--target-dir` for dev-mode builds. Default: the one cargo
+    /// uses for the crate (`CARGO_TARGET_DIR`, else `build.target-dir` of the
+    /// `.cargo/config.toml` files that apply, else the `target` folder of the
+    /// crate's workspace), as `cargo metadata` tells.
     #[serde(default)]
     pub target_dir: Option<PathBuf>,
     /// Where the HTTP admin surface listens (loopback by default).
@@ -228,14 +228,6 @@ pub struct NodeConfig {
     /// `molt_runtime::http`); a non-loopback one refuses to start.
     #[serde(default)]
     pub admin_token_file: Option<PathBuf>,
-}
-
-/// Whether `manifest` exists and has a `[workspace]` table.
-fn has_workspace_table(manifest: &Path) -> bool {
-    std::fs::read_to_string(manifest)
-        .ok()
-        .and_then(|text| text.parse::<toml::Table>().ok())
-        .is_some_and(|t| t.contains_key("workspace"))
 }
 
 fn yes() -> bool {
@@ -317,22 +309,17 @@ impl NodeConfig {
     }
 
     /// The `--target-dir` dev mode builds the crate in `crate_dir` with: the
-    /// configured [`NodeConfig::target_dir`], else the one cargo would use.
+    /// configured [`NodeConfig::target_dir`], else the one cargo uses for it
+    /// (`CARGO_TARGET_DIR`, `build.target-dir` of `.cargo/config.toml`, else
+    /// its workspace's `target`), as `cargo metadata` says; `crate_dir/target`
+    /// when cargo cannot tell (dev mode then fails to start, saying why).
     pub fn dev_target_dir(&self, crate_dir: &Path) -> PathBuf {
         if let Some(dir) = &self.target_dir {
             return dir.clone();
         }
-        if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR").filter(|d| !d.is_empty()) {
-            return PathBuf::from(dir);
-        }
-        let start = crate_dir
-            .canonicalize()
-            .unwrap_or_else(|_| crate_dir.to_path_buf());
-        let workspace = start
-            .ancestors()
-            .find(|dir| has_workspace_table(&dir.join("Cargo.toml")))
-            .unwrap_or(&start);
-        workspace.join("target")
+        crate::cargo_build::crate_info(crate_dir)
+            .map(|info| info.target_dir)
+            .unwrap_or_else(|_| crate_dir.join("target"))
     }
 
     /// Where dev mode's (debug) builds of the crate in `crate_dir` put its
@@ -402,7 +389,7 @@ mod tests {
     }
 
     #[test]
-    fn the_default_dev_target_dir_is_the_workspaces() {
+    fn the_default_dev_target_dir_is_cargos() {
         if std::env::var_os("CARGO_TARGET_DIR").is_some() {
             return; // cargo's own choice wins then; nothing to check here
         }
@@ -410,22 +397,35 @@ mod tests {
         let root = root.path().canonicalize().unwrap();
         let member = root.join("modules/m");
         let alone = root.join("alone");
-        std::fs::create_dir_all(&member).unwrap();
-        std::fs::create_dir_all(&alone).unwrap();
+        let configured = root.join("configured");
+        for (dir, manifest) in [
+            (&root, "[workspace]\nmembers = [\"modules/m\"]\n"),
+            (&member, "[package]\nname = \"m\"\n"),
+            (&alone, "[workspace]\n[package]\nname = \"alone\"\n"),
+            (
+                &configured,
+                "[workspace]\n[package]\nname = \"configured\"\n",
+            ),
+        ] {
+            std::fs::create_dir_all(dir.join("src")).unwrap();
+            std::fs::write(dir.join("src/lib.rs"), "").unwrap();
+            std::fs::write(dir.join("Cargo.toml"), manifest).unwrap();
+        }
+        // .cargo/config.toml's build.target-dir, relative to the folder
+        // holding .cargo (issue #10 §6: the hand-written guess ignored it).
+        std::fs::create_dir(configured.join(".cargo")).unwrap();
         std::fs::write(
-            root.join("Cargo.toml"),
-            "[workspace]\nmembers = [\"modules/m\"]\n",
-        )
-        .unwrap();
-        std::fs::write(member.join("Cargo.toml"), "[package]\nname = \"m\"\n").unwrap();
-        std::fs::write(
-            alone.join("Cargo.toml"),
-            "[workspace]\n[package]\nname = \"alone\"\n",
+            configured.join(".cargo/config.toml"),
+            "[build]\ntarget-dir = \"elsewhere\"\n",
         )
         .unwrap();
         let config = NodeConfig::new("n");
         assert_eq!(config.dev_target_dir(&member), root.join("target"));
         assert_eq!(config.dev_target_dir(&alone), alone.join("target"));
+        assert_eq!(
+            config.dev_target_dir(&configured),
+            configured.join("elsewhere")
+        );
         let config = NodeConfig {
             target_dir: Some("/t".into()),
             ..config

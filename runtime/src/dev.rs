@@ -156,14 +156,15 @@ enum Input {
 
 /// Starts dev mode for every module of `config` that has a
 /// [`crate_dir`](crate::ModuleSpec::crate_dir): watches its sources and, on a
-/// save, builds it (debug profile, `--target-dir`
-/// [`NodeConfig::dev_target_dir`]) and reloads its modules through `admin`.
+/// save, builds it (debug profile, in [`NodeConfig::dev_target_dir`]: the
+/// configured one, else the one cargo uses) and reloads its modules through
+/// `admin`.
 /// Build starts are published on `bus` (`module.building`). Must be called
 /// inside a tokio runtime.
 ///
 /// # Errors
-/// [`Error::Config`] when a crate folder has no readable `Cargo.toml` with a
-/// package, or its sources cannot be watched; [`Error::Spawn`] outside a
+/// [`Error::Config`] when cargo cannot read a crate folder's `Cargo.toml`
+/// (or it has no package or library), or its sources cannot be watched; [`Error::Spawn`] outside a
 /// tokio runtime.
 pub fn start(admin: Admin, bus: EventBus, config: &NodeConfig) -> Result<DevMode, Error> {
     let runtime = tokio::runtime::Handle::try_current()
@@ -234,31 +235,21 @@ fn crates(config: &NodeConfig) -> Result<Vec<Crate>, Error> {
             crates[i].modules.push(m.name.clone());
             continue;
         }
-        let manifest = canonical.join("Cargo.toml");
-        let text = std::fs::read_to_string(&manifest)
-            .map_err(|e| bad(format!("cannot read Cargo.toml: {e}")))?;
-        let toml: toml::Table = text
-            .parse()
-            .map_err(|e| bad(format!("invalid Cargo.toml: {e}")))?;
-        let Some(package) = toml
-            .get("package")
-            .and_then(|p| p.get("name"))
-            .and_then(|n| n.as_str())
-        else {
-            return Err(bad("its Cargo.toml has no [package] name".into()));
+        // cargo's own answer: the package, the library's name, and the
+        // target dir (CARGO_TARGET_DIR, .cargo/config.toml, the workspace).
+        let info = cargo_build::crate_info(&canonical).map_err(|e| bad(e.to_string()))?;
+        let Some(lib_name) = info.lib_name else {
+            return Err(bad(format!(
+                "package {} has no library: add [lib] with crate-type = [\"cdylib\"]",
+                info.package
+            )));
         };
-        let lib_name = toml
-            .get("lib")
-            .and_then(|l| l.get("name"))
-            .and_then(|n| n.as_str())
-            .map(str::to_string)
-            .unwrap_or_else(|| package.replace('-', "_"));
         by_dir.insert(canonical.clone(), crates.len());
         crates.push(Crate {
             src: canonical.join("src"),
-            package: package.to_string(),
+            package: info.package,
             lib_name,
-            target_dir: config.dev_target_dir(&canonical),
+            target_dir: config.target_dir.clone().unwrap_or(info.target_dir),
             modules: vec![m.name.clone()],
             last_loaded: Mutex::new(None),
             dir: canonical,

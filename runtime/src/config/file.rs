@@ -45,13 +45,11 @@
 //! ```
 //!
 //! In dev mode a module may give only `crate`: its library is then
-//! `TARGET/debug/libNAME.so`, where NAME is the `[lib] name` of the crate's
-//! `Cargo.toml` (else its package name with `-` as `_`) and TARGET is
-//! `node.target_dir`, else the `target` folder of the crate's workspace (the
-//! nearest folder at or above the crate whose `Cargo.toml` has a
-//! `[workspace]`, else the crate's own folder). That guess ignores
-//! `CARGO_TARGET_DIR` and `.cargo/config.toml`: set `node.target_dir`, or give
-//! `library`, when they apply.
+//! `TARGET/debug/libNAME.so`, where NAME is the crate's library target name
+//! (`[lib] name`, else its package name with `-` as `_`) and TARGET is
+//! `node.target_dir`, else the target dir cargo uses for the crate
+//! (`CARGO_TARGET_DIR`, `build.target-dir` of `.cargo/config.toml`, else the
+//! workspace's `target`): both as `cargo metadata` tells.
 //!
 //! Every problem is one [`Error::ConfigFile`] naming the file, the line and
 //! column, and the full dotted key: an unknown key, a value of the wrong
@@ -65,7 +63,6 @@ use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
 use serde::de::{DeserializeOwned, IntoDeserializer};
-use serde::Deserialize;
 use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
@@ -746,63 +743,15 @@ fn normalize(p: &Path) -> PathBuf {
     lexical
 }
 
-/// The library a dev-mode build of the crate in `crate_dir` produces.
+/// The library a dev-mode build of the crate in `crate_dir` produces, in
+/// `target_dir` when given, else where cargo puts it (`cargo metadata`).
 fn derive_library(crate_dir: &Path, target_dir: Option<&Path>) -> Result<PathBuf, String> {
-    let manifest = crate_dir.join("Cargo.toml");
-    let text = std::fs::read_to_string(&manifest)
-        .map_err(|e| format!("cannot read {}: {e}", manifest.display()))?;
-    #[derive(Deserialize)]
-    struct Manifest {
-        package: Option<Package>,
-        lib: Option<Lib>,
+    let mut info = crate::cargo_build::crate_info(crate_dir).map_err(|e| e.to_string())?;
+    if let Some(dir) = target_dir {
+        info.target_dir = dir.to_path_buf();
     }
-    #[derive(Deserialize)]
-    struct Package {
-        name: String,
-    }
-    #[derive(Deserialize)]
-    struct Lib {
-        name: Option<String>,
-    }
-    let m: Manifest =
-        toml::from_str(&text).map_err(|e| format!("{}: {}", manifest.display(), e.message()))?;
-    let name = m
-        .lib
-        .and_then(|l| l.name)
-        .or_else(|| m.package.map(|p| p.name.replace('-', "_")))
-        .ok_or_else(|| format!("{} names no package", manifest.display()))?;
-    // Where cargo puts it (as `NodeConfig::dev_target_dir`): the derived
-    // path must be the build output, which is used only because it is the
-    // derived path (issue #8 item 15).
-    let target = match target_dir {
-        Some(d) => d.to_path_buf(),
-        None => match std::env::var_os("CARGO_TARGET_DIR").filter(|d| !d.is_empty()) {
-            Some(d) => PathBuf::from(d),
-            None => workspace_root(crate_dir).join("target"),
-        },
-    };
-    Ok(target.join("debug").join(format!(
-        "{}{name}{}",
-        std::env::consts::DLL_PREFIX,
-        std::env::consts::DLL_SUFFIX
-    )))
-}
-
-/// The nearest folder at or above `crate_dir` whose `Cargo.toml` has a
-/// `[workspace]` table; else `crate_dir`.
-fn workspace_root(crate_dir: &Path) -> PathBuf {
-    for dir in crate_dir.ancestors() {
-        let Ok(text) = std::fs::read_to_string(dir.join("Cargo.toml")) else {
-            continue;
-        };
-        if text
-            .parse::<toml::Table>()
-            .is_ok_and(|t| t.contains_key("workspace"))
-        {
-            return dir.to_path_buf();
-        }
-    }
-    crate_dir.to_path_buf()
+    info.debug_library()
+        .ok_or_else(|| format!("package {} has no library target", info.package))
 }
 
 #[cfg(test)]

@@ -24,6 +24,7 @@ mod copy_dir_not_trusted;
 mod dev_mode;
 mod drop_panic_contained;
 mod event_order;
+mod events_over_websocket;
 mod explicit_rollback;
 mod fault_injection;
 mod fifo_never_hangs;

@@ -11,6 +11,7 @@
 //! | GET | `/modules/{name}` | 200 [`ModuleStatus`](crate::ModuleStatus); 404 |
 //! | GET | `/history` | 200 a list of [`HistoryEntry`](crate::HistoryEntry) |
 //! | GET | `/events` | server-sent events: event name = kind, data = the event's JSON |
+//! | GET | `/ws` | the same events over WebSocket: one text message per event, its JSON object with an `event` field (= kind); a text `ping` is answered `pong` |
 //! | GET | `/metrics` | Prometheus text (`text/plain; version=0.0.4`) |
 //! | POST | `/modules/{name}/reload` | 200 [`ReloadReport`](crate::ReloadReport); body (optional) [`ReloadRequest`] |
 //! | POST | `/modules/{name}/rollback` | 200 [`ReloadReport`](crate::ReloadReport); body (optional) [`RollbackRequest`] |
@@ -41,7 +42,7 @@
 //! `http_max_connections` connections open at once (one past it is
 //! accepted and closed at once, unanswered); `http_header_timeout` for a
 //! request's headers (an idle connection is closed after it); at most
-//! `http_max_event_streams` open `/events` streams (503
+//! `http_max_event_streams` open event streams, `/events` and `/ws` together (503
 //! `too_many_event_streams` past it); a failed accept (EMFILE) is retried
 //! after a pause. Every answer that needs the supervisor waits at most
 //! `admin_timeout` for it (503 `busy`).
@@ -74,6 +75,7 @@ mod errors;
 mod listener;
 mod routes;
 mod sse;
+mod ws;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -21,6 +21,7 @@ use super::auth::{self, Auth};
 use super::call;
 use super::errors::ApiError;
 use super::sse;
+use super::ws;
 use crate::admin::{Admin, ModuleStatus, NodeStatus, ReloadOptions, ReloadReport};
 use crate::config::diff::{plan, Change, Plan};
 use crate::error::Error;
@@ -127,7 +128,8 @@ pub(crate) fn router(state: AppState, auth: Auth, loopback: bool) -> Router {
         .route("/status", get(status))
         .route("/modules/{name}", get(module))
         .route("/history", get(history))
-        .route("/events", get(sse::events));
+        .route("/events", get(sse::events))
+        .route("/ws", get(ws::events));
     if !loopback {
         reads = reads.route_layer(need_token);
     }

@@ -6,6 +6,7 @@
 //!
 //! | method | path | answer |
 //! |---|---|---|
+//! | GET | `/` | the dashboard (HTML; `/dashboard.js`, `/dashboard.css`): modules, mailboxes, message rates, history, live events, reload / dry-run / rollback buttons |
 //! | GET | `/healthz` | 200 `{"status":"ok",...}`; 503 `node_down` when the supervisor is gone, `busy` when it does not answer within `limits.admin_timeout` |
 //! | GET | `/status` | 200 [`NodeStatus`](crate::NodeStatus) |
 //! | GET | `/modules/{name}` | 200 [`ModuleStatus`](crate::ModuleStatus); 404 |
@@ -55,7 +56,8 @@
 //!   [`serve`] refuses to start without a token.
 //! - GETs are open on a loopback address. On any other address they need
 //!   the token too, except `/healthz` and `/metrics` (for probes and
-//!   scrapers).
+//!   scrapers) and the dashboard's static files (`/`, `/dashboard.js`,
+//!   `/dashboard.css`: no data; the page sends the token it is given).
 //! - On a loopback address a request whose `Host` is not a loopback name is
 //!   refused (403 `forbidden_host`): a web page cannot reach the server
 //!   through DNS rebinding.
@@ -71,6 +73,7 @@
 mod auth;
 mod call;
 pub mod client;
+mod dashboard;
 mod errors;
 mod listener;
 mod routes;

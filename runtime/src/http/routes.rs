@@ -19,6 +19,7 @@ use tokio::sync::watch;
 
 use super::auth::{self, Auth};
 use super::call;
+use super::dashboard;
 use super::errors::ApiError;
 use super::sse;
 use super::ws;
@@ -134,6 +135,9 @@ pub(crate) fn router(state: AppState, auth: Auth, loopback: bool) -> Router {
         reads = reads.route_layer(need_token);
     }
     let app = Router::new()
+        .route("/", get(dashboard::index))
+        .route("/dashboard.js", get(dashboard::script))
+        .route("/dashboard.css", get(dashboard::style))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .merge(reads)

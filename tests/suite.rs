@@ -21,6 +21,7 @@ mod config_diff;
 mod config_file;
 mod config_source_wins;
 mod copy_dir_not_trusted;
+mod dashboard_in_browser;
 mod dev_mode;
 mod drop_panic_contained;
 mod event_order;

@@ -78,6 +78,7 @@ mod errors;
 mod listener;
 mod routes;
 mod sse;
+mod sse_client;
 mod ws;
 
 use std::net::SocketAddr;

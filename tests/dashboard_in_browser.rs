@@ -160,3 +160,34 @@ async fn reload_from_the_page_reaches_the_node() {
     server.shutdown().await;
     node.shutdown().await;
 }
+
+/// On an address that is not loopback the page itself is served without
+/// the token (it holds no data, and a browser cannot send a bearer header
+/// when it opens a URL), while what it reads needs the token as ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_is_open_its_data_is_not() {
+    let f = common::fixtures();
+    let node = common::start("dashboard-open", ModuleSpec::new("counter", &f.counter)).await;
+    let server = molt::http::serve(&node, "0.0.0.0:0".parse().unwrap(), Some(TOKEN.into()))
+        .await
+        .expect("the admin server starts");
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], server.local_addr().port()));
+    let within = common::chromium::DEADLINE;
+    let http = reqwest::Client::new();
+    for (path, kind) in [
+        ("/", "text/html"),
+        ("/dashboard.js", "text/javascript"),
+        ("/dashboard.css", "text/css"),
+    ] {
+        let r = http.get(format!("http://{addr}{path}")).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+        let headers = r.headers();
+        assert!(headers["content-type"].to_str().unwrap().starts_with(kind), "{path}");
+        let csp = headers["content-security-policy"].to_str().unwrap();
+        assert!(csp.contains("default-src 'none'") && csp.contains("frame-ancestors 'none'"));
+    }
+    let (code, _) = common::http_get(addr, "/status", within).expect("an answer");
+    assert_eq!(code, 401);
+    server.shutdown().await;
+    node.shutdown().await;
+}

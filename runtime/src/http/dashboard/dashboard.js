@@ -51,11 +51,34 @@ function describe(e) {
   return s;
 }
 
-function notice(text, isError) {
+// Shows `text` at the top (an error in red), with `detail` (the full
+// answer) folded under it.
+function notice(text, isError, detail) {
   const n = $("notice");
   n.hidden = false;
-  n.textContent = text;
   n.className = isError ? "error" : "";
+  n.replaceChildren(el("span", text));
+  const close = el("button", "×", "close");
+  close.title = "dismiss";
+  close.addEventListener("click", () => { n.hidden = true; });
+  n.prepend(close);
+  if (detail !== undefined) {
+    const d = el("details");
+    d.append(el("summary", "answer"), el("pre", JSON.stringify(detail, null, 2)));
+    n.append(d);
+  }
+}
+
+// One line for a reload / rollback / dry-run answer.
+function summary(answer) {
+  if (!answer || typeof answer !== "object") return String(answer);
+  if (answer.from !== undefined && answer.to !== undefined) {
+    let s = answer.from + " → " + answer.to;
+    if (answer.state_version !== undefined) s += " (state v" + answer.state_version + ")";
+    if (Array.isArray(answer.pauses_us) && answer.pauses_us.length) s += ", longest pause " + micros(Math.max(...answer.pauses_us));
+    return s;
+  }
+  return "see the answer";
 }
 
 function el(tag, text, cls) {
@@ -146,7 +169,7 @@ async function act(module, what, suffix, doing) {
   refreshStatus();
   try {
     const answer = await api("POST", "/modules/" + encodeURIComponent(module) + suffix, {});
-    notice(what + " of " + module + ": done\n" + JSON.stringify(answer, null, 2), false);
+    notice(what + " of " + module + ": " + summary(answer), false, answer);
   } catch (e) {
     notice(what + " of " + module + " failed: " + describe(e), true);
   } finally {

@@ -72,6 +72,13 @@ function notice(text, isError, detail) {
 // One line for a reload / rollback / dry-run answer.
 function summary(answer) {
   if (!answer || typeof answer !== "object") return String(answer);
+  if (answer.would_commit !== undefined) {
+    // A dry run's rehearsal report.
+    const versions = answer.from + " → " + answer.to + " (state v" + answer.from_state_version + " → v" + answer.to_state_version + ")";
+    if (answer.would_commit) return "would commit " + versions + ", expected pause " + micros(answer.expected_pause_us) + "; nothing was changed";
+    const bad = (answer.instances || []).filter((i) => !i.ok).map((i) => "instance " + i.instance + (i.phase ? " in " + i.phase : "") + ": " + i.error);
+    return "would NOT commit " + versions + "; nothing was changed\n" + bad.join("\n");
+  }
   if (answer.from !== undefined && answer.to !== undefined) {
     let s = answer.from + " → " + answer.to;
     if (answer.state_version !== undefined) s += " (state v" + answer.state_version + ")";
@@ -169,7 +176,7 @@ async function act(module, what, suffix, doing) {
   refreshStatus();
   try {
     const answer = await api("POST", "/modules/" + encodeURIComponent(module) + suffix, {});
-    notice(what + " of " + module + ": " + summary(answer), false, answer);
+    notice(what + " of " + module + ": " + summary(answer), answer && answer.would_commit === false, answer);
   } catch (e) {
     notice(what + " of " + module + " failed: " + describe(e), true);
   } finally {

@@ -179,10 +179,17 @@ async fn the_page_is_open_its_data_is_not() {
         ("/dashboard.js", "text/javascript"),
         ("/dashboard.css", "text/css"),
     ] {
-        let r = http.get(format!("http://{addr}{path}")).send().await.unwrap();
+        let r = http
+            .get(format!("http://{addr}{path}"))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 200, "{path}");
         let headers = r.headers();
-        assert!(headers["content-type"].to_str().unwrap().starts_with(kind), "{path}");
+        assert!(
+            headers["content-type"].to_str().unwrap().starts_with(kind),
+            "{path}"
+        );
         let csp = headers["content-security-policy"].to_str().unwrap();
         assert!(csp.contains("default-src 'none'") && csp.contains("frame-ancestors 'none'"));
     }

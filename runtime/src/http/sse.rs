@@ -20,7 +20,7 @@ use super::routes::AppState;
 use crate::events::Received;
 
 /// How often an idle stream sends a comment, so proxies keep it open.
-const KEEP_ALIVE: Duration = Duration::from_secs(15);
+pub(crate) const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
 /// `GET /events?progress=true` also streams `module.reload_phase` events.
 #[derive(Debug, Default, serde::Deserialize)]

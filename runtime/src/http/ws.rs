@@ -3,7 +3,8 @@
 //! object with an `event` field naming its kind
 //! (`{"event":"module.reloaded","kind":"module.reloaded","module":"kv",...}`);
 //! a subscriber that falls behind gets `{"event":"lagged","skipped":N}`.
-//! A text `ping` is answered `pong`. The same Host and token rules as
+//! A text `ping` is answered `pong`; an idle socket gets a protocol ping
+//! every 15 s (as `/events` gets a comment). The same Host and token rules as
 //! `/events`, and the same cap (`limits.http_max_event_streams`, shared
 //! with `/events`). The socket is closed when the node stops or the server
 //! shuts down.
@@ -15,7 +16,7 @@ use tokio::sync::OwnedSemaphorePermit;
 
 use super::errors::ApiError;
 use super::routes::AppState;
-use super::sse::{stopped, stream_permit, EventsQuery};
+use super::sse::{stopped, stream_permit, EventsQuery, KEEP_ALIVE};
 use crate::events::{EventStream, Received};
 
 /// Close code "going away" (RFC 6455 §7.4.1): the node or server stops.
@@ -43,10 +44,16 @@ async fn serve(
     mut stop: tokio::sync::watch::Receiver<bool>,
     _permit: OwnedSemaphorePermit,
 ) {
+    // An idle socket gets a protocol ping now and then, as `/events` gets
+    // a comment, so that proxies keep it open.
+    let mut keep_alive = tokio::time::interval(KEEP_ALIVE);
+    keep_alive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    keep_alive.reset();
     loop {
         let out = tokio::select! {
             biased;
             () = stopped(&mut stop) => break,
+            _ = keep_alive.tick() => Message::Ping(Default::default()),
             incoming = socket.recv() => match incoming {
                 Some(Ok(Message::Text(t))) if t.as_str().trim() == "ping" => Message::text("pong"),
                 // Protocol pings are answered by axum; other text is ignored.
@@ -64,6 +71,7 @@ async fn serve(
         if socket.send(out).await.is_err() {
             return;
         }
+        keep_alive.reset();
     }
     let _ = socket
         .send(Message::Close(Some(CloseFrame {

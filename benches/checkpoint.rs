@@ -1,8 +1,8 @@
-//! What checkpoints cost (DESIGN.md §6 "Checkpoint"): the time of one
-//! checkpoint (the instance's snapshot between messages, from the
-//! `molt_checkpoint_seconds` histogram) for 1 KiB, 64 KiB and 4 MiB states,
-//! and cast throughput with checkpoints every second vs off, on the `kv`
-//! example module (release build).
+//! What checkpoints cost (docs/semantics.md "Restarts and checkpoints"): the
+//! time of one checkpoint (the instance's snapshot between messages, from the
+//! `molt_checkpoint_seconds` histogram) for 1 KiB, 64 KiB and 4 MiB states, and
+//! cast throughput with checkpoints every second vs off, on the `kv` example
+//! module (release build).
 //!
 //! Run: `cargo bench --bench checkpoint` (prints a table; BENCHMARKS.md
 //! records it).

@@ -66,6 +66,12 @@ pub enum Command {
         /// instances; the messages stuck behind a hang are reported.
         #[arg(long)]
         force: bool,
+        /// Rehearse it instead (nothing changes): load the library, migrate
+        /// and verify a copy of each instance's state in it, and print what
+        /// the reload would do (versions, each instance's result, state
+        /// sizes, the expected pause). Exits 1 when it would not commit.
+        #[arg(long, conflicts_with = "force")]
+        dry_run: bool,
         #[command(flatten)]
         node: NodeArgs,
     },
@@ -152,7 +158,10 @@ pub struct NodeArgs {
 /// `molt config ...`
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
-    /// Validate a config file; with --against or --node, also print what
+    /// Validate a config file and its modules (each library exists and is
+    /// that molt module, and the module decodes its config table: a wrong
+    /// key or type is named; nothing is started); with --against or --node,
+    /// also print what
     /// applying it over that configuration would do (a dry run: nothing is
     /// started or changed). Exit 0 when valid (and, compared, when it would
     /// apply), 2 when it is invalid or would be rejected.
@@ -201,14 +210,26 @@ pub async fn dispatch(cli: Cli) -> ExitCode {
                     node,
                 },
         }) => match node {
-            Some(addr) => remote::config_check(addr, &file).await,
-            None => config_check::check(&file, against.as_deref()),
+            Some(addr) => match config_check::validate(&file).await {
+                Ok(_) => remote::config_check(addr, &file).await,
+                Err(code) => code,
+            },
+            None => config_check::check(&file, against.as_deref()).await,
         },
         Some(Command::Status { node, json }) => remote::status(&node, json).await,
         Some(Command::Reload {
             name,
             library,
+            // clap refuses --force with --dry-run.
+            force: _,
+            dry_run: true,
+            node,
+        }) => remote::rehearse(&node, &name, library).await,
+        Some(Command::Reload {
+            name,
+            library,
             force,
+            dry_run: false,
             node,
         }) => remote::reload(&node, &name, library, force).await,
         Some(Command::Rollback {

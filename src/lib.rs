@@ -9,6 +9,8 @@
 //! root) and the module SDK ([`abi`]). Start with [`Node::start`]; see
 //! `examples/live_swap.rs`.
 
+#![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
+
 pub use molt_abi as abi;
 pub use molt_runtime::*;
 

@@ -1,7 +1,8 @@
-//! Config changes (DESIGN.md §4): the diff of a running config and a new one
-//! is classified (module added / removed / config table changed / library
-//! changed / instance count changed are live changes; node-level keys reject
-//! the whole change, listing them), and the node applies or rejects it so.
+//! Config changes (docs/semantics.md "Watch and dev mode"): the diff of a
+//! running config and a new one is classified (module added / removed / config
+//! table changed / library changed / instance count changed are live changes;
+//! node-level keys reject the whole change, listing them), and the node applies
+//! or rejects it so.
 
 use crate::common;
 

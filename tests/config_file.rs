@@ -324,8 +324,7 @@ async fn a_library_that_does_not_load_starts_nothing() {
 
     let err = Node::start(config.clone())
         .await
-        .err()
-        .expect("the node must not start");
+        .expect_err("the node must not start");
     match &err {
         Error::Load { path, .. } => assert_eq!(path, &broken),
         other => panic!("expected a Load error, got {other:?}"),

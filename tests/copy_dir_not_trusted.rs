@@ -155,8 +155,7 @@ async fn a_link_at_the_copy_name_is_never_followed() {
 
     let err = Node::start(with_copy_dir("planted-copy", &copies))
         .await
-        .err()
-        .expect("the load through a planted link fails");
+        .expect_err("the load through a planted link fails");
     let message = err.to_string();
     assert!(
         message.contains("cannot create the copy")

@@ -1,7 +1,7 @@
-//! Dev mode (DESIGN.md §4): saving a module crate's source rebuilds it; a
-//! compile error is a failed reload in phase `build` and the old code keeps
-//! serving; the fix reloads; a burst of saves builds once; saves in two
-//! crates build each once.
+//! Dev mode (docs/semantics.md "Watch and dev mode"): saving a module crate's
+//! source rebuilds it; a compile error is a failed reload in phase `build` and
+//! the old code keeps serving; the fix reloads; a burst of saves builds once;
+//! saves in two crates build each once.
 //!
 //! The module crate is the template in tests/fixtures/dev_module, copied
 //! into a temp dir and built in the workspace's target dir (so its
@@ -19,7 +19,7 @@ use dev_proto::{Msg, Reply};
 use molt::cargo_build::{build, BuildRequest};
 use molt::{Action, Event, EventStream, ModuleSpec, Node, NodeConfig, Outcome};
 
-struct DevProto;
+pub(crate) struct DevProto;
 
 impl molt::Protocol for DevProto {
     type Msg = Msg;
@@ -28,20 +28,21 @@ impl molt::Protocol for DevProto {
 
 const TEMPLATE: &str = "tests/fixtures/dev_module";
 
-/// A copy of the fixture crate in a temp dir, built once.
-struct FixtureCrate {
+/// A copy of the fixture crate in a temp dir, built once (also used by
+/// `watch_reload.rs`, for a real `cargo build` relinking a watched library).
+pub(crate) struct FixtureCrate {
     /// The module's name (also in the package name).
     name: String,
     dir: tempfile::TempDir,
     /// The library of the first build.
-    library: PathBuf,
+    pub(crate) library: PathBuf,
 }
 
 impl FixtureCrate {
     /// Copies the template as module `name` (package `dev_fixture_NAME`: one
     /// name per test, as the library's file name in the shared target dir
     /// comes from it) and builds version 1.0.0.
-    fn new(name: &str) -> Self {
+    pub(crate) fn new(name: &str) -> Self {
         let root = molt::workspace_dir();
         let template = root.join(TEMPLATE);
         let dir = tempfile::Builder::new()
@@ -86,13 +87,13 @@ impl FixtureCrate {
         krate
     }
 
-    fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         self.dir.path()
     }
 
     /// Writes src/lib.rs: the template with this module's name, `version`,
     /// and `extra` code appended.
-    fn save(&self, version: &str, extra: &str) {
+    pub(crate) fn save(&self, version: &str, extra: &str) {
         let template =
             std::fs::read_to_string(molt::workspace_dir().join(TEMPLATE).join("src/lib.rs"))
                 .unwrap();

@@ -471,7 +471,7 @@ impl Senders {
                     let value = 1_000_000 * (i as i64 + 1) + sent.len() as i64;
                     let k = sent.len() + 1;
                     let call = if traffic.call_every > 0 && k % traffic.call_every == 0 {
-                        Some(h.call(Msg::Push(value)).await)
+                        Some(h.call(Msg::Push(value)).await.map_err(CallError::from))
                     } else {
                         h.cast(Msg::Push(value)).expect("a cast is accepted");
                         None
@@ -751,7 +751,7 @@ async fn run_case(case: Case) -> String {
                         Err(CallError::Handler {
                             kind: k, message, ..
                         }),
-                    ) if *k == kind => {
+                    ) if k.as_str() == kind => {
                         assert!(message.contains("injected"), "{name}: {message}");
                     }
                     (_, other) => panic!("{name}: expected a {kind} error reply, got {other:?}"),

@@ -1,10 +1,11 @@
-//! Forced reload (issue #8 item 16, DESIGN.md §6 "Forced reload"): when the
-//! old code cannot hand over its state, a reload with `force` starts the new
-//! code from the newest checkpoint; an instance hung in old code is replaced
-//! by a new actor and the messages stuck behind the hang are counted and
-//! reported, never silently lost. Without `force`, such a reload rolls back
-//! and the old code keeps serving. The report, the history entry and a
-//! `module.restarted` event say it was forced and how old the state was.
+//! Forced reload (issue #8 item 16, docs/semantics.md "Rollback and forced
+//! reloads"): when the old code cannot hand over its state, a reload with
+//! `force` starts the new code from the newest checkpoint; an instance hung in
+//! old code is replaced by a new actor and the messages stuck behind the hang
+//! are counted and reported, never silently lost. Without `force`, such a
+//! reload rolls back and the old code keeps serving. The report, the history
+//! entry and a `module.restarted` event say it was forced and how old the state
+//! was.
 
 use crate::common;
 

@@ -1,17 +1,17 @@
-//! DESIGN.md §3, handler failures: a handler that returns an error or panics
-//! gives the caller an error reply, is counted as failed, and the instance
-//! keeps its mailbox and state and serves the next message. Repeated
-//! panics past `limits.restart_after_failures` restart the instance in
-//! place from its newest checkpoint; the mailbox survives. (Here checkpoints
-//! are off, so the newest is the start state or the last reload's; see
-//! tests/restart_keeps_checkpoint.rs for periodic checkpoints and errors.)
+//! docs/semantics.md "Message order and loss", handler failures: a handler that
+//! returns an error or panics gives the caller an error reply, is counted as
+//! failed, and the instance keeps its mailbox and state and serves the next
+//! message. Repeated panics past `limits.restart_after_failures` restart the
+//! instance in place from its newest checkpoint; the mailbox survives. (Here
+//! checkpoints are off, so the newest is the start state or the last reload's;
+//! see tests/restart_keeps_checkpoint.rs for periodic checkpoints and errors.)
 
 use crate::common;
 
 use common::kv::{dump, put, version};
 
 use kv_proto::{Msg, Proto as KvProto, Reply};
-use molt::{CallError, InstanceStatus, ModuleHandle, ModuleSpec, Node, ReloadOptions};
+use molt::{CallError, ErrorKind, InstanceStatus, ModuleHandle, ModuleSpec, Node, ReloadOptions};
 
 /// Consecutive failures after which an instance restarts.
 const RESTART_AFTER: u32 = 3;
@@ -60,14 +60,18 @@ async fn handler_panic_and_error_reply_to_the_caller_and_the_instance_keeps_serv
         })
         .await
         .expect_err("a panicking handler answers an error");
-    match &err {
+    assert!(
+        err.message.is_none(),
+        "a delivered message is not handed back"
+    );
+    match &err.error {
         CallError::Handler {
             module,
             kind,
             message,
         } => {
             assert_eq!(module, "kv");
-            assert_eq!(*kind, "panicked");
+            assert_eq!(*kind, ErrorKind::Panicked);
             assert!(message.contains("boom in the handler"), "{message}");
         }
         other => panic!("expected CallError::Handler, got {other:?}"),
@@ -91,10 +95,10 @@ async fn handler_panic_and_error_reply_to_the_caller_and_the_instance_keeps_serv
         .await
         .expect_err("a failing handler answers an error");
     assert_eq!(
-        err,
+        err.error,
         CallError::Handler {
             module: "kv".into(),
-            kind: "failed",
+            kind: ErrorKind::Failed,
             message: "refused on purpose".into(),
         }
     );

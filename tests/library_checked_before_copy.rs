@@ -1,8 +1,8 @@
-//! A library file is checked before a byte of it is copied (issue #8,
-//! items 3 and 4; DESIGN.md §3): it must be a regular file (a FIFO, a
-//! directory or a device is refused before it is opened for a blocking
-//! read) no larger than `limits.max_library_bytes`. Anything else fails in
-//! prepare at once, naming the file and the cause, without creating a
+//! A library file is checked before a byte of it is copied (issue #8, items 3
+//! and 4; docs/semantics.md "Loading and libraries"): it must be a regular file
+//! (a FIFO, a directory or a device is refused before it is opened for a
+//! blocking read) no larger than `limits.max_library_bytes`. Anything else
+//! fails in prepare at once, naming the file and the cause, without creating a
 //! copy; the module keeps serving and is not left reloading.
 
 use crate::common;
@@ -137,8 +137,7 @@ async fn a_fifo_as_a_configured_library_fails_the_start_at_once() {
     let err = tokio::time::timeout(Duration::from_secs(20), Node::start(config))
         .await
         .expect("the start answers within 20 s")
-        .err()
-        .expect("the node does not start on a FIFO");
+        .expect_err("the node does not start on a FIFO");
     assert_fifo_refused(&err, &fifo.0);
 }
 

@@ -1,5 +1,5 @@
-//! Every mapped library copy is counted and the count is capped (issue #8,
-//! item 19; DESIGN.md §2: copies are never unmapped).
+//! Every mapped library copy is counted and the count is capped (issue #8, item
+//! 19; docs/semantics.md "Loading and libraries": copies are never unmapped).
 //!
 //! A library rejected after `dlopen` (a layout mismatch found by
 //! `init_root_module`, another module's name) stays mapped: it counts in
@@ -71,8 +71,7 @@ async fn libraries_rejected_after_dlopen_are_counted() {
         common::config("mapped-junk", &[dir.path()]).module(ModuleSpec::new("junk", &junk)),
     )
     .await
-    .err()
-    .expect("junk is refused");
+    .expect_err("junk is refused");
     assert_eq!(node.status().await.unwrap().libraries_mapped, after + 1);
     node.shutdown().await;
 }

@@ -1,5 +1,6 @@
 //! The Prometheus text carries molt's metric names with the right values
-//! after a successful and a failed reload.
+//! after a successful and a failed reload; rehearsals (dry runs) count as
+//! no reload, in no phase and no pause.
 
 mod common;
 
@@ -42,6 +43,16 @@ async fn metrics_after_a_committed_and_a_rejected_reload() {
         .await
         .unwrap();
     node.reload("kv", ReloadOptions::library(&f.counter))
+        .await
+        .unwrap_err();
+    // Rehearsals, one that would commit and one that would fail in
+    // prepare: none of them shows in the reload metrics below.
+    let rehearsed = node
+        .rehearse("kv", ReloadOptions::library(&f.kv_v2_1))
+        .await
+        .unwrap();
+    assert!(rehearsed.would_commit, "{rehearsed:#?}");
+    node.rehearse("kv", ReloadOptions::library(&f.counter))
         .await
         .unwrap_err();
 

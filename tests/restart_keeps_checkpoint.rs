@@ -1,10 +1,10 @@
-//! A restart keeps the newest state (issue #8 item 7, DESIGN.md §3 and §6
-//! "Checkpoint"): handler errors never restart an instance, only panics
-//! count toward `restart_after_failures`; an instance checkpoints its state
-//! between messages every `checkpoint_interval` (also when messages stop);
-//! a restart restores the newest checkpoint, not the state of the last
-//! reload, and says so in a `module.restarted` event and a `restart`
-//! history entry with what it restored and how old that state was.
+//! A restart keeps the newest state (issue #8 item 7, docs/semantics.md
+//! "Restarts and checkpoints"): handler errors never restart an instance, only
+//! panics count toward `restart_after_failures`; an instance checkpoints its
+//! state between messages every `checkpoint_interval` (also when messages
+//! stop); a restart restores the newest checkpoint, not the state of the last
+//! reload, and says so in a `module.restarted` event and a `restart` history
+//! entry with what it restored and how old that state was.
 
 use crate::common;
 

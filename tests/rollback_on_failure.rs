@@ -1,5 +1,6 @@
 //! A failed reload leaves the old code serving with exactly its old state
-//! (DESIGN.md §2, §3): one test per way a reload can fail.
+//! (docs/semantics.md "Rollback and forced reloads"): one test per way a reload
+//! can fail.
 //!
 //! Every case starts a node, gives the module real state, subscribes to the
 //! events, attempts the reload and checks
@@ -382,8 +383,9 @@ async fn rollback_on_not_a_module() {
     .await;
 }
 
-/// The first half of a real module library (a partly written file). DESIGN §3:
-/// a truncated file is rejected in prepare.
+/// The first half of a real module library (a partly written file).
+/// docs/semantics.md "Loading and libraries": a truncated file is rejected in
+/// prepare.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rollback_on_truncated_library() {
     let f = common::fixtures();
@@ -635,10 +637,11 @@ async fn rollback_on_migrate_panic() {
     .await;
 }
 
-/// counter 2.0.0 (state version 2) serving; a reload to counter 1.0.0
-/// (state version 1) asks 2.0.0 to down-migrate (DESIGN.md §6), which it
-/// cannot: the reload fails in snapshot and 2.0.0 keeps serving its state.
-/// (A library that can be downgraded to commits: tests/version_stack.rs.)
+/// counter 2.0.0 (state version 2) serving; a reload to counter 1.0.0 (state
+/// version 1) asks 2.0.0 to down-migrate (docs/semantics.md "Rollback and
+/// forced reloads"), which it cannot: the reload fails in snapshot and 2.0.0
+/// keeps serving its state. (A library that can be downgraded to commits:
+/// tests/version_stack.rs.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rollback_when_the_serving_code_cannot_downgrade() {
     let f = common::fixtures();

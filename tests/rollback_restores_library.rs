@@ -1,7 +1,8 @@
 //! A rollback restores the library path and the config of the version it
-//! returns to (issue #8 item 12, DESIGN.md §6): status names the old file,
-//! the file watcher maps the old file (not the one rolled back from) to the
-//! module, and the old code runs with its own config again.
+//! returns to (issue #8 item 12, docs/semantics.md "Rollback and forced
+//! reloads"): status names the old file, the file watcher maps the old file
+//! (not the one rolled back from) to the module, and the old code runs with its
+//! own config again.
 
 use crate::common;
 

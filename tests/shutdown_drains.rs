@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use common::fault_proto::Msg;
 use common::FaultProto;
-use molt::{CallError, ModuleSpec, Node};
+use molt::{CallError, ModuleSpec, Node, SendError};
 use serde_json::json;
 
 /// The journal's lines of instance `i`: pushed values, then `None` for stop.
@@ -87,12 +87,21 @@ async fn shutdown_handles_every_queued_message_then_stops() {
         let i = (v as usize) % INSTANCES as usize;
         match handles[i].cast(Msg::Push(v)) {
             Ok(()) => accepted[i].push(v),
-            Err(e) => break e,
+            Err(e) => break (v, e),
         }
         v += 1;
         tokio::time::sleep(Duration::from_millis(1)).await;
     };
-    assert!(matches!(refused, CallError::NotRunning(_)), "{refused:?}");
+    let (refused_value, refused) = refused;
+    assert!(
+        matches!(refused.error, CallError::NotRunning(_)),
+        "{refused:?}"
+    );
+    assert_eq!(
+        refused.message,
+        Some(Msg::Push(refused_value)),
+        "a refused cast hands its message back"
+    );
     let report = shutdown.await.expect("shutdown");
     println!("{report}");
     assert_eq!(report.unhandled(), 0, "{report}");
@@ -109,7 +118,10 @@ async fn shutdown_handles_every_queued_message_then_stops() {
     }
     assert!(matches!(
         handles[0].cast(Msg::Push(-1)),
-        Err(CallError::NotRunning(_))
+        Err(SendError {
+            error: CallError::NotRunning(_),
+            message: Some(Msg::Push(-1)),
+        })
     ));
 }
 

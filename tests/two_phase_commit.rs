@@ -1,6 +1,7 @@
-//! DESIGN.md §2, phase 7: the decision is two-phase across all instances of a
-//! module. One instance failing rolls back all of them (each keeps its old
-//! code and its exact old state); a reload with no fault commits on all.
+//! docs/semantics.md "Two-phase decision": the decision is two-phase across all
+//! instances of a module. One instance failing rolls back all of them (each
+//! keeps its old code and its exact old state); a reload with no fault commits
+//! on all.
 
 use crate::common;
 

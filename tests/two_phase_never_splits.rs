@@ -1,7 +1,7 @@
-//! DESIGN.md §2, phase 7 (issue #8 item 10): the two-phase commit never
-//! splits. An instance that has voted prepared never decides alone: it waits
-//! for the coordinator's decision however late it comes, so coordinator and
-//! instances always end in the same outcome.
+//! docs/semantics.md "Two-phase decision" (issue #8 item 10): the two-phase
+//! commit never splits. An instance that has voted prepared never decides
+//! alone: it waits for the coordinator's decision however late it comes, so
+//! coordinator and instances always end in the same outcome.
 //!
 //! The coordinator is starved with a test hook
 //! (`molt::reload::test_hooks::delay_decision`): a delay between its decision

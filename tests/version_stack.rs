@@ -1,7 +1,7 @@
-//! A module keeps a stack of its last `limits.versions_kept` versions
-//! (issue #8 item 13, DESIGN.md §6 "Version stack"): `rollback` walks back
-//! one step at a time, `rollback --to VERSION` goes straight to a kept one in
-//! one swap (the serving code down-migrates to its state version), and a
+//! A module keeps a stack of its last `limits.versions_kept` versions (issue #8
+//! item 13, docs/semantics.md "Rollback and forced reloads"): `rollback` walks
+//! back one step at a time, `rollback --to VERSION` goes straight to a kept one
+//! in one swap (the serving code down-migrates to its state version), and a
 //! reload to a library with an older state version down-migrates too.
 
 use crate::common;

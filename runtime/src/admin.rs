@@ -1,6 +1,7 @@
-//! The admin surface as supervisor messages (DESIGN.md §5): reload, rollback,
-//! status, history. This is the primary interface; the CLI and HTTP layers
-//! only translate to these messages. [`Admin`] wraps them in async methods.
+//! The admin surface as supervisor messages (docs/semantics.md "Admin
+//! surfaces"): reload, rollback, status, history. This is the primary
+//! interface; the CLI and HTTP layers only translate to these messages.
+//! [`Admin`] wraps them in async methods.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -12,6 +13,7 @@ use crate::config::diff::Change;
 use crate::config::{ModuleSpec, NodeConfig};
 use crate::error::Error;
 use crate::history::{HistoryEntry, Trigger};
+use crate::rehearsal::RehearsalReport;
 use crate::reload::Phase;
 pub use crate::status::{InstanceStatus, LibrarySource, ModuleStatus, NodeStatus};
 use crate::supervisor::{Internal, InternalMsg, SupervisorMsg};
@@ -26,13 +28,13 @@ pub struct ReloadOptions {
     pub config: Option<serde_json::Value>,
     /// Who asks (recorded in the history).
     pub trigger: Trigger,
-    /// A forced reload (DESIGN.md §6): when the old code cannot hand over
-    /// its state (its `snapshot` or `stop` fails, or it does not return
-    /// within the prepare timeout, hung in a handler or entry point), start
-    /// the new code from the instance's newest checkpoint; a hung instance is
-    /// replaced by a new actor and the messages stuck behind it are counted
-    /// and reported ([`ReloadReport::restored`]). Without it such a reload
-    /// rolls back and the old code keeps serving.
+    /// A forced reload (docs/semantics.md "Rollback and forced reloads"): when
+    /// the old code cannot hand over its state (its `snapshot` or `stop` fails,
+    /// or it does not return within the prepare timeout, hung in a handler or
+    /// entry point), start the new code from the instance's newest checkpoint;
+    /// a hung instance is replaced by a new actor and the messages stuck behind
+    /// it are counted and reported ([`ReloadReport::restored`]). Without it
+    /// such a reload rolls back and the old code keeps serving.
     pub force: bool,
 }
 
@@ -98,7 +100,8 @@ impl ReloadReport {
 /// The admin messages the supervisor takes.
 #[derive(Debug)]
 pub enum AdminMsg {
-    /// Reload a module (DESIGN.md §2). Refused if it is already reloading.
+    /// Reload a module (docs/semantics.md "Reload phases"). Refused if it is
+    /// already reloading.
     Reload {
         /// The module.
         module: String,
@@ -107,10 +110,11 @@ pub enum AdminMsg {
         /// Where the result goes.
         reply: RpcReplyPort<Result<ReloadReport, Error>>,
     },
-    /// Go back to the previous library (or, with `to`, to an older one in
-    /// the module's version stack), with the library path and config it ran
-    /// with, the serving code down-migrating the state to that version's
-    /// state version (or resetting it when asked). DESIGN.md §6.
+    /// Go back to the previous library (or, with `to`, to an older one in the
+    /// module's version stack), with the library path and config it ran with,
+    /// the serving code down-migrating the state to that version's state
+    /// version (or resetting it when asked). docs/semantics.md "Rollback and
+    /// forced reloads".
     Rollback {
         /// The module.
         module: String,
@@ -123,6 +127,18 @@ pub enum AdminMsg {
         trigger: Trigger,
         /// Where the result goes.
         reply: RpcReplyPort<Result<ReloadReport, Error>>,
+    },
+    /// Rehearse a reload (a dry run, DESIGN.md §6 "Rehearsal"): load the
+    /// library, then migrate and verify a copy of each instance's state in
+    /// it, never swapping and never touching what serves. `force` is not
+    /// rehearsed (ignored). Refused while the module reloads.
+    Rehearse {
+        /// The module.
+        module: String,
+        /// Library and config, as for a reload.
+        options: ReloadOptions,
+        /// Where the result goes.
+        reply: RpcReplyPort<Result<RehearsalReport, Error>>,
     },
     /// The node's status.
     Status {
@@ -176,7 +192,7 @@ pub enum AdminMsg {
     /// the new one changes is applied and admin reloads of other things stay;
     /// applies the live changes whole or not at all (a failure undoes the
     /// changes applied before it), or rejects it whole when node-level keys
-    /// differ (DESIGN.md §4).
+    /// differ (docs/semantics.md "Watch and dev mode").
     ApplyConfig {
         /// The new configuration.
         config: Box<NodeConfig>,
@@ -231,12 +247,39 @@ impl ConfigReport {
 /// *take* it (the supervisor may be busy): past it, the request is dropped
 /// unrun and the call answers [`Error::Busy`]. Once taken, a call waits for
 /// its outcome, however long a reload takes.
+///
+/// # Examples
+/// ```no_run
+/// # async fn demo(node: &molt_runtime::Node) -> Result<(), molt_runtime::Error> {
+/// use molt_runtime::{Error, ReloadOptions};
+///
+/// let admin = node.admin(); // cheap to clone, for any task
+/// admin.scale("kv", 4).await?;
+/// match admin.reload("kv", ReloadOptions::library("target/release/libkv_v2.so")).await {
+///     Err(Error::Busy { .. }) => println!("the supervisor is busy: nothing was done, try again"),
+///     other => println!("{other:?}"),
+/// }
+/// admin.rollback("kv", false).await?; // back, the state down-migrated
+/// for entry in admin.history().await? {
+///     println!("{entry:?}");
+/// }
+/// # Ok(()) }
+/// ```
 #[derive(Clone)]
 pub struct Admin {
     sup: ActorRef<SupervisorMsg>,
     /// How long a request waits to be taken; `None`: as long as it takes
     /// (the supervisor's own tasks, which must not give up).
     taken_within: Option<Duration>,
+}
+
+impl std::fmt::Debug for Admin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Admin")
+            .field("supervisor", &self.sup.get_id())
+            .field("taken_within", &self.taken_within)
+            .finish()
+    }
 }
 
 impl Admin {
@@ -257,6 +300,32 @@ impl Admin {
     ) -> Result<ReloadReport, Error> {
         let module = module.to_string();
         self.ask("reload", |reply| AdminMsg::Reload {
+            module,
+            options,
+            reply,
+        })
+        .await?
+    }
+
+    /// Rehearses a reload of `module` without doing it (a dry run): the
+    /// library is loaded as a reload would, and each instance's state,
+    /// snapshotted between two of its messages, is migrated and verified in
+    /// a throwaway copy that is never started. Nothing that serves changes;
+    /// no history entry is written; `module.rehearsed` is published. The
+    /// report says whether the reload would commit, per instance.
+    ///
+    /// # Errors
+    /// [`Error::Load`] when the library would fail in prepare,
+    /// [`Error::Config`] for a config that cannot be encoded,
+    /// [`Error::ReloadInProgress`], [`Error::UnknownModule`],
+    /// [`Error::NodeDown`].
+    pub async fn rehearse(
+        &self,
+        module: &str,
+        options: ReloadOptions,
+    ) -> Result<RehearsalReport, Error> {
+        let module = module.to_string();
+        self.ask("rehearse", |reply| AdminMsg::Rehearse {
             module,
             options,
             reply,

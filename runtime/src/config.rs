@@ -78,16 +78,16 @@ pub struct Limits {
     /// How long `verify` may run.
     #[serde(with = "millis")]
     pub verify_timeout: Duration,
-    /// After the coordinator's commit/rollback decision, how long it waits
-    /// (on top of `prepare_timeout`) for the instances' reports of their
-    /// pauses. The decision stands either way: an instance that has voted
-    /// prepared never decides alone, it waits for the decision however long
-    /// the coordinator takes (DESIGN.md §2 phase 7).
+    /// After the coordinator's commit/rollback decision, how long it waits (on
+    /// top of `prepare_timeout`) for the instances' reports of their pauses.
+    /// The decision stands either way: an instance that has voted prepared
+    /// never decides alone, it waits for the decision however long the
+    /// coordinator takes (docs/semantics.md "Two-phase decision").
     #[serde(with = "millis")]
     pub decision_timeout: Duration,
-    /// Handler panics in a row after which an instance is restarted in
-    /// place from its newest checkpoint (0 = never). Handler errors neither
-    /// count nor reset the count (DESIGN.md §3).
+    /// Handler panics in a row after which an instance is restarted in place
+    /// from its newest checkpoint (0 = never). Handler errors neither count nor
+    /// reset the count (docs/semantics.md "Restarts and checkpoints").
     pub restart_after_failures: u32,
     /// Check every swap with a snapshot round trip of the new state.
     pub verify_round_trip: bool,
@@ -159,11 +159,11 @@ mod millis {
 
     use serde::{Deserialize, Deserializer, Serializer};
 
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_u64(d.as_millis() as u64)
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         u64::deserialize(d).map(Duration::from_millis)
     }
 }

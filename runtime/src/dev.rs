@@ -1,7 +1,7 @@
-//! Dev mode (DESIGN.md §4): watch each module crate's sources, `cargo build`
-//! the crate when a file is saved, show a compile error as a failed reload
-//! (phase `build`; the old code keeps serving), and reload the new library
-//! when the build succeeds.
+//! Dev mode (docs/semantics.md "Watch and dev mode"): watch each module crate's
+//! sources, `cargo build` the crate when a file is saved, show a compile error
+//! as a failed reload (phase `build`; the old code keeps serving), and reload
+//! the new library when the build succeeds.
 //!
 //! One notify watcher serves every crate: `<crate>/src` recursively, and the
 //! crate folder itself (not recursively) for `Cargo.toml` and `build.rs`; a

@@ -33,8 +33,9 @@ pub(crate) struct Snapshot {
     pub bytes: Arc<Vec<u8>>,
 }
 
-/// The newest good state of an instance (DESIGN.md §6 "Checkpoint"): what a
-/// restart in place, an actor-failure restart and a forced reload restore.
+/// The newest good state of an instance (docs/semantics.md "Restarts and
+/// checkpoints"): what a restart in place, an actor-failure restart and a
+/// forced reload restore.
 #[derive(Debug, Clone)]
 pub(crate) struct Checkpoint {
     /// The library that wrote `snapshot` (its state version is the snapshot's).
@@ -52,7 +53,7 @@ pub(crate) struct Checkpoint {
 
 impl Checkpoint {
     /// `"start"` or `"checkpoint"`: what a restore from it says it restored.
-    pub fn source(&self) -> &'static str {
+    pub(crate) fn source(&self) -> &'static str {
         if self.from_start {
             "start"
         } else {
@@ -83,7 +84,7 @@ pub(crate) struct InstanceShared {
 }
 
 impl InstanceShared {
-    pub fn new(index: u32) -> Arc<Self> {
+    pub(crate) fn new(index: u32) -> Arc<Self> {
         Arc::new(InstanceShared {
             index,
             enqueued: CacheLine(AtomicU64::new(0)),
@@ -96,11 +97,11 @@ impl InstanceShared {
     }
 
     /// The newest checkpoint.
-    pub fn checkpoint(&self) -> Option<Checkpoint> {
+    pub(crate) fn checkpoint(&self) -> Option<Checkpoint> {
         self.last_good.lock().ok().and_then(|g| g.clone())
     }
 
-    pub fn mailbox_depth(&self) -> u64 {
+    pub(crate) fn mailbox_depth(&self) -> u64 {
         let handled = self.handled.load(Ordering::Relaxed);
         self.enqueued
             .load(Ordering::Relaxed)
@@ -136,7 +137,7 @@ pub(crate) struct Lane {
 }
 
 impl Lane {
-    pub fn new(route: Route) -> Arc<Self> {
+    pub(crate) fn new(route: Route) -> Arc<Self> {
         Arc::new(Lane {
             index: route.shared.index,
             route: ArcSwap::from_pointee(route),
@@ -146,7 +147,7 @@ impl Lane {
 
     /// The instance index this lane's messages end up at (following
     /// retired lanes to the serving one).
-    pub fn serving_index(&self) -> u32 {
+    pub(crate) fn serving_index(&self) -> u32 {
         let mut lane = self;
         while let Some(next) = lane.forward.get() {
             lane = next;
@@ -158,7 +159,7 @@ impl Lane {
     /// refuses (it is draining for a scale-down and the lane was switched to
     /// its forwarder meanwhile), the message goes to the new route: it is
     /// later than everything the old actor took, so order holds.
-    pub fn send(&self, mut msg: ModuleMsg) -> Result<(), Closed> {
+    pub(crate) fn send(&self, mut msg: ModuleMsg) -> Result<(), Closed> {
         loop {
             let route = self.route.load();
             route.shared.enqueued.fetch_add(1, Ordering::Relaxed);
@@ -203,7 +204,7 @@ pub(crate) struct ModuleSlot {
 }
 
 impl ModuleSlot {
-    pub fn new(name: &str, routes: Vec<Route>) -> Arc<Self> {
+    pub(crate) fn new(name: &str, routes: Vec<Route>) -> Arc<Self> {
         let lanes = routes.iter().cloned().map(Lane::new).collect();
         Arc::new(ModuleSlot {
             name: Arc::from(name),
@@ -217,17 +218,17 @@ impl ModuleSlot {
     }
 
     /// The next instance index for a new handle (round robin).
-    pub fn next_pin(&self) -> usize {
+    pub(crate) fn next_pin(&self) -> usize {
         self.next.fetch_add(1, Ordering::Relaxed)
     }
 
     /// Whether the module was removed or the node is shutting down.
-    pub fn is_closed(&self) -> bool {
+    pub(crate) fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)
     }
 
     /// The lane of serving instance `index % count`, resolved now.
-    pub fn resolve(&self, index: usize) -> Option<Arc<Lane>> {
+    pub(crate) fn resolve(&self, index: usize) -> Option<Arc<Lane>> {
         let lanes = self.lanes.load();
         if lanes.is_empty() {
             return None;
@@ -241,7 +242,7 @@ impl ModuleSlot {
 
     /// Replaces the route of one instance (after a restart). Refused (the
     /// caller stops the new actor) once the slot is closed.
-    pub fn replace(&self, index: u32, route: Route) -> Result<(), Closed> {
+    pub(crate) fn replace(&self, index: u32, route: Route) -> Result<(), Closed> {
         let _edit = self.edit();
         if self.is_closed() {
             return Err(Closed);
@@ -260,7 +261,7 @@ impl ModuleSlot {
     /// Adds a serving instance (a scale-up) with a lane of its own: lanes
     /// already resolved, even retired ones of the same index, keep leading
     /// where they led. Refused once the slot is closed.
-    pub fn push(&self, route: Route) -> Result<(), Closed> {
+    pub(crate) fn push(&self, route: Route) -> Result<(), Closed> {
         let _edit = self.edit();
         if self.is_closed() {
             return Err(Closed);
@@ -279,7 +280,11 @@ impl ModuleSlot {
     /// forwarder (`forwarders[k]` for instance `count + k`, made to pass
     /// messages on to the lane of instance `(count + k) % count`). Returns
     /// the removed routes, to drain; refused once the slot is closed.
-    pub fn retire_from(&self, count: usize, forwarders: Vec<Route>) -> Result<Vec<Route>, Closed> {
+    pub(crate) fn retire_from(
+        &self,
+        count: usize,
+        forwarders: Vec<Route>,
+    ) -> Result<Vec<Route>, Closed> {
         let mut retired = self.edit();
         if self.is_closed() {
             return Err(Closed);
@@ -304,7 +309,7 @@ impl ModuleSlot {
     /// Closes the slot (sends through handles and contexts fail from now
     /// on) and takes out what is left to drain: the forwarders, oldest
     /// first, then the serving instances.
-    pub fn close(&self) -> (Vec<Route>, Vec<Route>) {
+    pub(crate) fn close(&self) -> (Vec<Route>, Vec<Route>) {
         let mut retired = self.edit();
         self.closed.store(true, Ordering::Release);
         let routes = self.routes.load().as_ref().clone();
@@ -316,7 +321,7 @@ impl ModuleSlot {
 
     /// Takes out the forwarders whose lane no handle or context holds any
     /// more (nothing can reach them but what is already queued), to drain.
-    pub fn prune_retired(&self) -> Vec<Route> {
+    pub(crate) fn prune_retired(&self) -> Vec<Route> {
         let mut retired = self.edit();
         let (gone, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut *retired)
             .into_iter()

@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use molt_abi::ErrorKind;
+
 use crate::phase::Phase;
 
 /// Why a library could not be loaded (the `prepare` phase).
@@ -188,12 +190,15 @@ impl Error {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CallError {
     /// The handler returned an error or panicked; the instance keeps serving.
-    #[error("module {module}: handler {kind}: {message}")]
+    #[error("module {module}: handler {}: {message}", kind.as_str())]
     Handler {
         /// The module.
         module: String,
-        /// "failed", "panicked", "bad input", ...
-        kind: &'static str,
+        /// What kind of failure the module reported: [`ErrorKind::Failed`]
+        /// (the handler returned an error), [`ErrorKind::Panicked`] (caught
+        /// in the library), [`ErrorKind::BadInput`] (the message did not
+        /// decode).
+        kind: ErrorKind,
         /// The module's message.
         message: String,
     },
@@ -218,4 +223,73 @@ pub enum CallError {
     /// The module is not running (removed, or the node stopped).
     #[error("module {0} is not running")]
     NotRunning(String),
+}
+
+/// A message a [`crate::ModuleHandle`] could not deliver, handed back with
+/// the reason (as tokio's `SendError<T>` and ractor's
+/// `MessagingErr::SendErr(T)` do).
+///
+/// `message` is `Some` when the message never reached a mailbox (it did not
+/// encode, or the module is not running): the caller still owns it and can
+/// send it elsewhere or later. It is `None` when the message was delivered
+/// and the failure came after (a handler error, a timeout, a reply that did
+/// not decode): it may have been handled, so it is not handed back. A `cast`
+/// fails only before delivery, so its error always holds the message.
+pub struct SendError<M> {
+    /// Why the call or cast failed.
+    pub error: CallError,
+    /// The message, when it was never delivered.
+    pub message: Option<M>,
+}
+
+impl<M> SendError<M> {
+    /// A message that never reached a mailbox.
+    pub(crate) fn unsent(error: CallError, message: M) -> Self {
+        SendError {
+            error,
+            message: Some(message),
+        }
+    }
+
+    /// A failure after the message was delivered.
+    pub(crate) fn delivered(error: CallError) -> Self {
+        SendError {
+            error,
+            message: None,
+        }
+    }
+
+    /// The message, when it was never delivered.
+    pub fn into_message(self) -> Option<M> {
+        self.message
+    }
+}
+
+impl<M> From<SendError<M>> for CallError {
+    fn from(e: SendError<M>) -> CallError {
+        e.error
+    }
+}
+
+impl<M> std::fmt::Debug for SendError<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SendError")
+            .field("error", &self.error)
+            .field("message_returned", &self.message.is_some())
+            .finish()
+    }
+}
+
+impl<M> std::fmt::Display for SendError<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.error.fmt(f)
+    }
+}
+
+impl<M> std::error::Error for SendError<M> {}
+
+impl<M: PartialEq> PartialEq for SendError<M> {
+    fn eq(&self, other: &Self) -> bool {
+        self.error == other.error && self.message == other.message
+    }
 }

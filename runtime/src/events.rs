@@ -65,9 +65,10 @@ pub enum Event {
         /// What failed.
         error: String,
     },
-    /// An instance restarted from its newest checkpoint (DESIGN.md §6):
-    /// after repeated handler panics, after its actor failed, or in a forced
-    /// reload whose old code could not hand over its state.
+    /// An instance restarted from its newest checkpoint (docs/semantics.md
+    /// "Restarts and checkpoints"): after repeated handler panics, after its
+    /// actor failed, or in a forced reload whose old code could not hand over
+    /// its state.
     #[serde(rename = "module.restarted")]
     ModuleRestarted {
         /// The module.
@@ -106,6 +107,27 @@ pub enum Event {
         /// Whether the state was reset instead of down-migrated.
         reset_state: bool,
     },
+    /// A reload was rehearsed (a dry run, DESIGN.md §6 "Rehearsal"): the
+    /// new library was loaded and each instance's state migrated and
+    /// verified in a throwaway copy; nothing that serves was touched. Not a
+    /// reload: no history entry, no reload metrics.
+    #[serde(rename = "module.rehearsed")]
+    ModuleRehearsed {
+        /// The module.
+        name: String,
+        /// The code version serving.
+        from: String,
+        /// The code version rehearsed ("" when its library did not load).
+        to: String,
+        /// Whether the reload would commit (every instance migrated and
+        /// verified).
+        ok: bool,
+        /// The expected pause (the longest instance's), in microseconds.
+        expected_pause_us: u64,
+        /// The first failure (with its phase and instance), when not `ok`.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
     /// A configuration change was applied (each change listed; failed ones
     /// were rolled back).
     #[serde(rename = "config.applied")]
@@ -143,7 +165,7 @@ pub enum Event {
 }
 
 impl Event {
-    /// The event's kind, as in DESIGN.md (`module.reloaded`, ...).
+    /// The event's kind, as the README lists them (`module.reloaded`, ...).
     pub fn kind(&self) -> &'static str {
         match self {
             Event::ModuleLoaded { .. } => "module.loaded",
@@ -153,6 +175,7 @@ impl Event {
             Event::ModuleBuilding { .. } => "module.building",
             Event::ModuleRestarted { .. } => "module.restarted",
             Event::ModuleRolledBack { .. } => "module.rolled_back",
+            Event::ModuleRehearsed { .. } => "module.rehearsed",
             Event::ConfigApplied { .. } => "config.applied",
             Event::ConfigRejected { .. } => "config.rejected",
             Event::Published { .. } => "module.published",
@@ -178,7 +201,8 @@ impl Event {
             | Event::ModuleReloadFailed { name, .. }
             | Event::ModuleBuilding { name }
             | Event::ModuleRestarted { name, .. }
-            | Event::ModuleRolledBack { name, .. } => name,
+            | Event::ModuleRolledBack { name, .. }
+            | Event::ModuleRehearsed { name, .. } => name,
             Event::Published { module, .. } => module,
         }
     }
@@ -200,6 +224,7 @@ pub struct Stamped {
 
 /// A subscription to the event bus. Lagging too far behind (more than the
 /// bus capacity) skips events; [`EventStream::recv`] says how many.
+#[derive(Debug)]
 pub struct EventStream {
     rx: broadcast::Receiver<Stamped>,
     /// Whether `module.reload_phase` progress events are delivered.
@@ -270,6 +295,15 @@ impl EventStream {
 pub struct EventBus {
     tx: broadcast::Sender<Stamped>,
     nodes: Arc<RwLock<Vec<Directory>>>,
+}
+
+impl std::fmt::Debug for EventBus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventBus")
+            .field("subscribers", &self.tx.receiver_count())
+            .field("queued", &self.tx.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl EventBus {

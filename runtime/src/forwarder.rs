@@ -73,7 +73,10 @@ impl Actor for Forwarder {
                 }
             }
             // Reloads, checkpoints and events concern serving instances only.
-            ModuleMsg::Swap(_) | ModuleMsg::Checkpoint | ModuleMsg::Event(_) => {}
+            ModuleMsg::Swap(_)
+            | ModuleMsg::Checkpoint
+            | ModuleMsg::Event(_)
+            | ModuleMsg::Rehearse(_) => {}
         }
         Ok(())
     }

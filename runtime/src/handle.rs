@@ -7,7 +7,7 @@ use std::time::Duration;
 use molt_abi::Protocol;
 
 use crate::directory::ModuleSlot;
-use crate::error::CallError;
+use crate::error::{CallError, SendError};
 use crate::raw_handle::RawHandle;
 
 /// A cloneable handle to a module, typed by its protocol.
@@ -87,12 +87,28 @@ impl<P: Protocol> ModuleHandle<P> {
 
     /// Sends a message without waiting for its handling.
     ///
+    /// The message is in the instance's mailbox when `cast` returns: it is
+    /// handled after everything this handle sent before it, also across a
+    /// reload. Nobody hears of its outcome; a handler failure is only
+    /// counted (`failed` in the module's status).
+    ///
     /// # Errors
     /// [`CallError::Codec`] when the message does not encode,
-    /// [`CallError::NotRunning`] when the module is gone.
-    pub fn cast(&self, msg: P::Msg) -> Result<(), CallError> {
-        let bytes = self.encode(&msg)?;
-        self.raw.cast_bytes(bytes)
+    /// [`CallError::NotRunning`] when the module is gone; either way the
+    /// [`SendError`] hands the message back.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # async fn demo(node: &molt_runtime::Node) -> Result<(), Box<dyn std::error::Error>> {
+    /// let kv = node.module::<kv_proto::Proto>("kv")?;
+    /// kv.cast(kv_proto::Msg::Put { key: "a".into(), value: "1".into() })?;
+    /// # Ok(()) }
+    /// ```
+    pub fn cast(&self, msg: P::Msg) -> Result<(), SendError<P::Msg>> {
+        let sent = self
+            .encode(&msg)
+            .and_then(|bytes| self.raw.cast_bytes(bytes));
+        sent.map_err(|e| SendError::unsent(e, msg))
     }
 
     /// Sends a message and waits for the reply, up to the node's default call
@@ -100,10 +116,37 @@ impl<P: Protocol> ModuleHandle<P> {
     /// answered by whichever code the reload leaves serving.
     ///
     /// # Errors
-    /// [`CallError::Handler`] when the handler failed or panicked (the
-    /// instance keeps serving), [`CallError::Timeout`], [`CallError::Codec`],
-    /// [`CallError::NotRunning`].
-    pub async fn call(&self, msg: P::Msg) -> Result<P::Reply, CallError> {
+    /// A [`SendError`]: [`CallError::Handler`] when the handler failed or
+    /// panicked (the instance keeps serving), [`CallError::Timeout`],
+    /// [`CallError::Codec`], [`CallError::NotRunning`]. When the message never
+    /// reached the mailbox (it did not encode, the module is not running) the
+    /// error hands it back.
+    ///
+    /// # Cancel safety
+    /// The message is put in the mailbox the first time the returned future
+    /// is polled, before it waits for anything. Dropping the future after
+    /// that (a `select!` that took another branch, a caller's own timeout)
+    /// does not take the message back: the handler still runs, its effects
+    /// stay, and its reply is discarded; the message counts as handled (or
+    /// failed) as any other. A timeout ([`CallError::Timeout`]) is the same
+    /// case. Dropping the future before its first poll sends nothing. So a
+    /// call that did not return `Ok` may still have been handled: retry
+    /// only messages that are safe to handle twice.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # async fn demo(node: &molt_runtime::Node) -> Result<(), Box<dyn std::error::Error>> {
+    /// use kv_proto::{Msg, Proto, Reply};
+    ///
+    /// let kv = node.module::<Proto>("kv")?;
+    /// kv.call(Msg::Put { key: "a".into(), value: "1".into() }).await?;
+    /// match kv.call(Msg::Get { key: "a".into() }).await? {
+    ///     Reply::Value(v) => println!("a = {v:?}"),
+    ///     other => println!("unexpected reply {other:?}"),
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn call(&self, msg: P::Msg) -> Result<P::Reply, SendError<P::Msg>> {
         self.call_timeout(msg, self.raw.default_timeout()).await
     }
 
@@ -111,17 +154,34 @@ impl<P: Protocol> ModuleHandle<P> {
     ///
     /// # Errors
     /// As [`ModuleHandle::call`].
+    ///
+    /// # Cancel safety
+    /// As [`ModuleHandle::call`]: once polled, the message is handled
+    /// whether or not anybody still waits for the reply.
     pub async fn call_timeout(
         &self,
         msg: P::Msg,
         timeout: Duration,
-    ) -> Result<P::Reply, CallError> {
-        let bytes = self.encode(&msg)?;
-        let reply = self.raw.call_bytes(bytes, timeout).await?;
-        rmp_serde::from_slice(&reply).map_err(|e| CallError::Codec {
-            module: self.module().to_string(),
-            what: "decode the reply",
-            error: e.to_string(),
+    ) -> Result<P::Reply, SendError<P::Msg>> {
+        let pending = match self
+            .encode(&msg)
+            .and_then(|bytes| self.raw.send_call(bytes))
+        {
+            Ok(pending) => pending,
+            Err(e) => return Err(SendError::unsent(e, msg)),
+        };
+        drop(msg);
+        let reply = self
+            .raw
+            .reply(pending, timeout)
+            .await
+            .map_err(SendError::delivered)?;
+        rmp_serde::from_slice(&reply).map_err(|e| {
+            SendError::delivered(CallError::Codec {
+                module: self.module().to_string(),
+                what: "decode the reply",
+                error: e.to_string(),
+            })
         })
     }
 }

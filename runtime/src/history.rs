@@ -91,7 +91,8 @@ pub struct HistoryEntry {
     pub restored: Option<Restored>,
 }
 
-/// What a restart or a forced reload restored (DESIGN.md §6 "Checkpoint").
+/// What a restart or a forced reload restored (docs/semantics.md "Restarts and
+/// checkpoints").
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Restored {
     /// `"checkpoint"` (the newest checkpoint or the state of the last
@@ -116,7 +117,7 @@ mod unix_millis {
 
     use serde::{Deserialize, Deserializer, Serializer};
 
-    pub fn serialize<S: Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
         let ms = t
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)
@@ -124,7 +125,7 @@ mod unix_millis {
         s.serialize_u64(ms)
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SystemTime, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SystemTime, D::Error> {
         u64::deserialize(d).map(|ms| UNIX_EPOCH + Duration::from_millis(ms))
     }
 }

@@ -34,7 +34,7 @@ pub(crate) struct HostContext {
 }
 
 impl HostContext {
-    pub fn boxed(
+    pub(crate) fn boxed(
         module: Arc<str>,
         instance: u32,
         bus: EventBus,

@@ -1,4 +1,5 @@
-//! The HTTP admin surface (DESIGN.md §5): axum on the node's tokio runtime.
+//! The HTTP admin surface (docs/semantics.md "Admin surfaces"): axum on the
+//! node's tokio runtime.
 //!
 //! The HTTP layer only translates: every endpoint sends the same admin
 //! messages as the in-process [`Admin`](crate::Admin) API and answers with
@@ -103,6 +104,7 @@ use crate::node::Node;
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// A running HTTP admin server. Dropping it stops it too (without waiting).
+#[derive(Debug)]
 pub struct AdminServer {
     addr: SocketAddr,
     stop: watch::Sender<bool>,

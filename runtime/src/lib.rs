@@ -1,18 +1,20 @@
 //! # molt-runtime
 //!
-//! The runtime of molt: a [`Node`] runs each module as supervised ractor
-//! actor instances whose behaviour comes from a `cdylib` built against
-//! `molt-abi`, and swaps that behaviour to a new library version in place,
-//! following the reload protocol of DESIGN.md §2: prepare → drain →
-//! snapshot → migrate → swap → verify → two-phase commit (or rollback) →
-//! replay. Clients keep their [`ModuleHandle`]s across reloads; messages sent
-//! during a reload wait in the mailbox; a failed reload leaves the old code
-//! serving with exactly its old state.
+//! The runtime of molt: a [`Node`] runs each module as supervised ractor actor
+//! instances whose behaviour comes from a `cdylib` built against `molt-abi`,
+//! and swaps that behaviour to a new library version in place, following the
+//! reload protocol of `docs/semantics.md`: prepare → drain → snapshot → migrate
+//! → swap → verify → two-phase commit (or rollback) → replay. Clients keep
+//! their [`ModuleHandle`]s across reloads; messages sent during a reload wait
+//! in the mailbox; a failed reload leaves the old code serving with exactly its
+//! old state.
 //!
 //! Entry points: [`Node::start`], [`Node::module`], [`Admin`] (the supervisor
 //! admin messages), [`EventBus`] / [`Node::subscribe`]; [`dev`] rebuilds and
 //! reloads module crates on save (`NodeConfig::dev`); [`http::serve`] is the
 //! HTTP admin surface and [`http::AdminClient`] its client.
+
+#![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 
 pub mod admin;
 pub mod cargo_build;
@@ -33,6 +35,7 @@ mod node;
 mod phase;
 mod raw_handle;
 mod regular_file;
+pub mod rehearsal;
 pub mod reload;
 mod restart;
 pub mod shutdown;
@@ -47,13 +50,14 @@ pub use admin::{
 pub use config::diff::{Change, Plan as ConfigPlan};
 pub use config::{Limits, ModuleSpec, NodeConfig};
 pub use dev::DevMode;
-pub use error::{CallError, Error, LoadCause};
+pub use error::{CallError, Error, LoadCause, SendError};
 pub use events::{Event, EventBus, EventStream, Received, Stamped};
 pub use handle::ModuleHandle;
 pub use history::{Action, HistoryEntry, Outcome, Restored, Trigger};
 pub use loader::mapped_libraries;
-pub use molt_abi::Protocol;
+pub use molt_abi::{ErrorKind, Protocol};
 pub use node::Node;
+pub use rehearsal::{InstanceRehearsal, ModuleCheck, RehearsalReport};
 pub use reload::Phase;
 pub use shutdown::{InstanceDrain, ModuleDrain, ShutdownReport};
 pub use supervisor::{InternalMsg, SupervisorMsg};

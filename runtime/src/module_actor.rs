@@ -19,6 +19,7 @@ use crate::directory::{Checkpoint, Directory, InstanceShared, Snapshot};
 use crate::events::{Event, EventBus};
 use crate::host_ctx::HostContext;
 use crate::loader::Library;
+use crate::rehearsal::RehearseRequest;
 use crate::reload::{self, SwapRequest};
 use crate::restart::RestartSink;
 
@@ -33,6 +34,9 @@ pub(crate) enum ModuleMsg {
     Swap(Box<SwapRequest>),
     /// A bus event for modules that asked for them.
     Event(Arc<Event>),
+    /// A rehearsal (dry run) of a reload: take a snapshot between messages
+    /// and hand it over; nothing else changes (DESIGN.md §6 "Rehearsal").
+    Rehearse(Box<RehearseRequest>),
     /// The checkpoint interval ended: take a checkpoint if the instance
     /// handled something since the last one (sent by the instance to itself,
     /// through the mailbox, so it is taken between messages).
@@ -80,21 +84,22 @@ pub(crate) struct Instance {
 }
 
 impl Instance {
-    pub fn index(&self) -> u32 {
+    pub(crate) fn index(&self) -> u32 {
         self.shared.index
     }
 
     /// Records the state a restart would rebuild this instance from: a
     /// checkpoint taken now (a committed swap's state).
-    pub fn set_last_good(&mut self, lib: Arc<Library>, snapshot: Snapshot) {
+    pub(crate) fn set_last_good(&mut self, lib: Arc<Library>, snapshot: Snapshot) {
         self.store_checkpoint(lib, snapshot, Instant::now());
     }
 
     /// Counts a handled message (`failed`: the error kind when its handler
     /// failed); true when the panic limit is reached and the caller should
     /// [`Instance::restart_in_place`] (after replying). Only panics count
-    /// toward `restart_after_failures` (DESIGN.md §3): an error is an answer
-    /// (a refused request, an undecodable message), not a broken state.
+    /// toward `restart_after_failures` (docs/semantics.md "Restarts and
+    /// checkpoints"): an error is an answer (a refused request, an undecodable
+    /// message), not a broken state.
     fn record(&mut self, failed: Option<ErrorKind>) -> bool {
         self.shared.handled.fetch_add(1, Ordering::Relaxed);
         self.handled_one();
@@ -235,6 +240,7 @@ impl Actor for ModuleActor {
             }
             ModuleMsg::Swap(req) => reload::on_instance(inst, *req).await,
             ModuleMsg::Checkpoint => inst.checkpoint_due(),
+            ModuleMsg::Rehearse(req) => crate::rehearsal::on_instance(inst, *req),
             ModuleMsg::Event(event) => {
                 if inst.lib.wants_events {
                     let json = event.to_json();

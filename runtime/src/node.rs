@@ -48,6 +48,17 @@ pub struct Node {
     watcher: Option<Watcher>,
 }
 
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node")
+            .field("name", &self.name)
+            .field("supervisor", &self.sup.get_id())
+            .field("hot_reload", &self.watcher.is_some())
+            .field("dev", &self.dev.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
 impl Node {
     /// Starts a node: loads every module's library and starts its instances.
     /// Nothing starts half-configured: on any error everything started is
@@ -60,6 +71,20 @@ impl Node {
     /// [`Error::Config`] (also: a dev-mode crate that cannot be read or
     /// watched), [`Error::Load`] naming the library and the cause,
     /// [`Error::StartFailed`] when a module's `init` or `start` fails.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+    /// use molt_runtime::{Limits, ModuleSpec, Node, NodeConfig};
+    ///
+    /// let mut config = NodeConfig::new("app")
+    ///     .module(ModuleSpec::new("kv", "target/release/libkv.so").instances(2));
+    /// config.limits = Limits { call_timeout: std::time::Duration::from_secs(5), ..Limits::default() };
+    /// let node = Node::start(config).await?;
+    /// println!("{:?}", node.status().await?);
+    /// let report = node.shutdown().await; // handles what is queued, then stops
+    /// # let _ = report; Ok(()) }
+    /// ```
     pub async fn start(config: NodeConfig) -> Result<Node, Error> {
         Self::start_with_bus(config, EventBus::new(1024)).await
     }
@@ -139,7 +164,8 @@ impl Node {
             node.shutdown().await;
             return Err(e);
         }
-        // Dev mode (DESIGN.md §4): rebuild and reload module crates on save.
+        // Dev mode (docs/semantics.md "Watch and dev mode"): rebuild and reload
+        // module crates on save.
         if config.dev {
             match crate::dev::start(node.unbounded_admin(), node.bus.clone(), &config) {
                 Ok(dev) => node.dev = Some(dev),
@@ -161,6 +187,15 @@ impl Node {
     ///
     /// # Errors
     /// [`Error::UnknownModule`] when no module of that name runs.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # async fn demo(node: &molt_runtime::Node) -> Result<(), Box<dyn std::error::Error>> {
+    /// let kv = node.module::<kv_proto::Proto>("kv")?; // pinned to one instance
+    /// let second = kv.on_instance(1); // pinned to instance 1 % count
+    /// second.cast(kv_proto::Msg::Delete { key: "a".into() })?;
+    /// # Ok(()) }
+    /// ```
     pub fn module<P: Protocol>(&self, name: &str) -> Result<ModuleHandle<P>, Error> {
         lookup(&self.directory, name)
             .map(|slot| ModuleHandle::new(slot, self.limits.call_timeout))
@@ -199,7 +234,21 @@ impl Node {
         self.sup.clone()
     }
 
-    /// Subscribes to the node's events.
+    /// Subscribes to the node's events (those published from now on).
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # async fn demo(node: &molt_runtime::Node) {
+    /// use molt_runtime::Event;
+    ///
+    /// let mut events = node.subscribe();
+    /// while let Some(event) = events.next_event().await {
+    ///     if let Event::ModuleReloadFailed { .. } = event {
+    ///         eprintln!("{}: {}", event.kind(), event.to_json());
+    ///     }
+    /// }
+    /// # }
+    /// ```
     pub fn subscribe(&self) -> EventStream {
         self.bus.subscribe()
     }
@@ -213,12 +262,39 @@ impl Node {
     ///
     /// # Errors
     /// As [`Admin::reload`].
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # async fn demo(node: &molt_runtime::Node) {
+    /// use molt_runtime::{Error, ReloadOptions};
+    ///
+    /// match node.reload("kv", ReloadOptions::library("target/release/libkv_v2.so")).await {
+    ///     Ok(report) => println!("{} -> {}, paused {:?}", report.from, report.to, report.max_pause()),
+    ///     // Rolled back: the old version serves with its old state.
+    ///     Err(Error::ReloadFailed { phase, .. }) => println!("failed in {phase}"),
+    ///     Err(e) => println!("not reloaded: {e}"),
+    /// }
+    /// # }
+    /// ```
     pub async fn reload(
         &self,
         module: &str,
         options: ReloadOptions,
     ) -> Result<ReloadReport, Error> {
         self.admin().reload(module, options).await
+    }
+
+    /// Rehearses a reload without doing it (a dry run). See
+    /// [`Admin::rehearse`].
+    ///
+    /// # Errors
+    /// As [`Admin::rehearse`].
+    pub async fn rehearse(
+        &self,
+        module: &str,
+        options: ReloadOptions,
+    ) -> Result<crate::RehearsalReport, Error> {
+        self.admin().rehearse(module, options).await
     }
 
     /// Rolls a module back to its previous library. See [`Admin::rollback`].
@@ -303,7 +379,8 @@ impl Node {
     }
 }
 
-// Change detection (DESIGN.md §4): the watcher the node keeps.
+// Change detection (docs/semantics.md "Watch and dev mode"): the watcher the
+// node keeps.
 impl Node {
     /// Starts a node from a config file ([`crate::config::file::load`]) and,
     /// when `hot_reload` is on, watches that file too: a change is parsed,

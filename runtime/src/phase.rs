@@ -1,5 +1,5 @@
-//! The phases of the reload protocol (DESIGN.md §2): plain data, named in
-//! errors, events, metrics and the history.
+//! The phases of the reload protocol (docs/semantics.md "Reload phases"): plain
+//! data, named in errors, events, metrics and the history.
 
 use std::fmt;
 

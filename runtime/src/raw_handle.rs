@@ -12,6 +12,9 @@ use crate::directory::{Lane, ModuleSlot};
 use crate::error::CallError;
 use crate::module_actor::ModuleMsg;
 
+/// Where the reply of a delivered call arrives.
+pub(crate) type PendingReply = oneshot::Receiver<Result<Vec<u8>, molt_abi::ffi::ModError>>;
+
 /// A handle to a module that sends already-encoded messages. Pinned to one
 /// instance, resolved once when made, like [`crate::ModuleHandle`].
 #[derive(Clone)]
@@ -24,7 +27,7 @@ pub(crate) struct RawHandle {
 
 impl RawHandle {
     /// A handle on the next instance in round-robin order.
-    pub fn new(slot: Arc<ModuleSlot>, call_timeout: Duration) -> Self {
+    pub(crate) fn new(slot: Arc<ModuleSlot>, call_timeout: Duration) -> Self {
         let lane = slot.resolve(slot.next_pin());
         RawHandle {
             slot,
@@ -34,26 +37,26 @@ impl RawHandle {
     }
 
     /// The same handle pinned to instance `index` (modulo the instance count now).
-    pub fn on_instance(&self, index: usize) -> Self {
+    pub(crate) fn on_instance(&self, index: usize) -> Self {
         RawHandle {
             lane: self.slot.resolve(index),
             ..self.clone()
         }
     }
 
-    pub fn module(&self) -> &str {
+    pub(crate) fn module(&self) -> &str {
         &self.slot.name
     }
 
-    pub fn instances(&self) -> usize {
+    pub(crate) fn instances(&self) -> usize {
         self.slot.routes.load().len()
     }
 
-    pub fn instance(&self) -> usize {
+    pub(crate) fn instance(&self) -> usize {
         self.lane.as_ref().map_or(0, |l| l.serving_index() as usize)
     }
 
-    pub fn default_timeout(&self) -> Duration {
+    pub(crate) fn default_timeout(&self) -> Duration {
         self.call_timeout
     }
 
@@ -71,20 +74,36 @@ impl RawHandle {
     }
 
     /// Sends an encoded message without waiting for its handling.
-    pub fn cast_bytes(&self, bytes: Vec<u8>) -> Result<(), CallError> {
+    pub(crate) fn cast_bytes(&self, bytes: Vec<u8>) -> Result<(), CallError> {
         self.send(ModuleMsg::Cast(bytes))
     }
 
     /// Sends an encoded message and waits up to `timeout` for the encoded
     /// reply.
-    pub async fn call_bytes(
+    pub(crate) async fn call_bytes(
         &self,
         bytes: Vec<u8>,
         timeout: Duration,
     ) -> Result<Vec<u8>, CallError> {
-        let module = || self.slot.name.to_string();
+        let pending = self.send_call(bytes)?;
+        self.reply(pending, timeout).await
+    }
+
+    /// Puts an encoded call in the mailbox; the receiver gets its reply.
+    pub(crate) fn send_call(&self, bytes: Vec<u8>) -> Result<PendingReply, CallError> {
         let (tx, rx) = oneshot::channel();
         self.send(ModuleMsg::Call(bytes, tx))?;
+        Ok(rx)
+    }
+
+    /// Waits up to `timeout` for the reply of a call [`RawHandle::send_call`]
+    /// delivered.
+    pub(crate) async fn reply(
+        &self,
+        rx: PendingReply,
+        timeout: Duration,
+    ) -> Result<Vec<u8>, CallError> {
+        let module = || self.slot.name.to_string();
         let reply = match tokio::time::timeout(timeout, rx).await {
             Err(_) => {
                 return Err(CallError::Timeout {
@@ -97,7 +116,7 @@ impl RawHandle {
         };
         reply.map_err(|e| CallError::Handler {
             module: module(),
-            kind: e.kind.as_str(),
+            kind: e.kind,
             message: e.message.into_string(),
         })
     }
@@ -113,7 +132,7 @@ pub(crate) struct RawModules {
 impl RawModules {
     /// A raw handle to `module` (round robin), `None` when no module of
     /// that name runs.
-    pub fn handle(&self, module: &str) -> Option<RawHandle> {
+    pub(crate) fn handle(&self, module: &str) -> Option<RawHandle> {
         crate::directory::lookup(&self.directory, module)
             .map(|slot| RawHandle::new(slot, self.call_timeout))
     }

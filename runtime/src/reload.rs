@@ -1,4 +1,5 @@
-//! The reload protocol of DESIGN.md §2, one file per phase group:
+//! The reload protocol (`docs/semantics.md`, "Reload phases"), one file per
+//! phase group:
 //!
 //! | # | phase | where | file |
 //! |---|---|---|---|
@@ -55,7 +56,7 @@ pub(crate) struct PhaseFailure {
 }
 
 impl PhaseFailure {
-    pub fn new(phase: Phase, error: impl Into<String>) -> Self {
+    pub(crate) fn new(phase: Phase, error: impl Into<String>) -> Self {
         PhaseFailure {
             phase,
             error: error.into(),
@@ -63,7 +64,7 @@ impl PhaseFailure {
         }
     }
 
-    pub fn module(phase: Phase, what: &str, e: molt_abi::ffi::ModError) -> Self {
+    pub(crate) fn module(phase: Phase, what: &str, e: molt_abi::ffi::ModError) -> Self {
         PhaseFailure {
             phase,
             error: format!("{what}: {} ({})", e.message, e.kind.as_str()),
@@ -95,57 +96,57 @@ pub(crate) enum Decision {
 /// ahead of `Swap`: drain; or inside a phase whose module entry point has
 /// not returned); and whether the coordinator has rolled back already.
 ///
-/// Once it has, the swap is abandoned (DESIGN.md §2): the instance runs no
-/// more module code for it than the entry point it is in, undoes what it did
-/// and resumes serving. A `Swap` it reaches only after that (a drain
-/// timeout) is skipped. Without this, a late swap would still stop the old
-/// code and run the new library's `migrate`, `start` and `verify` for a
+/// Once it has, the swap is abandoned (docs/semantics.md "Two-phase decision"):
+/// the instance runs no more module code for it than the entry point it is in,
+/// undoes what it did and resumes serving. A `Swap` it reaches only after that
+/// (a drain timeout) is skipped. Without this, a late swap would still stop the
+/// old code and run the new library's `migrate`, `start` and `verify` for a
 /// reload already reported as rolled back.
 #[derive(Debug, Default)]
 pub(crate) struct Progress {
     phase: Mutex<Option<Phase>>,
     abandoned: AtomicBool,
-    /// The decision about this instance's swap, taken once (DESIGN.md §2
-    /// phase 7): by the coordinator, or, for a module's only instance, by
-    /// whichever of the instance (prepared: commit) and the coordinator
-    /// (prepare timed out: rollback) comes first.
+    /// The decision about this instance's swap, taken once (docs/semantics.md
+    /// "Two-phase decision"): by the coordinator, or, for a module's only
+    /// instance, by whichever of the instance (prepared: commit) and the
+    /// coordinator (prepare timed out: rollback) comes first.
     decided: Mutex<Option<Decision>>,
 }
 
 impl Progress {
     /// The instance enters `phase`.
-    pub fn enter(&self, phase: Phase) {
+    pub(crate) fn enter(&self, phase: Phase) {
         if let Ok(mut p) = self.phase.lock() {
             *p = Some(phase);
         }
     }
 
     /// The phase the instance is in; `None` until it takes `Swap`.
-    pub fn current(&self) -> Option<Phase> {
+    pub(crate) fn current(&self) -> Option<Phase> {
         self.phase.lock().ok().and_then(|p| *p)
     }
 
     /// The coordinator rolls back.
-    pub fn abandon(&self) {
+    pub(crate) fn abandon(&self) {
         self.abandoned.store(true, Ordering::Release);
     }
 
     /// Whether the coordinator has rolled back.
-    pub fn abandoned(&self) -> bool {
+    pub(crate) fn abandoned(&self) -> bool {
         self.abandoned.load(Ordering::Acquire)
     }
 
     /// Takes `decision` unless one was taken already; returns the decision
     /// that stands. Both sides of a lone instance's swap call it, so they
     /// can never end in different outcomes.
-    pub fn decide(&self, decision: Decision) -> Decision {
+    pub(crate) fn decide(&self, decision: Decision) -> Decision {
         let mut d = self.decided.lock().unwrap_or_else(|p| p.into_inner());
         *d.get_or_insert(decision)
     }
 
     /// Before the instance runs more module code for the swap (`next`):
     /// fails when the swap is abandoned.
-    pub fn go_on(&self, next: &str) -> Result<(), PhaseFailure> {
+    pub(crate) fn go_on(&self, next: &str) -> Result<(), PhaseFailure> {
         if !self.abandoned() {
             return Ok(());
         }
@@ -180,8 +181,9 @@ pub(crate) struct SwapRequest {
     pub span: tracing::Span,
     /// The module's only instance: it commits as soon as it has prepared.
     pub solo: bool,
-    /// A forced reload: where the instance reports that it started the new
-    /// code from its newest checkpoint (DESIGN.md §6 "Forced reload").
+    /// A forced reload: where the instance reports that it started the new code
+    /// from its newest checkpoint (docs/semantics.md "Rollback and forced
+    /// reloads").
     pub force: Option<Arc<force::ForceLog>>,
 }
 
@@ -240,9 +242,10 @@ pub(crate) async fn on_instance(inst: &mut Instance, req: SwapRequest) {
         Ok((candidate, restore)) => {
             progress.enter(Phase::Commit);
             let t = Instant::now();
-            // A module's only instance decides alone: all (one) prepared
-            // means commit, without a round trip to the coordinator, unless
-            // the coordinator decided first (DESIGN.md §2 phase 7).
+            // A module's only instance decides alone: all (one) prepared means
+            // commit, without a round trip to the coordinator, unless the
+            // coordinator decided first (docs/semantics.md "Two-phase
+            // decision").
             let decided = if solo {
                 let decided = commit::solo_decision(&progress);
                 let _ = prepared.send(Ok(()));
@@ -390,8 +393,9 @@ pub(crate) struct Plan {
     pub routes: Vec<Route>,
     pub limits: Limits,
     pub loader: Loader,
-    /// A forced reload (DESIGN.md §6): what it needs to replace an instance
-    /// hung in old code. `None`: a normal reload.
+    /// A forced reload (docs/semantics.md "Rollback and forced reloads"): what
+    /// it needs to replace an instance hung in old code. `None`: a normal
+    /// reload.
     pub force: Option<force::Respawn>,
 }
 
@@ -511,9 +515,10 @@ async fn run_phases(plan: Plan, ledger: &Ledger) -> Outcome {
         },
     };
     tracing::Span::current().record("to", target.code_version.as_str());
-    // A library that writes an older state version than the serving one
-    // cannot read the serving state: the serving code down-migrates to its
-    // version (DESIGN.md §6), so "reload the old file" goes back.
+    // A library that writes an older state version than the serving one cannot
+    // read the serving state: the serving code down-migrates to its version
+    // (docs/semantics.md "Rollback and forced reloads"), so "reload the old
+    // file" goes back.
     let mode = match plan.mode {
         SwapMode::Upgrade if target.state_version < plan.from_state => SwapMode::Downgrade {
             to: target.state_version,

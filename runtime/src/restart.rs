@@ -1,6 +1,7 @@
-//! What an instance reports when it restarted from a checkpoint (DESIGN.md
-//! §6): plain data the module actor and the reload protocol hand to the
-//! supervisor, which publishes `module.restarted` and records the history.
+//! What an instance reports when it restarted from a checkpoint
+//! (docs/semantics.md "Restarts and checkpoints"): plain data the module actor
+//! and the reload protocol hand to the supervisor, which publishes
+//! `module.restarted` and records the history.
 
 use std::sync::Arc;
 use std::time::Duration;

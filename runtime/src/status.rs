@@ -85,8 +85,9 @@ pub struct ModuleStatus {
     pub state_version: u32,
     /// The previous library's code version (what `rollback` returns to).
     pub previous: Option<String>,
-    /// The version stack (DESIGN.md §6): the code versions kept, oldest
-    /// first, the serving one last; `rollback --to VERSION` reaches any.
+    /// The version stack (docs/semantics.md "Rollback and forced reloads"): the
+    /// code versions kept, oldest first, the serving one last; `rollback --to
+    /// VERSION` reaches any.
     #[serde(default)]
     pub versions: Vec<String>,
     /// Where the serving library (and its config) came from: the config

@@ -5,6 +5,7 @@
 
 mod config_changes;
 mod modules;
+mod rehearsals;
 mod reloads;
 mod restarts;
 mod versions;
@@ -84,7 +85,8 @@ struct ModuleEntry {
     current: Arc<Library>,
     /// Where the serving library came from.
     source: LibrarySource,
-    /// The versions it ran before, for `rollback` (DESIGN.md §6).
+    /// The versions it ran before, for `rollback` (docs/semantics.md "Rollback
+    /// and forced reloads").
     versions: Stack,
     slot: Arc<ModuleSlot>,
     reloading: bool,
@@ -236,6 +238,11 @@ impl Actor for Supervisor {
                 ReloadOptions::default().by(trigger),
                 reply,
             ),
+            SupervisorMsg::Admin(AdminMsg::Rehearse {
+                module,
+                options,
+                reply,
+            }) => Self::start_rehearsal(st, module, options, reply),
             SupervisorMsg::Admin(AdminMsg::Status { reply }) => {
                 let _ = reply.send(Self::status(st));
             }

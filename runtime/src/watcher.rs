@@ -1,7 +1,7 @@
-//! Change detection (DESIGN.md §4): watch the library *directories* (a
-//! watch on a file dies with its inode, and cargo replaces the file) and the
-//! config file's folder, and reload through the core protocol when a
-//! module's library, or the config file, appears complete.
+//! Change detection (docs/semantics.md "Watch and dev mode"): watch the library
+//! *directories* (a watch on a file dies with its inode, and cargo replaces the
+//! file) and the config file's folder, and reload through the core protocol
+//! when a module's library, or the config file, appears complete.
 //!
 //! - notify's callback feeds an unbounded channel; one tokio task takes the
 //!   events in batches.
@@ -12,7 +12,8 @@
 //!   when the events arrive (canonical folder + file name), so modules added
 //!   by a config change are covered, and after a reload or rollback the
 //!   module's file is the one it serves from (a rollback restores the path
-//!   of the version it returns to: DESIGN.md §6).
+//!   of the version it returns to: docs/semantics.md "Rollback and forced
+//!   reloads").
 //! - Per target (a module, or the config file), a quiet period of
 //!   `debounce_ms` that every new change restarts merges a burst into one
 //!   reload. At most one reload per module runs; changes seen while it runs

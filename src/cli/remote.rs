@@ -172,6 +172,68 @@ pub async fn reload(
     reload_or_rollback(node, name, Action::Reload(library, force)).await
 }
 
+/// `molt reload NAME --dry-run`: prints what the reload would do; exit 0
+/// when it would commit, 1 otherwise (nothing changed either way).
+pub async fn rehearse(node: &NodeArgs, name: &str, library: Option<PathBuf>) -> ExitCode {
+    let client = match client(node) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let r = match client.rehearse(name, library).await {
+        Ok(r) => r,
+        Err(e) => {
+            println!("{} {name}: {e}", paint("31", "would fail"));
+            println!("nothing was changed");
+            return ExitCode::FAILURE;
+        }
+    };
+    let verdict = if r.would_commit {
+        paint("32", "would commit")
+    } else {
+        paint("31", "would roll back")
+    };
+    let downgrade = if r.to_state_version < r.from_state_version {
+        " (the serving code would down-migrate)"
+    } else {
+        ""
+    };
+    println!(
+        "dry run of {name}: {} -> {} (state v{} -> v{}){downgrade}: {verdict}, expected pause {} µs, load {} µs",
+        r.from, r.to, r.from_state_version, r.to_state_version, r.expected_pause_us, r.load_us
+    );
+    for i in &r.instances {
+        let sizes = match i.state_bytes_after {
+            Some(after) => format!("state {} -> {after} bytes", i.state_bytes_before),
+            None => format!("state {} bytes", i.state_bytes_before),
+        };
+        if i.ok {
+            println!(
+                "  #{:<3} {}  {sizes}, pause {} µs (snapshot {}, migrate {}, verify {})",
+                i.instance,
+                paint("32", "ok"),
+                i.expected_pause_us,
+                i.snapshot_us,
+                i.migrate_us,
+                i.verify_us
+            );
+        } else {
+            println!(
+                "  #{:<3} {} in {}: {}  ({sizes})",
+                i.instance,
+                paint("31", "FAILED"),
+                i.phase.as_deref().unwrap_or("?"),
+                i.error.as_deref().unwrap_or("")
+            );
+        }
+    }
+    println!("nothing was changed: {name} {} keeps serving", r.from);
+    if r.would_commit {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
 pub async fn rollback(
     node: &NodeArgs,
     name: &str,

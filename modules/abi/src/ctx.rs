@@ -1,10 +1,7 @@
 use abi_stable::std_types::{RSlice, RStr};
 use serde::Serialize;
 
-use crate::{
-    ffi::{HostCtxBox, HostCtx_TO},
-    Error, Protocol,
-};
+use crate::{ffi::HostCtxBox, Error, Protocol};
 
 /// Log levels a module can use through [`Ctx::log`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -153,7 +150,3 @@ impl std::fmt::Debug for Ctx {
             .finish()
     }
 }
-
-// Keep the generated type name reachable for hosts implementing the context.
-#[doc(hidden)]
-pub type __HostCtxTo<'a, P> = HostCtx_TO<'a, P>;

@@ -145,7 +145,7 @@ pub type StateVersionField = u64;
 
 /// The root module every molt library exports.
 #[repr(C)]
-#[derive(StableAbi)]
+#[derive(Debug, StableAbi)]
 #[sabi(kind(Prefix(prefix_ref = ModuleRef)))]
 #[sabi(missing_field(panic))]
 pub struct ModuleRoot {

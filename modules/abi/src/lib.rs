@@ -40,6 +40,8 @@
 //! // In the cdylib crate: molt_abi::export_module!(Counter);
 //! ```
 
+#![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
+
 mod address;
 mod ctx;
 mod error;

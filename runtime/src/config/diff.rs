@@ -1,7 +1,8 @@
-//! The difference between the running configuration and a new one,
-//! classified as DESIGN.md §4 says: module added / removed / reconfigured /
-//! library changed / instance count changed are applied live; node-level
-//! keys need a restart, and a change touching any of them is rejected whole.
+//! The difference between the running configuration and a new one, classified
+//! as docs/semantics.md "Watch and dev mode" says: module added / removed /
+//! reconfigured / library changed / instance count changed are applied live;
+//! node-level keys need a restart, and a change touching any of them is
+//! rejected whole.
 
 use std::path::PathBuf;
 
@@ -187,9 +188,10 @@ pub fn plan(running: &NodeConfig, new: &NodeConfig) -> Plan {
             restart_keys.push(format!("modules.{}.crate", m.name));
         }
     }
-    // Atomic application (DESIGN.md §4): everything that can be undone
-    // first; scaling down and removals drain and stop instances (their
-    // state goes), so they come last, after everything that can fail.
+    // Atomic application (docs/semantics.md "Watch and dev mode"): everything
+    // that can be undone first; scaling down and removals drain and stop
+    // instances (their state goes), so they come last, after everything that
+    // can fail.
     let mut changes = changed;
     changes.extend(added);
     changes.extend(shrunk);

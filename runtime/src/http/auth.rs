@@ -19,7 +19,7 @@ use crate::error::Error;
 pub const TOKEN_ENV: &str = "MOLT_ADMIN_TOKEN";
 
 /// The shortest admin token accepted, in bytes.
-pub const MIN_TOKEN_BYTES: usize = 32;
+pub(crate) const MIN_TOKEN_BYTES: usize = 32;
 
 /// How to make a good token, for the errors that refuse a bad one.
 const MAKE_ONE: &str = "make one with `head -c 32 /dev/urandom | base64`";
@@ -223,7 +223,7 @@ pub(crate) struct Auth {
 }
 
 impl Auth {
-    pub fn new(token: Option<String>) -> Self {
+    pub(crate) fn new(token: Option<String>) -> Self {
         Auth {
             token: token.map(Arc::from),
         }

@@ -117,12 +117,13 @@ pub(crate) fn json_to_msgpack(body: &[u8]) -> Result<Vec<u8>, ApiError> {
 fn call_error(e: CallError) -> ApiError {
     let text = e.to_string();
     match e {
-        CallError::Handler { kind, .. } if kind == molt_abi::ErrorKind::BadInput.as_str() => {
-            ApiError::new(StatusCode::BAD_REQUEST, "bad_message", text)
-        }
+        CallError::Handler {
+            kind: molt_abi::ErrorKind::BadInput,
+            ..
+        } => ApiError::new(StatusCode::BAD_REQUEST, "bad_message", text),
         CallError::Handler { kind, .. } => {
             let mut err = ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "handler", text);
-            err.body.cause = Some(kind.to_string());
+            err.body.cause = Some(kind.as_str().to_string());
             err
         }
         CallError::Timeout { .. } => ApiError::new(StatusCode::GATEWAY_TIMEOUT, "timeout", text),

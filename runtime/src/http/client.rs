@@ -32,6 +32,7 @@ use super::sse_client::{parse_events, MAX_EVENT_BYTES};
 use crate::admin::{ModuleStatus, NodeStatus, ReloadReport};
 use crate::config::NodeConfig;
 use crate::history::HistoryEntry;
+use crate::rehearsal::RehearsalReport;
 
 /// Why a request to the admin server failed.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -235,6 +236,33 @@ impl AdminClient {
             Some(to_json(&body)),
         )
         .await
+    }
+
+    /// `POST /modules/{name}/reload?dry_run=true`: rehearses the reload
+    /// (see `Admin::rehearse`); nothing changes on the node.
+    ///
+    /// # Errors
+    /// [`ClientError::Api`]: 422 `load` (the library would fail in
+    /// prepare), 409 `reload_in_progress`, 404, 401.
+    pub async fn rehearse(
+        &self,
+        name: &str,
+        library: Option<PathBuf>,
+    ) -> Result<RehearsalReport, ClientError> {
+        let library = library.map(|l| std::path::absolute(&l).unwrap_or(l));
+        let body = ReloadRequest {
+            library,
+            config: None,
+            force: false,
+        };
+        let mut url = self.url(&["modules", name, "reload"]);
+        url.set_query(Some("dry_run=true"));
+        let req = self
+            .http
+            .request(Method::POST, url.clone())
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(to_json(&body));
+        decode(&url, &self.send(req).await?)
     }
 
     /// `POST /modules/{name}/rollback`.

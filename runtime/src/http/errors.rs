@@ -34,7 +34,7 @@ pub(crate) struct ApiError {
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, kind: &str, error: impl Into<String>) -> Self {
+    pub(crate) fn new(status: StatusCode, kind: &str, error: impl Into<String>) -> Self {
         ApiError {
             status,
             body: ErrorBody {
@@ -46,7 +46,7 @@ impl ApiError {
         }
     }
 
-    pub fn bad_request(error: impl Into<String>) -> Self {
+    pub(crate) fn bad_request(error: impl Into<String>) -> Self {
         ApiError::new(StatusCode::BAD_REQUEST, "bad_request", error)
     }
 }

@@ -44,7 +44,7 @@ pub(crate) struct ListenLimits {
 }
 
 impl ListenLimits {
-    pub fn from_limits(limits: &crate::config::Limits) -> Self {
+    pub(crate) fn from_limits(limits: &crate::config::Limits) -> Self {
         ListenLimits {
             header_timeout: (!limits.http_header_timeout.is_zero())
                 .then_some(limits.http_header_timeout),

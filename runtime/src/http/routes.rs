@@ -28,6 +28,7 @@ use crate::config::diff::{plan, Change, Plan};
 use crate::error::Error;
 use crate::events::EventStream;
 use crate::history::{HistoryEntry, Trigger};
+use crate::rehearsal::RehearsalReport;
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -60,6 +61,16 @@ pub struct ReloadRequest {
     /// state.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub force: bool,
+}
+
+/// The query of `POST /modules/{name}/reload`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReloadQuery {
+    /// Rehearse the reload instead (a dry run): answer a
+    /// [`RehearsalReport`] and change nothing.
+    #[serde(default)]
+    dry_run: bool,
 }
 
 /// The body of `POST /modules/{name}/rollback` (optional).
@@ -192,12 +203,17 @@ async fn metrics(State(st): State<AppState>) -> Result<Response, ApiError> {
         .into_response())
 }
 
+/// `POST /modules/{name}/reload`: a reload, answering a [`ReloadReport`];
+/// with `?dry_run=true` a rehearsal, answering a [`RehearsalReport`] (200
+/// whether or not the reload would commit: `would_commit` says).
 async fn reload(
     State(st): State<AppState>,
     name: Result<Path<String>, PathRejection>,
+    query: Result<Query<ReloadQuery>, QueryRejection>,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Json<ReloadReport>, ApiError> {
+) -> Result<Response, ApiError> {
     let Path(name) = name?;
+    let Query(query) = query?;
     let req: ReloadRequest = json_body(&body?)?;
     if let Some(library) = &req.library {
         if !library.is_absolute() {
@@ -207,13 +223,22 @@ async fn reload(
             )));
         }
     }
+    if query.dry_run && req.force {
+        return Err(ApiError::bad_request(
+            "a forced reload cannot be rehearsed: drop force or dry_run",
+        ));
+    }
     let options = ReloadOptions {
         library: req.library,
         config: req.config,
         trigger: Trigger::Http,
         force: req.force,
     };
-    Ok(Json(st.admin.reload(&name, options).await?))
+    if query.dry_run {
+        let report: RehearsalReport = st.admin.rehearse(&name, options).await?;
+        return Ok(Json(report).into_response());
+    }
+    Ok(Json(st.admin.reload(&name, options).await?).into_response())
 }
 
 async fn rollback(

@@ -1,5 +1,5 @@
 //! The folder library copies are written to before `dlopen`, and the copies
-//! themselves (DESIGN.md §2, prepare).
+//! themselves (docs/semantics.md "Loading and libraries").
 //!
 //! `dlopen` maps whatever file is at the copy's path, as the node's user, so
 //! nobody else may be able to put a file there: the default folder is

@@ -1,5 +1,6 @@
-//! The count of mapped library copies, and its cap (DESIGN.md §2: copies
-//! are never unmapped, so each load costs memory for the process's life).
+//! The count of mapped library copies, and its cap (docs/semantics.md "Loading
+//! and libraries": copies are never unmapped, so each load costs memory for the
+//! process's life).
 //!
 //! A library is mapped once `dlopen` succeeded, whatever happens next (a
 //! layout mismatch, another module's name, a failing root module): abi_stable

@@ -1,6 +1,7 @@
-//! Opening the library file a load was asked for: only a regular file no
-//! larger than `limits.max_library_bytes`, with a valid ELF header, gets
-//! copied (DESIGN.md §3: bad input is refused in prepare, naming the cause).
+//! Opening the library file a load was asked for: only a regular file no larger
+//! than `limits.max_library_bytes`, with a valid ELF header, gets copied
+//! (docs/semantics.md "Loading and libraries": bad input is refused in prepare,
+//! naming the cause).
 //!
 //! The type is checked twice: on the path before it is opened (opening a
 //! device can have effects of its own), and on the opened descriptor

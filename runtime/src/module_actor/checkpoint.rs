@@ -1,4 +1,5 @@
-//! Checkpoints and restarts in place (DESIGN.md §3, §6 "Checkpoint").
+//! Checkpoints and restarts in place (docs/semantics.md "Restarts and
+//! checkpoints").
 //!
 //! An instance takes a checkpoint (a snapshot of its state) between
 //! messages, at most every `limits.checkpoint_interval`, and only when it
@@ -32,7 +33,7 @@ pub(crate) struct Schedule {
 }
 
 impl Schedule {
-    pub fn new(last: Instant) -> Self {
+    pub(crate) fn new(last: Instant) -> Self {
         Schedule {
             dirty: false,
             due: false,
@@ -148,7 +149,7 @@ impl Instance {
             return;
         };
         let limit = self.limits.restart_after_failures;
-        // Stop before start, as in a swap (DESIGN.md §2 phase 5).
+        // Stop before start, as in a swap (docs/semantics.md "Reload phases").
         let _ = self.behaviour.stop();
         let rebuilt = cp
             .lib

@@ -16,8 +16,9 @@ use crate::directory::Snapshot;
 use crate::loader::Library;
 use crate::module_actor::Instance;
 
-/// The coordinator: collects `prepared`, decides once, sends that decision
-/// to every instance and returns it as the outcome (DESIGN.md §2 phase 7).
+/// The coordinator: collects `prepared`, decides once, sends that decision to
+/// every instance and returns it as the outcome (docs/semantics.md "Two-phase
+/// decision").
 ///
 /// An instance that has voted prepared waits for this decision without a
 /// timeout, so coordinator and instances always end in the same outcome;

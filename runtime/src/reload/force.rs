@@ -1,6 +1,6 @@
-//! Forced reload (DESIGN.md §6 "Forced reload", OTP's brutal purge done
-//! carefully): when the old code cannot hand over its state, the new code
-//! starts from the instance's newest checkpoint.
+//! Forced reload (docs/semantics.md "Rollback and forced reloads", OTP's brutal
+//! purge done carefully): when the old code cannot hand over its state, the new
+//! code starts from the instance's newest checkpoint.
 //!
 //! - The old `snapshot` fails: the instance migrates its newest checkpoint
 //!   instead ([`from_checkpoint`], inside the instance's swap); an old `stop`
@@ -54,13 +54,13 @@ pub(crate) struct Restore {
 pub(crate) struct ForceLog(Mutex<Vec<Restore>>);
 
 impl ForceLog {
-    pub fn push(&self, r: Restore) {
+    pub(crate) fn push(&self, r: Restore) {
         if let Ok(mut v) = self.0.lock() {
             v.push(r);
         }
     }
 
-    pub fn take(&self) -> Vec<Restore> {
+    pub(crate) fn take(&self) -> Vec<Restore> {
         self.0
             .lock()
             .map(|mut v| std::mem::take(&mut *v))
@@ -271,8 +271,9 @@ fn replaced(
     let progress = Arc::new(Progress::default());
     let cell = progress.clone();
     tokio::spawn(async move {
-        // As any voted instance (DESIGN.md §2 phase 7): the decision the
-        // coordinator recorded, also if its task died before sending it.
+        // As any voted instance (docs/semantics.md "Two-phase decision"): the
+        // decision the coordinator recorded, also if its task died before
+        // sending it.
         let decision = super::commit::await_decision(decision_rx, &cell).await;
         let committed = decision == Decision::Commit;
         if committed {

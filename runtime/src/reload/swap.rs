@@ -1,7 +1,7 @@
-//! Phase 5, swap: `old.stop()` then `new.start()` (shutdown → initialize).
-//! On failure: `new.stop()` and `old.start()` again, with its untouched state.
-//! A forced reload (DESIGN.md §6) goes on past a failing old `stop`: the
-//! state was handed over already.
+//! Phase 5, swap: `old.stop()` then `new.start()` (shutdown → initialize). On
+//! failure: `new.stop()` and `old.start()` again, with its untouched state. A
+//! forced reload (docs/semantics.md "Rollback and forced reloads") goes on past
+//! a failing old `stop`: the state was handed over already.
 
 use molt_abi::ffi::BehaviourBox;
 

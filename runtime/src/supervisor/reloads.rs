@@ -134,8 +134,9 @@ impl Supervisor {
             },
             None => None,
         };
-        // A reload to a library with an older state version is a downgrade
-        // too: `reload::run` decides once the library is loaded (DESIGN.md §6).
+        // A reload to a library with an older state version is a downgrade too:
+        // `reload::run` decides once the library is loaded (docs/semantics.md
+        // "Rollback and forced reloads").
         let (source, mode, asked) = match &request {
             Request::Reload => {
                 let path = options

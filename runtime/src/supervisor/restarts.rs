@@ -1,7 +1,7 @@
-//! Restarts (DESIGN.md §3, §6 "Checkpoint"): an instance whose actor failed
-//! is respawned from its newest checkpoint; every restart (in place, by the
-//! actor itself, or here) publishes `module.restarted` and is recorded in the
-//! history with what it restored and how old that state was.
+//! Restarts (docs/semantics.md "Restarts and checkpoints"): an instance whose
+//! actor failed is respawned from its newest checkpoint; every restart (in
+//! place, by the actor itself, or here) publishes `module.restarted` and is
+//! recorded in the history with what it restored and how old that state was.
 
 use super::*;
 use crate::history::Restored;

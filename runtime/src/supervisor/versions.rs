@@ -1,7 +1,7 @@
-//! A module's version stack (DESIGN.md §6 "Version stack"): the versions it
-//! ran before the serving one, each with its library, the path it was
-//! loaded from and the config it ran with, so a rollback restores all three
-//! (status, the watcher's file → module map, the running config).
+//! A module's version stack (docs/semantics.md "Rollback and forced reloads"):
+//! the versions it ran before the serving one, each with its library, the path
+//! it was loaded from and the config it ran with, so a rollback restores all
+//! three (status, the watcher's file → module map, the running config).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -31,7 +31,7 @@ pub(super) struct Stack {
 impl Stack {
     /// Keeps `version` (the one a committed reload replaced) on top, dropping
     /// the oldest so that, with the serving one, at most `kept` remain.
-    pub fn push(&mut self, version: Version, kept: usize) {
+    pub(crate) fn push(&mut self, version: Version, kept: usize) {
         self.older.push(version);
         let max = kept.saturating_sub(1);
         if self.older.len() > max {
@@ -45,7 +45,7 @@ impl Stack {
     ///
     /// # Errors
     /// Why there is none, for the refusal.
-    pub fn find(&self, to: Option<&str>) -> Result<usize, String> {
+    pub(crate) fn find(&self, to: Option<&str>) -> Result<usize, String> {
         match to {
             None if self.older.is_empty() => Err(
                 "there is no previous library (the module has not been reloaded, or every kept version was rolled back to already)"
@@ -70,23 +70,23 @@ impl Stack {
     }
 
     /// The version at `index` (from [`Stack::find`]).
-    pub fn get(&self, index: usize) -> Option<&Version> {
+    pub(crate) fn get(&self, index: usize) -> Option<&Version> {
         self.older.get(index)
     }
 
     /// A committed rollback to `index`: that version serves again, and it
     /// and every newer one leave the stack.
-    pub fn back_to(&mut self, index: usize) {
+    pub(crate) fn back_to(&mut self, index: usize) {
         self.older.truncate(index);
     }
 
     /// The newest kept version.
-    pub fn previous(&self) -> Option<&Version> {
+    pub(crate) fn previous(&self) -> Option<&Version> {
         self.older.last()
     }
 
     /// The kept code versions, oldest first.
-    pub fn code_versions(&self) -> Vec<String> {
+    pub(crate) fn code_versions(&self) -> Vec<String> {
         self.older
             .iter()
             .map(|v| v.lib.code_version.clone())

@@ -1,0 +1,320 @@
+//! Rehearsing a reload (a dry run, DESIGN.md §6 "Rehearsal"): what a reload
+//! would do, found out without doing it.
+//!
+//! prepare (the same bounded load as a real reload) → each instance takes a
+//! snapshot between messages (a `Rehearse` delivery through its mailbox, the
+//! way checkpoints are taken: the only pause it costs) → off the actor, the
+//! new library migrates a copy of that state into a throwaway behaviour,
+//! verifies it and drops it ([`copy`]). Nothing is stopped, started or
+//! swapped; messages keep flowing. The answer ([`RehearsalReport`]) gives the
+//! versions, each instance's result (with the phase that failed), the state
+//! sizes before and after, and the expected pause. A rehearsal publishes
+//! `module.rehearsed`; it writes no history entry and counts as no reload in
+//! the metrics. [`check_modules`] uses the same machinery to check the
+//! modules of a config file.
+
+mod copy;
+mod instance;
+mod modules_check;
+mod scratch_ctx;
+
+pub(crate) use instance::{on_instance, RehearseRequest};
+pub use modules_check::{check_modules, ModuleCheck};
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::oneshot;
+
+use crate::config::Limits;
+use crate::directory::Route;
+use crate::error::Error;
+use crate::events::{Event, EventBus};
+use crate::loader::{Library, Loader};
+use crate::module_actor::ModuleMsg;
+use crate::reload::{prepare, Phase, PhaseFailure, SwapMode};
+
+/// What a reload of a module would do, found out by a rehearsal.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RehearsalReport {
+    /// The module.
+    pub module: String,
+    /// The code version serving.
+    pub from: String,
+    /// The code version rehearsed.
+    pub to: String,
+    /// The state version serving.
+    pub from_state_version: u32,
+    /// The state version the rehearsed library writes (lower than
+    /// `from_state_version`: the serving code would down-migrate).
+    pub to_state_version: u32,
+    /// Copy + dlopen + layout check of the new library, in microseconds.
+    pub load_us: u64,
+    /// Whether the reload would commit: every instance migrated and
+    /// verified its copy.
+    pub would_commit: bool,
+    /// The longest instance's expected pause, in microseconds.
+    pub expected_pause_us: u64,
+    /// Each instance's rehearsal, by index.
+    pub instances: Vec<InstanceRehearsal>,
+}
+
+impl RehearsalReport {
+    /// The first instance that failed, if any.
+    pub fn first_failure(&self) -> Option<&InstanceRehearsal> {
+        self.instances.iter().find(|i| !i.ok)
+    }
+}
+
+/// One instance's rehearsal.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InstanceRehearsal {
+    /// The instance index.
+    pub instance: u32,
+    /// Whether its state migrated and verified in the new library.
+    pub ok: bool,
+    /// The phase that failed (`drain`, `snapshot`, `migrate`, `verify`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<String>,
+    /// What failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The serving state's size (its snapshot), in bytes.
+    pub state_bytes_before: u64,
+    /// The migrated state's size, in bytes, when migrate succeeded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_bytes_after: Option<u64>,
+    /// How long the snapshot took, in microseconds.
+    pub snapshot_us: u64,
+    /// How long the new library's migrate took, in microseconds.
+    pub migrate_us: u64,
+    /// How long verify and the snapshot round trip took, in microseconds.
+    pub verify_us: u64,
+    /// The expected pause of this instance: snapshot + migrate + verify
+    /// (`start` is not run: a rehearsal never starts the copy).
+    pub expected_pause_us: u64,
+}
+
+impl InstanceRehearsal {
+    fn failed(instance: u32, failure: PhaseFailure) -> Self {
+        InstanceRehearsal {
+            instance,
+            ok: false,
+            phase: Some(failure.phase.to_string()),
+            error: Some(failure.error),
+            state_bytes_before: 0,
+            state_bytes_after: None,
+            snapshot_us: 0,
+            migrate_us: 0,
+            verify_us: 0,
+            expected_pause_us: 0,
+        }
+    }
+}
+
+/// What a rehearsal needs, taken from the supervisor's table.
+pub(crate) struct Plan {
+    pub module: String,
+    pub bus: EventBus,
+    /// The serving library.
+    pub from: Arc<Library>,
+    /// The library to rehearse.
+    pub library: PathBuf,
+    /// The config the new library would get.
+    pub config: Arc<Vec<u8>>,
+    pub routes: Vec<Route>,
+    pub limits: Limits,
+    pub loader: Loader,
+}
+
+/// Rehearses the reload and publishes `module.rehearsed`.
+///
+/// # Errors
+/// [`Error::Load`] when the library does not load (the reload would fail
+/// in prepare).
+pub(crate) async fn run(plan: Plan) -> Result<RehearsalReport, Error> {
+    let (bus, name, from) = (
+        plan.bus.clone(),
+        plan.module.clone(),
+        plan.from.code_version.clone(),
+    );
+    let result = rehearse(plan).await;
+    let event = match &result {
+        Ok(r) => Event::ModuleRehearsed {
+            name,
+            from,
+            to: r.to.clone(),
+            ok: r.would_commit,
+            expected_pause_us: r.expected_pause_us,
+            error: r.first_failure().map(|i| {
+                format!(
+                    "instance {} failed in {}: {}",
+                    i.instance,
+                    i.phase.as_deref().unwrap_or("?"),
+                    i.error.as_deref().unwrap_or("")
+                )
+            }),
+        },
+        Err(e) => Event::ModuleRehearsed {
+            name,
+            from,
+            to: String::new(),
+            ok: false,
+            expected_pause_us: 0,
+            error: Some(format!("prepare: {e}")),
+        },
+    };
+    bus.publish(event);
+    result
+}
+
+async fn rehearse(plan: Plan) -> Result<RehearsalReport, Error> {
+    let target = prepare::load(&plan.loader, plan.library.clone(), &plan.module).await?;
+    let mode = if target.state_version < plan.from.state_version {
+        SwapMode::Downgrade {
+            to: target.state_version,
+        }
+    } else {
+        SwapMode::Upgrade
+    };
+    // Every instance snapshots at once, each between two of its messages.
+    let asked: Vec<(u32, oneshot::Receiver<instance::Taken>)> = plan
+        .routes
+        .iter()
+        .map(|route| {
+            let (reply, taken) = oneshot::channel();
+            let req = RehearseRequest { mode, reply };
+            // A failed send drops `reply`: reported as a closed instance.
+            let _ = route.actor.send_message(ModuleMsg::Rehearse(Box::new(req)));
+            (route.shared.index, taken)
+        })
+        .collect();
+    let deadline = tokio::time::Instant::now() + plan.limits.prepare_timeout;
+    let module: Arc<str> = Arc::from(plan.module.as_str());
+    let mut copies = Vec::with_capacity(asked.len());
+    for (index, taken) in asked {
+        let taken = match tokio::time::timeout_at(deadline, taken).await {
+            Ok(Ok(taken)) => taken,
+            Ok(Err(_)) => {
+                copies.push(Rehearsing::Failed(InstanceRehearsal::failed(
+                    index,
+                    PhaseFailure::new(Phase::Drain, "the instance stopped before its snapshot"),
+                )));
+                continue;
+            }
+            Err(_) => {
+                copies.push(Rehearsing::Failed(InstanceRehearsal::failed(
+                    index,
+                    PhaseFailure::new(
+                        Phase::Drain,
+                        format!(
+                            "the instance did not reach the snapshot within limits.prepare_timeout ({:?}): the messages ahead of it took longer",
+                            plan.limits.prepare_timeout
+                        ),
+                    ),
+                )));
+                continue;
+            }
+        };
+        let snapshot_us = micros(taken.took);
+        // Only a reset takes no state, and a rehearsal never resets.
+        let taken_state = taken.state.and_then(|s| {
+            s.ok_or_else(|| PhaseFailure::new(Phase::Snapshot, "no state was taken"))
+        });
+        let state = match taken_state {
+            Ok(state) => state,
+            Err(failure) => {
+                let mut r = InstanceRehearsal::failed(index, failure);
+                r.snapshot_us = snapshot_us;
+                copies.push(Rehearsing::Failed(r));
+                continue;
+            }
+        };
+        let before = state.bytes.len() as u64;
+        let (module, target, config, limits) = (
+            module.clone(),
+            target.clone(),
+            plan.config.clone(),
+            plan.limits.clone(),
+        );
+        let task = tokio::spawn(async move {
+            copy::rehearse(module, index, target, state, config, &limits).await
+        });
+        copies.push(Rehearsing::Running {
+            index,
+            snapshot_us,
+            before,
+            task,
+        });
+    }
+    // Every instance serves on from here: what it handles next is after
+    // its snapshot and does not show in the rehearsal.
+    tracing::info!(target: "molt::rehearsal", module = %plan.module, library = %plan.library.display(), "rehearsal: {} snapshot(s) taken, the instances serve on; migrating copies in {}", copies.len(), target.describe());
+    let mut instances = Vec::with_capacity(copies.len());
+    for c in copies {
+        instances.push(match c {
+            Rehearsing::Failed(r) => r,
+            Rehearsing::Running {
+                index,
+                snapshot_us,
+                before,
+                task,
+            } => {
+                let started = Instant::now();
+                let done = task.await.unwrap_or_else(|e| copy::CopyResult {
+                    failure: Some(PhaseFailure::new(
+                        Phase::Migrate,
+                        format!("the rehearsal task failed: {e}"),
+                    )),
+                    migrate: started.elapsed(),
+                    ..copy::CopyResult::default()
+                });
+                let (migrate_us, verify_us) = (micros(done.migrate), micros(done.verify));
+                InstanceRehearsal {
+                    instance: index,
+                    ok: done.failure.is_none(),
+                    phase: done.failure.as_ref().map(|f| f.phase.to_string()),
+                    error: done.failure.map(|f| f.error),
+                    state_bytes_before: before,
+                    state_bytes_after: done.bytes_after,
+                    snapshot_us,
+                    migrate_us,
+                    verify_us,
+                    expected_pause_us: snapshot_us + migrate_us + verify_us,
+                }
+            }
+        });
+    }
+    Ok(RehearsalReport {
+        module: plan.module,
+        from: plan.from.code_version.clone(),
+        to: target.code_version.clone(),
+        from_state_version: plan.from.state_version,
+        to_state_version: target.state_version,
+        load_us: micros(target.load_time),
+        would_commit: !instances.is_empty() && instances.iter().all(|i| i.ok),
+        expected_pause_us: instances
+            .iter()
+            .map(|i| i.expected_pause_us)
+            .max()
+            .unwrap_or(0),
+        instances,
+    })
+}
+
+/// One instance's copy, under way or failed before it began.
+enum Rehearsing {
+    Failed(InstanceRehearsal),
+    Running {
+        index: u32,
+        snapshot_us: u64,
+        before: u64,
+        task: tokio::task::JoinHandle<copy::CopyResult>,
+    },
+}
+
+fn micros(d: Duration) -> u64 {
+    d.as_micros() as u64
+}

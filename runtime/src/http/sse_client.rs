@@ -19,7 +19,7 @@ use super::client::{AdminEvent, ClientError, EventsStream};
 /// before the client gives up on the stream. The node's events are a few
 /// hundred bytes; this only stops a broken or hostile server from filling
 /// the client's memory.
-pub const MAX_EVENT_BYTES: usize = 1 << 20;
+pub(crate) const MAX_EVENT_BYTES: usize = 1 << 20;
 
 /// The events of an event-stream body (`bytes`, whose errors say what broke
 /// the connection); the stream ends after the first error. `base` names the

@@ -20,7 +20,7 @@ pub(crate) struct ScratchCtx {
 
 impl ScratchCtx {
     /// The boxed context for instance `instance` of `module`.
-    pub fn boxed(module: Arc<str>, instance: u32) -> HostCtxBox {
+    pub(super) fn boxed(module: Arc<str>, instance: u32) -> HostCtxBox {
         HostCtx_TO::from_ptr(RArc::new(ScratchCtx { module, instance }), TD_Opaque)
     }
 

@@ -1,8 +1,9 @@
 //! The dashboard (`GET /`) in a real browser: a headless Chromium (Debian's
 //! `chromium`, driven over the DevTools protocol) opens the page of a node
 //! started here. The page lists the modules; a reload clicked without the
-//! token is shown refused and changes nothing; with the token entered, the
-//! reload reaches the node (its status shows the new version) and its
+//! token is shown refused and changes nothing; with the token entered, a
+//! dry run says what would happen and changes nothing, and the reload
+//! reaches the node (its status shows the new version) and its
 //! event shows up in the page's live feed. The token is kept for the tab
 //! only (sessionStorage).
 //!
@@ -20,7 +21,7 @@ const TOKEN: &str = "test-token-dashboard-0123456789abcdef";
 
 /// The text of the element `selector`, as a script expression.
 fn text_of(selector: &str) -> String {
-    format!("(document.querySelector({selector:?}) || {{}}).textContent || ''")
+    format!("((document.querySelector({selector:?}) || {{}}).textContent || '')")
 }
 
 fn click(selector: &str) -> String {
@@ -105,6 +106,35 @@ async fn reload_from_the_page_reaches_the_node() {
         .unwrap();
     assert_eq!(stored, serde_json::json!([TOKEN, 0]));
 
+    page.wait_for(
+        &format!(r#"!document.querySelector('{row} button[data-action="reload"]').disabled"#),
+        "the reload button enabled again",
+        &text_of("#notice"),
+    )
+    .await;
+    // A dry run first: the page says what would happen, nothing changes.
+    page.eval(&click(&format!(r#"{row} button[data-action="dry-run"]"#)))
+        .await
+        .unwrap();
+    let rehearsed = page
+        .wait_for(
+            &format!(
+                "{0}.includes('dry run of counter') && {0}",
+                text_of("#notice")
+            ),
+            "the dry run's answer",
+            &text_of("#notice"),
+        )
+        .await;
+    let rehearsed = rehearsed.as_str().unwrap_or_default().to_string();
+    assert!(
+        rehearsed.contains("would commit 1.0.0 → 2.0.0"),
+        "{rehearsed}"
+    );
+    assert_eq!(
+        client.module("counter").await.unwrap().code_version,
+        "1.0.0"
+    );
     page.wait_for(
         &format!(r#"!document.querySelector('{row} button[data-action="reload"]').disabled"#),
         "the reload button enabled again",

@@ -123,7 +123,8 @@ pub struct Limits {
     pub http_header_timeout: Duration,
     /// HTTP admin: the most connections open at once.
     pub http_max_connections: usize,
-    /// HTTP admin: the most event streams (SSE) open at once.
+    /// HTTP admin: the most event streams open at once (`/events` and `/ws`
+    /// together).
     pub http_max_event_streams: usize,
     /// The audit file's size past which it is rotated (`FILE.1`), in bytes
     /// (0: never).

@@ -7,11 +7,13 @@
 //!
 //! | method | path | answer |
 //! |---|---|---|
+//! | GET | `/` | the dashboard (HTML; `/dashboard.js`, `/dashboard.css`): modules, mailboxes, message rates, history, live events, reload / dry-run / rollback buttons |
 //! | GET | `/healthz` | 200 `{"status":"ok",...}`; 503 `node_down` when the supervisor is gone, `busy` when it does not answer within `limits.admin_timeout` |
 //! | GET | `/status` | 200 [`NodeStatus`](crate::NodeStatus) |
 //! | GET | `/modules/{name}` | 200 [`ModuleStatus`](crate::ModuleStatus); 404 |
 //! | GET | `/history` | 200 a list of [`HistoryEntry`](crate::HistoryEntry) |
 //! | GET | `/events` | server-sent events: event name = kind, data = the event's JSON |
+//! | GET | `/ws` | the same events over WebSocket: one text message per event, its JSON object with an `event` field (= kind); a text `ping` is answered `pong` |
 //! | GET | `/metrics` | Prometheus text (`text/plain; version=0.0.4`) |
 //! | POST | `/modules/{name}/reload` | 200 [`ReloadReport`](crate::ReloadReport); body (optional) [`ReloadRequest`] |
 //! | POST | `/modules/{name}/rollback` | 200 [`ReloadReport`](crate::ReloadReport); body (optional) [`RollbackRequest`] |
@@ -42,7 +44,7 @@
 //! `http_max_connections` connections open at once (one past it is
 //! accepted and closed at once, unanswered); `http_header_timeout` for a
 //! request's headers (an idle connection is closed after it); at most
-//! `http_max_event_streams` open `/events` streams (503
+//! `http_max_event_streams` open event streams, `/events` and `/ws` together (503
 //! `too_many_event_streams` past it); a failed accept (EMFILE) is retried
 //! after a pause. Every answer that needs the supervisor waits at most
 //! `admin_timeout` for it (503 `busy`).
@@ -55,7 +57,8 @@
 //!   [`serve`] refuses to start without a token.
 //! - GETs are open on a loopback address. On any other address they need
 //!   the token too, except `/healthz` and `/metrics` (for probes and
-//!   scrapers).
+//!   scrapers) and the dashboard's static files (`/`, `/dashboard.js`,
+//!   `/dashboard.css`: no data; the page sends the token it is given).
 //! - On a loopback address a request whose `Host` is not a loopback name is
 //!   refused (403 `forbidden_host`): a web page cannot reach the server
 //!   through DNS rebinding.
@@ -71,10 +74,13 @@
 mod auth;
 mod call;
 pub mod client;
+mod dashboard;
 mod errors;
 mod listener;
 mod routes;
 mod sse;
+mod sse_client;
+mod ws;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -78,6 +78,10 @@ pub async fn run(config_path: Option<PathBuf>, dev: bool) -> ExitCode {
             admin.local_addr()
         ),
     }
+    println!(
+        "molt: dashboard on http://{}/ (in a browser)",
+        admin.local_addr()
+    );
     let follower = tokio::spawn(follow(events));
     signals.next().await;
     println!("molt: stopping");

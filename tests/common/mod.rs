@@ -11,6 +11,9 @@ use std::time::Duration;
 use molt::cargo_build::{build, BuildRequest};
 use molt::{Event, EventStream, Limits, ModuleSpec, Node, NodeConfig};
 
+/// A headless Chromium driven over the DevTools protocol (the browser tests).
+pub mod chromium;
+
 /// The fixture libraries, freshly built for this test binary.
 pub struct Fixtures {
     pub counter: PathBuf,

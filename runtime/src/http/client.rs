@@ -28,6 +28,7 @@ use super::auth::{local_token_path, token_from_env_or_file};
 use super::call::CastAccepted;
 use super::errors::ErrorBody;
 use super::routes::{ConfigCheck, ReloadRequest, RollbackRequest};
+use super::sse_client::{parse_events, MAX_EVENT_BYTES};
 use crate::admin::{ModuleStatus, NodeStatus, ReloadReport};
 use crate::config::NodeConfig;
 use crate::history::HistoryEntry;
@@ -428,18 +429,10 @@ impl AdminClient {
             let bytes = response.bytes().await.map_err(|e| self.transport(&e))?;
             return Err(api_error(status, &bytes));
         }
-        let base = self.base.to_string();
-        let parser = SseParser {
-            inner: response.bytes_stream().boxed(),
-            buf: Vec::new(),
-            base,
-            done: false,
-        };
-        Ok(futures_util::stream::unfold(parser, |mut p| async move {
-            let item = p.next_event().await?;
-            Some((item, p))
-        })
-        .boxed())
+        let bytes = response
+            .bytes_stream()
+            .map(|chunk| chunk.map_err(|e| format!("the event stream broke: {e}")));
+        Ok(parse_events(bytes, self.base.to_string(), MAX_EVENT_BYTES))
     }
 
     /// Sends a raw POST (any body, even malformed) and returns the JSON
@@ -553,90 +546,9 @@ fn api_error(status: StatusCode, bytes: &[u8]) -> ClientError {
     }
 }
 
-/// Splits the `text/event-stream` body into events.
-struct SseParser {
-    inner: BoxStream<'static, reqwest::Result<Bytes>>,
-    buf: Vec<u8>,
-    base: String,
-    done: bool,
-}
-
-impl SseParser {
-    async fn next_event(&mut self) -> Option<Result<AdminEvent, ClientError>> {
-        loop {
-            while let Some(block) = self.take_block() {
-                if let Some(event) = parse_block(&block) {
-                    return Some(Ok(event));
-                }
-            }
-            if self.done {
-                return None;
-            }
-            match self.inner.next().await {
-                Some(Ok(chunk)) => self.buf.extend(chunk.iter().filter(|&&b| b != b'\r')),
-                Some(Err(e)) => {
-                    self.done = true;
-                    return Some(Err(ClientError::Transport {
-                        base: self.base.clone(),
-                        error: format!("the event stream broke: {e}"),
-                    }));
-                }
-                None => self.done = true,
-            }
-        }
-    }
-
-    /// The next complete block (up to a blank line).
-    fn take_block(&mut self) -> Option<String> {
-        let end = self.buf.windows(2).position(|w| w == b"\n\n")?;
-        let block: Vec<u8> = self.buf.drain(..end + 2).collect();
-        Some(String::from_utf8_lossy(&block[..end]).into_owned())
-    }
-}
-
-/// One SSE block: `event:` names it, `data:` lines carry the JSON;
-/// comments (keep-alives) and blocks without data give nothing.
-fn parse_block(block: &str) -> Option<AdminEvent> {
-    let mut name = None;
-    let mut data: Vec<&str> = Vec::new();
-    for line in block.lines() {
-        let (field, value) = line.split_once(':').unwrap_or((line, ""));
-        let value = value.strip_prefix(' ').unwrap_or(value);
-        match field {
-            "event" => name = Some(value.to_string()),
-            "data" => data.push(value),
-            _ => {}
-        }
-    }
-    if data.is_empty() {
-        return None;
-    }
-    let text = data.join("\n");
-    let data = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
-    let kind = name
-        .or_else(|| data.get("kind").and_then(|k| k.as_str()).map(String::from))
-        .unwrap_or_else(|| "message".into());
-    Some(AdminEvent { kind, data })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sse_blocks() {
-        let e = parse_block(
-            "event: module.reloaded\ndata: {\"kind\":\"module.reloaded\",\"name\":\"kv\"}",
-        )
-        .unwrap();
-        assert_eq!(e.kind, "module.reloaded");
-        assert_eq!(e.data["name"], "kv");
-        assert_eq!(parse_block(": keep-alive"), None);
-        let e = parse_block("data: {\"kind\":\"config.applied\"}").unwrap();
-        assert_eq!(e.kind, "config.applied");
-        let e = parse_block("data: a\ndata: b").unwrap();
-        assert_eq!(e.data, serde_json::Value::String("a\nb".into()));
-    }
 
     #[test]
     fn urls() {

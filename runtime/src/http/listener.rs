@@ -143,7 +143,11 @@ pub(crate) async fn serve(
                 tower_service::Service::call(&mut app, req.map(Body::new))
             }
         });
-        let conn = builder.serve_connection(TokioIo::new(stream), service);
+        // With upgrades: `/ws` takes the connection over (its event-stream
+        // permit then bounds it, not this connection's).
+        let conn = builder
+            .serve_connection(TokioIo::new(stream), service)
+            .with_upgrades();
         let mut stop = stop.clone();
         tokio::spawn(async move {
             let _permit = permit;

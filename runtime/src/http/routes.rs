@@ -19,8 +19,10 @@ use tokio::sync::watch;
 
 use super::auth::{self, Auth};
 use super::call;
+use super::dashboard;
 use super::errors::ApiError;
 use super::sse;
+use super::ws;
 use crate::admin::{Admin, ModuleStatus, NodeStatus, ReloadOptions, ReloadReport};
 use crate::config::diff::{plan, Change, Plan};
 use crate::error::Error;
@@ -138,11 +140,15 @@ pub(crate) fn router(state: AppState, auth: Auth, loopback: bool) -> Router {
         .route("/status", get(status))
         .route("/modules/{name}", get(module))
         .route("/history", get(history))
-        .route("/events", get(sse::events));
+        .route("/events", get(sse::events))
+        .route("/ws", get(ws::events));
     if !loopback {
         reads = reads.route_layer(need_token);
     }
     let app = Router::new()
+        .route("/", get(dashboard::index))
+        .route("/dashboard.js", get(dashboard::script))
+        .route("/dashboard.css", get(dashboard::style))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .merge(reads)

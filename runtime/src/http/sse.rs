@@ -2,7 +2,8 @@
 //! name is its kind (`module.reloaded`, `config.applied`, ...) and its data
 //! the event's JSON object (`Event::to_json`). A subscriber that falls
 //! behind the bus gets a `lagged` event (`{"kind":"lagged","skipped":N}`).
-//! The stream ends when the node stops or the server shuts down.
+//! The stream ends when the node stops or the server shuts down. `GET /ws`
+//! (`ws.rs`) serves the same events over WebSocket, within the same cap.
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -10,7 +11,7 @@ use std::time::Duration;
 use axum::extract::{Query, State};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use futures_util::Stream;
-use tokio::sync::watch;
+use tokio::sync::{watch, OwnedSemaphorePermit};
 
 use axum::http::StatusCode;
 
@@ -19,13 +20,13 @@ use super::routes::AppState;
 use crate::events::Received;
 
 /// How often an idle stream sends a comment, so proxies keep it open.
-const KEEP_ALIVE: Duration = Duration::from_secs(15);
+pub(crate) const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
 /// `GET /events?progress=true` also streams `module.reload_phase` events.
 #[derive(Debug, Default, serde::Deserialize)]
 pub(crate) struct EventsQuery {
     #[serde(default)]
-    progress: bool,
+    pub(crate) progress: bool,
 }
 
 /// `GET /events`; past `limits.http_max_event_streams` open streams, 503
@@ -35,13 +36,7 @@ pub(crate) async fn events(
     Query(q): Query<EventsQuery>,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
     // Held by the stream: released when the client goes away.
-    let permit = st.event_streams.clone().try_acquire_owned().map_err(|_| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "too_many_event_streams",
-            "this admin server has limits.http_max_event_streams event streams open; try again later",
-        )
-    })?;
+    let permit = stream_permit(&st)?;
     // Subscribed before the answer's headers go out: a client that has them
     // sees every event published afterwards.
     let sub = st.events.resubscribe().with_progress(q.progress);
@@ -64,6 +59,18 @@ pub(crate) async fn events(
         Some((Ok(event), (sub, stop, permit)))
     });
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)))
+}
+
+/// One of the `limits.http_max_event_streams` event streams (`/events` and
+/// `/ws` share them): 503 `too_many_event_streams` when none is left.
+pub(crate) fn stream_permit(st: &AppState) -> Result<OwnedSemaphorePermit, ApiError> {
+    st.event_streams.clone().try_acquire_owned().map_err(|_| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too_many_event_streams",
+            "this admin server has limits.http_max_event_streams event streams open; try again later",
+        )
+    })
 }
 
 /// Resolves once the server is told to stop (or its handle is gone).

@@ -1,6 +1,6 @@
 //! Savina thread ring: one ring position per instance. Instance `i` passes
-//! to instance `i + 1` of its own module with `Ctx::send_to`, which takes
-//! the index modulo the instance count, so the last instance passes to 0.
+//! to instance `(i + 1) % count` of its own module with `Ctx::send_to`, so
+//! the last instance passes to 0.
 #![warn(missing_docs)]
 
 use molt_abi::{Ctx, Error, Module};
@@ -12,7 +12,8 @@ use serde::{Deserialize, Serialize};
 pub struct Position {}
 
 fn pass(ctx: &Ctx, msg: &RingMsg) -> Result<(), Error> {
-    ctx.send_to::<RingProto>(ring::RING, ctx.instance().wrapping_add(1), msg)
+    let next = (ctx.instance() + 1) % ctx.instances(ring::RING)?;
+    ctx.send_to::<RingProto>(ring::RING, next, msg)
 }
 
 fn exit(ctx: &Ctx, left: u32, token_stopped_at: u32) -> Result<(), Error> {

@@ -17,17 +17,25 @@ async fn an_address_reaches_its_actor_across_reloads_of_sender_and_receiver() {
         common::actors_proto::Reply::Me(a) => a,
         other => panic!("unexpected reply {other:?}"),
     };
-    assert_eq!(to, node.address("peer", 0), "ctx.me() is the node's address of the actor");
+    assert_eq!(
+        to,
+        node.address("peer", 0),
+        "ctx.me() is the node's address of the actor"
+    );
     let send = |text: &str| Msg::SendTo {
         to: to.clone(),
         text: text.into(),
     };
 
     assert_eq!(sent(&sender, send("before")).await, Ok(()));
-    actors::reload(&node, "actors", None).await.expect("sender reloads");
+    actors::reload(&node, "actors", None)
+        .await
+        .expect("sender reloads");
     assert_eq!(sent(&sender, send("after sender reload")).await, Ok(()));
     until_notes(&peer, 2).await;
-    actors::reload(&node, "peer", None).await.expect("receiver reloads");
+    actors::reload(&node, "peer", None)
+        .await
+        .expect("receiver reloads");
     assert_eq!(sent(&sender, send("after receiver reload")).await, Ok(()));
     // From the application: no sender.
     node.send_addr::<common::ActorsProto>(&to, &Msg::Note { text: "app".into() })

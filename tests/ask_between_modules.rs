@@ -48,14 +48,18 @@ async fn a_pending_request_is_answered_across_a_reload_of_either_side() {
     // The asked side holds the request open and is reloaded.
     assert_eq!(sent(&asker, ask(1)).await, Ok(()));
     until_held(&asked, 1).await;
-    actors::reload(&node, "peer", None).await.expect("peer reloads");
+    actors::reload(&node, "peer", None)
+        .await
+        .expect("peer reloads");
     assert_eq!(sent(&asked, Msg::Release { value: 10 }).await, Ok(()));
     until_answers(&asker, 1).await;
 
     // The asker is reloaded while its request is pending.
     assert_eq!(sent(&asker, ask(2)).await, Ok(()));
     until_held(&asked, 1).await;
-    actors::reload(&node, "actors", None).await.expect("asker reloads");
+    actors::reload(&node, "actors", None)
+        .await
+        .expect("asker reloads");
     assert_eq!(sent(&asked, Msg::Release { value: 20 }).await, Ok(()));
 
     let answers = until_answers(&asker, 2).await;

@@ -19,7 +19,9 @@ async fn a_call_kept_open_is_answered_after_a_reload_of_the_module() {
         async move { a.call(Msg::Hold).await }
     });
     until_held(&a, 1).await;
-    actors::reload(&node, "actors", None).await.expect("reload commits");
+    actors::reload(&node, "actors", None)
+        .await
+        .expect("reload commits");
     assert_eq!(sent(&a, Msg::Release { value: 7 }).await, Ok(()));
     assert_eq!(caller.await.unwrap(), Ok(Reply::Value(7)));
     node.shutdown().await;
@@ -36,11 +38,19 @@ async fn a_rollback_keeps_every_open_call_open() {
         })
         .collect();
     until_held(&a, 3).await;
-    let failed = actors::reload(&node, "actors", Some(serde_json::json!({ "fail_verify": true })))
-        .await
-        .expect_err("verify fails: the reload rolls back");
+    let failed = actors::reload(
+        &node,
+        "actors",
+        Some(serde_json::json!({ "fail_verify": true })),
+    )
+    .await
+    .expect_err("verify fails: the reload rolls back");
     assert!(failed.to_string().contains("verify"), "{failed}");
-    assert_eq!(actors::held(&a).await, 3, "the rolled-back state still holds them");
+    assert_eq!(
+        actors::held(&a).await,
+        3,
+        "the rolled-back state still holds them"
+    );
     for value in 0..3 {
         assert_eq!(sent(&a, Msg::Release { value }).await, Ok(()));
     }
@@ -66,9 +76,15 @@ async fn answering_twice_is_an_error_the_module_sees() {
     });
     until_held(&a, 1).await;
     assert_eq!(sent(&a, Msg::Release { value: 1 }).await, Ok(()));
-    let err = sent(&a, Msg::ReleaseAgain).await.expect_err("second answer");
+    let err = sent(&a, Msg::ReleaseAgain)
+        .await
+        .expect_err("second answer");
     assert!(err.contains("answered already"), "{err}");
-    assert_eq!(caller.await.unwrap(), Ok(Reply::Value(1)), "the first answer only");
+    assert_eq!(
+        caller.await.unwrap(),
+        Ok(Reply::Value(1)),
+        "the first answer only"
+    );
     // The module keeps serving.
     assert_eq!(actors::held(&a).await, 0);
     node.shutdown().await;

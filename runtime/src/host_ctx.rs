@@ -177,7 +177,7 @@ impl HostCtx for HostContext {
         match self.slot(module.as_str()) {
             Some(slot) => ROk(slot.lanes.load().len() as u32),
             None => RErr(failed(format!(
-                "no module {:?} runs on this node",
+                "module {} is not running (removed, or never added to this node)",
                 module.as_str()
             ))),
         }
@@ -343,4 +343,3 @@ impl HostContext {
         resolve::send_to_key(&self.directory, module, key, msg)
     }
 }
-

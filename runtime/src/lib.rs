@@ -17,8 +17,8 @@
 pub mod admin;
 pub mod cargo_build;
 pub mod config;
-pub mod dev;
 mod delivery;
+pub mod dev;
 mod directory;
 pub mod error;
 pub mod events;

@@ -23,7 +23,7 @@ pub(crate) enum NoActor {
         this: String,
     },
     /// No module of that name runs here (removed, or never added).
-    #[error("{address}: no module {module:?} runs on this node")]
+    #[error("{address}: module {module} is not running (removed, or never added to this node)")]
     NoModule { address: String, module: String },
     /// The instance index is out of range (after a scale-down, say).
     #[error("{address}: module {module} has {count} instance(s), there is no instance {index}")]

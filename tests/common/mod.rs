@@ -611,7 +611,9 @@ pub mod actors {
 
     use super::actors_proto::{Msg, Reply, Seen};
     use super::ActorsProto;
-    use molt::{Address, Error, ModuleHandle, ModuleSpec, Node, NodeConfig, ReloadOptions, ReloadReport};
+    use molt::{
+        Address, Error, ModuleHandle, ModuleSpec, Node, NodeConfig, ReloadOptions, ReloadReport,
+    };
 
     /// A typed handle on one of the fixture's modules.
     pub type Handle = ModuleHandle<ActorsProto>;
@@ -676,7 +678,10 @@ pub mod actors {
     }
 
     /// Polls `probe` until it returns `Some`, failing the test after 30 s.
-    pub async fn until<T, F: Future<Output = Option<T>>>(what: &str, mut probe: impl FnMut() -> F) -> T {
+    pub async fn until<T, F: Future<Output = Option<T>>>(
+        what: &str,
+        mut probe: impl FnMut() -> F,
+    ) -> T {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(v) = probe().await {
@@ -707,7 +712,10 @@ pub mod actors {
 
     /// Waits until the actor holds `n` open calls.
     pub async fn until_held(h: &Handle, n: u32) {
-        until(&format!("{n} held calls"), || async { (held(h).await == n).then_some(()) }).await
+        until(&format!("{n} held calls"), || async {
+            (held(h).await == n).then_some(())
+        })
+        .await
     }
 
     /// Reloads `module` from its own library, with `config` if given.

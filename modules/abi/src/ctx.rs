@@ -249,8 +249,12 @@ impl Ctx {
     /// call timed out or its future was dropped), or the reply cannot be
     /// encoded. The module keeps running either way.
     pub fn reply<R: Serialize>(&self, token: &ReplyToken, reply: &R) -> Result<(), Error> {
-        let bytes = rmp_serde::to_vec_named(reply)
-            .map_err(|e| Error::msg(format!("cannot encode the reply to call {}: {e}", token.id())))?;
+        let bytes = rmp_serde::to_vec_named(reply).map_err(|e| {
+            Error::msg(format!(
+                "cannot encode the reply to call {}: {e}",
+                token.id()
+            ))
+        })?;
         self.host
             .reply(token.id(), RResult::ROk(RSlice::from_slice(&bytes)))
             .into_result()
@@ -271,7 +275,8 @@ impl Ctx {
 }
 
 fn encode_msg<T: Serialize + ?Sized>(to: &Address, msg: &T) -> Result<Vec<u8>, Error> {
-    rmp_serde::to_vec_named(msg).map_err(|e| Error::msg(format!("cannot encode a message to {to}: {e}")))
+    rmp_serde::to_vec_named(msg)
+        .map_err(|e| Error::msg(format!("cannot encode a message to {to}: {e}")))
 }
 
 impl std::fmt::Debug for Ctx {

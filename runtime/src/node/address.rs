@@ -43,8 +43,13 @@ impl Node {
     /// module that is not keyed), [`CallError::Codec`].
     pub fn send_addr<P: Protocol>(&self, to: &Address, msg: &P::Msg) -> Result<(), CallError> {
         let bytes = encode(to, msg)?;
-        resolve::send(&self.directory, self.name(), to, ModuleMsg::Cast(bytes, None))
-            .map_err(|e| CallError::NoActor(e.to_string()))
+        resolve::send(
+            &self.directory,
+            self.name(),
+            to,
+            ModuleMsg::Cast(bytes, None),
+        )
+        .map_err(|e| CallError::NoActor(e.to_string()))
     }
 
     /// Sends a message to the actor at `to` and waits for its reply, up to
@@ -65,8 +70,13 @@ impl Node {
     ) -> Result<P::Reply, CallError> {
         let bytes = encode(to, msg)?;
         let (tx, rx) = oneshot::channel();
-        resolve::send(&self.directory, self.name(), to, ModuleMsg::Call(bytes, tx, None))
-            .map_err(|e| CallError::NoActor(e.to_string()))?;
+        resolve::send(
+            &self.directory,
+            self.name(),
+            to,
+            ModuleMsg::Call(bytes, tx, None),
+        )
+        .map_err(|e| CallError::NoActor(e.to_string()))?;
         let reply = await_reply(&to.module, rx, self.limits.call_timeout).await?;
         rmp_serde::from_slice(&reply).map_err(|e| CallError::Codec {
             module: to.module.clone(),

@@ -18,9 +18,12 @@ use crate::events::{Event, EventBus};
 use crate::module_actor::{AnswerMsg, ModuleMsg};
 use crate::resolve::{self, NoActor};
 
-/// Routing slots by module name, each with the lanes this instance resolved
-/// in it (by the instance index asked for).
-type SlotCache = Mutex<Vec<(String, Arc<ModuleSlot>, Vec<(u32, Arc<Lane>)>)>>;
+/// A routing slot by module name, with the lanes this instance resolved in
+/// it (by the instance index asked for).
+type CachedSlot = (String, Arc<ModuleSlot>, Vec<(u32, Arc<Lane>)>);
+
+/// The routing slots this instance sends to.
+type SlotCache = Mutex<Vec<CachedSlot>>;
 
 /// What one instance's module code can reach.
 #[derive(Clone)]
@@ -253,11 +256,7 @@ impl HostContext {
     /// another one skips the directory's lock and hash lookup; a cached slot
     /// that was closed (module removed) is looked up again (a module added
     /// again under that name has a new slot). Returns its cache position.
-    fn cached_slot(
-        &self,
-        cache: &mut Vec<(String, Arc<ModuleSlot>, Vec<(u32, Arc<Lane>)>)>,
-        module: &str,
-    ) -> Option<usize> {
+    fn cached_slot(&self, cache: &mut Vec<CachedSlot>, module: &str) -> Option<usize> {
         let pos = cache
             .iter()
             .position(|(n, slot, _)| n == module && !slot.is_closed());

@@ -1,5 +1,5 @@
 //! An address stays valid across a reload of the sender, a reload of the
-//! receiver and a restart in place, and every delivered message carries its
+//! receiver (committed, then rolled back) and a restart in place, and every delivered message carries its
 //! sender's address: the sending actor's for a module, none for an
 //! application (issue #9 §1; `docs/semantics.md` "Addresses").
 

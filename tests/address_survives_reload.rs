@@ -53,6 +53,12 @@ async fn an_address_reaches_its_actor_across_reloads_of_sender_and_receiver() {
         ],
         "each note once, in order, with its sender (the receiver's state kept them across its reload)"
     );
+    // The application calls through the address too.
+    let via_address = node
+        .call_addr::<common::ActorsProto>(&to, &Msg::Notes)
+        .await
+        .expect("the application calls an address");
+    assert_eq!(via_address, common::actors_proto::Reply::Notes(notes));
     node.shutdown().await;
 }
 

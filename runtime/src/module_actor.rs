@@ -8,6 +8,11 @@ mod checkpoint;
 
 use std::time::Instant;
 
+use abi_stable::std_types::{RSlice, RStr, RVec};
+use molt_abi::ffi::{BehaviourBox, HostCtxBox, ModError};
+use molt_abi::ErrorKind;
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+
 use crate::config::Limits;
 use crate::delivery::{Delivery, Origin};
 use crate::directory::{Checkpoint, Directory, InstanceShared, Snapshot};
@@ -17,10 +22,6 @@ use crate::loader::Library;
 use crate::reload::{self, SwapRequest};
 use crate::replies::{self, ReplyPort};
 use crate::restart::RestartSink;
-use abi_stable::std_types::{RSlice, RStr, RVec};
-use molt_abi::ffi::{BehaviourBox, HostCtxBox, ModError};
-use molt_abi::ErrorKind;
-use ractor::{Actor, ActorProcessingErr, ActorRef};
 
 /// The messages a module instance takes.
 pub(crate) enum ModuleMsg {

@@ -160,7 +160,9 @@ pub trait HostCtx: Send + Sync + Clone {
     // body. Append only, always with a default.
 
     /// Sends (casts) a msgpack-encoded message to one instance of a module:
-    /// `instance` modulo its instance count (as `ModuleHandle::on_instance`).
+    /// `instance`, which must be below its instance count (an index out of
+    /// range is an error naming the module, the index and the count; hosts
+    /// before `send_addr` took it modulo the count).
     fn send_to(
         &self,
         module: RStr<'_>,

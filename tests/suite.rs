@@ -10,8 +10,10 @@
 
 mod common;
 
+mod address_survives_reload;
 mod admin_calls_bounded;
 mod admin_listener_limits;
+mod ask_between_modules;
 mod audit_file_robust;
 mod call_from_outside;
 mod cli;
@@ -43,12 +45,14 @@ mod module_context;
 mod molt_new_scaffold;
 mod properties;
 mod reload_zero_loss;
+mod reply_later;
 mod restart_keeps_checkpoint;
 mod rollback_on_failure;
 mod rollback_restores_library;
 mod savina;
 mod scale_keeps_order;
 mod send_error_returns_message;
+mod send_to_gone_actor_errors;
 mod shutdown_drains;
 mod stale_copies_cleaned;
 mod token_files_safe;

@@ -223,6 +223,11 @@ pub enum CallError {
     /// The module is not running (removed, or the node stopped).
     #[error("module {0} is not running")]
     NotRunning(String),
+    /// No actor has this address (its module is not running, its instance
+    /// index is out of range, it names another node, or a key address names
+    /// a module that is not keyed); the message was not sent.
+    #[error("no actor at {0}")]
+    NoActor(String),
 }
 
 /// A message a [`crate::ModuleHandle`] could not deliver, handed back with

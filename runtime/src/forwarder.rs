@@ -63,7 +63,7 @@ impl Actor for Forwarder {
             let _ = released.await;
         }
         match msg {
-            ModuleMsg::Cast(_) | ModuleMsg::Call(..) => {
+            ModuleMsg::Cast(..) | ModuleMsg::Call(..) | ModuleMsg::Answer(_) => {
                 st.shared.handled.fetch_add(1, Ordering::Relaxed);
                 // A closed target drops the message: a caller sees its
                 // reply port closed (not running).

@@ -1,29 +1,43 @@
 //! The host side of a module's context: logs into the host's `tracing`
 //! subscriber, metrics into the host's `metrics` recorder, events onto the
-//! node's bus, messages to other modules through the directory.
+//! node's bus, messages to other actors through the directory, and the
+//! current delivery (sender, calls kept open).
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use abi_stable::sabi_trait::TD_Opaque;
-use abi_stable::std_types::{RArc, RErr, ROk, RResult, RSlice, RStr, RString};
-use molt_abi::ffi::{ErrorKind, HostCtx, HostCtxBox, HostCtx_TO, ModError};
-use molt_abi::Level;
+use abi_stable::std_types::{RArc, RErr, ROk, ROption, RResult, RSlice, RStr, RString};
+use molt_abi::ffi::{AddressRef, ErrorKind, HostCtx, HostCtxBox, HostCtx_TO, ModError, RAddress};
+use molt_abi::{Address, Level};
+use tokio::sync::oneshot;
 
+use crate::delivery::Delivery;
 use crate::directory::{lookup, Directory, Lane, ModuleSlot};
 use crate::events::{Event, EventBus};
-use crate::module_actor::ModuleMsg;
+use crate::module_actor::{AnswerMsg, ModuleMsg};
+use crate::resolve::{self, NoActor};
 
-/// Routing slots by module name, each with the lanes this instance resolved
-/// in it (by the instance index asked for).
-type SlotCache = Mutex<Vec<(String, Arc<ModuleSlot>, Vec<(u32, Arc<Lane>)>)>>;
+/// A routing slot by module name, with the lanes this instance resolved in
+/// it (by the instance index asked for).
+type CachedSlot = (String, Arc<ModuleSlot>, Vec<(u32, Arc<Lane>)>);
+
+/// The routing slots this instance sends to.
+type SlotCache = Mutex<Vec<CachedSlot>>;
 
 /// What one instance's module code can reach.
 #[derive(Clone)]
 pub(crate) struct HostContext {
     module: Arc<str>,
     instance: u32,
+    /// This actor's address: the sender of what it sends.
+    me: Arc<Address>,
     bus: EventBus,
     directory: Directory,
+    /// The message being handled (sender, call kept open).
+    delivery: Delivery,
+    /// How long a request made with `ask` waits for its reply.
+    call_timeout: Duration,
     /// Metric handles by name: registering (name formatting, label
     /// allocation, registry lookup) happens once per name, not per call. A
     /// module uses a handful of names: a linear scan beats hashing the name.
@@ -33,19 +47,46 @@ pub(crate) struct HostContext {
     gauges: Arc<Mutex<Vec<(String, metrics::Gauge)>>>,
 }
 
+/// What an instance's context is made of.
+pub(crate) struct CtxParts {
+    pub node: Arc<str>,
+    pub module: Arc<str>,
+    pub instance: u32,
+    pub bus: EventBus,
+    pub directory: Directory,
+    pub delivery: Delivery,
+    pub call_timeout: Duration,
+}
+
+fn failed(message: impl Into<String>) -> ModError {
+    ModError {
+        kind: ErrorKind::Failed,
+        message: RString::from(message.into()),
+    }
+}
+
+impl From<NoActor> for ModError {
+    fn from(e: NoActor) -> Self {
+        failed(e.to_string())
+    }
+}
+
 impl HostContext {
-    pub(crate) fn boxed(
-        module: Arc<str>,
-        instance: u32,
-        bus: EventBus,
-        directory: Directory,
-    ) -> HostCtxBox {
+    pub(crate) fn boxed(parts: CtxParts) -> HostCtxBox {
+        let me = Arc::new(Address::instance(
+            &*parts.node,
+            &*parts.module,
+            parts.instance,
+        ));
         HostCtx_TO::from_ptr(
             RArc::new(HostContext {
-                module,
-                instance,
-                bus,
-                directory,
+                module: parts.module,
+                instance: parts.instance,
+                me,
+                bus: parts.bus,
+                directory: parts.directory,
+                delivery: parts.delivery,
+                call_timeout: parts.call_timeout,
                 counters: Arc::default(),
                 slots: Arc::default(),
                 gauges: Arc::default(),
@@ -106,7 +147,7 @@ impl HostCtx for HostContext {
     }
 
     fn send(&self, module: RStr<'_>, msg: RSlice<'_, u8>) -> RResult<(), ModError> {
-        self.cast(module, self.instance, msg)
+        self.cast_pinned(module, self.instance, msg)
     }
 
     fn send_to(
@@ -115,32 +156,135 @@ impl HostCtx for HostContext {
         instance: u32,
         msg: RSlice<'_, u8>,
     ) -> RResult<(), ModError> {
-        self.cast(module, instance, msg)
+        let to = AddressRef {
+            node: RStr::from_str(&self.me.node),
+            module,
+            instance,
+            key: ROption::RNone,
+        };
+        self.send_addr(to, msg)
+    }
+
+    fn node(&self) -> RString {
+        RString::from(self.me.node.as_str())
+    }
+
+    fn sender(&self) -> ROption<RAddress> {
+        match self.delivery.sender() {
+            Some(a) => ROption::RSome(RAddress::from(&*a)),
+            None => ROption::RNone,
+        }
+    }
+
+    fn instances(&self, module: RStr<'_>) -> RResult<u32, ModError> {
+        match self.slot(module.as_str()) {
+            Some(slot) => ROk(slot.lanes.load().len() as u32),
+            None => RErr(failed(format!(
+                "module {} is not running (removed, or never added to this node)",
+                module.as_str()
+            ))),
+        }
+    }
+
+    fn send_addr(&self, to: AddressRef<'_>, msg: RSlice<'_, u8>) -> RResult<(), ModError> {
+        let msg = ModuleMsg::Cast(msg.to_vec(), Some(self.me.clone()));
+        self.deliver(to, msg).map_err(ModError::from).into()
+    }
+
+    fn ask(
+        &self,
+        to: AddressRef<'_>,
+        msg: RSlice<'_, u8>,
+        correlation: u64,
+    ) -> RResult<(), ModError> {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return RErr(failed(
+                "ask is only possible while the host runs the module (inside a handler)",
+            ));
+        };
+        let (port, reply) = oneshot::channel();
+        let call = ModuleMsg::Call(msg.to_vec(), port, Some(self.me.clone()));
+        if let Err(e) = self.deliver(to, call) {
+            return RErr(e.into());
+        }
+        let asked = Arc::new(Address::from(to));
+        let (asker, directory, timeout) =
+            (self.me.clone(), self.directory.clone(), self.call_timeout);
+        // The request is pending here, not in the asker: a reload of either
+        // side waits for nothing, and the answer queues behind whatever the
+        // asker is handling then.
+        runtime.spawn(async move {
+            let result = match tokio::time::timeout(timeout, reply).await {
+                Ok(Ok(result)) => result,
+                Ok(Err(_)) => Err(failed(format!(
+                    "{asked} stopped before it answered (its module was removed or the node \
+                     is stopping)"
+                ))),
+                Err(_) => Err(ModError {
+                    kind: ErrorKind::Failed,
+                    message: RString::from(format!(
+                        "{asked} did not answer within the call timeout ({timeout:?})"
+                    )),
+                }),
+            };
+            let answer = ModuleMsg::Answer(Box::new(AnswerMsg {
+                correlation,
+                from: Some(asked),
+                result,
+            }));
+            if let Err(e) = resolve::send(&directory, &asker.node, &asker, answer) {
+                tracing::warn!(target: "molt::module", asker = %asker, correlation, "the answer to a request is dropped: the asker is gone ({e})");
+            }
+        });
+        ROk(())
+    }
+
+    fn reply_later(&self) -> RResult<u64, ModError> {
+        self.delivery.keep_open().map_err(failed).into()
+    }
+
+    fn reply(&self, token: u64, reply: RResult<RSlice<'_, u8>, ModError>) -> RResult<(), ModError> {
+        let reply = reply.into_result().map(|b| b.to_vec());
+        crate::replies::answer(token, reply)
+            .map_err(|e| failed(e.describe(token)))
+            .into()
     }
 }
 
 impl HostContext {
-    /// The lane to instance `instance` (modulo the instance count) of
-    /// `module`, resolved at the first send and kept, as a handle keeps its
-    /// lane (issue #8 item 11): scaling never reorders what this instance
-    /// sends there. Slots are cached per name, so a module sending to
+    /// The routing slot of `module`, cached per name: a module sending to
     /// another one skips the directory's lock and hash lookup; a cached slot
     /// that was closed (module removed) is looked up again (a module added
-    /// again under that name has a new slot).
-    fn lane(&self, module: &str, instance: u32) -> Option<Arc<Lane>> {
-        let mut cache = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+    /// again under that name has a new slot). Returns its cache position.
+    fn cached_slot(&self, cache: &mut Vec<CachedSlot>, module: &str) -> Option<usize> {
         let pos = cache
             .iter()
             .position(|(n, slot, _)| n == module && !slot.is_closed());
-        let pos = match pos {
-            Some(pos) => pos,
+        match pos {
+            Some(pos) => Some(pos),
             None => {
                 let fresh = lookup(&self.directory, module)?;
                 cache.retain(|(n, _, _)| n != module);
                 cache.push((module.to_string(), fresh, Vec::new()));
-                cache.len() - 1
+                Some(cache.len() - 1)
             }
-        };
+        }
+    }
+
+    /// The routing slot of `module` (see [`Self::cached_slot`]).
+    fn slot(&self, module: &str) -> Option<Arc<ModuleSlot>> {
+        let mut cache = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        let pos = self.cached_slot(&mut cache, module)?;
+        Some(cache[pos].1.clone())
+    }
+
+    /// The lane to instance `instance` (modulo the instance count) of
+    /// `module`, resolved at the first send and kept, as a handle keeps its
+    /// lane (issue #8 item 11): scaling never reorders what this instance
+    /// sends there with `send`.
+    fn pinned_lane(&self, module: &str, instance: u32) -> Option<Arc<Lane>> {
+        let mut cache = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        let pos = self.cached_slot(&mut cache, module)?;
         let (_, slot, lanes) = &mut cache[pos];
         if let Some((_, lane)) = lanes.iter().find(|(i, _)| *i == instance) {
             return Some(lane.clone());
@@ -150,18 +294,51 @@ impl HostContext {
         Some(lane)
     }
 
-    /// Casts to instance `instance` (modulo the instance count) of `module`.
-    fn cast(&self, module: RStr<'_>, instance: u32, msg: RSlice<'_, u8>) -> RResult<(), ModError> {
-        let not_running = || ModError {
-            kind: ErrorKind::Failed,
-            message: RString::from(format!("module {} is not running", module.as_str())),
-        };
-        let Some(lane) = self.lane(module.as_str(), instance) else {
+    /// Casts to instance `instance` (modulo the instance count) of `module`
+    /// through its pinned lane (`ctx.send`).
+    fn cast_pinned(
+        &self,
+        module: RStr<'_>,
+        instance: u32,
+        msg: RSlice<'_, u8>,
+    ) -> RResult<(), ModError> {
+        let not_running = || failed(format!("module {} is not running", module.as_str()));
+        let Some(lane) = self.pinned_lane(module.as_str(), instance) else {
             return RErr(not_running());
         };
-        match lane.send(ModuleMsg::Cast(msg.to_vec())) {
+        match lane.send(ModuleMsg::Cast(msg.to_vec(), Some(self.me.clone()))) {
             Ok(()) => ROk(()),
             Err(_) => RErr(not_running()),
         }
+    }
+
+    /// Delivers `msg` to the actor at `to`, resolved now: the lane of its
+    /// instance as the module's slot has it (no wrap), or the keyed path.
+    fn deliver(&self, to: AddressRef<'_>, msg: ModuleMsg) -> Result<(), NoActor> {
+        let address = || Address::from(to).to_string();
+        if to.node.as_str() != self.me.node {
+            return Err(NoActor::OtherNode {
+                address: address(),
+                node: to.node.as_str().to_string(),
+                this: self.me.node.clone(),
+            });
+        }
+        let module = to.module.as_str();
+        if let ROption::RSome(key) = to.key {
+            return self.send_to_key(module, key.as_slice(), msg);
+        }
+        let slot = self.slot(module).ok_or_else(|| NoActor::NoModule {
+            address: address(),
+            module: module.to_string(),
+        })?;
+        resolve::instance_lane(&slot, to.instance, address)?
+            .send(msg)
+            .map_err(|_| NoActor::Gone { address: address() })
+    }
+
+    /// Sends to the actor for `key` of a keyed module (see
+    /// [`resolve::send_to_key`]).
+    fn send_to_key(&self, module: &str, key: &[u8], msg: ModuleMsg) -> Result<(), NoActor> {
+        resolve::send_to_key(&self.directory, module, key, msg)
     }
 }

@@ -8,27 +8,30 @@ mod checkpoint;
 
 use std::time::Instant;
 
-use abi_stable::std_types::{RSlice, RStr};
+use abi_stable::std_types::{RSlice, RStr, RVec};
 use molt_abi::ffi::{BehaviourBox, HostCtxBox, ModError};
 use molt_abi::ErrorKind;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
-use tokio::sync::oneshot;
 
 use crate::config::Limits;
+use crate::delivery::{Delivery, Origin};
 use crate::directory::{Checkpoint, Directory, InstanceShared, Snapshot};
 use crate::events::{Event, EventBus};
-use crate::host_ctx::HostContext;
+use crate::host_ctx::{CtxParts, HostContext};
 use crate::loader::Library;
 use crate::rehearsal::RehearseRequest;
 use crate::reload::{self, SwapRequest};
+use crate::replies::{self, ReplyPort};
 use crate::restart::RestartSink;
 
 /// The messages a module instance takes.
 pub(crate) enum ModuleMsg {
-    /// A message whose reply nobody waits for.
-    Cast(Vec<u8>),
-    /// A message with a reply port.
-    Call(Vec<u8>, oneshot::Sender<Result<Vec<u8>, ModError>>),
+    /// A message whose reply nobody waits for, and its sender.
+    Cast(Vec<u8>, Origin),
+    /// A message with a reply port, and its sender.
+    Call(Vec<u8>, ReplyPort, Origin),
+    /// The answer to a request this instance made with `ctx.ask`.
+    Answer(Box<AnswerMsg>),
     /// Phase 2 of a reload: everything sent before this is handled by the old
     /// code, everything after it by whatever code the reload leaves.
     Swap(Box<SwapRequest>),
@@ -43,6 +46,17 @@ pub(crate) enum ModuleMsg {
     Checkpoint,
 }
 
+/// The answer to a request an instance made (`ctx.ask`), delivered to it
+/// through its mailbox like any message.
+pub(crate) struct AnswerMsg {
+    /// What the asker chose to recognise it by.
+    pub correlation: u64,
+    /// The actor asked.
+    pub from: Origin,
+    /// Its reply, or why there is none.
+    pub result: Result<Vec<u8>, ModError>,
+}
+
 /// How an instance gets its first state.
 pub(crate) enum StartFrom {
     /// `init` with the config.
@@ -54,6 +68,8 @@ pub(crate) enum StartFrom {
 
 /// Everything an instance needs to start.
 pub(crate) struct InstanceArgs {
+    /// The node's name (the node part of the instance's address).
+    pub node: Arc<str>,
     pub module: Arc<str>,
     pub lib: Arc<Library>,
     pub config: Arc<Vec<u8>>,
@@ -74,6 +90,8 @@ pub(crate) struct Instance {
     pub behaviour: BehaviourBox,
     pub config: Arc<Vec<u8>>,
     pub ctx: HostCtxBox,
+    /// The message being handled, as the context sees it.
+    delivery: Delivery,
     pub shared: Arc<InstanceShared>,
     pub limits: Limits,
     on_restart: RestartSink,
@@ -135,12 +153,16 @@ impl Actor for ModuleActor {
         args: InstanceArgs,
     ) -> Result<Instance, ActorProcessingErr> {
         let index = args.shared.index;
-        let ctx = HostContext::boxed(
-            args.module.clone(),
-            index,
-            args.bus.clone(),
-            args.directory.clone(),
-        );
+        let delivery = Delivery::default();
+        let ctx = HostContext::boxed(CtxParts {
+            node: args.node.clone(),
+            module: args.module.clone(),
+            instance: index,
+            bus: args.bus.clone(),
+            directory: args.directory.clone(),
+            delivery: delivery.clone(),
+            call_timeout: args.limits.call_timeout,
+        });
         let built = match &args.start {
             StartFrom::Fresh => args.lib.init(&args.config, ctx.clone()),
             StartFrom::Checkpoint(c) => args.lib.migrate(
@@ -193,6 +215,7 @@ impl Actor for ModuleActor {
             behaviour,
             config: args.config,
             ctx,
+            delivery,
             shared: args.shared,
             limits: args.limits,
             on_restart: args.on_restart,
@@ -213,28 +236,64 @@ impl Actor for ModuleActor {
         inst: &mut Instance,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            ModuleMsg::Cast(bytes) => {
+            ModuleMsg::Cast(bytes, sender) => {
+                inst.delivery.begin(sender, None);
                 let failed = inst
                     .behaviour
                     .handle(RSlice::from_slice(&bytes), false)
                     .into_result()
                     .err()
                     .map(|e| e.kind);
+                inst.delivery.end();
                 if inst.record(failed) {
                     inst.restart_in_place();
                 }
             }
-            ModuleMsg::Call(bytes, reply) => {
+            ModuleMsg::Call(bytes, reply, sender) => {
+                inst.delivery.begin(sender, Some(reply));
                 let result = inst
                     .behaviour
                     .handle(RSlice::from_slice(&bytes), true)
                     .into_result()
                     .map(|v| v.into_vec());
+                let ended = inst.delivery.end();
                 // Counted before the reply, so a status read after the
                 // reply includes this message.
                 let restart = inst.record(result.as_ref().err().map(|e| e.kind));
-                let _ = reply.send(result);
+                match (ended.port, ended.kept) {
+                    (Some(port), _) => {
+                        let _ = port.send(result);
+                    }
+                    // Kept open, but the handler failed: its error is the
+                    // answer (the module may never have stored the token).
+                    (None, Some(token)) => {
+                        if let Err(e) = result {
+                            let _ = replies::answer(token, Err(e));
+                        }
+                    }
+                    (None, None) => {}
+                }
                 if restart {
+                    inst.restart_in_place();
+                }
+            }
+            ModuleMsg::Answer(answer) => {
+                let AnswerMsg {
+                    correlation,
+                    from,
+                    result,
+                } = *answer;
+                inst.delivery.begin(from, None);
+                let outcome = inst
+                    .behaviour
+                    .answer(correlation, result.map(RVec::from).into())
+                    .into_result();
+                inst.delivery.end();
+                let failed = outcome.as_ref().err().map(|e| e.kind);
+                if let Err(e) = outcome {
+                    tracing::warn!(target: "molt::module", module = &*inst.module, instance = inst.index(), correlation, "on_answer failed: {e}");
+                }
+                if inst.record(failed) {
                     inst.restart_in_place();
                 }
             }

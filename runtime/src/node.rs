@@ -20,6 +20,8 @@ use crate::shutdown::ShutdownReport;
 use crate::supervisor::{Supervisor, SupervisorArgs, SupervisorMsg};
 use crate::watcher::Watcher;
 
+mod address;
+
 /// A running node.
 ///
 /// ```no_run

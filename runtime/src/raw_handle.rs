@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use molt_abi::ffi::ModError;
 use tokio::sync::oneshot;
 
 use crate::directory::{Lane, ModuleSlot};
@@ -75,7 +76,7 @@ impl RawHandle {
 
     /// Sends an encoded message without waiting for its handling.
     pub(crate) fn cast_bytes(&self, bytes: Vec<u8>) -> Result<(), CallError> {
-        self.send(ModuleMsg::Cast(bytes))
+        self.send(ModuleMsg::Cast(bytes, None))
     }
 
     /// Sends an encoded message and waits up to `timeout` for the encoded
@@ -92,7 +93,7 @@ impl RawHandle {
     /// Puts an encoded call in the mailbox; the receiver gets its reply.
     pub(crate) fn send_call(&self, bytes: Vec<u8>) -> Result<PendingReply, CallError> {
         let (tx, rx) = oneshot::channel();
-        self.send(ModuleMsg::Call(bytes, tx))?;
+        self.send(ModuleMsg::Call(bytes, tx, None))?;
         Ok(rx)
     }
 
@@ -103,23 +104,31 @@ impl RawHandle {
         rx: PendingReply,
         timeout: Duration,
     ) -> Result<Vec<u8>, CallError> {
-        let module = || self.slot.name.to_string();
-        let reply = match tokio::time::timeout(timeout, rx).await {
-            Err(_) => {
-                return Err(CallError::Timeout {
-                    module: module(),
-                    timeout,
-                })
-            }
-            Ok(Err(_)) => return Err(CallError::NotRunning(module())),
-            Ok(Ok(r)) => r,
-        };
-        reply.map_err(|e| CallError::Handler {
-            module: module(),
-            kind: e.kind,
-            message: e.message.into_string(),
-        })
+        await_reply(&self.slot.name, rx, timeout).await
     }
+}
+
+/// Waits up to `timeout` for the reply of a call to `module` on `rx`.
+pub(crate) async fn await_reply(
+    module: &str,
+    rx: oneshot::Receiver<Result<Vec<u8>, ModError>>,
+    timeout: Duration,
+) -> Result<Vec<u8>, CallError> {
+    let reply = match tokio::time::timeout(timeout, rx).await {
+        Err(_) => {
+            return Err(CallError::Timeout {
+                module: module.to_string(),
+                timeout,
+            })
+        }
+        Ok(Err(_)) => return Err(CallError::NotRunning(module.to_string())),
+        Ok(Ok(r)) => r,
+    };
+    reply.map_err(|e| CallError::Handler {
+        module: module.to_string(),
+        kind: e.kind,
+        message: e.message.into_string(),
+    })
 }
 
 /// A node's modules by name, for untyped sends (what the HTTP server holds).

@@ -27,6 +27,10 @@ pub struct Fixtures {
     pub fault_v2: PathBuf,
     pub not_a_module: PathBuf,
     pub abi_mismatch: PathBuf,
+    /// Module `actors`: addresses, senders, replies later, asks.
+    pub actors: PathBuf,
+    /// The same source as module `peer`.
+    pub actors_peer: PathBuf,
     /// Every directory a fixture library lives in.
     pub dirs: Vec<PathBuf>,
 }
@@ -56,6 +60,8 @@ pub fn fixtures() -> &'static Fixtures {
             "fault",
             "fault-v2",
             "not-a-module",
+            "actors",
+            "actors-peer",
         ];
         let libs = build(&BuildRequest {
             manifest: root.join("Cargo.toml"),
@@ -86,6 +92,8 @@ pub fn fixtures() -> &'static Fixtures {
             fault_v2: find(&libs, "fault_v2"),
             not_a_module: find(&libs, "not_a_module"),
             abi_mismatch: find(&mismatch, "abi_mismatch"),
+            actors: find(&libs, "actors"),
+            actors_peer: find(&libs, "actors_peer"),
             dirs: vec![],
         };
         let mut dirs = vec![];
@@ -270,6 +278,18 @@ pub struct FaultProto;
 impl molt::Protocol for FaultProto {
     type Msg = fault_proto::Msg;
     type Reply = fault_proto::Reply;
+}
+
+/// The actors fixture's protocol (shared with the fixture's source).
+#[path = "../fixtures/actors/src/proto.rs"]
+pub mod actors_proto;
+
+/// The typed protocol marker for the actors fixture.
+pub struct ActorsProto;
+
+impl molt::Protocol for ActorsProto {
+    type Msg = actors_proto::Msg;
+    type Reply = actors_proto::Reply;
 }
 
 /// Calls on the `kv` example module, with the reply the test expects.
@@ -584,5 +604,136 @@ pub fn api_error<T: std::fmt::Debug>(
     match r {
         Err(molt::http::ClientError::Api { status, body }) => (status, body),
         other => panic!("expected an error answer, got {other:?}"),
+    }
+}
+
+/// Nodes and calls on the actors fixture (modules `actors` and `peer`).
+pub mod actors {
+    use std::future::Future;
+    use std::time::{Duration, Instant};
+
+    use super::actors_proto::{Msg, Reply, Seen};
+    use super::ActorsProto;
+    use molt::{
+        Address, Error, ModuleHandle, ModuleSpec, Node, NodeConfig, ReloadOptions, ReloadReport,
+    };
+
+    /// A typed handle on one of the fixture's modules.
+    pub type Handle = ModuleHandle<ActorsProto>;
+
+    /// A config running `actors` (`n` instances) and `peer` (one).
+    pub fn config(name: &str, n: u32) -> NodeConfig {
+        let f = super::fixtures();
+        super::config(name, &[])
+            .module(ModuleSpec::new("actors", &f.actors).instances(n))
+            .module(ModuleSpec::new("peer", &f.actors_peer))
+    }
+
+    /// Starts a node on [`config`].
+    pub async fn node(name: &str, n: u32) -> Node {
+        Node::start(config(name, n)).await.expect("node starts")
+    }
+
+    /// A handle on instance `i` of `module`.
+    pub fn on(node: &Node, module: &str, i: usize) -> Handle {
+        node.module::<ActorsProto>(module)
+            .expect("module runs")
+            .on_instance(i)
+    }
+
+    /// Calls and expects a reply.
+    pub async fn call(h: &Handle, msg: Msg) -> Reply {
+        h.call(msg.clone())
+            .await
+            .unwrap_or_else(|e| panic!("{msg:?}: {e}"))
+    }
+
+    /// Calls a message that replies `Sent`: the outcome of the send.
+    pub async fn sent(h: &Handle, msg: Msg) -> Result<(), String> {
+        match call(h, msg).await {
+            Reply::Sent(r) => r,
+            other => panic!("unexpected reply {other:?}"),
+        }
+    }
+
+    /// The notes the actor received, with their senders.
+    pub async fn notes(h: &Handle) -> Vec<(Option<Address>, String)> {
+        match call(h, Msg::Notes).await {
+            Reply::Notes(n) => n,
+            other => panic!("unexpected reply {other:?}"),
+        }
+    }
+
+    /// The answers the actor received.
+    pub async fn answers(h: &Handle) -> Vec<Seen> {
+        match call(h, Msg::Answers).await {
+            Reply::Answers(a) => a,
+            other => panic!("unexpected reply {other:?}"),
+        }
+    }
+
+    /// How many calls the actor holds open.
+    pub async fn held(h: &Handle) -> u32 {
+        match call(h, Msg::HeldCount).await {
+            Reply::Count(Ok(n)) => n,
+            other => panic!("unexpected reply {other:?}"),
+        }
+    }
+
+    /// Polls `probe` until it returns `Some`, failing the test after 30 s.
+    pub async fn until<T, F: Future<Output = Option<T>>>(
+        what: &str,
+        mut probe: impl FnMut() -> F,
+    ) -> T {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(v) = probe().await {
+                return v;
+            }
+            assert!(Instant::now() < deadline, "{what}: not within 30 s");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// Waits until the actor has received `n` notes and returns them.
+    pub async fn until_notes(h: &Handle, n: usize) -> Vec<(Option<Address>, String)> {
+        until(&format!("{n} notes"), || async {
+            let got = notes(h).await;
+            (got.len() >= n).then_some(got)
+        })
+        .await
+    }
+
+    /// Waits until the actor has received `n` answers and returns them.
+    pub async fn until_answers(h: &Handle, n: usize) -> Vec<Seen> {
+        until(&format!("{n} answers"), || async {
+            let got = answers(h).await;
+            (got.len() >= n).then_some(got)
+        })
+        .await
+    }
+
+    /// Waits until the actor holds `n` open calls.
+    pub async fn until_held(h: &Handle, n: u32) {
+        until(&format!("{n} held calls"), || async {
+            (held(h).await == n).then_some(())
+        })
+        .await
+    }
+
+    /// Reloads `module` from its own library, with `config` if given.
+    pub async fn reload(
+        node: &Node,
+        module: &str,
+        config: Option<serde_json::Value>,
+    ) -> Result<ReloadReport, Error> {
+        node.reload(
+            module,
+            ReloadOptions {
+                config,
+                ..ReloadOptions::default()
+            },
+        )
+        .await
     }
 }

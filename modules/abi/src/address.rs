@@ -7,7 +7,10 @@
 
 use std::fmt;
 
+use abi_stable::std_types::{ROption, RSlice, RStr, RString, RVec};
 use serde::{Deserialize, Serialize};
+
+use crate::ffi::{AddressRef, RAddress};
 
 /// Which actor of a module an [`Address`] names.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -154,6 +157,63 @@ impl Address {
     }
 }
 
+impl Address {
+    /// The borrowed form the host takes.
+    pub(crate) fn as_ffi(&self) -> AddressRef<'_> {
+        let (instance, key) = match &self.target {
+            Target::Instance(i) => (*i, ROption::RNone),
+            Target::Key(k) => (0, ROption::RSome(RSlice::from_slice(k.as_bytes()))),
+        };
+        AddressRef {
+            node: RStr::from_str(&self.node),
+            module: RStr::from_str(&self.module),
+            instance,
+            key,
+        }
+    }
+}
+
+impl From<RAddress> for Address {
+    fn from(a: RAddress) -> Self {
+        Address {
+            node: a.node.into_string(),
+            module: a.module.into_string(),
+            target: match a.key {
+                ROption::RSome(k) => Target::Key(Key(k.into_vec())),
+                ROption::RNone => Target::Instance(a.instance),
+            },
+        }
+    }
+}
+
+impl From<&Address> for RAddress {
+    fn from(a: &Address) -> Self {
+        let (instance, key) = match &a.target {
+            Target::Instance(i) => (*i, ROption::RNone),
+            Target::Key(k) => (0, ROption::RSome(RVec::from(k.as_bytes()))),
+        };
+        RAddress {
+            node: RString::from(a.node.as_str()),
+            module: RString::from(a.module.as_str()),
+            instance,
+            key,
+        }
+    }
+}
+
+impl<'a> From<AddressRef<'a>> for Address {
+    fn from(a: AddressRef<'a>) -> Self {
+        Address {
+            node: a.node.as_str().to_string(),
+            module: a.module.as_str().to_string(),
+            target: match a.key {
+                ROption::RSome(k) => Target::Key(Key(k.to_vec())),
+                ROption::RNone => Target::Instance(a.instance),
+            },
+        }
+    }
+}
+
 impl fmt::Display for Address {
     /// `module#3@node` for an instance, `module[key]@node` for a key.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -179,6 +239,17 @@ mod tests {
             assert_eq!(rmp_serde::from_slice::<Address>(&bytes).unwrap(), a);
             let json = serde_json::to_string(&a).unwrap();
             assert_eq!(serde_json::from_str::<Address>(&json).unwrap(), a);
+        }
+    }
+
+    #[test]
+    fn an_address_round_trips_through_its_ffi_forms() {
+        for a in [
+            Address::instance("n1", "ping", 3),
+            Address::key("n1", "cart", vec![0u8, 255, 7]),
+        ] {
+            assert_eq!(Address::from(a.as_ffi()), a);
+            assert_eq!(Address::from(RAddress::from(&a)), a);
         }
     }
 

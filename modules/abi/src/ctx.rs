@@ -1,7 +1,7 @@
-use abi_stable::std_types::{RSlice, RStr};
+use abi_stable::std_types::{RResult, RSlice, RStr};
 use serde::Serialize;
 
-use crate::{ffi::HostCtxBox, Error, Protocol};
+use crate::{ffi::HostCtxBox, Address, Error, Protocol, ReplyToken};
 
 /// Log levels a module can use through [`Ctx::log`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -119,14 +119,17 @@ impl Ctx {
             .map_err(Error::from)
     }
 
-    /// Sends (casts) a message to one instance of a module: `instance`
-    /// modulo the module's instance count, so `ctx.instance() + 1` on the
-    /// module's own name is the next instance in a ring. [`Ctx::send`]
-    /// instead picks the instance from this instance's index.
+    /// Sends (casts) a message to instance `instance` of a module (the
+    /// same as [`Ctx::send_addr`] to `Address::instance(node, module,
+    /// instance)`). [`Ctx::send`] instead picks the instance from this
+    /// instance's index. The next instance in a ring is
+    /// `(ctx.instance() + 1) % ctx.instances(ctx.module())?`.
     ///
     /// # Errors
-    /// When the message cannot be encoded, the module is not running, or the
-    /// host is older than this method.
+    /// When the message cannot be encoded, the module is not running,
+    /// `instance` is out of range (the error names the module, the index and
+    /// the instance count: an index never wraps), or the host is older than
+    /// this method.
     pub fn send_to<P: Protocol>(
         &self,
         module: &str,
@@ -140,6 +143,137 @@ impl Ctx {
             .into_result()
             .map_err(Error::from)
     }
+}
+
+impl Ctx {
+    /// The name of the node this instance runs on (`"local"` on a host that
+    /// predates addresses).
+    pub fn node(&self) -> String {
+        self.host.node().into_string()
+    }
+
+    /// This actor's address: put it in a message so that the receiver can
+    /// answer, or keep it. Valid across reloads and restarts in place.
+    pub fn me(&self) -> Address {
+        Address::instance(self.node(), self.module(), self.instance())
+    }
+
+    /// The address of the actor that sent the message being handled: an
+    /// actor of a module (its [`Ctx::me`]) when a module sent it with
+    /// [`Ctx::send`], [`Ctx::send_to`], [`Ctx::send_addr`] or
+    /// [`Ctx::ask`]; during [`crate::Module::on_answer`], the actor asked.
+    /// `None` for a message from an application handle, HTTP or the CLI,
+    /// and outside a delivery (`init`, `start`, `on_event`...).
+    pub fn sender(&self) -> Option<Address> {
+        self.host.sender().into_option().map(Address::from)
+    }
+
+    /// How many instances `module` runs now (this module's own name
+    /// included).
+    ///
+    /// # Errors
+    /// When no module of that name runs on this node.
+    pub fn instances(&self, module: &str) -> Result<u32, Error> {
+        self.host
+            .instances(RStr::from_str(module))
+            .into_result()
+            .map_err(Error::from)
+    }
+
+    /// Sends (casts) a message to the actor at `to`, typed by its module's
+    /// protocol. The address is resolved on every send, so it stays valid
+    /// across reloads of either side and restarts in place; the receiver
+    /// sees this actor as its [`Ctx::sender`].
+    ///
+    /// # Errors
+    /// When the message cannot be encoded, or the actor does not exist (its
+    /// module is not running, its instance index is out of range after a
+    /// scale-down, its node is not this one, or its module is not keyed for
+    /// a key address).
+    pub fn send_addr<P: Protocol>(&self, to: &Address, msg: &P::Msg) -> Result<(), Error> {
+        let bytes = encode_msg(to, msg)?;
+        self.host
+            .send_addr(to.as_ffi(), RSlice::from_slice(&bytes))
+            .into_result()
+            .map_err(Error::from)
+    }
+
+    /// Sends a request to the actor at `to` without waiting: its reply
+    /// comes back later as a message to this actor,
+    /// [`crate::Module::on_answer`], carrying `correlation` (any number this
+    /// module chooses to match the answer to its request). No thread waits
+    /// meanwhile; the pending request is held by the host, so it survives a
+    /// reload of either side. An actor that does not answer within the
+    /// node's call timeout gives an answer carrying a timeout error.
+    ///
+    /// # Errors
+    /// As [`Ctx::send_addr`]: when the request cannot be sent at all (no
+    /// answer follows then).
+    pub fn ask<P: Protocol>(
+        &self,
+        to: &Address,
+        msg: &P::Msg,
+        correlation: u64,
+    ) -> Result<(), Error> {
+        let bytes = encode_msg(to, msg)?;
+        self.host
+            .ask(to.as_ffi(), RSlice::from_slice(&bytes), correlation)
+            .into_result()
+            .map_err(Error::from)
+    }
+
+    /// Keeps the call being handled open, to answer it later with
+    /// [`Ctx::reply`] (from this or a later message). The value the handler
+    /// returns is then dropped; an error it returns answers the call with
+    /// that error. The token is plain data: keep it in the state.
+    ///
+    /// # Errors
+    /// When the message being handled is not a call (a cast: nobody waits
+    /// for a reply), when the call was already taken, or outside a
+    /// delivery.
+    pub fn reply_later(&self) -> Result<ReplyToken, Error> {
+        self.host
+            .reply_later()
+            .into_result()
+            .map(ReplyToken::from_id)
+            .map_err(Error::from)
+    }
+
+    /// Answers the open call `token` with `reply` (the module's reply type).
+    ///
+    /// # Errors
+    /// When the token was answered already, or its caller gave up (its
+    /// call timed out or its future was dropped), or the reply cannot be
+    /// encoded. The module keeps running either way.
+    pub fn reply<R: Serialize>(&self, token: &ReplyToken, reply: &R) -> Result<(), Error> {
+        let bytes = rmp_serde::to_vec_named(reply).map_err(|e| {
+            Error::msg(format!(
+                "cannot encode the reply to call {}: {e}",
+                token.id()
+            ))
+        })?;
+        self.host
+            .reply(token.id(), RResult::ROk(RSlice::from_slice(&bytes)))
+            .into_result()
+            .map_err(Error::from)
+    }
+
+    /// Answers the open call `token` with an error: its caller gets it as a
+    /// handler error.
+    ///
+    /// # Errors
+    /// As [`Ctx::reply`].
+    pub fn reply_error(&self, token: &ReplyToken, error: Error) -> Result<(), Error> {
+        self.host
+            .reply(token.id(), RResult::RErr(error.into()))
+            .into_result()
+            .map_err(Error::from)
+    }
+}
+
+fn encode_msg<T: Serialize + ?Sized>(to: &Address, msg: &T) -> Result<Vec<u8>, Error> {
+    rmp_serde::to_vec_named(msg)
+        .map_err(|e| Error::msg(format!("cannot encode a message to {to}: {e}")))
 }
 
 impl std::fmt::Debug for Ctx {

@@ -13,7 +13,7 @@ use abi_stable::{
 
 use crate::{
     ffi::{Behaviour, BehaviourBox, Behaviour_TO, HostCtxBox, ModError, ModuleRef, ModuleRoot},
-    state, Ctx, Error, ErrorKind, Module,
+    state, Answer, Ctx, Error, ErrorKind, Module,
 };
 
 /// Runs module code, turning an error or a panic into a [`ModError`].
@@ -173,6 +173,22 @@ impl<M: Module> Behaviour for Instance<M> {
 
     fn verify(&self) -> RResult<(), ModError> {
         guard("verify", || self.module()?.verify(&self.ctx))
+    }
+
+    fn answer(
+        &mut self,
+        correlation: u64,
+        reply: RResult<RVec<u8>, ModError>,
+    ) -> RResult<(), ModError> {
+        guard("on_answer", || {
+            let module = self.module.as_mut().ok_or_else(gone)?;
+            let answer = Answer {
+                correlation,
+                from: self.ctx.sender(),
+                result: reply.into_result().map(RVec::into_vec).map_err(Error::from),
+            };
+            module.on_answer(answer, &self.ctx)
+        })
     }
 }
 

@@ -16,7 +16,7 @@ use abi_stable::{
     library::RootModule,
     package_version_strings, sabi_trait,
     sabi_types::VersionStrings,
-    std_types::{RArc, RBox, RResult, RSlice, RStr, RString, RVec},
+    std_types::{RArc, RBox, ROption, RResult, RSlice, RStr, RString, RVec},
     StableAbi,
 };
 
@@ -66,6 +66,65 @@ pub trait Behaviour: Send {
     /// Checks that the behaviour is healthy after a swap.
     #[sabi(last_prefix_field)]
     fn verify(&self) -> RResult<(), ModError>;
+
+    // Methods below the prefix were added later (see `HostCtx`): a library
+    // built before them gets the default body. Append only.
+
+    /// Handles the answer to a request this actor made with `HostCtx::ask`:
+    /// the correlation it chose and the encoded reply (or why there is
+    /// none). During the call, `HostCtx::sender` is the actor asked.
+    fn answer(
+        &mut self,
+        correlation: u64,
+        reply: RResult<RVec<u8>, ModError>,
+    ) -> RResult<(), ModError> {
+        let _ = reply;
+        RResult::RErr(ModError {
+            kind: ErrorKind::Failed,
+            message: RString::from(format!(
+                "the answer with correlation {correlation} reached a library that predates answers"
+            )),
+        })
+    }
+}
+
+/// An actor's address as the host hands it to a module (see
+/// [`crate::Address`], which converts to and from it).
+#[repr(C)]
+#[derive(Debug, Clone, PartialEq, Eq, StableAbi)]
+pub struct RAddress {
+    /// The node the actor lives on.
+    pub node: RString,
+    /// Its module.
+    pub module: RString,
+    /// The instance index, when `key` is none.
+    pub instance: u32,
+    /// The key, for an actor of a keyed module.
+    pub key: ROption<RVec<u8>>,
+}
+
+/// An actor's address as a module hands it to the host: borrowed, so a
+/// send copies nothing.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, StableAbi)]
+pub struct AddressRef<'a> {
+    /// The node the actor lives on.
+    pub node: RStr<'a>,
+    /// Its module.
+    pub module: RStr<'a>,
+    /// The instance index, when `key` is none.
+    pub instance: u32,
+    /// The key, for an actor of a keyed module.
+    pub key: ROption<RSlice<'a, u8>>,
+}
+
+/// The error a default method body returns: the host is older than the
+/// method the module called.
+fn host_predates(what: &str) -> ModError {
+    ModError {
+        kind: ErrorKind::Failed,
+        message: RString::from(format!("this host predates {what}")),
+    }
 }
 
 /// A behaviour as the host owns it.
@@ -101,7 +160,9 @@ pub trait HostCtx: Send + Sync + Clone {
     // body. Append only, always with a default.
 
     /// Sends (casts) a msgpack-encoded message to one instance of a module:
-    /// `instance` modulo its instance count (as `ModuleHandle::on_instance`).
+    /// `instance`, which must be below its instance count (an index out of
+    /// range is an error naming the module, the index and the count; hosts
+    /// before `send_addr` took it modulo the count).
     fn send_to(
         &self,
         module: RStr<'_>,
@@ -115,6 +176,56 @@ pub trait HostCtx: Send + Sync + Clone {
                 "cannot send to an instance of {module}: this host predates send_to"
             )),
         })
+    }
+
+    /// The name of the node this instance runs on.
+    fn node(&self) -> RString {
+        RString::from("local")
+    }
+
+    /// The address of the sender of the message being handled: an actor of
+    /// a module, or none (an application handle, HTTP, the CLI, or outside
+    /// a delivery).
+    fn sender(&self) -> ROption<RAddress> {
+        ROption::RNone
+    }
+
+    /// How many instances `module` runs now.
+    fn instances(&self, module: RStr<'_>) -> RResult<u32, ModError> {
+        let _ = module;
+        RResult::RErr(host_predates("instances"))
+    }
+
+    /// Sends (casts) a msgpack-encoded message to the actor at `to`,
+    /// resolved now: an actor that does not exist is an error.
+    fn send_addr(&self, to: AddressRef<'_>, msg: RSlice<'_, u8>) -> RResult<(), ModError> {
+        let _ = (to, msg);
+        RResult::RErr(host_predates("send_addr"))
+    }
+
+    /// Sends a request to the actor at `to`; its reply (or why there is
+    /// none) comes back later through `Behaviour::answer` with
+    /// `correlation`. Never blocks.
+    fn ask(
+        &self,
+        to: AddressRef<'_>,
+        msg: RSlice<'_, u8>,
+        correlation: u64,
+    ) -> RResult<(), ModError> {
+        let _ = (to, msg, correlation);
+        RResult::RErr(host_predates("ask"))
+    }
+
+    /// Keeps the call being handled open: its reply port moves to the host,
+    /// under the returned token, and the handler's return value is dropped.
+    fn reply_later(&self) -> RResult<u64, ModError> {
+        RResult::RErr(host_predates("reply_later"))
+    }
+
+    /// Answers the open call `token` (taken with `reply_later`).
+    fn reply(&self, token: u64, reply: RResult<RSlice<'_, u8>, ModError>) -> RResult<(), ModError> {
+        let _ = (token, reply);
+        RResult::RErr(host_predates("reply"))
     }
 }
 

@@ -49,6 +49,7 @@ mod export;
 pub mod ffi;
 mod module;
 mod protocol;
+mod reply;
 pub mod state;
 
 pub use address::{Address, Key, Target};
@@ -56,6 +57,7 @@ pub use ctx::{Ctx, Level};
 pub use error::{Error, ErrorKind};
 pub use module::Module;
 pub use protocol::Protocol;
+pub use reply::{Answer, ReplyToken};
 
 /// Items the [`export_module!`] macro expands to. Not part of the public API.
 #[doc(hidden)]

@@ -1,6 +1,6 @@
 use serde::{de::DeserializeOwned, Serialize};
 
-use crate::{state, Ctx, Error};
+use crate::{state, Answer, Ctx, Error};
 
 /// A molt module: its state type, its protocol and its lifecycle.
 ///
@@ -107,5 +107,24 @@ pub trait Module: Serialize + DeserializeOwned + Send + Sized + 'static {
     fn on_event(&mut self, kind: &str, json: &str, ctx: &Ctx) -> Result<(), Error> {
         let _ = (kind, json, ctx);
         Ok(())
+    }
+
+    /// The answer to a request this actor made with [`Ctx::ask`], as a
+    /// later message: `answer.correlation` is what the request carried,
+    /// [`Answer::reply`] decodes the reply (or gives the error: the actor
+    /// asked failed, is gone, or did not answer within the call timeout).
+    /// Messages are handled one at a time, so nothing else runs between the
+    /// request and this call that the module did not see.
+    ///
+    /// # Errors
+    /// Logged by the host; the instance keeps serving. The default refuses:
+    /// a module that asks must implement it.
+    fn on_answer(&mut self, answer: Answer, ctx: &Ctx) -> Result<(), Error> {
+        let _ = ctx;
+        Err(Error::msg(format!(
+            "module {} got the answer with correlation {} but does not implement on_answer",
+            Self::NAME,
+            answer.correlation
+        )))
     }
 }

@@ -127,7 +127,7 @@ fn call_error(e: CallError) -> ApiError {
             err
         }
         CallError::Timeout { .. } => ApiError::new(StatusCode::GATEWAY_TIMEOUT, "timeout", text),
-        CallError::NotRunning(_) => {
+        CallError::NotRunning(_) | CallError::NoActor(_) => {
             ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_running", text)
         }
         CallError::Codec { .. } => ApiError::bad_request(text),

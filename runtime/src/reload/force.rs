@@ -74,6 +74,8 @@ pub(crate) struct Respawn {
     /// The supervisor: new actors are linked to it.
     pub supervisor: ActorCell,
     pub slot: Arc<ModuleSlot>,
+    /// The node's name (the node part of the instances' addresses).
+    pub node: Arc<str>,
     pub module: Arc<str>,
     pub bus: EventBus,
     pub directory: Directory,
@@ -232,6 +234,7 @@ async fn spawn_replacement(
         Ordering::Relaxed,
     );
     let args = InstanceArgs {
+        node: respawn.node.clone(),
         module: respawn.module.clone(),
         lib: target.clone(),
         config: config.clone(),

@@ -61,6 +61,7 @@ impl Supervisor {
     ) -> Result<Route, Error> {
         let index = shared.index;
         let args = InstanceArgs {
+            node: Arc::from(st.node.as_str()),
             module: module.clone(),
             lib,
             config,

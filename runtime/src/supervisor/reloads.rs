@@ -201,6 +201,7 @@ impl Supervisor {
             force: (options.force && request == Request::Reload).then(|| {
                 Self::respawn(
                     myself,
+                    Arc::from(st.node.as_str()),
                     st.bus.clone(),
                     st.directory.clone(),
                     st.limits.clone(),

@@ -134,6 +134,7 @@ impl Supervisor {
     /// What a forced reload of `module` needs to replace a hung instance.
     pub(super) fn respawn(
         myself: &ActorRef<SupervisorMsg>,
+        node: Arc<str>,
         bus: EventBus,
         directory: Directory,
         limits: Limits,
@@ -143,6 +144,7 @@ impl Supervisor {
         Respawn {
             supervisor: myself.get_cell(),
             slot,
+            node,
             module: Arc::from(module),
             bus,
             directory,

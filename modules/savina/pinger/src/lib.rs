@@ -44,11 +44,7 @@ impl Module for Pinger {
             PingerMsg::Pong => {
                 self.pongs += 1;
                 if self.pings_left > 0 {
-                    ctx.send_to::<PingerProto>(
-                        pingpong::PINGER,
-                        ctx.instance(),
-                        &PingerMsg::SendPing,
-                    )
+                    ctx.send_addr::<PingerProto>(&ctx.me(), &PingerMsg::SendPing)
                 } else {
                     ctx.publish(pingpong::DONE, &self.pongs)
                 }

@@ -1,5 +1,6 @@
-//! Savina ping-pong, the ponger: answers every ping with a pong to
-//! `savina-pinger`.
+//! Savina ping-pong, the ponger: answers every ping with a pong to its
+//! sender (`Ctx::sender`), as Savina's ponger answers the actor reference
+//! the ping carries.
 #![warn(missing_docs)]
 
 use molt_abi::{Ctx, Error, Module};
@@ -29,7 +30,10 @@ impl Module for Ponger {
         match msg {
             PongerMsg::Ping => {
                 self.pings += 1;
-                ctx.send::<PingerProto>(pingpong::PINGER, &PingerMsg::Pong)
+                let pinger = ctx
+                    .sender()
+                    .ok_or_else(|| Error::msg("a ping without a sender: nobody to answer"))?;
+                ctx.send_addr::<PingerProto>(&pinger, &PingerMsg::Pong)
             }
         }
     }

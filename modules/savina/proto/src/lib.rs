@@ -1,5 +1,5 @@
 //! The protocols of the Savina benchmark modules: the module names, the
-//! messages they send each other with `Ctx::send`/`Ctx::send_to`, and the
+//! messages they send each other with `Ctx::send`/`Ctx::send_addr`, and the
 //! topics of the events they publish when a run is over (what
 //! `benches/savina.rs` waits for on `node.subscribe()`).
 //!
@@ -12,8 +12,9 @@
 /// Ping-pong: `savina-pinger` and `savina-ponger` bounce a message `pings`
 /// times.
 ///
-/// Savina's flow: start → ping; pong → (pings left?) the pinger sends itself
-/// `SendPing` → ping; so three messages per round trip.
+/// Savina's flow: start → ping; pong (to the ping's sender) → (pings left?)
+/// the pinger sends itself (`Ctx::me`) `SendPing` → ping; so three messages
+/// per round trip.
 pub mod pingpong {
     use serde::{Deserialize, Serialize};
 
@@ -118,8 +119,9 @@ pub mod counting {
 }
 
 /// Thread ring: the instances of `savina-ring` form a ring (instance `i`
-/// passes to `i + 1`, the last to 0, by `Ctx::send_to`); a token goes round
-/// `hops` times, then an exit message makes one lap.
+/// holds the address of `i + 1`, the last of 0, and passes to it with
+/// `Ctx::send_addr`); a token goes round `hops` times, then an exit message
+/// makes one lap.
 pub mod ring {
     use serde::{Deserialize, Serialize};
 

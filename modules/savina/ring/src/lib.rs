@@ -1,35 +1,46 @@
-//! Savina thread ring: one ring position per instance. Instance `i` passes
-//! to instance `i + 1` of its own module with `Ctx::send_to`, which takes
-//! the index modulo the instance count, so the last instance passes to 0.
+//! Savina thread ring: one ring position per instance. Each position holds
+//! its neighbour's address (instance `(i + 1) % count` of its own module,
+//! so the last passes to 0), as Savina's ring actors hold their
+//! neighbour's reference, and passes to it with `Ctx::send_addr`.
 #![warn(missing_docs)]
 
-use molt_abi::{Ctx, Error, Module};
+use molt_abi::{Address, Ctx, Error, Module};
 use savina_proto::ring::{self, Done, RingMsg, RingProto};
 use serde::{Deserialize, Serialize};
 
-/// A ring position: no state of its own (its place is its instance index).
+/// A ring position: its neighbour's address, learnt at the first pass.
 #[derive(Serialize, Deserialize, Debug, Default)]
-pub struct Position {}
-
-fn pass(ctx: &Ctx, msg: &RingMsg) -> Result<(), Error> {
-    ctx.send_to::<RingProto>(ring::RING, ctx.instance().wrapping_add(1), msg)
+pub struct Position {
+    #[serde(default)]
+    next: Option<Address>,
 }
 
-fn exit(ctx: &Ctx, left: u32, token_stopped_at: u32) -> Result<(), Error> {
-    if left > 1 {
-        return pass(
-            ctx,
-            &RingMsg::Exit {
-                left: left - 1,
-                token_stopped_at,
-            },
-        );
+impl Position {
+    fn pass(&mut self, ctx: &Ctx, msg: &RingMsg) -> Result<(), Error> {
+        if self.next.is_none() {
+            let index = (ctx.instance() + 1) % ctx.instances(ring::RING)?;
+            self.next = Some(Address::instance(ctx.node(), ring::RING, index));
+        }
+        let next = self.next.as_ref().ok_or("no neighbour")?;
+        ctx.send_addr::<RingProto>(next, msg)
     }
-    let done = Done {
-        token_stopped_at,
-        instance: ctx.instance(),
-    };
-    ctx.publish(ring::DONE, &done)
+
+    fn exit(&mut self, ctx: &Ctx, left: u32, token_stopped_at: u32) -> Result<(), Error> {
+        if left > 1 {
+            return self.pass(
+                ctx,
+                &RingMsg::Exit {
+                    left: left - 1,
+                    token_stopped_at,
+                },
+            );
+        }
+        let done = Done {
+            token_stopped_at,
+            instance: ctx.instance(),
+        };
+        ctx.publish(ring::DONE, &done)
+    }
 }
 
 impl Module for Position {
@@ -42,12 +53,12 @@ impl Module for Position {
     type Reply = ();
 
     fn init(_config: (), _ctx: &Ctx) -> Result<Self, Error> {
-        Ok(Position {})
+        Ok(Position::default())
     }
 
     fn handle(&mut self, msg: RingMsg, ctx: &Ctx) -> Result<(), Error> {
         match msg {
-            RingMsg::Ping { hops_left, ring } if hops_left > 0 => pass(
+            RingMsg::Ping { hops_left, ring } if hops_left > 0 => self.pass(
                 ctx,
                 &RingMsg::Ping {
                     hops_left: hops_left - 1,
@@ -55,11 +66,11 @@ impl Module for Position {
                 },
             ),
             // The holder exits here; the lap visits the ring - 1 others.
-            RingMsg::Ping { ring, .. } => exit(ctx, ring, ctx.instance()),
+            RingMsg::Ping { ring, .. } => self.exit(ctx, ring, ctx.instance()),
             RingMsg::Exit {
                 left,
                 token_stopped_at,
-            } => exit(ctx, left, token_stopped_at),
+            } => self.exit(ctx, left, token_stopped_at),
         }
     }
 }

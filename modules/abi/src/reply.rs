@@ -1,0 +1,67 @@
+//! Replies later and answers to requests between actors (issue #9 §2):
+//! the [`ReplyToken`] a handler takes to keep a call open, and the
+//! [`Answer`] a module receives for a request it made with [`crate::Ctx::ask`].
+
+use serde::{Deserialize, Serialize};
+
+use crate::{state, Address, Error, Protocol};
+
+/// An open call, taken with [`crate::Ctx::reply_later`] and answered with
+/// [`crate::Ctx::reply`].
+///
+/// Plain data: keep it in the module's state (it survives a snapshot, a
+/// reload, a rollback and a restart in place, because the host, not the
+/// module, holds the caller's reply port). A token answers one call once:
+/// answering again, or after the caller gave up (its call timed out or its
+/// future was dropped), is an error.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ReplyToken {
+    id: u64,
+}
+
+impl ReplyToken {
+    /// The token the host issued as `id`.
+    pub(crate) fn from_id(id: u64) -> Self {
+        ReplyToken { id }
+    }
+
+    /// The host's number for the open call (unique in the host process).
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+}
+
+/// The answer to a request this actor made with [`crate::Ctx::ask`],
+/// delivered to [`crate::Module::on_answer`] as a later message.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    /// The correlation the asker chose when it asked.
+    pub correlation: u64,
+    /// The actor that was asked (none when the answer is a failure to
+    /// deliver the request at all).
+    pub from: Option<Address>,
+    /// The encoded reply, or why there is none (the handler failed, the
+    /// actor is gone, or it did not answer within the node's call timeout).
+    pub(crate) result: Result<Vec<u8>, Error>,
+}
+
+impl Answer {
+    /// The reply, decoded as the reply type of the protocol `P` of the
+    /// actor asked.
+    ///
+    /// # Errors
+    /// The asked actor's error (its handler failed, it is gone, it did not
+    /// answer within the call timeout) or a reply that does not decode as
+    /// `P::Reply`.
+    pub fn reply<P: Protocol>(&self) -> Result<P::Reply, Error> {
+        match &self.result {
+            Ok(bytes) => state::decode("answer", bytes),
+            Err(e) => Err(e.clone()),
+        }
+    }
+
+    /// Whether the request got a reply (as opposed to an error).
+    pub fn is_ok(&self) -> bool {
+        self.result.is_ok()
+    }
+}

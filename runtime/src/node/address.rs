@@ -1,0 +1,87 @@
+//! Sending to an [`Address`] from the application (issue #9 §1): the same
+//! resolution as a module's `ctx.send_addr`, done on every send. The
+//! receiver's `ctx.sender()` is `None` for these messages.
+
+use molt_abi::{Address, Protocol};
+use tokio::sync::oneshot;
+
+use super::Node;
+use crate::error::CallError;
+use crate::module_actor::ModuleMsg;
+use crate::raw_handle::await_reply;
+use crate::resolve;
+
+fn encode<T: serde::Serialize>(to: &Address, msg: &T) -> Result<Vec<u8>, CallError> {
+    rmp_serde::to_vec_named(msg).map_err(|e| CallError::Codec {
+        module: to.module.clone(),
+        what: "encode the message",
+        error: e.to_string(),
+    })
+}
+
+impl Node {
+    /// The address of instance `index` of `module` on this node (not
+    /// checked: a send to it is).
+    pub fn address(&self, module: &str, index: u32) -> Address {
+        Address::instance(self.name(), module, index)
+    }
+
+    /// Sends (casts) a message to the actor at `to`, resolved now, typed by
+    /// its module's protocol.
+    ///
+    /// ```no_run
+    /// # async fn demo(node: molt_runtime::Node) -> Result<(), molt_runtime::CallError> {
+    /// # struct Kv; impl molt_runtime::Protocol for Kv { type Msg = String; type Reply = String; }
+    /// let second = node.address("kv", 1);
+    /// node.send_addr::<Kv>(&second, &"hello".to_string())?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// [`CallError::NoActor`] when no actor has that address (module not
+    /// running, instance index out of range, another node, a key of a
+    /// module that is not keyed), [`CallError::Codec`].
+    pub fn send_addr<P: Protocol>(&self, to: &Address, msg: &P::Msg) -> Result<(), CallError> {
+        let bytes = encode(to, msg)?;
+        resolve::send(
+            &self.directory,
+            self.name(),
+            to,
+            ModuleMsg::Cast(bytes, None),
+        )
+        .map_err(|e| CallError::NoActor(e.to_string()))
+    }
+
+    /// Sends a message to the actor at `to` and waits for its reply, up to
+    /// the node's call timeout.
+    ///
+    /// # Cancel safety
+    /// Dropping the future does not withdraw the message: the actor still
+    /// handles it (and a reply it kept open with `reply_later` then fails
+    /// with "the caller gave up").
+    ///
+    /// # Errors
+    /// As [`Node::send_addr`], plus [`CallError::Handler`] and
+    /// [`CallError::Timeout`] as [`crate::ModuleHandle::call`].
+    pub async fn call_addr<P: Protocol>(
+        &self,
+        to: &Address,
+        msg: &P::Msg,
+    ) -> Result<P::Reply, CallError> {
+        let bytes = encode(to, msg)?;
+        let (tx, rx) = oneshot::channel();
+        resolve::send(
+            &self.directory,
+            self.name(),
+            to,
+            ModuleMsg::Call(bytes, tx, None),
+        )
+        .map_err(|e| CallError::NoActor(e.to_string()))?;
+        let reply = await_reply(&to.module, rx, self.limits.call_timeout).await?;
+        rmp_serde::from_slice(&reply).map_err(|e| CallError::Codec {
+            module: to.module.clone(),
+            what: "decode the reply",
+            error: e.to_string(),
+        })
+    }
+}

@@ -1,0 +1,119 @@
+//! Addresses to actors (issue #9 §1, `docs/semantics.md` "Addresses"): an
+//! [`Address`] names a module's actor, and is resolved through the
+//! directory on every send, so it stays valid across reloads of either side
+//! and restarts in place (the routing slot keeps each instance's lane and
+//! replaces its route). An actor that does not exist is an error, never a
+//! wrap or a silent drop.
+
+use std::sync::Arc;
+
+use molt_abi::Address;
+
+use crate::directory::{lookup, Directory, Lane, ModuleSlot};
+use crate::module_actor::ModuleMsg;
+
+/// Why a message to an address could not be sent.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum NoActor {
+    /// The address names another node (sending across nodes is not built yet).
+    #[error("{address}: it names node {node:?}, this node is {this:?} (sending to other nodes is not supported yet)")]
+    OtherNode {
+        address: String,
+        node: String,
+        this: String,
+    },
+    /// No module of that name runs here (removed, or never added).
+    #[error("{address}: module {module} is not running (removed, or never added to this node)")]
+    NoModule { address: String, module: String },
+    /// The instance index is out of range (after a scale-down, say).
+    #[error("{address}: module {module} has {count} instance(s), there is no instance {index}")]
+    NoInstance {
+        address: String,
+        module: String,
+        index: u32,
+        count: usize,
+    },
+    /// A key address to a module that is not keyed.
+    #[error("{address}: module {module} is not keyed (a key address needs a keyed module)")]
+    NotKeyed { address: String, module: String },
+    /// The actor stopped (its module is being removed, or the node stops).
+    #[error("{address}: the actor is gone (its module was removed or the node is stopping)")]
+    Gone { address: String },
+}
+
+/// The lane of instance `index` of the module in `slot`, now: no wrap.
+pub(crate) fn instance_lane(
+    slot: &ModuleSlot,
+    index: u32,
+    address: impl FnOnce() -> String,
+) -> Result<Arc<Lane>, NoActor> {
+    let lanes = slot.lanes.load();
+    if slot.is_closed() {
+        return Err(NoActor::NoModule {
+            address: address(),
+            module: slot.name.to_string(),
+        });
+    }
+    lanes
+        .get(index as usize)
+        .cloned()
+        .ok_or_else(|| NoActor::NoInstance {
+            address: address(),
+            module: slot.name.to_string(),
+            index,
+            count: lanes.len(),
+        })
+}
+
+/// Sends `msg` to the actor for `key` of the keyed module `module`. The
+/// one entry of key addresses (module contexts and application handles
+/// both come here): no module is keyed yet, so this refuses.
+pub(crate) fn send_to_key(
+    directory: &Directory,
+    module: &str,
+    key: &[u8],
+    msg: ModuleMsg,
+) -> Result<(), NoActor> {
+    let _ = msg;
+    let address = || format!("{module}[{}]", molt_abi::Key::from(key));
+    match lookup(directory, module) {
+        None => Err(NoActor::NoModule {
+            address: address(),
+            module: module.to_string(),
+        }),
+        Some(_) => Err(NoActor::NotKeyed {
+            address: address(),
+            module: module.to_string(),
+        }),
+    }
+}
+
+/// Sends `msg` to the actor at `to` on node `this`, resolved now.
+pub(crate) fn send(
+    directory: &Directory,
+    this: &str,
+    to: &Address,
+    msg: ModuleMsg,
+) -> Result<(), NoActor> {
+    if to.node != this {
+        return Err(NoActor::OtherNode {
+            address: to.to_string(),
+            node: to.node.clone(),
+            this: this.to_string(),
+        });
+    }
+    match &to.target {
+        molt_abi::Target::Key(key) => send_to_key(directory, &to.module, key.as_bytes(), msg),
+        molt_abi::Target::Instance(index) => {
+            let slot = lookup(directory, &to.module).ok_or_else(|| NoActor::NoModule {
+                address: to.to_string(),
+                module: to.module.clone(),
+            })?;
+            instance_lane(&slot, *index, || to.to_string())?
+                .send(msg)
+                .map_err(|_| NoActor::Gone {
+                    address: to.to_string(),
+                })
+        }
+    }
+}

@@ -193,6 +193,8 @@ pub(crate) struct ModuleSlot {
     pub lanes: ArcSwap<Vec<Arc<Lane>>>,
     /// Whether the serving library wants host events.
     pub wants_events: AtomicBool,
+    /// A keyed module's actors, one per key (set once, at its start).
+    keyed: std::sync::OnceLock<Arc<crate::keyed::Keyed>>,
     next: AtomicUsize,
     /// Set when the module is removed or the node shuts down: sends through
     /// handles and contexts fail from then on.
@@ -210,10 +212,21 @@ impl ModuleSlot {
             routes: ArcSwap::from_pointee(routes),
             lanes: ArcSwap::from_pointee(lanes),
             wants_events: AtomicBool::new(false),
+            keyed: std::sync::OnceLock::new(),
             next: AtomicUsize::new(0),
             closed: AtomicBool::new(false),
             edit: Mutex::new(Vec::new()),
         })
+    }
+
+    /// Makes the slot keyed (once; a second call is ignored).
+    pub fn set_keyed(&self, keyed: Arc<crate::keyed::Keyed>) {
+        let _ = self.keyed.set(keyed);
+    }
+
+    /// A keyed module's actors; `None` for a pool module.
+    pub fn keyed(&self) -> Option<&Arc<crate::keyed::Keyed>> {
+        self.keyed.get()
     }
 
     /// The next instance index for a new handle (round robin).
@@ -307,7 +320,10 @@ impl ModuleSlot {
     pub fn close(&self) -> (Vec<Route>, Vec<Route>) {
         let mut retired = self.edit();
         self.closed.store(true, Ordering::Release);
-        let routes = self.routes.load().as_ref().clone();
+        let mut routes = self.routes.load().as_ref().clone();
+        if let Some(keyed) = self.keyed() {
+            routes.extend(keyed.close());
+        }
         self.routes.store(Arc::new(Vec::new()));
         self.lanes.store(Arc::new(Vec::new()));
         let forwarders = std::mem::take(&mut *retired);

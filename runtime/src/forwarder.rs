@@ -74,6 +74,8 @@ impl Actor for Forwarder {
             }
             // Reloads, checkpoints and events concern serving instances only.
             ModuleMsg::Swap(_) | ModuleMsg::Checkpoint | ModuleMsg::Event(_) => {}
+            // Only keyed actors are passivated, and they have no forwarder.
+            ModuleMsg::Passivate(_) => {}
         }
         Ok(())
     }

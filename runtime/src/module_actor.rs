@@ -37,6 +37,10 @@ pub(crate) enum ModuleMsg {
     /// handled something since the last one (sent by the instance to itself,
     /// through the mailbox, so it is taken between messages).
     Checkpoint,
+    /// A keyed actor is idle (`crate::keyed`): take a last snapshot, send
+    /// it, and stop. Its key's later messages wait in the host meanwhile, so
+    /// this is the last message the actor gets.
+    Passivate(oneshot::Sender<Result<Checkpoint, String>>),
 }
 
 /// How an instance gets its first state.
@@ -203,7 +207,7 @@ impl Actor for ModuleActor {
 
     async fn handle(
         &self,
-        _myself: ActorRef<ModuleMsg>,
+        myself: ActorRef<ModuleMsg>,
         msg: ModuleMsg,
         inst: &mut Instance,
     ) -> Result<(), ActorProcessingErr> {
@@ -235,6 +239,29 @@ impl Actor for ModuleActor {
             }
             ModuleMsg::Swap(req) => reload::on_instance(inst, *req).await,
             ModuleMsg::Checkpoint => inst.checkpoint_due(),
+            ModuleMsg::Passivate(reply) => {
+                let taken = inst
+                    .behaviour
+                    .snapshot()
+                    .into_result()
+                    .map(|bytes| Checkpoint {
+                        lib: inst.lib.clone(),
+                        snapshot: Snapshot {
+                            version: inst.lib.state_version,
+                            bytes: Arc::new(bytes.into_vec()),
+                        },
+                        at: Instant::now(),
+                        from_start: false,
+                        handled: inst.shared.handled.load(Ordering::Relaxed),
+                    })
+                    .map_err(|e| format!("snapshot {}: {e}", e.kind.as_str()));
+                let ok = taken.is_ok();
+                // Stopped only when the host took the snapshot (it may have
+                // given up waiting: then the actor keeps serving).
+                if reply.send(taken).is_ok() && ok {
+                    myself.stop(Some("passivated".into()));
+                }
+            }
             ModuleMsg::Event(event) => {
                 if inst.lib.wants_events {
                     let json = event.to_json();

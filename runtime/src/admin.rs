@@ -13,7 +13,7 @@ use crate::config::{ModuleSpec, NodeConfig};
 use crate::error::Error;
 use crate::history::{HistoryEntry, Trigger};
 use crate::reload::Phase;
-pub use crate::status::{InstanceStatus, LibrarySource, ModuleStatus, NodeStatus};
+pub use crate::status::{InstanceStatus, KeyedStatus, LibrarySource, ModuleStatus, NodeStatus};
 use crate::supervisor::{Internal, InternalMsg, SupervisorMsg};
 
 /// Options of a reload.

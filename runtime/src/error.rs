@@ -218,4 +218,20 @@ pub enum CallError {
     /// The module is not running (removed, or the node stopped).
     #[error("module {0} is not running")]
     NotRunning(String),
+    /// A key was given for a module that is not keyed.
+    #[error("module {0} is not keyed: send to it without .key(...) (or set keyed = true in its config)")]
+    NotKeyed(String),
+    /// A keyed module was sent to without a key.
+    #[error("module {0} is keyed: send to one of its actors with .key(...)")]
+    KeyRequired(String),
+    /// A keyed module has `max_live` actors live and the key sent to is not
+    /// one of them: the message was not taken (no queueing; retry later,
+    /// when idle actors have passivated, or raise `max_live`).
+    #[error("module {module}: {max_live} keyed actors are live (max_live); the message to a key that is not live was refused")]
+    TooManyLive {
+        /// The module.
+        module: String,
+        /// Its `max_live`.
+        max_live: u32,
+    },
 }

@@ -117,6 +117,30 @@ impl HostCtx for HostContext {
     ) -> RResult<(), ModError> {
         self.cast(module, instance, msg)
     }
+
+    fn send_key(
+        &self,
+        module: RStr<'_>,
+        key: RSlice<'_, u8>,
+        msg: RSlice<'_, u8>,
+    ) -> RResult<(), ModError> {
+        let refused = |why: String| {
+            RErr(ModError {
+                kind: ErrorKind::Failed,
+                message: RString::from(why),
+            })
+        };
+        let module = module.as_str();
+        match crate::keyed::route(
+            &self.directory,
+            module,
+            key.as_slice(),
+            ModuleMsg::Cast(msg.to_vec()),
+        ) {
+            Ok(()) => ROk(()),
+            Err(r) => refused(crate::keyed::call_error(module, r).to_string()),
+        }
+    }
 }
 
 impl HostContext {
@@ -142,6 +166,10 @@ impl HostContext {
             }
         };
         let (_, slot, lanes) = &mut cache[pos];
+        if slot.keyed().is_some() {
+            // A keyed module is reached by key only (`send_key`).
+            return None;
+        }
         if let Some((_, lane)) = lanes.iter().find(|(i, _)| *i == instance) {
             return Some(lane.clone());
         }
@@ -157,6 +185,17 @@ impl HostContext {
             message: RString::from(format!("module {} is not running", module.as_str())),
         };
         let Some(lane) = self.lane(module.as_str(), instance) else {
+            if crate::directory::lookup(&self.directory, module.as_str())
+                .is_some_and(|s| s.keyed().is_some())
+            {
+                return RErr(ModError {
+                    kind: ErrorKind::Failed,
+                    message: RString::from(format!(
+                        "module {} is keyed: send to one of its actors with send_key",
+                        module.as_str()
+                    )),
+                });
+            }
             return RErr(not_running());
         };
         match lane.send(ModuleMsg::Cast(msg.to_vec())) {

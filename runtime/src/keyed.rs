@@ -28,7 +28,6 @@ use arc_swap::ArcSwap;
 use molt_abi::ffi::ModError;
 use molt_abi::ErrorKind;
 use ractor::Actor;
-use serde::{Deserialize, Serialize};
 
 use crate::config::{KeyedSpec, Limits};
 use crate::directory::{lookup, Checkpoint, Directory, InstanceShared, Route, Snapshot};
@@ -37,6 +36,7 @@ use crate::host_ctx::HostContext;
 use crate::loader::Library;
 use crate::module_actor::{InstanceArgs, ModuleActor, ModuleMsg, StartFrom};
 use crate::restart::RestartSink;
+use crate::status::KeyedStatus;
 
 /// Why a message to a key was not taken.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,22 +67,17 @@ pub(crate) fn route(
     keyed.send(key, msg)
 }
 
-/// The counts that status and metrics show for a keyed module (never one
-/// series per key).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct KeyedStatus {
-    /// Actors live now (activating ones included).
-    pub live: u64,
-    /// Keys whose state the host holds as a passivated snapshot.
-    pub passivated: u64,
-    /// Actors activated since the module started (fresh or from a snapshot).
-    pub activations: u64,
-    /// Actors passivated since the module started.
-    pub passivations: u64,
-    /// The live limit (`max_live`).
-    pub max_live: u32,
-    /// The idle time before passivation, in milliseconds.
-    pub idle_passivate_ms: u64,
+/// A refusal as a host caller sees it.
+pub(crate) fn call_error(module: &str, refusal: KeyedRefusal) -> crate::error::CallError {
+    use crate::error::CallError;
+    match refusal {
+        KeyedRefusal::NotRunning => CallError::NotRunning(module.to_string()),
+        KeyedRefusal::NotKeyed => CallError::NotKeyed(module.to_string()),
+        KeyedRefusal::TooManyLive { max_live } => CallError::TooManyLive {
+            module: module.to_string(),
+            max_live,
+        },
+    }
 }
 
 /// The code that activates keys: the serving library and config.

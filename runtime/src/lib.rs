@@ -42,7 +42,7 @@ mod supervisor;
 pub mod watcher;
 
 pub use admin::{
-    Admin, AdminMsg, ConfigReport, InstanceStatus, LibrarySource, ModuleStatus, NodeStatus,
+    Admin, AdminMsg, ConfigReport, InstanceStatus, KeyedStatus, LibrarySource, ModuleStatus, NodeStatus,
     ReloadOptions, ReloadReport,
 };
 pub use config::diff::{Change, Plan as ConfigPlan};
@@ -51,7 +51,6 @@ pub use dev::DevMode;
 pub use error::{CallError, Error, LoadCause};
 pub use events::{Event, EventBus, EventStream, Received, Stamped};
 pub use handle::ModuleHandle;
-pub use keyed::KeyedStatus;
 pub use config::KeyedSpec;
 pub use history::{Action, HistoryEntry, Outcome, Restored, Trigger};
 pub use loader::mapped_libraries;

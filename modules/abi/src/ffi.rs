@@ -116,6 +116,23 @@ pub trait HostCtx: Send + Sync + Clone {
             )),
         })
     }
+
+    /// Sends (casts) a msgpack-encoded message to the actor of `key` in the
+    /// keyed module `module`, activating it if it is not live.
+    fn send_key(
+        &self,
+        module: RStr<'_>,
+        key: RSlice<'_, u8>,
+        msg: RSlice<'_, u8>,
+    ) -> RResult<(), ModError> {
+        let _ = (key, msg);
+        RResult::RErr(ModError {
+            kind: ErrorKind::Failed,
+            message: RString::from(format!(
+                "cannot send to a key of {module}: this host predates send_key"
+            )),
+        })
+    }
 }
 
 /// The context as it crosses the boundary.

@@ -5,6 +5,8 @@ use super::*;
 
 use tokio::sync::oneshot;
 
+use crate::keyed::{Keyed, KeyedArgs, Serving};
+
 /// A module's library, loaded (or not) in a task for [`Supervisor::add_module`].
 pub(crate) struct AddDone {
     spec: ModuleSpec,
@@ -194,6 +196,20 @@ impl Supervisor {
         }
         let slot = ModuleSlot::new(&spec.name, routes);
         slot.wants_events.store(lib.wants_events, Ordering::Relaxed);
+        if let Some(keyed) = &spec.keyed {
+            slot.set_keyed(Keyed::start(KeyedArgs {
+                module: module.clone(),
+                spec: keyed.clone(),
+                serving: Serving {
+                    lib: lib.clone(),
+                    config: config.clone(),
+                },
+                limits: st.limits.clone(),
+                bus: st.bus.clone(),
+                directory: st.directory.clone(),
+                on_restart: Self::restart_sink(myself),
+            }));
+        }
         if let Ok(mut dir) = st.directory.write() {
             dir.insert(spec.name.clone(), slot.clone());
         }
@@ -418,6 +434,7 @@ impl Supervisor {
                             }
                         })
                         .collect(),
+                    keyed: e.slot.keyed().map(|k| k.status()),
                 })
                 .collect(),
             libraries_mapped: mapped_libraries(),

@@ -211,8 +211,29 @@ impl Supervisor {
         let me = myself.clone();
         let at = SystemTime::now();
         let trigger = options.trigger;
+        let keyed = entry.slot.keyed().cloned();
         tokio::spawn(async move {
+            let mut plan = plan;
+            // A keyed module: every live actor joins the template instance
+            // under the one decision; nothing activates or passivates until
+            // it is taken (`crate::keyed::reload`).
+            let frozen = match &keyed {
+                Some(k) => {
+                    let frozen = k.freeze().await;
+                    plan.routes.extend(frozen.live_routes());
+                    Some(frozen)
+                }
+                None => None,
+            };
+            let config = plan.config.clone();
             let outcome = reload::run_guarded(plan).await;
+            if let Some(frozen) = frozen {
+                let to = match (&outcome.result, &outcome.target) {
+                    (Ok(_), Some(lib)) => Some((lib.clone(), config)),
+                    _ => None,
+                };
+                frozen.finish(to);
+            }
             let done = ReloadDone {
                 module,
                 request,

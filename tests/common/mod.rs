@@ -19,6 +19,9 @@ pub struct Fixtures {
     pub kv_v2: PathBuf,
     /// The kv v2 source as code 2.0.1 (state version 2).
     pub kv_v2_1: PathBuf,
+    /// The keyed example module, 1.0.0 (state v1) and 2.0.0 (state v2).
+    pub cart: PathBuf,
+    pub cart_v2: PathBuf,
     pub fault: PathBuf,
     /// The fault fixture's source as code 2.0.0, state version 2.
     pub fault_v2: PathBuf,
@@ -50,6 +53,8 @@ pub fn fixtures() -> &'static Fixtures {
             "kv",
             "kv-v2",
             "kv-v2-1",
+            "cart",
+            "cart-v2",
             "fault",
             "fault-v2",
             "not-a-module",
@@ -79,6 +84,8 @@ pub fn fixtures() -> &'static Fixtures {
             kv: find(&libs, "kv"),
             kv_v2: find(&libs, "kv_v2"),
             kv_v2_1: find(&libs, "kv_v2_1"),
+            cart: find(&libs, "cart"),
+            cart_v2: find(&libs, "cart_v2"),
             fault: find(&libs, "fault"),
             fault_v2: find(&libs, "fault_v2"),
             not_a_module: find(&libs, "not_a_module"),

@@ -28,6 +28,7 @@ mod explicit_rollback;
 mod fault_injection;
 mod fifo_never_hangs;
 mod forced_reload;
+mod keyed_activation;
 mod handler_panic;
 mod history_audit;
 mod http_admin;

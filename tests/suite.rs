@@ -29,6 +29,8 @@ mod fault_injection;
 mod fifo_never_hangs;
 mod forced_reload;
 mod keyed_activation;
+mod keyed_limits;
+mod keyed_order_under_reload;
 mod keyed_reload_all_or_nothing;
 mod keyed_snapshots_migrate_on_activation;
 mod handler_panic;

@@ -33,6 +33,7 @@ mod keyed_limits;
 mod keyed_order_under_reload;
 mod keyed_reload_all_or_nothing;
 mod keyed_snapshots_migrate_on_activation;
+mod keyed_status;
 mod handler_panic;
 mod history_audit;
 mod http_admin;

@@ -76,4 +76,12 @@ fn keyed_settings_that_make_no_sense_are_refused_naming_the_key() {
     )
     .expect("rendered");
     assert_eq!(again.modules, ok.modules);
+    // Making a running module keyed (or changing its keyed settings) needs
+    // a restart: a live config change is rejected naming the key.
+    let pool = molt::config::file::parse(base, Path::new("molt.toml")).expect("a pool module");
+    let plan = molt::config::diff::plan(&pool, &ok);
+    assert!(
+        plan.restart_keys.contains(&"modules.cart.keyed".to_string()),
+        "{plan:?}"
+    );
 }

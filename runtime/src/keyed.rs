@@ -122,6 +122,9 @@ pub(crate) struct Keyed {
     next_index: AtomicU32,
     activations: AtomicU64,
     passivations: AtomicU64,
+    /// Where activations run: a send may come from a thread outside the
+    /// node's runtime (a cast needs none).
+    runtime: tokio::runtime::Handle,
 }
 
 impl std::fmt::Debug for Keyed {
@@ -146,6 +149,7 @@ pub(crate) struct KeyedArgs {
 
 impl Keyed {
     /// The registry of a keyed module, with its idle sweeper running.
+    /// Called inside the node's runtime.
     pub fn start(args: KeyedArgs) -> Arc<Self> {
         let keyed = Arc::new(Keyed {
             module: args.module,
@@ -162,6 +166,7 @@ impl Keyed {
             next_index: AtomicU32::new(1),
             activations: AtomicU64::new(0),
             passivations: AtomicU64::new(0),
+            runtime: tokio::runtime::Handle::current(),
         });
         passivate::spawn_sweeper(&keyed);
         keyed
@@ -220,7 +225,7 @@ impl Keyed {
         drop(t);
         let me = self.clone();
         let key = key.to_vec();
-        tokio::spawn(async move {
+        self.runtime.spawn(async move {
             let gate = me.gate.clone();
             let _open = gate.read().await;
             me.activate(key, from).await;

@@ -71,12 +71,11 @@ async fn main() {
     let lib = |p: &str| molt::cargo_build::library_of(&libs, p).unwrap();
     let (v1, v2) = (lib("cart"), lib("cart_v2"));
 
-    let mut config = NodeConfig::new("bench-keyed").module(ModuleSpec::new("cart", &v1).keyed(
-        KeyedSpec {
+    let mut config =
+        NodeConfig::new("bench-keyed").module(ModuleSpec::new("cart", &v1).keyed(KeyedSpec {
             idle_passivate: Duration::from_secs(3600),
             max_live: (LIVE * 2) as u32,
-        },
-    ));
+        }));
     config.limits.prepare_timeout = Duration::from_secs(60);
     config.limits.decision_timeout = Duration::from_secs(60);
     let node = Node::start(config).await.unwrap();

@@ -71,7 +71,10 @@ async fn a_module_activates_a_key_with_send_key() {
         if items(&taker).await == vec![line("jam", 3)] {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "the module's send reached the key");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the module's send reached the key"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     // A module's send to a key of a module that is not keyed is an error.
@@ -102,10 +105,16 @@ async fn a_keyed_module_needs_a_key_and_a_pool_module_refuses_one() {
     .expect("node starts");
     let cart = node.module::<Proto>("cart").unwrap();
     let err = cart.call(Msg::Items).await.unwrap_err();
-    assert!(matches!(&err, CallError::KeyRequired(m) if m == "cart"), "{err:?}");
+    assert!(
+        matches!(&err, CallError::KeyRequired(m) if m == "cart"),
+        "{err:?}"
+    );
     assert!(err.to_string().contains(".key("), "{err}");
     let kv = node.module::<kv_proto::Proto>("kv").unwrap().key("a");
     let err = kv.call(kv_proto::Msg::Dump).await.unwrap_err();
-    assert!(matches!(&err, CallError::NotKeyed(m) if m == "kv"), "{err:?}");
+    assert!(
+        matches!(&err, CallError::NotKeyed(m) if m == "kv"),
+        "{err:?}"
+    );
     node.shutdown().await;
 }

@@ -53,9 +53,15 @@ fn parse(text: &str) -> String {
 fn keyed_settings_that_make_no_sense_are_refused_naming_the_key() {
     let base = "[node]\nname = \"n\"\n[modules.cart]\nlibrary = \"/l/libcart.so\"\n";
     let e = parse(&format!("{base}keyed = true\ninstances = 3\n"));
-    assert!(e.contains("modules.cart.instances") && e.contains("keyed"), "{e}");
+    assert!(
+        e.contains("modules.cart.instances") && e.contains("keyed"),
+        "{e}"
+    );
     let e = parse(&format!("{base}keyed = true\nmax_live = 0\n"));
-    assert!(e.contains("modules.cart.max_live") && e.contains("at least 1"), "{e}");
+    assert!(
+        e.contains("modules.cart.max_live") && e.contains("at least 1"),
+        "{e}"
+    );
     let e = parse(&format!("{base}idle_passivate_ms = 10\n"));
     assert!(
         e.contains("modules.cart.idle_passivate_ms") && e.contains("keyed = true"),
@@ -70,18 +76,17 @@ fn keyed_settings_that_make_no_sense_are_refused_naming_the_key() {
     assert_eq!(keyed.max_live, 7);
     assert_eq!(keyed.idle_passivate, Duration::from_millis(250));
     // And back: the rendered config reads the same.
-    let again = molt::config::file::parse(
-        &molt::config::file::to_toml(&ok),
-        Path::new("molt.toml"),
-    )
-    .expect("rendered");
+    let again =
+        molt::config::file::parse(&molt::config::file::to_toml(&ok), Path::new("molt.toml"))
+            .expect("rendered");
     assert_eq!(again.modules, ok.modules);
     // Making a running module keyed (or changing its keyed settings) needs
     // a restart: a live config change is rejected naming the key.
     let pool = molt::config::file::parse(base, Path::new("molt.toml")).expect("a pool module");
     let plan = molt::config::diff::plan(&pool, &ok);
     assert!(
-        plan.restart_keys.contains(&"modules.cart.keyed".to_string()),
+        plan.restart_keys
+            .contains(&"modules.cart.keyed".to_string()),
         "{plan:?}"
     );
 }

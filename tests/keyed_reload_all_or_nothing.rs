@@ -71,7 +71,11 @@ async fn a_clean_reload_commits_on_every_live_actor_with_its_exact_state() {
     );
     for (i, (cart, held)) in carts.iter().enumerate() {
         assert_eq!(state_version(cart).await, 2, "cart {i} serves the new code");
-        assert_eq!(&items(cart).await, held, "cart {i} migrated exactly its state");
+        assert_eq!(
+            &items(cart).await,
+            held,
+            "cart {i} migrated exactly its state"
+        );
     }
     // A key activated after the commit runs the new code too.
     let fresh = node.module::<Proto>("cart").unwrap().key("after");

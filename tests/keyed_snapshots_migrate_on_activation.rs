@@ -41,8 +41,16 @@ async fn an_old_snapshot_is_migrated_by_the_new_code_after_a_commit() {
         .await
         .expect("the reload commits");
     for (i, (cart, held)) in carts.iter().enumerate() {
-        assert_eq!(state_version(cart).await, 2, "cart {i} activated with the new code");
-        assert_eq!(&items(cart).await, held, "cart {i}: its v1 snapshot, migrated");
+        assert_eq!(
+            state_version(cart).await,
+            2,
+            "cart {i} activated with the new code"
+        );
+        assert_eq!(
+            &items(cart).await,
+            held,
+            "cart {i}: its v1 snapshot, migrated"
+        );
     }
     node.shutdown().await;
 }
@@ -75,7 +83,11 @@ async fn a_rolled_back_reload_leaves_snapshots_readable_by_the_old_code() {
     keeper.abort();
     for (i, (cart, held)) in carts.iter().enumerate() {
         assert_eq!(state_version(cart).await, 1, "cart {i}: the old code");
-        assert_eq!(&items(cart).await, held, "cart {i}: its snapshot, untouched");
+        assert_eq!(
+            &items(cart).await,
+            held,
+            "cart {i}: its snapshot, untouched"
+        );
     }
     node.shutdown().await;
 }
@@ -89,7 +101,11 @@ async fn after_an_admin_rollback_a_newer_snapshot_is_down_migrated_on_activation
         .expect("to 2.x");
     // Written by 2.x (state v2), then passivated.
     let carts = passivated_carts(&node).await;
-    let report = node.admin().rollback("cart", false).await.expect("back to 1.x");
+    let report = node
+        .admin()
+        .rollback("cart", false)
+        .await
+        .expect("back to 1.x");
     assert_eq!(report.state_version, 1);
     for (i, (cart, held)) in carts.iter().enumerate() {
         assert_eq!(state_version(cart).await, 1, "cart {i}: the old code");

@@ -18,20 +18,34 @@ async fn status_json_and_molt_status_show_the_keyed_counts() {
     for k in ["a", "b", "c"] {
         add(&carts.key(k), "tea", 1).await;
     }
-    await_status(&node, "three passivated", |s| s.passivated == 3 && s.live == 0).await;
+    await_status(&node, "three passivated", |s| {
+        s.passivated == 3 && s.live == 0
+    })
+    .await;
 
-    let (_server, client) = common::serve_admin(&node, "keyed-status-token-0123456789abcdefghij").await;
+    let (_server, client) =
+        common::serve_admin(&node, "keyed-status-token-0123456789abcdefghij").await;
     let cart = client.module("cart").await.expect("GET /modules/cart");
     let k = cart.keyed.expect("the keyed counts");
     assert_eq!((k.live, k.passivated), (0, 3), "{k:?}");
     assert!(k.activations >= 3 && k.passivations >= 3, "{k:?}");
     assert_eq!(k.max_live, 500);
     assert_eq!(k.idle_passivate_ms, 50);
-    assert_eq!(cart.instances.len(), 1, "the template instance only, no entry per key");
+    assert_eq!(
+        cart.instances.len(),
+        1,
+        "the template instance only, no entry per key"
+    );
 
     let addr = _server.local_addr().to_string();
     let out = tokio::task::spawn_blocking(move || {
-        molt_cli(&["status", "--addr", &addr, "--token", "keyed-status-token-0123456789abcdefghij"])
+        molt_cli(&[
+            "status",
+            "--addr",
+            &addr,
+            "--token",
+            "keyed-status-token-0123456789abcdefghij",
+        ])
     })
     .await
     .unwrap();

@@ -219,7 +219,9 @@ pub enum CallError {
     #[error("module {0} is not running")]
     NotRunning(String),
     /// A key was given for a module that is not keyed.
-    #[error("module {0} is not keyed: send to it without .key(...) (or set keyed = true in its config)")]
+    #[error(
+        "module {0} is not keyed: send to it without .key(...) (or set keyed = true in its config)"
+    )]
     NotKeyed(String),
     /// A keyed module was sent to without a key.
     #[error("module {0} is keyed: send to one of its actors with .key(...)")]

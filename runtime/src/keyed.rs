@@ -88,11 +88,18 @@ pub(crate) struct Serving {
 
 /// One key's entry.
 enum Entry {
-    Live { route: Route, last: Instant },
+    Live {
+        route: Route,
+        last: Instant,
+    },
     /// Its actor is starting; messages wait here in order.
-    Activating { queue: Vec<ModuleMsg> },
+    Activating {
+        queue: Vec<ModuleMsg>,
+    },
     /// Its actor is taking its last snapshot; messages wait here in order.
-    Passivating { queue: Vec<ModuleMsg> },
+    Passivating {
+        queue: Vec<ModuleMsg>,
+    },
     Passivated(Checkpoint),
 }
 
@@ -212,7 +219,10 @@ impl Keyed {
                         max_live: self.spec.max_live,
                     });
                 }
-                match t.keys.insert(key.to_vec(), Entry::Activating { queue: vec![msg] }) {
+                match t
+                    .keys
+                    .insert(key.to_vec(), Entry::Activating { queue: vec![msg] })
+                {
                     Some(Entry::Passivated(cp)) => {
                         t.passivated -= 1;
                         Some(cp)
@@ -301,7 +311,12 @@ impl Keyed {
         );
         let writer = cp
             .lib
-            .migrate(cp.snapshot.version, &cp.snapshot.bytes, &serving.config, ctx)
+            .migrate(
+                cp.snapshot.version,
+                &cp.snapshot.bytes,
+                &serving.config,
+                ctx,
+            )
             .map_err(|e| format!("reading its snapshot: {e}"))?;
         let bytes = writer
             .downgrade(want)

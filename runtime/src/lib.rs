@@ -42,16 +42,16 @@ mod supervisor;
 pub mod watcher;
 
 pub use admin::{
-    Admin, AdminMsg, ConfigReport, InstanceStatus, KeyedStatus, LibrarySource, ModuleStatus, NodeStatus,
-    ReloadOptions, ReloadReport,
+    Admin, AdminMsg, ConfigReport, InstanceStatus, KeyedStatus, LibrarySource, ModuleStatus,
+    NodeStatus, ReloadOptions, ReloadReport,
 };
 pub use config::diff::{Change, Plan as ConfigPlan};
+pub use config::KeyedSpec;
 pub use config::{Limits, ModuleSpec, NodeConfig};
 pub use dev::DevMode;
 pub use error::{CallError, Error, LoadCause};
 pub use events::{Event, EventBus, EventStream, Received, Stamped};
 pub use handle::ModuleHandle;
-pub use config::KeyedSpec;
 pub use history::{Action, HistoryEntry, Outcome, Restored, Trigger};
 pub use loader::mapped_libraries;
 pub use molt_abi::Protocol;

@@ -122,7 +122,6 @@ pub struct KeyedStatus {
     pub idle_passivate_ms: u64,
 }
 
-
 /// The node's status.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NodeStatus {

@@ -620,7 +620,11 @@ pub mod cart {
     }
 
     /// Polls the counts until `ok` holds, failing the test after 30 s.
-    pub async fn await_status(node: &Node, what: &str, ok: impl Fn(&KeyedStatus) -> bool) -> KeyedStatus {
+    pub async fn await_status(
+        node: &Node,
+        what: &str,
+        ok: impl Fn(&KeyedStatus) -> bool,
+    ) -> KeyedStatus {
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
         loop {
             let s = keyed_status(node).await;

@@ -87,7 +87,9 @@ impl Module for Cart {
                 line.adds += 1;
                 Reply::Ok
             }
-            Msg::Items => Reply::Items(self.lines.iter().map(|(k, l)| (k.clone(), l.qty)).collect()),
+            Msg::Items => {
+                Reply::Items(self.lines.iter().map(|(k, l)| (k.clone(), l.qty)).collect())
+            }
             Msg::Push { seq } => {
                 self.seqs.push(seq);
                 Reply::Ok

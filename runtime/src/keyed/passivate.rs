@@ -17,7 +17,8 @@ use crate::module_actor::ModuleMsg;
 /// idle that long. Skips a round while a reload holds the gate.
 pub(super) fn spawn_sweeper(keyed: &Arc<Keyed>) {
     let weak = Arc::downgrade(keyed);
-    let every = (keyed.spec.idle_passivate / 4).clamp(Duration::from_millis(5), Duration::from_secs(1));
+    let every =
+        (keyed.spec.idle_passivate / 4).clamp(Duration::from_millis(5), Duration::from_secs(1));
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -131,14 +131,14 @@ impl HostCtx for HostContext {
             })
         };
         let module = module.as_str();
-        match crate::keyed::route(
+        match crate::directory::route_to_key(
             &self.directory,
             module,
             key.as_slice(),
             ModuleMsg::Cast(msg.to_vec()),
         ) {
             Ok(()) => ROk(()),
-            Err(r) => refused(crate::keyed::call_error(module, r).to_string()),
+            Err(r) => refused(r.into_call_error(module).to_string()),
         }
     }
 }

@@ -12,8 +12,8 @@
 //! passivated snapshots keep their state version and are migrated by the
 //! code that activates them.
 //!
-//! [`route`] is the one entry point that sends to a key (handles and module
-//! contexts both use it).
+//! [`crate::directory::route_to_key`] is the one entry point that sends to
+//! a key (handles and module contexts both use it).
 
 mod passivate;
 pub(crate) mod reload;
@@ -30,55 +30,15 @@ use molt_abi::ErrorKind;
 use ractor::Actor;
 
 use crate::config::{KeyedSpec, Limits};
-use crate::directory::{lookup, Checkpoint, Directory, InstanceShared, Route, Snapshot};
+use crate::directory::{
+    Checkpoint, Directory, InstanceShared, KeyedActors, KeyedRefusal, Route, Snapshot,
+};
 use crate::events::EventBus;
 use crate::host_ctx::HostContext;
 use crate::loader::Library;
 use crate::module_actor::{InstanceArgs, ModuleActor, ModuleMsg, StartFrom};
 use crate::restart::RestartSink;
 use crate::status::KeyedStatus;
-
-/// Why a message to a key was not taken.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum KeyedRefusal {
-    /// No such module, or it is removed / the node is stopping.
-    NotRunning,
-    /// The module is not keyed.
-    NotKeyed,
-    /// `max_live` actors are live or activating and this key is not.
-    TooManyLive { max_live: u32 },
-}
-
-/// Sends `msg` to the actor of `key` in keyed module `module`, activating it
-/// if needed: the routing entry point of keyed actors (host handles and
-/// `HostContext::send_key` call it).
-///
-/// # Errors
-/// [`KeyedRefusal`]: the module is not running or not keyed, or its live
-/// limit is reached.
-pub(crate) fn route(
-    directory: &Directory,
-    module: &str,
-    key: &[u8],
-    msg: ModuleMsg,
-) -> Result<(), KeyedRefusal> {
-    let slot = lookup(directory, module).ok_or(KeyedRefusal::NotRunning)?;
-    let keyed = slot.keyed().ok_or(KeyedRefusal::NotKeyed)?;
-    keyed.send(key, msg)
-}
-
-/// A refusal as a host caller sees it.
-pub(crate) fn call_error(module: &str, refusal: KeyedRefusal) -> crate::error::CallError {
-    use crate::error::CallError;
-    match refusal {
-        KeyedRefusal::NotRunning => CallError::NotRunning(module.to_string()),
-        KeyedRefusal::NotKeyed => CallError::NotKeyed(module.to_string()),
-        KeyedRefusal::TooManyLive { max_live } => CallError::TooManyLive {
-            module: module.to_string(),
-            max_live,
-        },
-    }
-}
 
 /// The code that activates keys: the serving library and config.
 pub(crate) struct Serving {
@@ -132,6 +92,8 @@ pub(crate) struct Keyed {
     /// Where activations run: a send may come from a thread outside the
     /// node's runtime (a cast needs none).
     runtime: tokio::runtime::Handle,
+    /// Itself, for the activation tasks a send starts.
+    me: std::sync::Weak<Keyed>,
 }
 
 impl std::fmt::Debug for Keyed {
@@ -158,7 +120,7 @@ impl Keyed {
     /// The registry of a keyed module, with its idle sweeper running.
     /// Called inside the node's runtime.
     pub fn start(args: KeyedArgs) -> Arc<Self> {
-        let keyed = Arc::new(Keyed {
+        let keyed = Arc::new_cyclic(|me| Keyed {
             module: args.module,
             spec: args.spec,
             serving: ArcSwap::from_pointee(args.serving),
@@ -174,6 +136,7 @@ impl Keyed {
             activations: AtomicU64::new(0),
             passivations: AtomicU64::new(0),
             runtime: tokio::runtime::Handle::current(),
+            me: me.clone(),
         });
         passivate::spawn_sweeper(&keyed);
         keyed
@@ -184,7 +147,7 @@ impl Keyed {
     }
 
     /// The counts for status and metrics.
-    pub fn status(&self) -> KeyedStatus {
+    fn counts(&self) -> KeyedStatus {
         let t = self.table();
         KeyedStatus {
             live: t.live,
@@ -199,7 +162,7 @@ impl Keyed {
     /// Sends to `key`'s actor, activating it (from its snapshot, if it has
     /// one) when it is not live. Decided under the table's lock: a message
     /// for a key being activated or passivated waits in the key's entry.
-    pub fn send(self: &Arc<Self>, key: &[u8], msg: ModuleMsg) -> Result<(), KeyedRefusal> {
+    fn send_key(&self, key: &[u8], msg: ModuleMsg) -> Result<(), KeyedRefusal> {
         if self.closed.load(Ordering::Acquire) {
             return Err(KeyedRefusal::NotRunning);
         }
@@ -233,7 +196,9 @@ impl Keyed {
         };
         t.live += 1;
         drop(t);
-        let me = self.clone();
+        let Some(me) = self.me.upgrade() else {
+            return Err(KeyedRefusal::NotRunning);
+        };
         let key = key.to_vec();
         self.runtime.spawn(async move {
             let gate = me.gate.clone();
@@ -353,7 +318,7 @@ impl Keyed {
 
     /// Closes the registry (sends fail from now on) and takes out the live
     /// actors, to drain.
-    pub fn close(&self) -> Vec<Route> {
+    fn close_all(&self) -> Vec<Route> {
         self.closed.store(true, Ordering::Release);
         let mut t = self.table();
         let mut routes = Vec::new();
@@ -365,6 +330,20 @@ impl Keyed {
         t.live = 0;
         t.passivated = 0;
         routes
+    }
+}
+
+impl KeyedActors for Keyed {
+    fn send(&self, key: &[u8], msg: ModuleMsg) -> Result<(), KeyedRefusal> {
+        self.send_key(key, msg)
+    }
+
+    fn status(&self) -> KeyedStatus {
+        self.counts()
+    }
+
+    fn close(&self) -> Vec<Route> {
+        self.close_all()
     }
 }
 

@@ -86,7 +86,7 @@ impl RawHandle {
             };
             return keyed
                 .send(key, msg)
-                .map_err(|r| crate::keyed::call_error(&self.slot.name, r));
+                .map_err(|r| r.into_call_error(&self.slot.name));
         }
         if self.slot.keyed().is_some() {
             return Err(CallError::KeyRequired(self.slot.name.to_string()));

@@ -87,6 +87,9 @@ struct ModuleEntry {
     /// The versions it ran before, for `rollback` (DESIGN.md §6).
     versions: Stack,
     slot: Arc<ModuleSlot>,
+    /// A keyed module's actors (also in `slot`, for senders): a reload
+    /// freezes them and swaps the live ones.
+    keyed: Option<Arc<crate::keyed::Keyed>>,
     reloading: bool,
 }
 

@@ -196,8 +196,8 @@ impl Supervisor {
         }
         let slot = ModuleSlot::new(&spec.name, routes);
         slot.wants_events.store(lib.wants_events, Ordering::Relaxed);
-        if let Some(keyed) = &spec.keyed {
-            slot.set_keyed(Keyed::start(KeyedArgs {
+        let keyed = spec.keyed.as_ref().map(|keyed| {
+            let keyed = Keyed::start(KeyedArgs {
                 module: module.clone(),
                 spec: keyed.clone(),
                 serving: Serving {
@@ -208,8 +208,10 @@ impl Supervisor {
                 bus: st.bus.clone(),
                 directory: st.directory.clone(),
                 on_restart: Self::restart_sink(myself),
-            }));
-        }
+            });
+            slot.set_keyed(keyed.clone());
+            keyed
+        });
         if let Ok(mut dir) = st.directory.write() {
             dir.insert(spec.name.clone(), slot.clone());
         }
@@ -228,6 +230,7 @@ impl Supervisor {
                 source: LibrarySource::Config,
                 versions: Stack::default(),
                 slot,
+                keyed,
                 reloading: false,
             },
         );

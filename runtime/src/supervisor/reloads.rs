@@ -211,7 +211,7 @@ impl Supervisor {
         let me = myself.clone();
         let at = SystemTime::now();
         let trigger = options.trigger;
-        let keyed = entry.slot.keyed().cloned();
+        let keyed = entry.keyed.clone();
         tokio::spawn(async move {
             let mut plan = plan;
             // A keyed module: every live actor joins the template instance

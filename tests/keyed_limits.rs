@@ -90,3 +90,30 @@ fn keyed_settings_that_make_no_sense_are_refused_naming_the_key() {
         "{plan:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scaling_a_forced_reload_and_a_reset_are_refused_for_a_keyed_module() {
+    let node = cart_node("keyed-not-for", Duration::from_secs(600), 10).await;
+    let cart = node.module::<Proto>("cart").unwrap().key("a");
+    add(&cart, "tea", 1).await;
+    let admin = node.admin();
+    let v2 = &common::fixtures().cart_v2;
+    let refusals = [
+        admin.scale("cart", 3).await.map(|_| ()),
+        admin
+            .reload("cart", molt::ReloadOptions::library(v2).forced())
+            .await
+            .map(|_| ()),
+        admin.rollback("cart", true).await.map(|_| ()),
+    ];
+    for r in refusals {
+        let err = r.expect_err("refused");
+        assert!(
+            matches!(&err, molt::Error::NotForKeyed { module, .. } if module == "cart"),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("nothing changed"), "{err}");
+    }
+    assert_eq!(items(&cart).await, vec![("tea".into(), 1)], "still serving");
+    node.shutdown().await;
+}

@@ -145,6 +145,18 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// The request does not apply to a keyed module (one actor per key):
+    /// scaling, a forced reload, a rollback that resets the state. Nothing
+    /// changed.
+    #[error(
+        "module {module} is keyed: {what} is not supported for a keyed module; nothing changed"
+    )]
+    NotForKeyed {
+        /// The module.
+        module: String,
+        /// What was asked ("scaling", "a forced reload", ...).
+        what: &'static str,
+    },
     /// A configuration change touches node-level keys, which need a
     /// restart: the whole change was rejected and nothing of it applied.
     #[error("configuration change rejected: {} need(s) a restart; nothing was applied", keys.join(", "))]

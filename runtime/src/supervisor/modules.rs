@@ -312,10 +312,11 @@ impl Supervisor {
         let Some(entry) = st.table.get(module) else {
             return Err(Error::UnknownModule(module.to_string()));
         };
-        if entry.spec.keyed.is_some() {
-            return Err(Error::Config(format!(
-                "module {module:?} is keyed: it runs one actor per key, not a pool of instances to scale"
-            )));
+        if entry.keyed.is_some() {
+            return Err(Error::NotForKeyed {
+                module: module.to_string(),
+                what: "scaling (it runs one actor per key, not a pool of instances)",
+            });
         }
         if entry.reloading {
             return Err(Error::ReloadInProgress(module.to_string()));

@@ -121,6 +121,26 @@ impl Supervisor {
             let _ = reply.send(Err(err));
             return;
         }
+        // A forced reload replaces hung pool instances, and a reset would
+        // leave passivated snapshots with the old state: neither is defined
+        // for keyed actors yet.
+        let unsupported = match &request {
+            _ if entry.keyed.is_none() => None,
+            Request::Reload if options.force => Some("a forced reload"),
+            Request::Rollback {
+                reset_state: true, ..
+            } => Some("a rollback that resets the state"),
+            _ => None,
+        };
+        if let Some(what) = unsupported {
+            let err = Error::NotForKeyed {
+                module: module.clone(),
+                what,
+            };
+            Self::refuse(st, &module, action, options.trigger, from, &err);
+            let _ = reply.send(Err(err));
+            return;
+        }
         let mut back_to = None;
         let mut new_path = options.library.clone();
         let mut new_config = match &options.config {

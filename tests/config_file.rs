@@ -51,7 +51,7 @@ fn unknown_key() {
     bad(
         "[node]\nname = \"n\"\n\n[modules.kv]\nlibrary = \"libkv.so\"\ninstancs = 2\n",
         6,
-        "unknown key `instancs` in [modules.kv]; expected one of library, crate, instances, config",
+        "unknown key `instancs` in [modules.kv]; expected one of library, crate, instances, config, keyed, idle_passivate_ms, max_live",
     );
     bad(
         "[node]\nname = \"n\"\nhot_reloads = true\n",

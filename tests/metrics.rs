@@ -105,3 +105,32 @@ async fn metrics_after_a_committed_and_a_rejected_reload() {
     );
     node.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keyed_module_has_four_series_and_none_per_key() {
+    use common::cart::{add, await_status, cart_node};
+    let node = cart_node("metrics-keyed", std::time::Duration::from_millis(50), 100).await;
+    let carts = node.module::<cart_proto::Proto>("cart").unwrap();
+    for k in ["user-1", "user-2", "user-3"] {
+        add(&carts.key(k), "tea", 1).await;
+    }
+    await_status(&node, "three passivated", |s| {
+        s.passivated == 3 && s.live == 0
+    })
+    .await;
+    let status = node.status().await.unwrap();
+    let text = molt::metrics::render(&status).expect("molt's recorder is installed");
+    let m = r#"module="cart""#;
+    assert_eq!(sample(&text, "molt_keyed_live", &[m]), Some(0.0), "{text}");
+    assert_eq!(sample(&text, "molt_keyed_passivated", &[m]), Some(3.0));
+    assert_eq!(
+        sample(&text, "molt_keyed_activations_total", &[m]),
+        Some(3.0)
+    );
+    assert_eq!(
+        sample(&text, "molt_keyed_passivations_total", &[m]),
+        Some(3.0)
+    );
+    assert!(!text.contains("user-"), "no series names a key: {text}");
+    node.shutdown().await;
+}

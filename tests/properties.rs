@@ -272,6 +272,9 @@ const MODULE_TYPED: &[(&str, Kind)] = &[
     ("library", Kind::Path),
     ("crate", Kind::Path),
     ("instances", Kind::Int),
+    ("keyed", Kind::Bool),
+    ("idle_passivate_ms", Kind::Int),
+    ("max_live", Kind::Int),
 ];
 
 /// A config file built from the real tables and keys.

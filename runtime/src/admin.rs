@@ -15,7 +15,7 @@ use crate::error::Error;
 use crate::history::{HistoryEntry, Trigger};
 use crate::rehearsal::RehearsalReport;
 use crate::reload::Phase;
-pub use crate::status::{InstanceStatus, LibrarySource, ModuleStatus, NodeStatus};
+pub use crate::status::{InstanceStatus, KeyedStatus, LibrarySource, ModuleStatus, NodeStatus};
 use crate::supervisor::{Internal, InternalMsg, SupervisorMsg};
 
 /// Options of a reload.

@@ -27,10 +27,41 @@ pub struct ModuleSpec {
     /// its sources are watched and rebuilt on save.
     #[serde(default)]
     pub crate_dir: Option<PathBuf>,
+    /// A keyed module (`keyed = true`): one actor per key, activated by the
+    /// first message to that key and passivated when idle, instead of a
+    /// fixed pool of `instances` (see [`KeyedSpec`]). `None`: a pool module.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keyed: Option<KeyedSpec>,
 }
 
 fn one() -> u32 {
     1
+}
+
+/// How the actors of a keyed module live (`keyed = true` in its module
+/// table): one actor per key, created by the first message to the key,
+/// passivated into a host-held snapshot after `idle_passivate` without a
+/// message, restored from it by the next message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KeyedSpec {
+    /// How long a key's actor may go without a message before it is
+    /// passivated (its state snapshot kept by the host, the actor stopped).
+    #[serde(with = "millis")]
+    pub idle_passivate: Duration,
+    /// The most actors live (or being activated) at once. A message to a key
+    /// that is not live while this many are fails with
+    /// [`crate::CallError::TooManyLive`] (no queueing: the caller decides).
+    pub max_live: u32,
+}
+
+impl Default for KeyedSpec {
+    fn default() -> Self {
+        KeyedSpec {
+            idle_passivate: Duration::from_secs(60),
+            max_live: 100_000,
+        }
+    }
 }
 
 impl ModuleSpec {
@@ -42,7 +73,14 @@ impl ModuleSpec {
             instances: 1,
             config: serde_json::Value::Null,
             crate_dir: None,
+            keyed: None,
         }
+    }
+
+    /// Makes the module keyed: one actor per key (see [`KeyedSpec`]).
+    pub fn keyed(mut self, keyed: KeyedSpec) -> Self {
+        self.keyed = Some(keyed);
+        self
     }
 
     /// Sets the module's crate folder (dev mode).
@@ -61,6 +99,29 @@ impl ModuleSpec {
     pub fn config(mut self, config: serde_json::Value) -> Self {
         self.config = config;
         self
+    }
+}
+
+impl KeyedSpec {
+    /// What is wrong with this keyed module's settings, if anything.
+    ///
+    /// # Errors
+    /// A sentence naming the key at fault: `max_live` of 0, an
+    /// `idle_passivate_ms` of 0, or an instance count other than 1 (a keyed
+    /// module has one actor per key, not a pool).
+    pub fn check(&self, instances: u32) -> Result<(), String> {
+        if instances != 1 {
+            return Err(format!(
+                "instances = {instances} has no meaning for a keyed module (one actor per key, created on demand): remove `instances`"
+            ));
+        }
+        if self.max_live == 0 {
+            return Err("max_live must be at least 1".into());
+        }
+        if self.idle_passivate.is_zero() {
+            return Err("idle_passivate_ms must be at least 1".into());
+        }
+        Ok(())
     }
 }
 
@@ -351,6 +412,11 @@ impl NodeConfig {
             }
             if m.instances == 0 {
                 return bad(format!("module {:?}: instances must be at least 1", m.name));
+            }
+            if let Some(k) = &m.keyed {
+                if let Err(why) = k.check(m.instances) {
+                    return bad(format!("module {:?}: {why}", m.name));
+                }
             }
         }
         Ok(())

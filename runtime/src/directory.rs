@@ -109,6 +109,61 @@ impl InstanceShared {
     }
 }
 
+/// Why a message to a key was not taken.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum KeyedRefusal {
+    /// No such module, or it is removed / the node is stopping.
+    NotRunning,
+    /// The module is not keyed.
+    NotKeyed,
+    /// `max_live` actors are live or activating and this key is not.
+    TooManyLive { max_live: u32 },
+}
+
+impl KeyedRefusal {
+    /// The refusal as a host caller of `module` sees it.
+    pub(crate) fn into_call_error(self, module: &str) -> crate::error::CallError {
+        use crate::error::CallError;
+        match self {
+            KeyedRefusal::NotRunning => CallError::NotRunning(module.to_string()),
+            KeyedRefusal::NotKeyed => CallError::NotKeyed(module.to_string()),
+            KeyedRefusal::TooManyLive { max_live } => CallError::TooManyLive {
+                module: module.to_string(),
+                max_live,
+            },
+        }
+    }
+}
+
+/// Sends `msg` to the actor of `key` in the keyed module `module`,
+/// activating it if needed: the routing entry point of keyed actors (host
+/// handles and `HostContext::send_key` call it).
+///
+/// # Errors
+/// [`KeyedRefusal`]: the module is not running or not keyed, or its live
+/// limit is reached.
+pub(crate) fn route_to_key(
+    dir: &Directory,
+    module: &str,
+    key: &[u8],
+    msg: ModuleMsg,
+) -> Result<(), KeyedRefusal> {
+    let slot = lookup(dir, module).ok_or(KeyedRefusal::NotRunning)?;
+    let keyed = slot.keyed().ok_or(KeyedRefusal::NotKeyed)?;
+    keyed.send(key, msg)
+}
+
+/// A keyed module's actors as its slot and its senders see them (one actor
+/// per key, created on demand: `crate::keyed::Keyed` implements it).
+pub(crate) trait KeyedActors: Send + Sync + std::fmt::Debug {
+    /// Sends to `key`'s actor, activating it when it is not live.
+    fn send(&self, key: &[u8], msg: ModuleMsg) -> Result<(), KeyedRefusal>;
+    /// The counts status and metrics show.
+    fn status(&self) -> crate::status::KeyedStatus;
+    /// Refuses sends from now on and takes out the live actors, to drain.
+    fn close(&self) -> Vec<Route>;
+}
+
 /// One instance as senders see it.
 #[derive(Debug, Clone)]
 pub(crate) struct Route {
@@ -194,6 +249,8 @@ pub(crate) struct ModuleSlot {
     pub lanes: ArcSwap<Vec<Arc<Lane>>>,
     /// Whether the serving library wants host events.
     pub wants_events: AtomicBool,
+    /// A keyed module's actors, one per key (set once, at its start).
+    keyed: std::sync::OnceLock<Arc<dyn KeyedActors>>,
     next: AtomicUsize,
     /// Set when the module is removed or the node shuts down: sends through
     /// handles and contexts fail from then on.
@@ -211,10 +268,21 @@ impl ModuleSlot {
             routes: ArcSwap::from_pointee(routes),
             lanes: ArcSwap::from_pointee(lanes),
             wants_events: AtomicBool::new(false),
+            keyed: std::sync::OnceLock::new(),
             next: AtomicUsize::new(0),
             closed: AtomicBool::new(false),
             edit: Mutex::new(Vec::new()),
         })
+    }
+
+    /// Makes the slot keyed (once; a second call is ignored).
+    pub(crate) fn set_keyed(&self, keyed: Arc<dyn KeyedActors>) {
+        let _ = self.keyed.set(keyed);
+    }
+
+    /// A keyed module's actors; `None` for a pool module.
+    pub(crate) fn keyed(&self) -> Option<&Arc<dyn KeyedActors>> {
+        self.keyed.get()
     }
 
     /// The next instance index for a new handle (round robin).
@@ -312,7 +380,10 @@ impl ModuleSlot {
     pub(crate) fn close(&self) -> (Vec<Route>, Vec<Route>) {
         let mut retired = self.edit();
         self.closed.store(true, Ordering::Release);
-        let routes = self.routes.load().as_ref().clone();
+        let mut routes = self.routes.load().as_ref().clone();
+        if let Some(keyed) = self.keyed() {
+            routes.extend(keyed.close());
+        }
         self.routes.store(Arc::new(Vec::new()));
         self.lanes.store(Arc::new(Vec::new()));
         let forwarders = std::mem::take(&mut *retired);

@@ -147,6 +147,18 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// The request does not apply to a keyed module (one actor per key):
+    /// scaling, a forced reload, a rollback that resets the state. Nothing
+    /// changed.
+    #[error(
+        "module {module} is keyed: {what} is not supported for a keyed module; nothing changed"
+    )]
+    NotForKeyed {
+        /// The module.
+        module: String,
+        /// What was asked ("scaling", "a forced reload", ...).
+        what: &'static str,
+    },
     /// A configuration change touches node-level keys, which need a
     /// restart: the whole change was rejected and nothing of it applied.
     #[error("configuration change rejected: {} need(s) a restart; nothing was applied", keys.join(", "))]
@@ -228,6 +240,24 @@ pub enum CallError {
     /// a module that is not keyed); the message was not sent.
     #[error("no actor at {0}")]
     NoActor(String),
+    /// A key was given for a module that is not keyed.
+    #[error(
+        "module {0} is not keyed: send to it without .key(...) (or set keyed = true in its config)"
+    )]
+    NotKeyed(String),
+    /// A keyed module was sent to without a key.
+    #[error("module {0} is keyed: send to one of its actors with .key(...)")]
+    KeyRequired(String),
+    /// A keyed module has `max_live` actors live and the key sent to is not
+    /// one of them: the message was not taken (no queueing; retry later,
+    /// when idle actors have passivated, or raise `max_live`).
+    #[error("module {module}: {max_live} keyed actors are live (max_live); the message to a key that is not live was refused")]
+    TooManyLive {
+        /// The module.
+        module: String,
+        /// Its `max_live`.
+        max_live: u32,
+    },
 }
 
 /// A message a [`crate::ModuleHandle`] could not deliver, handed back with

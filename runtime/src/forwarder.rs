@@ -77,6 +77,8 @@ impl Actor for Forwarder {
             | ModuleMsg::Checkpoint
             | ModuleMsg::Event(_)
             | ModuleMsg::Rehearse(_) => {}
+            // Only keyed actors are passivated, and they have no forwarder.
+            ModuleMsg::Passivate(_) => {}
         }
         Ok(())
     }

@@ -40,6 +40,7 @@ impl<P: Protocol> std::fmt::Debug for ModuleHandle<P> {
         f.debug_struct("ModuleHandle")
             .field("module", &self.raw.module())
             .field("instance", &self.raw.instance())
+            .field("key", &self.raw.key().map(String::from_utf8_lossy))
             .finish()
     }
 }
@@ -73,6 +74,27 @@ impl<P: Protocol> ModuleHandle<P> {
     pub fn on_instance(&self, index: usize) -> Self {
         ModuleHandle {
             raw: self.raw.on_instance(index),
+            _proto: PhantomData,
+        }
+    }
+
+    /// The same module, addressed to the actor of `key`: a keyed module
+    /// (`keyed = true`) runs one actor per key, activated by the key's first
+    /// message (from its passivated snapshot, if it has one). Messages
+    /// through handles of one key are handled by that key's actor in the
+    /// order they were sent, across activation, passivation and reloads.
+    ///
+    /// ```ignore
+    /// let cart = node.module::<cart_proto::Proto>("cart")?.key("user-42");
+    /// cart.call(cart_proto::Msg::Add { item: "tea".into(), qty: 2 }).await?;
+    /// ```
+    ///
+    /// Sends through it fail with [`CallError::NotKeyed`] when the module is
+    /// not keyed, and with [`CallError::TooManyLive`] when the key is not
+    /// live and `max_live` actors are.
+    pub fn key(&self, key: impl Into<molt_abi::Key>) -> Self {
+        ModuleHandle {
+            raw: self.raw.on_key(key.into().as_bytes()),
             _proto: PhantomData,
         }
     }

@@ -52,6 +52,8 @@ pub(crate) struct CtxParts {
     pub node: Arc<str>,
     pub module: Arc<str>,
     pub instance: u32,
+    /// The key of a keyed module's actor: its address names the key.
+    pub key: Option<Arc<[u8]>>,
     pub bus: EventBus,
     pub directory: Directory,
     pub delivery: Delivery,
@@ -73,11 +75,10 @@ impl From<NoActor> for ModError {
 
 impl HostContext {
     pub(crate) fn boxed(parts: CtxParts) -> HostCtxBox {
-        let me = Arc::new(Address::instance(
-            &*parts.node,
-            &*parts.module,
-            parts.instance,
-        ));
+        let me = Arc::new(match &parts.key {
+            Some(key) => Address::key(&*parts.node, &*parts.module, key.to_vec()),
+            None => Address::instance(&*parts.node, &*parts.module, parts.instance),
+        });
         HostCtx_TO::from_ptr(
             RArc::new(HostContext {
                 module: parts.module,
@@ -249,6 +250,30 @@ impl HostCtx for HostContext {
             .map_err(|e| failed(e.describe(token)))
             .into()
     }
+
+    fn send_key(
+        &self,
+        module: RStr<'_>,
+        key: RSlice<'_, u8>,
+        msg: RSlice<'_, u8>,
+    ) -> RResult<(), ModError> {
+        let refused = |why: String| {
+            RErr(ModError {
+                kind: ErrorKind::Failed,
+                message: RString::from(why),
+            })
+        };
+        let module = module.as_str();
+        match crate::directory::route_to_key(
+            &self.directory,
+            module,
+            key.as_slice(),
+            ModuleMsg::Cast(msg.to_vec(), Some(self.me.clone())),
+        ) {
+            Ok(()) => ROk(()),
+            Err(r) => refused(r.into_call_error(module).to_string()),
+        }
+    }
 }
 
 impl HostContext {
@@ -286,6 +311,10 @@ impl HostContext {
         let mut cache = self.slots.lock().unwrap_or_else(|p| p.into_inner());
         let pos = self.cached_slot(&mut cache, module)?;
         let (_, slot, lanes) = &mut cache[pos];
+        if slot.keyed().is_some() {
+            // A keyed module is reached by key only (`send_key`).
+            return None;
+        }
         if let Some((_, lane)) = lanes.iter().find(|(i, _)| *i == instance) {
             return Some(lane.clone());
         }
@@ -304,6 +333,14 @@ impl HostContext {
     ) -> RResult<(), ModError> {
         let not_running = || failed(format!("module {} is not running", module.as_str()));
         let Some(lane) = self.pinned_lane(module.as_str(), instance) else {
+            if crate::directory::lookup(&self.directory, module.as_str())
+                .is_some_and(|s| s.keyed().is_some())
+            {
+                return RErr(failed(format!(
+                    "module {} is keyed: send to one of its actors with send_key",
+                    module.as_str()
+                )));
+            }
             return RErr(not_running());
         };
         match lane.send(ModuleMsg::Cast(msg.to_vec(), Some(self.me.clone()))) {

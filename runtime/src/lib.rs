@@ -29,6 +29,7 @@ mod handle;
 pub mod history;
 mod host_ctx;
 pub mod http;
+mod keyed;
 pub mod loader;
 pub mod metrics;
 mod module_actor;
@@ -47,10 +48,11 @@ mod supervisor;
 pub mod watcher;
 
 pub use admin::{
-    Admin, AdminMsg, ConfigReport, InstanceStatus, LibrarySource, ModuleStatus, NodeStatus,
-    ReloadOptions, ReloadReport,
+    Admin, AdminMsg, ConfigReport, InstanceStatus, KeyedStatus, LibrarySource, ModuleStatus,
+    NodeStatus, ReloadOptions, ReloadReport,
 };
 pub use config::diff::{Change, Plan as ConfigPlan};
+pub use config::KeyedSpec;
 pub use config::{Limits, ModuleSpec, NodeConfig};
 pub use dev::DevMode;
 pub use error::{CallError, Error, LoadCause, SendError};

@@ -107,6 +107,16 @@ fn publish_status(status: &NodeStatus) {
         metrics::gauge!("molt_module_info", "module" => m.name.clone(), "code_version" => now.0.clone(), "state_version" => now.1.clone())
             .set(1.0);
         info.insert(m.name.clone(), now);
+        // A keyed module: four series per module, none per key.
+        if let Some(k) = &m.keyed {
+            metrics::gauge!("molt_keyed_live", "module" => m.name.clone()).set(k.live as f64);
+            metrics::gauge!("molt_keyed_passivated", "module" => m.name.clone())
+                .set(k.passivated as f64);
+            metrics::counter!("molt_keyed_activations_total", "module" => m.name.clone())
+                .absolute(k.activations);
+            metrics::counter!("molt_keyed_passivations_total", "module" => m.name.clone())
+                .absolute(k.passivations);
+        }
     }
 }
 

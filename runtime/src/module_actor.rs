@@ -44,6 +44,10 @@ pub(crate) enum ModuleMsg {
     /// handled something since the last one (sent by the instance to itself,
     /// through the mailbox, so it is taken between messages).
     Checkpoint,
+    /// A keyed actor is idle (`crate::keyed`): take a last snapshot, send
+    /// it, and stop. Its key's later messages wait in the host meanwhile, so
+    /// this is the last message the actor gets.
+    Passivate(tokio::sync::oneshot::Sender<Result<Checkpoint, String>>),
 }
 
 /// The answer to a request an instance made (`ctx.ask`), delivered to it
@@ -70,6 +74,8 @@ pub(crate) enum StartFrom {
 pub(crate) struct InstanceArgs {
     /// The node's name (the node part of the instance's address).
     pub node: Arc<str>,
+    /// The key of a keyed module's actor (its address names the key).
+    pub key: Option<Arc<[u8]>>,
     pub module: Arc<str>,
     pub lib: Arc<Library>,
     pub config: Arc<Vec<u8>>,
@@ -158,6 +164,7 @@ impl Actor for ModuleActor {
             node: args.node.clone(),
             module: args.module.clone(),
             instance: index,
+            key: args.key.clone(),
             bus: args.bus.clone(),
             directory: args.directory.clone(),
             delivery: delivery.clone(),
@@ -231,7 +238,7 @@ impl Actor for ModuleActor {
 
     async fn handle(
         &self,
-        _myself: ActorRef<ModuleMsg>,
+        myself: ActorRef<ModuleMsg>,
         msg: ModuleMsg,
         inst: &mut Instance,
     ) -> Result<(), ActorProcessingErr> {
@@ -300,6 +307,29 @@ impl Actor for ModuleActor {
             ModuleMsg::Swap(req) => reload::on_instance(inst, *req).await,
             ModuleMsg::Checkpoint => inst.checkpoint_due(),
             ModuleMsg::Rehearse(req) => crate::rehearsal::on_instance(inst, *req),
+            ModuleMsg::Passivate(reply) => {
+                let taken = inst
+                    .behaviour
+                    .snapshot()
+                    .into_result()
+                    .map(|bytes| Checkpoint {
+                        lib: inst.lib.clone(),
+                        snapshot: Snapshot {
+                            version: inst.lib.state_version,
+                            bytes: Arc::new(bytes.into_vec()),
+                        },
+                        at: Instant::now(),
+                        from_start: false,
+                        handled: inst.shared.handled.load(Ordering::Relaxed),
+                    })
+                    .map_err(|e| format!("snapshot {}: {e}", e.kind.as_str()));
+                let ok = taken.is_ok();
+                // Stopped only when the host took the snapshot (it may have
+                // given up waiting: then the actor keeps serving).
+                if reply.send(taken).is_ok() && ok {
+                    myself.stop(Some("passivated".into()));
+                }
+            }
             ModuleMsg::Event(event) => {
                 if inst.lib.wants_events {
                     let json = event.to_json();

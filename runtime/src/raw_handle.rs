@@ -24,6 +24,8 @@ pub(crate) struct RawHandle {
     /// `None` when the module had no instance when the handle was made.
     lane: Option<Arc<Lane>>,
     call_timeout: Duration,
+    /// Set: the handle reaches the actor of this key of a keyed module.
+    key: Option<Arc<[u8]>>,
 }
 
 impl RawHandle {
@@ -34,6 +36,7 @@ impl RawHandle {
             slot,
             lane,
             call_timeout,
+            key: None,
         }
     }
 
@@ -43,6 +46,19 @@ impl RawHandle {
             lane: self.slot.resolve(index),
             ..self.clone()
         }
+    }
+
+    /// The same module, addressed to the actor of `key` (a keyed module).
+    pub(crate) fn on_key(&self, key: &[u8]) -> Self {
+        RawHandle {
+            key: Some(Arc::from(key)),
+            ..self.clone()
+        }
+    }
+
+    /// The key this handle reaches, if it was made for one.
+    pub(crate) fn key(&self) -> Option<&[u8]> {
+        self.key.as_deref()
     }
 
     pub(crate) fn module(&self) -> &str {
@@ -65,6 +81,20 @@ impl RawHandle {
     /// `ArcSwap` load, one atomic add, one channel send).
     fn send(&self, msg: ModuleMsg) -> Result<(), CallError> {
         let not_running = || CallError::NotRunning(self.slot.name.to_string());
+        if let Some(key) = &self.key {
+            if self.slot.is_closed() {
+                return Err(not_running());
+            }
+            let Some(keyed) = self.slot.keyed() else {
+                return Err(CallError::NotKeyed(self.slot.name.to_string()));
+            };
+            return keyed
+                .send(key, msg)
+                .map_err(|r| r.into_call_error(&self.slot.name));
+        }
+        if self.slot.keyed().is_some() {
+            return Err(CallError::KeyRequired(self.slot.name.to_string()));
+        }
         let Some(lane) = &self.lane else {
             return Err(not_running());
         };

@@ -36,6 +36,17 @@ pub(crate) enum NoActor {
     /// A key address to a module that is not keyed.
     #[error("{address}: module {module} is not keyed (a key address needs a keyed module)")]
     NotKeyed { address: String, module: String },
+    /// An instance address to a keyed module (its actors are named by key).
+    #[error("{address}: module {module} is keyed: address one of its actors by key")]
+    KeyRequired { address: String, module: String },
+    /// The keyed module has `max_live` actors live and this key is not one
+    /// of them: the message was not taken.
+    #[error("{address}: module {module} has {max_live} keyed actors live (max_live); the message to a key that is not live was refused")]
+    TooManyLive {
+        address: String,
+        module: String,
+        max_live: u32,
+    },
     /// The actor stopped (its module is being removed, or the node stops).
     #[error("{address}: the actor is gone (its module was removed or the node is stopping)")]
     Gone { address: String },
@@ -54,6 +65,12 @@ pub(crate) fn instance_lane(
             module: slot.name.to_string(),
         });
     }
+    if slot.keyed().is_some() {
+        return Err(NoActor::KeyRequired {
+            address: address(),
+            module: slot.name.to_string(),
+        });
+    }
     lanes
         .get(index as usize)
         .cloned()
@@ -67,25 +84,30 @@ pub(crate) fn instance_lane(
 
 /// Sends `msg` to the actor for `key` of the keyed module `module`. The
 /// one entry of key addresses (module contexts and application handles
-/// both come here): no module is keyed yet, so this refuses.
+/// both come here): activates the key's actor when it is not live.
 pub(crate) fn send_to_key(
     directory: &Directory,
     module: &str,
     key: &[u8],
     msg: ModuleMsg,
 ) -> Result<(), NoActor> {
-    let _ = msg;
+    use crate::directory::{route_to_key, KeyedRefusal};
     let address = || format!("{module}[{}]", molt_abi::Key::from(key));
-    match lookup(directory, module) {
-        None => Err(NoActor::NoModule {
+    route_to_key(directory, module, key, msg).map_err(|refusal| match refusal {
+        KeyedRefusal::NotRunning => NoActor::NoModule {
             address: address(),
             module: module.to_string(),
-        }),
-        Some(_) => Err(NoActor::NotKeyed {
+        },
+        KeyedRefusal::NotKeyed => NoActor::NotKeyed {
             address: address(),
             module: module.to_string(),
-        }),
-    }
+        },
+        KeyedRefusal::TooManyLive { max_live } => NoActor::TooManyLive {
+            address: address(),
+            module: module.to_string(),
+            max_live,
+        },
+    })
 }
 
 /// Sends `msg` to the actor at `to` on node `this`, resolved now.

@@ -97,8 +97,30 @@ pub struct ModuleStatus {
     pub source: LibrarySource,
     /// Whether a reload is running.
     pub reloading: bool,
-    /// Its instances.
+    /// Its instances (a keyed module has one, its template: see README
+    /// "Keyed actors").
     pub instances: Vec<InstanceStatus>,
+    /// A keyed module's actor counts; absent for a pool module.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keyed: Option<KeyedStatus>,
+}
+
+/// The counts that status and metrics show for a keyed module (never one
+/// series per key).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyedStatus {
+    /// Actors live now (activating ones included).
+    pub live: u64,
+    /// Keys whose state the host holds as a passivated snapshot.
+    pub passivated: u64,
+    /// Actors activated since the module started (fresh or from a snapshot).
+    pub activations: u64,
+    /// Actors passivated since the module started.
+    pub passivations: u64,
+    /// The live limit (`max_live`).
+    pub max_live: u32,
+    /// The idle time before passivation, in milliseconds.
+    pub idle_passivate_ms: u64,
 }
 
 /// The node's status.

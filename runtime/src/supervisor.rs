@@ -89,6 +89,9 @@ struct ModuleEntry {
     /// and forced reloads").
     versions: Stack,
     slot: Arc<ModuleSlot>,
+    /// A keyed module's actors (also in `slot`, for senders): a reload
+    /// freezes them and swaps the live ones.
+    keyed: Option<Arc<crate::keyed::Keyed>>,
     reloading: bool,
 }
 

@@ -83,6 +83,18 @@ pub async fn status(node: &NodeArgs, json: bool) -> ExitCode {
             m.source,
             m.versions.join(", ")
         );
+        if let Some(k) = &m.keyed {
+            println!(
+                "  {:<10} keyed: {} live, {} passivated (max_live {}, idle {} ms); {} activations, {} passivations",
+                "",
+                k.live,
+                k.passivated,
+                k.max_live,
+                k.idle_passivate_ms,
+                k.activations,
+                k.passivations
+            );
+        }
     }
     ExitCode::SUCCESS
 }

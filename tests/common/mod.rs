@@ -22,6 +22,9 @@ pub struct Fixtures {
     pub kv_v2: PathBuf,
     /// The kv v2 source as code 2.0.1 (state version 2).
     pub kv_v2_1: PathBuf,
+    /// The keyed example module, 1.0.0 (state v1) and 2.0.0 (state v2).
+    pub cart: PathBuf,
+    pub cart_v2: PathBuf,
     pub fault: PathBuf,
     /// The fault fixture's source as code 2.0.0, state version 2.
     pub fault_v2: PathBuf,
@@ -57,6 +60,8 @@ pub fn fixtures() -> &'static Fixtures {
             "kv",
             "kv-v2",
             "kv-v2-1",
+            "cart",
+            "cart-v2",
             "fault",
             "fault-v2",
             "not-a-module",
@@ -88,6 +93,8 @@ pub fn fixtures() -> &'static Fixtures {
             kv: find(&libs, "kv"),
             kv_v2: find(&libs, "kv_v2"),
             kv_v2_1: find(&libs, "kv_v2_1"),
+            cart: find(&libs, "cart"),
+            cart_v2: find(&libs, "cart_v2"),
             fault: find(&libs, "fault"),
             fault_v2: find(&libs, "fault_v2"),
             not_a_module: find(&libs, "not_a_module"),
@@ -735,5 +742,82 @@ pub mod actors {
             },
         )
         .await
+    }
+}
+
+/// The keyed `cart` example module: a node running it, its keyed counts,
+/// and calls with the reply the test expects.
+pub mod cart {
+    use std::time::Duration;
+
+    use cart_proto::{Msg, Proto, Reply};
+    use molt::{KeyedSpec, KeyedStatus, ModuleHandle, ModuleSpec, Node};
+
+    /// A node running the keyed cart module (1.x) with `idle` before passivation.
+    pub async fn cart_node(name: &str, idle: Duration, max_live: u32) -> Node {
+        let spec = ModuleSpec::new("cart", &super::fixtures().cart).keyed(KeyedSpec {
+            idle_passivate: idle,
+            max_live,
+        });
+        super::start(name, spec).await
+    }
+
+    /// The cart module's keyed counts.
+    pub async fn keyed_status(node: &Node) -> KeyedStatus {
+        let status = node.admin().status().await.expect("status");
+        status
+            .modules
+            .iter()
+            .find(|m| m.name == "cart")
+            .and_then(|m| m.keyed.clone())
+            .expect("cart is keyed")
+    }
+
+    /// Polls the counts until `ok` holds, failing the test after 30 s.
+    pub async fn await_status(
+        node: &Node,
+        what: &str,
+        ok: impl Fn(&KeyedStatus) -> bool,
+    ) -> KeyedStatus {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let s = keyed_status(node).await;
+            if ok(&s) {
+                return s;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{what}: not within 30 s (last {s:?})"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// A cart's items.
+    pub async fn items(cart: &ModuleHandle<Proto>) -> Vec<(String, u32)> {
+        match cart.call(Msg::Items).await.expect("items") {
+            Reply::Items(items) => items,
+            other => panic!("items: unexpected {other:?}"),
+        }
+    }
+
+    /// The serving state version of a cart's actor.
+    pub async fn state_version(cart: &ModuleHandle<Proto>) -> u32 {
+        match cart.call(Msg::Version).await.expect("version") {
+            Reply::Version { state, .. } => state,
+            other => panic!("version: unexpected {other:?}"),
+        }
+    }
+
+    /// Adds `qty` of `item` to a cart.
+    pub async fn add(cart: &ModuleHandle<Proto>, item: &str, qty: u32) {
+        let reply = cart
+            .call(Msg::Add {
+                item: item.into(),
+                qty,
+            })
+            .await
+            .expect("add");
+        assert_eq!(reply, Reply::Ok);
     }
 }

@@ -143,6 +143,33 @@ impl Ctx {
             .into_result()
             .map_err(Error::from)
     }
+
+    /// Sends (casts) a message to the actor of `key` in a keyed module
+    /// (`keyed = true` in its config), activating it if it is not live:
+    /// `ctx.send_key::<cart_proto::Proto>("cart", "user-42", &msg)`.
+    ///
+    /// # Errors
+    /// When the message cannot be encoded, the module is not running or not
+    /// keyed, its live limit (`max_live`) is reached, or the host is older
+    /// than this method.
+    pub fn send_key<P: Protocol>(
+        &self,
+        module: &str,
+        key: impl Into<crate::Key>,
+        msg: &P::Msg,
+    ) -> Result<(), Error> {
+        let bytes = rmp_serde::to_vec_named(msg)
+            .map_err(|e| Error::msg(format!("cannot encode a message to {module}: {e}")))?;
+        let key = key.into();
+        self.host
+            .send_key(
+                RStr::from_str(module),
+                RSlice::from_slice(key.as_bytes()),
+                RSlice::from_slice(&bytes),
+            )
+            .into_result()
+            .map_err(Error::from)
+    }
 }
 
 impl Ctx {

@@ -227,6 +227,18 @@ pub trait HostCtx: Send + Sync + Clone {
         let _ = (token, reply);
         RResult::RErr(host_predates("reply"))
     }
+
+    /// Sends (casts) a msgpack-encoded message to the actor of `key` in the
+    /// keyed module `module`, activating it if it is not live.
+    fn send_key(
+        &self,
+        module: RStr<'_>,
+        key: RSlice<'_, u8>,
+        msg: RSlice<'_, u8>,
+    ) -> RResult<(), ModError> {
+        let _ = (module, key, msg);
+        RResult::RErr(host_predates("send_key"))
+    }
 }
 
 /// The context as it crosses the boundary.

@@ -187,6 +187,11 @@ pub fn plan(running: &NodeConfig, new: &NodeConfig) -> Plan {
         if old.crate_dir != m.crate_dir {
             restart_keys.push(format!("modules.{}.crate", m.name));
         }
+        // Whether a module is keyed, and its keyed settings, are fixed for
+        // the module's life (its live actors and passivated snapshots).
+        if old.keyed != m.keyed {
+            restart_keys.push(format!("modules.{}.keyed", m.name));
+        }
     }
     // Atomic application (docs/semantics.md "Watch and dev mode"): everything
     // that can be undone first; scaling down and removals drain and stop

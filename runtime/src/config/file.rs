@@ -40,6 +40,12 @@
 //! crate = "modules/kv"            # the module's crate, for dev mode
 //! instances = 2                   # at least 1 (default 1)
 //!
+//! [modules.cart]                  # a keyed module: one actor per key, on demand
+//! library = "target/release/libcart.so"
+//! keyed = true                    # no `instances` then
+//! idle_passivate_ms = 60000       # passivate a key's actor after this long idle
+//! max_live = 100000               # past this many live actors, a new key's message fails
+//!
 //! [modules.kv.config]             # free-form, handed to the module's init/migrate
 //! max_value_len = 4096
 //! ```
@@ -202,7 +208,19 @@ pub fn to_toml(config: &NodeConfig) -> String {
         if let Some(c) = &m.crate_dir {
             t.insert("crate".into(), path(c));
         }
-        t.insert("instances".into(), int(u64::from(m.instances)));
+        match &m.keyed {
+            None => {
+                t.insert("instances".into(), int(u64::from(m.instances)));
+            }
+            Some(k) => {
+                t.insert("keyed".into(), Value::Boolean(true));
+                t.insert(
+                    "idle_passivate_ms".into(),
+                    int(k.idle_passivate.as_millis() as u64),
+                );
+                t.insert("max_live".into(), int(u64::from(k.max_live)));
+            }
+        }
         if let Some(Value::Table(c)) = json_to_toml(&m.config) {
             t.insert("config".into(), Value::Table(c));
         }
@@ -271,7 +289,15 @@ pub const LIMIT_KEYS: &[&str] = &[
     "history_file_max_bytes",
 ];
 /// The keys of a `[modules.NAME]` table.
-pub const MODULE_KEYS: &[&str] = &["library", "crate", "instances", "config"];
+pub const MODULE_KEYS: &[&str] = &[
+    "library",
+    "crate",
+    "instances",
+    "config",
+    "keyed",
+    "idle_passivate_ms",
+    "max_live",
+];
 
 type Key<'i> = Spanned<std::borrow::Cow<'i, str>>;
 type Item<'i> = Spanned<DeValue<'i>>;
@@ -286,6 +312,7 @@ struct RawModule {
     crate_dir: Option<(PathBuf, Range<usize>)>,
     instances: u32,
     config: serde_json::Value,
+    keyed: Option<crate::config::KeyedSpec>,
 }
 
 struct File<'a> {
@@ -432,14 +459,41 @@ impl<'a> File<'a> {
             crate_dir: None,
             instances: 1,
             config: serde_json::Value::Null,
+            keyed: None,
         };
+        let mut keyed: Option<Range<usize>> = None;
+        let mut instances_at: Option<Range<usize>> = None;
+        let mut keyed_spec = crate::config::KeyedSpec::default();
+        // The first keyed-only key given, to name when `keyed` is not true.
+        let mut keyed_only: Option<(String, Range<usize>)> = None;
         for (k, v) in self.table(&table_name, value)? {
             let full = format!("{table_name}.{}", k.get_ref());
             let span = v.span();
             match k.get_ref().as_ref() {
                 "library" => m.library = Some((self.path_value(&full, v)?, span)),
                 "crate" => m.crate_dir = Some((self.path_value(&full, v)?, span)),
+                "keyed" => {
+                    if self.value::<bool>(&full, v)? {
+                        keyed = Some(span);
+                    }
+                }
+                "idle_passivate_ms" => {
+                    let ms: u64 = self.value(&full, v)?;
+                    if ms == 0 {
+                        return Err(self.at(span, format!("{full}: must be at least 1")));
+                    }
+                    keyed_spec.idle_passivate = Duration::from_millis(ms);
+                    keyed_only.get_or_insert((full, span));
+                }
+                "max_live" => {
+                    keyed_spec.max_live = self.value(&full, v)?;
+                    if keyed_spec.max_live == 0 {
+                        return Err(self.at(span, format!("{full}: must be at least 1")));
+                    }
+                    keyed_only.get_or_insert((full, span));
+                }
                 "instances" => {
+                    instances_at = Some(span.clone());
                     m.instances = self.value(&full, v)?;
                     if m.instances == 0 {
                         return Err(self.at(span, format!("{full}: must be at least 1")));
@@ -458,6 +512,24 @@ impl<'a> File<'a> {
                     return Err(self.unknown(&k, other, Some(&table_name), MODULE_KEYS));
                 }
             }
+        }
+        match (keyed, keyed_only, instances_at) {
+            (Some(_), _, Some(at)) => {
+                return Err(self.at(
+                    at,
+                    format!(
+                        "{table_name}.instances: a keyed module has one actor per key, created on demand, not a pool of instances: remove `instances` (or `keyed`)"
+                    ),
+                ))
+            }
+            (None, Some((key, at)), _) => {
+                return Err(self.at(
+                    at,
+                    format!("{key}: only a keyed module takes it: add `keyed = true`"),
+                ))
+            }
+            (Some(_), _, None) => m.keyed = Some(keyed_spec),
+            (None, None, _) => {}
         }
         Ok(m)
     }
@@ -505,6 +577,7 @@ impl<'a> File<'a> {
             .instances(m.instances)
             .config(m.config);
         spec.crate_dir = m.crate_dir.map(|(d, _)| d);
+        spec.keyed = m.keyed;
         Ok(spec)
     }
 

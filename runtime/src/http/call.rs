@@ -131,6 +131,10 @@ fn call_error(e: CallError) -> ApiError {
             ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_running", text)
         }
         CallError::Codec { .. } => ApiError::bad_request(text),
+        CallError::NotKeyed(_) | CallError::KeyRequired(_) => ApiError::bad_request(text),
+        CallError::TooManyLive { .. } => {
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "too_many_live", text)
+        }
     }
 }
 

@@ -102,6 +102,7 @@ pub(crate) fn status_of(e: &Error) -> StatusCode {
         Error::UnknownModule(_) => StatusCode::NOT_FOUND,
         Error::ReloadInProgress(_)
         | Error::RollbackRefused { .. }
+        | Error::NotForKeyed { .. }
         | Error::ConfigRejected { .. } => StatusCode::CONFLICT,
         Error::Load { .. }
         | Error::Config(_)
@@ -124,6 +125,7 @@ pub(crate) fn kind_of(e: &Error) -> &'static str {
         Error::ReloadInProgress(_) => "reload_in_progress",
         Error::ReloadFailed { .. } => "reload_failed",
         Error::RollbackRefused { .. } => "rollback_refused",
+        Error::NotForKeyed { .. } => "not_for_keyed",
         Error::ConfigRejected { .. } => "config_rejected",
         Error::NodeDown => "node_down",
         Error::Busy { .. } => "busy",

@@ -234,6 +234,7 @@ async fn spawn_replacement(
         Ordering::Relaxed,
     );
     let args = InstanceArgs {
+        key: None,
         node: respawn.node.clone(),
         module: respawn.module.clone(),
         lib: target.clone(),

@@ -5,6 +5,8 @@ use super::*;
 
 use tokio::sync::oneshot;
 
+use crate::keyed::{Keyed, KeyedArgs, Serving};
+
 /// A module's library, loaded (or not) in a task for [`Supervisor::add_module`].
 pub(crate) struct AddDone {
     spec: ModuleSpec,
@@ -61,6 +63,7 @@ impl Supervisor {
     ) -> Result<Route, Error> {
         let index = shared.index;
         let args = InstanceArgs {
+            key: None,
             node: Arc::from(st.node.as_str()),
             module: module.clone(),
             lib,
@@ -195,6 +198,23 @@ impl Supervisor {
         }
         let slot = ModuleSlot::new(&spec.name, routes);
         slot.wants_events.store(lib.wants_events, Ordering::Relaxed);
+        let keyed = spec.keyed.as_ref().map(|keyed| {
+            let keyed = Keyed::start(KeyedArgs {
+                node: Arc::from(st.node.as_str()),
+                module: module.clone(),
+                spec: keyed.clone(),
+                serving: Serving {
+                    lib: lib.clone(),
+                    config: config.clone(),
+                },
+                limits: st.limits.clone(),
+                bus: st.bus.clone(),
+                directory: st.directory.clone(),
+                on_restart: Self::restart_sink(myself),
+            });
+            slot.set_keyed(keyed.clone());
+            keyed
+        });
         if let Ok(mut dir) = st.directory.write() {
             dir.insert(spec.name.clone(), slot.clone());
         }
@@ -213,6 +233,7 @@ impl Supervisor {
                 source: LibrarySource::Config,
                 versions: Stack::default(),
                 slot,
+                keyed,
                 reloading: false,
             },
         );
@@ -294,6 +315,12 @@ impl Supervisor {
         let Some(entry) = st.table.get(module) else {
             return Err(Error::UnknownModule(module.to_string()));
         };
+        if entry.keyed.is_some() {
+            return Err(Error::NotForKeyed {
+                module: module.to_string(),
+                what: "scaling (it runs one actor per key, not a pool of instances)",
+            });
+        }
         if entry.reloading {
             return Err(Error::ReloadInProgress(module.to_string()));
         }
@@ -419,6 +446,7 @@ impl Supervisor {
                             }
                         })
                         .collect(),
+                    keyed: e.slot.keyed().map(|k| k.status()),
                 })
                 .collect(),
             libraries_mapped: mapped_libraries(),

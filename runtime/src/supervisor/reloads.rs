@@ -121,6 +121,26 @@ impl Supervisor {
             let _ = reply.send(Err(err));
             return;
         }
+        // A forced reload replaces hung pool instances, and a reset would
+        // leave passivated snapshots with the old state: neither is defined
+        // for keyed actors yet.
+        let unsupported = match &request {
+            _ if entry.keyed.is_none() => None,
+            Request::Reload if options.force => Some("a forced reload"),
+            Request::Rollback {
+                reset_state: true, ..
+            } => Some("a rollback that resets the state"),
+            _ => None,
+        };
+        if let Some(what) = unsupported {
+            let err = Error::NotForKeyed {
+                module: module.clone(),
+                what,
+            };
+            Self::refuse(st, &module, action, options.trigger, from, &err);
+            let _ = reply.send(Err(err));
+            return;
+        }
         let mut back_to = None;
         let mut new_path = options.library.clone();
         let mut new_config = match &options.config {
@@ -213,8 +233,29 @@ impl Supervisor {
         let me = myself.clone();
         let at = SystemTime::now();
         let trigger = options.trigger;
+        let keyed = entry.keyed.clone();
         tokio::spawn(async move {
+            let mut plan = plan;
+            // A keyed module: every live actor joins the template instance
+            // under the one decision; nothing activates or passivates until
+            // it is taken (`crate::keyed::reload`).
+            let frozen = match &keyed {
+                Some(k) => {
+                    let frozen = k.freeze().await;
+                    plan.routes.extend(frozen.live_routes());
+                    Some(frozen)
+                }
+                None => None,
+            };
+            let config = plan.config.clone();
             let outcome = reload::run_guarded(plan).await;
+            if let Some(frozen) = frozen {
+                let to = match (&outcome.result, &outcome.target) {
+                    (Ok(_), Some(lib)) => Some((lib.clone(), config)),
+                    _ => None,
+                };
+                frozen.finish(to);
+            }
             let done = ReloadDone {
                 module,
                 request,

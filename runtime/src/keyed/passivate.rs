@@ -1,0 +1,131 @@
+//! Passivation: a key's actor idle for `idle_passivate` (no message sent to
+//! it, nothing in its mailbox) takes a last snapshot through its mailbox and
+//! stops; the host keeps the snapshot, and the key's next message activates
+//! it again from there.
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use tokio::sync::oneshot;
+
+use super::{deliver, Entry, Keyed};
+use crate::module_actor::ModuleMsg;
+
+/// Runs until the registry is closed or dropped: every quarter of the idle
+/// time (at least every 5 ms, at most every second), passivates the actors
+/// idle that long. Skips a round while a reload holds the gate.
+pub(super) fn spawn_sweeper(keyed: &Arc<Keyed>) {
+    let weak = Arc::downgrade(keyed);
+    let every =
+        (keyed.spec.idle_passivate / 4).clamp(Duration::from_millis(5), Duration::from_secs(1));
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let Some(keyed) = Weak::upgrade(&weak) else {
+                return;
+            };
+            if keyed.closed.load(Ordering::Acquire) {
+                return;
+            }
+            sweep(&keyed).await;
+        }
+    });
+}
+
+/// One round: passivates every idle actor, a bounded number at a time.
+async fn sweep(keyed: &Arc<Keyed>) {
+    let Ok(_open) = keyed.gate.clone().try_read_owned() else {
+        return;
+    };
+    let idle = keyed.spec.idle_passivate;
+    let due: Vec<Vec<u8>> = {
+        let t = keyed.table();
+        t.keys
+            .iter()
+            .filter_map(|(k, e)| match e {
+                Entry::Live { route, last }
+                    if last.elapsed() >= idle && route.shared.mailbox_depth() == 0 =>
+                {
+                    Some(k.clone())
+                }
+                _ => None,
+            })
+            .collect()
+    };
+    for batch in due.chunks(256) {
+        futures_util::future::join_all(batch.iter().map(|k| passivate(keyed, k))).await;
+    }
+}
+
+/// Passivates `key` if it is still live and idle (the gate is held by the
+/// caller). Messages sent meanwhile wait in the entry; if any did, the key
+/// is activated again at once from the snapshot just taken.
+async fn passivate(keyed: &Arc<Keyed>, key: &[u8]) {
+    let (tx, rx) = oneshot::channel();
+    let route = {
+        let mut t = keyed.table();
+        let Some(entry) = t.keys.get_mut(key) else {
+            return;
+        };
+        let Entry::Live { route, last } = entry else {
+            return;
+        };
+        if last.elapsed() < keyed.spec.idle_passivate || route.shared.mailbox_depth() != 0 {
+            return;
+        }
+        let route = route.clone();
+        if route.actor.send_message(ModuleMsg::Passivate(tx)).is_err() {
+            return;
+        }
+        *entry = Entry::Passivating { queue: Vec::new() };
+        route
+    };
+    let taken = match tokio::time::timeout(keyed.limits.prepare_timeout, rx).await {
+        Ok(Ok(Ok(cp))) => Ok(cp),
+        Ok(Ok(Err(e))) => Err(e),
+        Ok(Err(_)) => Err("the actor stopped".to_string()),
+        Err(_) => Err("no snapshot within prepare_timeout".to_string()),
+    };
+    let again = {
+        let mut t = keyed.table();
+        let queue = match t.keys.remove(key) {
+            Some(Entry::Passivating { queue }) => queue,
+            _ => Vec::new(),
+        };
+        match taken {
+            Ok(cp) => {
+                keyed.passivations.fetch_add(1, Ordering::Relaxed);
+                if queue.is_empty() {
+                    t.live -= 1;
+                    t.passivated += 1;
+                    t.keys.insert(key.to_vec(), Entry::Passivated(cp));
+                    None
+                } else {
+                    // Still counted live: it is activated again right away.
+                    t.keys.insert(key.to_vec(), Entry::Activating { queue });
+                    Some(cp)
+                }
+            }
+            Err(e) => {
+                tracing::warn!(target: "molt::keyed", module = &*keyed.module, key = %String::from_utf8_lossy(key), "passivation failed, the actor keeps serving: {e}");
+                for msg in queue {
+                    let _ = deliver(&route, msg);
+                }
+                t.keys.insert(
+                    key.to_vec(),
+                    Entry::Live {
+                        route,
+                        last: Instant::now(),
+                    },
+                );
+                None
+            }
+        }
+    };
+    if let Some(cp) = again {
+        keyed.activate(key.to_vec(), Some(cp)).await;
+    }
+}

@@ -154,11 +154,25 @@ pub struct MessageArgs {
     /// variant without fields.
     message: String,
     /// The instance to send to (modulo the instance count); default: round
-    /// robin. (Routing by key waits for keyed actors.)
-    #[arg(long)]
+    /// robin.
+    #[arg(long, conflicts_with = "key")]
     instance: Option<usize>,
+    /// The key of a keyed module's actor to send to (activated if it is not
+    /// live).
+    #[arg(long)]
+    key: Option<String>,
     #[command(flatten)]
     node: NodeArgs,
+}
+
+impl MessageArgs {
+    /// Where the message goes: `--key`, `--instance`, or round robin.
+    fn route(&self) -> molt::http::Route {
+        match (&self.key, self.instance) {
+            (Some(key), _) => molt::http::Route::Key(key.clone()),
+            (None, i) => i.into(),
+        }
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -264,7 +278,7 @@ pub async fn dispatch(cli: Cli) -> ExitCode {
         Some(Command::Events { node, json, wait }) => {
             remote::events(&node, json, std::time::Duration::from_secs(wait)).await
         }
-        Some(Command::Call(m)) => message::call(&m.node, &m.module, &m.message, m.instance).await,
-        Some(Command::Cast(m)) => message::cast(&m.node, &m.module, &m.message, m.instance).await,
+        Some(Command::Call(m)) => message::call(&m.node, &m.module, &m.message, m.route()).await,
+        Some(Command::Cast(m)) => message::cast(&m.node, &m.module, &m.message, m.route()).await,
     }
 }

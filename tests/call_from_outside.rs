@@ -178,3 +178,74 @@ async fn molt_call_and_cast_from_the_command_line() {
     server.shutdown().await;
     node.shutdown().await;
 }
+
+/// A keyed module's actors are reached from outside by key: `?key=` over
+/// HTTP, `--key` on the command line; the key's actor is activated and keeps
+/// its state between requests; a keyed module without a key, or both a key
+/// and an instance, is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keyed_actor_is_reached_by_key() {
+    use molt::http::Route;
+    let node = common::cart::cart_node("call-keyed", Duration::from_secs(600), 100).await;
+    let (server, client) = serve(&node).await;
+
+    let sent = client
+        .cast(
+            "cart",
+            &json!({"Add": {"item": "tea", "qty": 2}}),
+            Route::Key("u-1".into()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(sent.key.as_deref(), Some("u-1"));
+    let items = client
+        .call("cart", &json!("Items"), Route::Key("u-1".into()))
+        .await
+        .unwrap();
+    assert_eq!(items, json!({"Items": [["tea", 2]]}));
+    let other = client
+        .call("cart", &json!("Items"), Route::Key("u-2".into()))
+        .await
+        .unwrap();
+    assert_eq!(other, json!({"Items": []}), "another key, another actor");
+
+    let (code, body) = api_error(client.call("cart", &json!("Items"), None).await);
+    assert_eq!(code, 400, "{body:?}");
+    let url = format!(
+        "http://{}/modules/cart/call?key=u-1&instance=0",
+        server.local_addr()
+    );
+    let both = reqwest::Client::new()
+        .post(url)
+        .bearer_auth(TOKEN)
+        .body(r#""Items""#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(both.status(), 400);
+
+    // The command line.
+    let addr = server.local_addr().to_string();
+    let out = tokio::task::spawn_blocking(move || {
+        common::molt_cli(&[
+            "call",
+            "cart",
+            r#""Items""#,
+            "--key",
+            "u-1",
+            "--addr",
+            &addr,
+            "--token",
+            TOKEN,
+        ])
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        r#"{"Items":[["tea",2]]}"#
+    );
+    server.shutdown().await;
+    node.shutdown().await;
+}

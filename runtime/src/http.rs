@@ -92,7 +92,7 @@ use tokio::task::JoinHandle;
 
 pub use auth::{local_token_path, token_from_env_or_file, TOKEN_ENV};
 pub use call::CastAccepted;
-pub use client::{AdminClient, AdminEvent, ClientError, EventsStream};
+pub use client::{AdminClient, AdminEvent, ClientError, EventsStream, Route};
 pub use errors::ErrorBody;
 pub use routes::{ConfigCheck, ReloadRequest, RollbackRequest};
 

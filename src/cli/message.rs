@@ -3,6 +3,8 @@
 
 use std::process::ExitCode;
 
+use molt::http::Route;
+
 use super::remote::client;
 use super::NodeArgs;
 
@@ -18,12 +20,12 @@ fn message(text: &str) -> Result<serde_json::Value, ExitCode> {
 
 /// Sends a call and prints the reply as one line of JSON. Exits 1 when the
 /// node refused it or the handler failed (the error on stderr).
-pub async fn call(node: &NodeArgs, module: &str, text: &str, instance: Option<usize>) -> ExitCode {
+pub async fn call(node: &NodeArgs, module: &str, text: &str, to: Route) -> ExitCode {
     let (client, msg) = match client(node).and_then(|c| Ok((c, message(text)?))) {
         Ok(v) => v,
         Err(code) => return code,
     };
-    match client.call(module, &msg, instance).await {
+    match client.call(module, &msg, to).await {
         Ok(reply) => {
             println!("{reply}");
             ExitCode::SUCCESS
@@ -36,17 +38,20 @@ pub async fn call(node: &NodeArgs, module: &str, text: &str, instance: Option<us
 }
 
 /// Queues a message (not awaited) and says which instance took it.
-pub async fn cast(node: &NodeArgs, module: &str, text: &str, instance: Option<usize>) -> ExitCode {
+pub async fn cast(node: &NodeArgs, module: &str, text: &str, to: Route) -> ExitCode {
     let (client, msg) = match client(node).and_then(|c| Ok((c, message(text)?))) {
         Ok(v) => v,
         Err(code) => return code,
     };
-    match client.cast(module, &msg, instance).await {
+    match client.cast(module, &msg, to).await {
         Ok(sent) => {
-            eprintln!(
-                "molt: queued for {} instance {}",
-                sent.module, sent.instance
-            );
+            match &sent.key {
+                Some(key) => eprintln!("molt: queued for {} key {key}", sent.module),
+                None => eprintln!(
+                    "molt: queued for {} instance {}",
+                    sent.module, sent.instance
+                ),
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {

@@ -25,6 +25,9 @@ pub(crate) struct Routing {
     /// The instance to send to (modulo the instance count); default: the
     /// next one in round-robin order.
     instance: Option<usize>,
+    /// The key of a keyed module's actor to send to (activated if it is
+    /// not live).
+    key: Option<String>,
 }
 
 /// The answer of `POST /modules/{name}/cast` (202): the message is queued.
@@ -32,8 +35,11 @@ pub(crate) struct Routing {
 pub struct CastAccepted {
     /// The module.
     pub module: String,
-    /// The instance whose mailbox holds the message.
+    /// The instance whose mailbox holds the message (0 for a keyed actor).
     pub instance: usize,
+    /// The key of the keyed actor whose mailbox holds the message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
 }
 
 pub(crate) async fn call(
@@ -73,6 +79,9 @@ pub(crate) async fn cast(
         Json(CastAccepted {
             module: handle.module().to_string(),
             instance: handle.instance(),
+            key: handle
+                .key()
+                .map(|k| String::from_utf8_lossy(k).into_owned()),
         }),
     ))
 }
@@ -91,9 +100,15 @@ fn prepare(
         .modules
         .handle(&name)
         .ok_or_else(|| ApiError::from(Error::UnknownModule(name.clone())))?;
-    let handle = match routing.instance {
-        Some(i) => handle.on_instance(i),
-        None => handle,
+    let handle = match (routing.instance, routing.key) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::bad_request(
+                "give instance or key, not both (a keyed module's actors are named by key)",
+            ))
+        }
+        (Some(i), None) => handle.on_instance(i),
+        (None, Some(key)) => handle.on_key(key.as_bytes()),
+        (None, None) => handle,
     };
     Ok((handle, json_to_msgpack(&body)?))
 }

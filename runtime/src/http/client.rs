@@ -312,9 +312,9 @@ impl AdminClient {
         &self,
         name: &str,
         msg: &serde_json::Value,
-        instance: Option<usize>,
+        to: impl Into<Route>,
     ) -> Result<serde_json::Value, ClientError> {
-        self.message(name, "call", msg, instance).await
+        self.message(name, "call", msg, to.into()).await
     }
 
     /// `POST /modules/{name}/cast`: queues `msg` without waiting for its
@@ -327,9 +327,9 @@ impl AdminClient {
         &self,
         name: &str,
         msg: &serde_json::Value,
-        instance: Option<usize>,
+        to: impl Into<Route>,
     ) -> Result<CastAccepted, ClientError> {
-        self.message(name, "cast", msg, instance).await
+        self.message(name, "cast", msg, to.into()).await
     }
 
     async fn message<T: DeserializeOwned>(
@@ -337,12 +337,18 @@ impl AdminClient {
         name: &str,
         verb: &str,
         msg: &serde_json::Value,
-        instance: Option<usize>,
+        to: Route,
     ) -> Result<T, ClientError> {
         let mut url = self.url(&["modules", name, verb]);
-        if let Some(i) = instance {
-            url.query_pairs_mut()
-                .append_pair("instance", &i.to_string());
+        match to {
+            Route::Any => {}
+            Route::Instance(i) => {
+                url.query_pairs_mut()
+                    .append_pair("instance", &i.to_string());
+            }
+            Route::Key(key) => {
+                url.query_pairs_mut().append_pair("key", &key);
+            }
         }
         let req = self
             .http
@@ -569,5 +575,24 @@ mod tests {
         assert_eq!(e.status(), Some(413));
         assert_eq!(e.kind(), Some("http"));
         assert!(e.to_string().contains("length limit exceeded"));
+    }
+}
+
+/// Where [`AdminClient::call`] and [`AdminClient::cast`] send a message.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Route {
+    /// The next instance in round-robin order.
+    #[default]
+    Any,
+    /// Instance `i` (modulo the instance count).
+    Instance(usize),
+    /// The actor of this key of a keyed module (activated if not live).
+    Key(String),
+}
+
+impl From<Option<usize>> for Route {
+    /// `Some(i)`: instance `i`; `None`: round robin.
+    fn from(instance: Option<usize>) -> Route {
+        instance.map_or(Route::Any, Route::Instance)
     }
 }

@@ -84,9 +84,11 @@ impl<P: Protocol> ModuleHandle<P> {
     /// through handles of one key are handled by that key's actor in the
     /// order they were sent, across activation, passivation and reloads.
     ///
-    /// ```ignore
+    /// ```no_run
+    /// # async fn demo(node: &molt_runtime::Node) -> Result<(), Box<dyn std::error::Error>> {
     /// let cart = node.module::<cart_proto::Proto>("cart")?.key("user-42");
     /// cart.call(cart_proto::Msg::Add { item: "tea".into(), qty: 2 }).await?;
+    /// # Ok(()) }
     /// ```
     ///
     /// Sends through it fail with [`CallError::NotKeyed`] when the module is

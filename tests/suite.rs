@@ -31,6 +31,7 @@ mod drop_panic_contained;
 mod dry_run_never_touches_serving;
 mod dry_run_surfaces;
 mod event_order;
+mod example_shop;
 mod events_over_websocket;
 mod explicit_rollback;
 mod fault_injection;

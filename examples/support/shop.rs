@@ -247,11 +247,14 @@ async fn drive(node: &Node, libs: &ShopLibraries, params: &Params) -> Result<Sum
     // Every acknowledged add in its cart exactly once, nothing else there.
     for (user, items) in &acked {
         summary.adds += items.len() as u64;
-        let held: BTreeMap<String, u32> = match carts.key(user.as_str()).call(cart_proto::Msg::Items).await {
-            Ok(cart_proto::Reply::Items(items)) => items.into_iter().collect(),
-            Ok(other) => return Err(format!("cart {user} answered Items with {other:?}").into()),
-            Err(e) => return Err(format!("cart {user} cannot be read: {e}").into()),
-        };
+        let held: BTreeMap<String, u32> =
+            match carts.key(user.as_str()).call(cart_proto::Msg::Items).await {
+                Ok(cart_proto::Reply::Items(items)) => items.into_iter().collect(),
+                Ok(other) => {
+                    return Err(format!("cart {user} answered Items with {other:?}").into())
+                }
+                Err(e) => return Err(format!("cart {user} cannot be read: {e}").into()),
+            };
         let mine: BTreeSet<&String> = items.iter().collect();
         for item in items {
             match held.get(item) {
@@ -263,14 +266,20 @@ async fn drive(node: &Node, libs: &ShopLibraries, params: &Params) -> Result<Sum
     }
     summary.carts = acked.len();
     if let Some(user) = acked.keys().next() {
-        if let cart_proto::Reply::Version { state, .. } =
-            carts.key(user.as_str()).call(cart_proto::Msg::Version).await?
+        if let cart_proto::Reply::Version { state, .. } = carts
+            .key(user.as_str())
+            .call(cart_proto::Msg::Version)
+            .await?
         {
             summary.final_state = state;
         }
     }
     for i in 0..checkout.instances() {
-        match checkout.on_instance(i).call(checkout_proto::Msg::Open).await? {
+        match checkout
+            .on_instance(i)
+            .call(checkout_proto::Msg::Open)
+            .await?
+        {
             checkout_proto::Reply::Open(n) => summary.left_open += u64::from(n),
             other => return Err(format!("checkout {i} answered Open with {other:?}").into()),
         }

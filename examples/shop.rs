@@ -15,10 +15,11 @@
 //!    (`ctx.ask`, no thread waits), and answers the kept call from
 //!    `on_answer` with the cart's total.
 //! 3. Clients (`SHOP_CLIENTS`, default 8), each owning `SHOP_CARTS` carts
-//!    (default 50), add a fresh item to their carts in turn (a call each)
-//!    and check a cart out every 8th add, while the operator hot-swaps
-//!    `cart` to 2.x (its state gains a per-line count), rolls it back to 1.x
-//!    (down-migrated), and swaps it to 2.x again.
+//!    (default 50), shop in sessions: 8 fresh items into one cart (a call
+//!    each), a checkout of that cart, then the next cart. A cart idle for
+//!    10 ms is passivated and reactivated by its next message. Meanwhile the
+//!    operator hot-swaps `cart` to 2.x (its state gains a per-line count),
+//!    rolls it back to 1.x (down-migrated), and swaps it to 2.x again.
 //! 4. The check, counted, never assumed: every acknowledged add is in its
 //!    cart exactly once and nothing else is, every checkout was answered
 //!    with exactly the adds acknowledged before it, none is left open.
@@ -64,10 +65,10 @@ async fn run() -> Result<ExitCode, AnyError> {
         carts_per_client: env_number("SHOP_CARTS", 50)?,
         checkout_every: 8,
         settle: Duration::from_millis(700),
-        idle_passivate: Duration::from_secs(5),
+        idle_passivate: Duration::from_millis(10),
     };
     println!(
-        "{} clients, {} carts each, a checkout every {}th add; swapping cart 1.x -> 2.x -> 1.x -> 2.x",
+        "{} clients, {} carts each, sessions of {} adds and a checkout; swapping cart 1.x -> 2.x -> 1.x -> 2.x",
         params.clients, params.carts_per_client, params.checkout_every
     );
     let summary = shop::run(&libs, &params).await?;

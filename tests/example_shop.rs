@@ -1,6 +1,7 @@
 //! The shop example (`examples/shop.rs`, issue #9 §4) run small: keyed cart
 //! actors, a checkout pool asking them by address and answering its callers
-//! later, while `cart` is swapped to 2.x, back to 1.x and to 2.x again.
+//! later, while `cart` is swapped to 2.x, back to 1.x and to 2.x again, and
+//! carts passivate between their clients' sessions (idle 5 ms).
 //! Every acknowledged add ends up in its cart exactly once, nothing else
 //! does, and every checkout is answered with exactly the adds acknowledged
 //! before it, none left open.
@@ -21,13 +22,14 @@ async fn shop_loses_nothing_and_answers_every_checkout_across_swaps() {
         carts_per_client: 5,
         checkout_every: 4,
         settle: Duration::from_millis(150),
-        idle_passivate: Duration::from_secs(5),
+        // Short: carts passivate between their sessions and reactivate.
+        idle_passivate: Duration::from_millis(5),
     };
     let s = tokio::time::timeout(Duration::from_secs(120), shop::run(&libs, &params))
         .await
         .expect("the shop finishes within 120 s")
         .expect("the shop runs");
-    let line = s.line();
+    let line = format!("{} (cart: {:?})", s.line(), s.keyed);
     assert!(s.adds > 0 && s.checkouts > 0, "the clients ran: {line}");
     assert_eq!(s.carts, 15, "every cart was written: {line}");
     assert_eq!((s.lost, s.dup, s.unexpected), (0, 0, 0), "{line}");
@@ -38,4 +40,5 @@ async fn shop_loses_nothing_and_answers_every_checkout_across_swaps() {
     assert_eq!(s.reloads, shop::SWAPS, "every swap committed: {line}");
     assert_eq!(s.final_state, 2, "cart 2.x serves at the end: {line}");
     assert!(s.is_clean(), "{line}");
+    println!("{line}");
 }

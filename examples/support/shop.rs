@@ -57,8 +57,8 @@ pub struct Params {
     pub clients: usize,
     /// Carts per client.
     pub carts_per_client: usize,
-    /// Every `checkout_every`th add of a client is followed by a checkout
-    /// of the cart it added to.
+    /// Adds per session: a client adds this many items to one cart, checks
+    /// it out, and moves on to its next cart.
     pub checkout_every: u64,
     /// Load before the first swap and between swaps.
     pub settle: Duration,
@@ -295,10 +295,11 @@ async fn drive(node: &Node, libs: &ShopLibraries, params: &Params) -> Result<Sum
     Ok(summary)
 }
 
-/// One client: adds a fresh item to its carts in turn (a call each, so
-/// every add is acknowledged or fails) and, every `checkout_every`th add,
-/// checks that cart out: the total must count exactly the adds acknowledged
-/// so far (only this client writes its carts).
+/// One client: shops in sessions, one cart after the other: adds
+/// `checkout_every` fresh items to a cart (a call each, so every add is
+/// acknowledged or fails), then checks that cart out: the total must count
+/// exactly the adds acknowledged so far (only this client writes its carts).
+/// A cart idle while the others are served may passivate in between.
 async fn client(
     c: usize,
     carts: ModuleHandle<cart_proto::Proto>,
@@ -310,7 +311,8 @@ async fn client(
     let mut t = ClientTally::default();
     let mut n: u64 = 0;
     while !stop.load(Ordering::Relaxed) {
-        let user = format!("user-{c}-{}", n % params.carts_per_client as u64);
+        let session = n / params.checkout_every;
+        let user = format!("user-{c}-{}", session % params.carts_per_client as u64);
         let item = format!("item-{c}-{n}");
         n += 1;
         let add = cart_proto::Msg::Add {

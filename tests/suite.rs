@@ -32,6 +32,7 @@ mod dry_run_never_touches_serving;
 mod dry_run_surfaces;
 mod event_order;
 mod events_over_websocket;
+mod example_shop;
 mod explicit_rollback;
 mod fault_injection;
 mod fifo_never_hangs;

@@ -127,6 +127,14 @@ fn a_new_module_builds_runs_and_hot_reloads() {
         "admin_listen = \"127.0.0.1:0\"",
     );
 
+    // A source edited after that build, while no node runs: `molt dev`
+    // starts from the source (it builds at start), not the stale library.
+    edit(
+        &source,
+        "const CODE_VERSION: &'static str = \"0.1.0\";",
+        "const CODE_VERSION: &'static str = \"0.1.1\";",
+    );
+
     // Run it in dev mode and call it.
     let runtime_dir = common::scratch_dir();
     let mut node = MoltProcess::start_with_env(
@@ -143,18 +151,18 @@ fn a_new_module_builds_runs_and_hot_reloads() {
     );
     assert_eq!(
         call(&addr, r#""Version""#, rt),
-        (Some(0), r#"{"Version":"0.1.0"}"#.to_string())
+        (Some(0), r#"{"Version":"0.1.1"}"#.to_string())
     );
 
     // Edit the source: a new version and a new reply. Dev mode rebuilds it
     // and swaps it in; the state (messages handled) carries over.
     edit(
         &source,
-        "const CODE_VERSION: &'static str = \"0.1.0\";",
+        "const CODE_VERSION: &'static str = \"0.1.1\";",
         "const CODE_VERSION: &'static str = \"0.2.0\";",
     );
     edit(&source, "\"{}, {name}!\"", "\"{}, {name}! (v2)\"");
-    node.wait_for_line(&format!("{NAME} reloaded 0.1.0 -> 0.2.0"), BUILD);
+    node.wait_for_line(&format!("{NAME} reloaded 0.1.1 -> 0.2.0"), BUILD);
     assert_eq!(
         call(&addr, r#""Version""#, rt),
         (Some(0), r#"{"Version":"0.2.0"}"#.to_string())

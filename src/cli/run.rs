@@ -146,8 +146,10 @@ fn abandon(why: &str) -> ! {
 
 /// Builds the libraries the node needs: every module of the built-in config
 /// (cargo makes it a no-op when fresh, and the user never runs stale example
-/// code), and for a config file the modules whose library is missing and
-/// whose crate is named. Release profile unless dev mode.
+/// code), and for a config file the modules whose crate is named and whose
+/// library is missing, or every one of them in dev mode (a source edited
+/// while no node ran must not start as the stale library; cargo makes a
+/// fresh one a no-op). Release profile unless dev mode.
 ///
 /// Only the built-in config's library paths are derived (by molt): there
 /// the build output is run wherever cargo put it, and its folder allowed. A
@@ -160,7 +162,7 @@ fn build_libraries(config: &mut NodeConfig, builtin: bool) -> Result<(), String>
         let Some(crate_dir) = spec.crate_dir.clone() else {
             continue;
         };
-        if !builtin && spec.library.exists() {
+        if !builtin && !config.dev && spec.library.exists() {
             continue;
         }
         let manifest = crate_dir.join("Cargo.toml");

@@ -134,6 +134,20 @@ async fn cli_dry_run_prints_the_rehearsal() {
         "{out}"
     );
 
+    // No node there: no rehearsal ran, and the answer does not say it
+    // "would fail".
+    let none = tokio::task::spawn_blocking(|| {
+        common::molt_cli(&["reload", "kv", "--dry-run", "--addr", "127.0.0.1:1"])
+    })
+    .await
+    .unwrap();
+    let out = text(&none);
+    assert_eq!(none.status.code(), Some(1), "{out}");
+    assert!(
+        out.contains("no dry run of kv") && !out.contains("would fail"),
+        "{out}"
+    );
+
     let conflict = run(with(&f.kv_v2, &["--force"])).await;
     assert_eq!(conflict.status.code(), Some(2), "{}", text(&conflict));
 

@@ -193,9 +193,16 @@ pub async fn rehearse(node: &NodeArgs, name: &str, library: Option<PathBuf>) -> 
     };
     let r = match client.rehearse(name, library).await {
         Ok(r) => r,
-        Err(e) => {
+        // The new library was refused in prepare: what the reload would do.
+        Err(e @ ClientError::Api { status: 422, .. }) => {
             println!("{} {name}: {e}", paint("31", "would fail"));
             println!("nothing was changed");
+            return ExitCode::FAILURE;
+        }
+        // No rehearsal ran (the node is not reachable, the token is wrong,
+        // the module is unknown or reloading): say so, not "would fail".
+        Err(e) => {
+            eprintln!("molt: no dry run of {name}: {e}");
             return ExitCode::FAILURE;
         }
     };

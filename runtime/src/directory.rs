@@ -148,9 +148,9 @@ pub(crate) fn route_to_key(
     key: &[u8],
     msg: ModuleMsg,
 ) -> Result<(), KeyedRefusal> {
-    let slot = lookup(dir, module).ok_or(KeyedRefusal::NotRunning)?;
-    let keyed = slot.keyed().ok_or(KeyedRefusal::NotKeyed)?;
-    keyed.send(key, msg)
+    lookup(dir, module)
+        .ok_or(KeyedRefusal::NotRunning)?
+        .send_to_key(key, msg)
 }
 
 /// A keyed module's actors as its slot and its senders see them (one actor
@@ -283,6 +283,19 @@ impl ModuleSlot {
     /// A keyed module's actors; `None` for a pool module.
     pub(crate) fn keyed(&self) -> Option<&Arc<dyn KeyedActors>> {
         self.keyed.get()
+    }
+
+    /// Sends to `key`'s actor of this keyed module, activating it when it
+    /// is not live: the one way to a keyed actor (names and handles alike).
+    ///
+    /// # Errors
+    /// [`KeyedRefusal`]: the module is removed or not keyed, or its live
+    /// limit is reached.
+    pub(crate) fn send_to_key(&self, key: &[u8], msg: ModuleMsg) -> Result<(), KeyedRefusal> {
+        if self.is_closed() {
+            return Err(KeyedRefusal::NotRunning);
+        }
+        self.keyed().ok_or(KeyedRefusal::NotKeyed)?.send(key, msg)
     }
 
     /// The next instance index for a new handle (round robin).

@@ -257,22 +257,10 @@ impl HostCtx for HostContext {
         key: RSlice<'_, u8>,
         msg: RSlice<'_, u8>,
     ) -> RResult<(), ModError> {
-        let refused = |why: String| {
-            RErr(ModError {
-                kind: ErrorKind::Failed,
-                message: RString::from(why),
-            })
-        };
-        let module = module.as_str();
-        match crate::directory::route_to_key(
-            &self.directory,
-            module,
-            key.as_slice(),
-            ModuleMsg::Cast(msg.to_vec(), Some(self.me.clone())),
-        ) {
-            Ok(()) => ROk(()),
-            Err(r) => refused(r.into_call_error(module).to_string()),
-        }
+        let msg = ModuleMsg::Cast(msg.to_vec(), Some(self.me.clone()));
+        self.send_to_key(module.as_str(), key.as_slice(), msg)
+            .map_err(ModError::from)
+            .into()
     }
 }
 

@@ -82,14 +82,9 @@ impl RawHandle {
     fn send(&self, msg: ModuleMsg) -> Result<(), CallError> {
         let not_running = || CallError::NotRunning(self.slot.name.to_string());
         if let Some(key) = &self.key {
-            if self.slot.is_closed() {
-                return Err(not_running());
-            }
-            let Some(keyed) = self.slot.keyed() else {
-                return Err(CallError::NotKeyed(self.slot.name.to_string()));
-            };
-            return keyed
-                .send(key, msg)
+            return self
+                .slot
+                .send_to_key(key, msg)
                 .map_err(|r| r.into_call_error(&self.slot.name));
         }
         if self.slot.keyed().is_some() {

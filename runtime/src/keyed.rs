@@ -208,15 +208,17 @@ impl Keyed {
         self.runtime.spawn(async move {
             let gate = me.gate.clone();
             let _open = gate.read().await;
-            me.activate(key, from).await;
+            // A failure is logged and answered to the waiting calls.
+            let _ = me.activate(key, from).await;
         });
         Ok(())
     }
 
     /// Starts `key`'s actor (the gate is held by the caller), from `from` or
-    /// fresh, then hands it the messages that waited, in order. A start that
-    /// fails keeps the snapshot and fails the waiting calls with the cause.
-    async fn activate(&self, key: Vec<u8>, from: Option<Checkpoint>) {
+    /// fresh, then hands it the messages that waited, in order; returns when
+    /// they were enqueued. A start that fails keeps the snapshot and fails
+    /// the waiting calls with the cause, which it returns.
+    async fn activate(&self, key: Vec<u8>, from: Option<Checkpoint>) -> Result<Instant, String> {
         let serving = self.serving.load_full();
         let started = match self.readable(from.clone(), &serving) {
             Ok(start) => self.spawn(&key, start, &serving).await,
@@ -233,13 +235,15 @@ impl Keyed {
                 for msg in queue {
                     let _ = deliver(&route, msg);
                 }
+                let enqueued = Instant::now();
                 t.keys.insert(
                     key,
                     Entry::Live {
                         route,
-                        last: Instant::now(),
+                        last: enqueued,
                     },
                 );
+                Ok(enqueued)
             }
             started => {
                 let why = match started {
@@ -258,6 +262,7 @@ impl Keyed {
                 for msg in queue {
                     fail(msg, &why);
                 }
+                Err(why)
             }
         }
     }

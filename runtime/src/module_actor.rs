@@ -44,10 +44,11 @@ pub(crate) enum ModuleMsg {
     /// handled something since the last one (sent by the instance to itself,
     /// through the mailbox, so it is taken between messages).
     Checkpoint,
-    /// A keyed actor is idle (`crate::keyed`): take a last snapshot, send
-    /// it, and stop. Its key's later messages wait in the host meanwhile, so
-    /// this is the last message the actor gets.
-    Passivate(tokio::sync::oneshot::Sender<Result<Checkpoint, String>>),
+    /// A keyed actor is passivated or switched over to new code
+    /// (`crate::keyed`): take a last snapshot, send it with the instant the
+    /// actor stopped handling messages, and stop. Its key's later messages
+    /// wait in the host meanwhile, so this is the last message the actor gets.
+    Passivate(tokio::sync::oneshot::Sender<Result<(Checkpoint, Instant), String>>),
 }
 
 /// The answer to a request an instance made (`ctx.ask`), delivered to it
@@ -308,6 +309,7 @@ impl Actor for ModuleActor {
             ModuleMsg::Checkpoint => inst.checkpoint_due(),
             ModuleMsg::Rehearse(req) => crate::rehearsal::on_instance(inst, *req),
             ModuleMsg::Passivate(reply) => {
+                let began = Instant::now();
                 let taken = inst
                     .behaviour
                     .snapshot()
@@ -322,6 +324,7 @@ impl Actor for ModuleActor {
                         from_start: false,
                         handled: inst.shared.handled.load(Ordering::Relaxed),
                     })
+                    .map(|cp| (cp, began))
                     .map_err(|e| format!("snapshot {}: {e}", e.kind.as_str()));
                 let ok = taken.is_ok();
                 // Stopped only when the host took the snapshot (it may have

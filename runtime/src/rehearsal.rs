@@ -13,28 +13,27 @@
 //! the metrics. [`check_modules`] uses the same machinery to check the
 //! modules of a config file.
 
+mod copies;
 mod copy;
 mod instance;
 mod modules_check;
 mod scratch_ctx;
 
+pub(crate) use copies::{rehearse_routes, Copied, Rehearse};
 pub(crate) use instance::{on_instance, RehearseRequest};
 pub use modules_check::{check_modules, ModuleCheck};
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use tokio::sync::oneshot;
-
 use crate::config::Limits;
 use crate::directory::Route;
 use crate::error::Error;
 use crate::events::{Event, EventBus};
 use crate::loader::{Library, Loader};
-use crate::module_actor::ModuleMsg;
-use crate::reload::{prepare, Phase, PhaseFailure, SwapMode};
+use crate::reload::{prepare, SwapMode};
 
 /// What a reload of a module would do, found out by a rehearsal.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -95,23 +94,6 @@ pub struct InstanceRehearsal {
     /// The expected pause of this instance: snapshot + migrate + verify
     /// (`start` is not run: a rehearsal never starts the copy).
     pub expected_pause_us: u64,
-}
-
-impl InstanceRehearsal {
-    fn failed(instance: u32, failure: PhaseFailure) -> Self {
-        InstanceRehearsal {
-            instance,
-            ok: false,
-            phase: Some(failure.phase.to_string()),
-            error: Some(failure.error),
-            state_bytes_before: 0,
-            state_bytes_after: None,
-            snapshot_us: 0,
-            migrate_us: 0,
-            verify_us: 0,
-            expected_pause_us: 0,
-        }
-    }
 }
 
 /// What a rehearsal needs, taken from the supervisor's table.
@@ -179,114 +161,35 @@ async fn rehearse(plan: Plan) -> Result<RehearsalReport, Error> {
     } else {
         SwapMode::Upgrade
     };
-    // Every instance snapshots at once, each between two of its messages.
-    let asked: Vec<(u32, oneshot::Receiver<instance::Taken>)> = plan
-        .routes
-        .iter()
-        .map(|route| {
-            let (reply, taken) = oneshot::channel();
-            let req = RehearseRequest { mode, reply };
-            // A failed send drops `reply`: reported as a closed instance.
-            let _ = route.actor.send_message(ModuleMsg::Rehearse(Box::new(req)));
-            (route.shared.index, taken)
+    let module: Arc<str> = Arc::from(plan.module.as_str());
+    let what = copies::Rehearse {
+        module,
+        target: target.clone(),
+        config: plan.config.clone(),
+        mode,
+        limits: plan.limits.clone(),
+    };
+    let copies = copies::rehearse_routes(&plan.routes, &what).await;
+    tracing::info!(target: "molt::rehearsal", module = %plan.module, library = %plan.library.display(), "rehearsal: {} copies migrated in {}", copies.len(), target.describe());
+    let instances: Vec<InstanceRehearsal> = copies
+        .into_iter()
+        .map(|c| {
+            let (snapshot_us, migrate_us, verify_us) =
+                (micros(c.snapshot), micros(c.copy.migrate), micros(c.copy.verify));
+            InstanceRehearsal {
+                instance: c.index,
+                ok: c.copy.failure.is_none(),
+                phase: c.copy.failure.as_ref().map(|f| f.phase.to_string()),
+                error: c.copy.failure.map(|f| f.error),
+                state_bytes_before: c.before,
+                state_bytes_after: c.copy.bytes_after,
+                snapshot_us,
+                migrate_us,
+                verify_us,
+                expected_pause_us: snapshot_us + migrate_us + verify_us,
+            }
         })
         .collect();
-    let deadline = tokio::time::Instant::now() + plan.limits.prepare_timeout;
-    let module: Arc<str> = Arc::from(plan.module.as_str());
-    let mut copies = Vec::with_capacity(asked.len());
-    for (index, taken) in asked {
-        let taken = match tokio::time::timeout_at(deadline, taken).await {
-            Ok(Ok(taken)) => taken,
-            Ok(Err(_)) => {
-                copies.push(Rehearsing::Failed(InstanceRehearsal::failed(
-                    index,
-                    PhaseFailure::new(Phase::Drain, "the instance stopped before its snapshot"),
-                )));
-                continue;
-            }
-            Err(_) => {
-                copies.push(Rehearsing::Failed(InstanceRehearsal::failed(
-                    index,
-                    PhaseFailure::new(
-                        Phase::Drain,
-                        format!(
-                            "the instance did not reach the snapshot within limits.prepare_timeout ({:?}): the messages ahead of it took longer",
-                            plan.limits.prepare_timeout
-                        ),
-                    ),
-                )));
-                continue;
-            }
-        };
-        let snapshot_us = micros(taken.took);
-        // Only a reset takes no state, and a rehearsal never resets.
-        let taken_state = taken.state.and_then(|s| {
-            s.ok_or_else(|| PhaseFailure::new(Phase::Snapshot, "no state was taken"))
-        });
-        let state = match taken_state {
-            Ok(state) => state,
-            Err(failure) => {
-                let mut r = InstanceRehearsal::failed(index, failure);
-                r.snapshot_us = snapshot_us;
-                copies.push(Rehearsing::Failed(r));
-                continue;
-            }
-        };
-        let before = state.bytes.len() as u64;
-        let (module, target, config, limits) = (
-            module.clone(),
-            target.clone(),
-            plan.config.clone(),
-            plan.limits.clone(),
-        );
-        let task = tokio::spawn(async move {
-            copy::rehearse(module, index, target, state, config, &limits).await
-        });
-        copies.push(Rehearsing::Running {
-            index,
-            snapshot_us,
-            before,
-            task,
-        });
-    }
-    // Every instance serves on from here: what it handles next is after
-    // its snapshot and does not show in the rehearsal.
-    tracing::info!(target: "molt::rehearsal", module = %plan.module, library = %plan.library.display(), "rehearsal: {} snapshot(s) taken, the instances serve on; migrating copies in {}", copies.len(), target.describe());
-    let mut instances = Vec::with_capacity(copies.len());
-    for c in copies {
-        instances.push(match c {
-            Rehearsing::Failed(r) => r,
-            Rehearsing::Running {
-                index,
-                snapshot_us,
-                before,
-                task,
-            } => {
-                let started = Instant::now();
-                let done = task.await.unwrap_or_else(|e| copy::CopyResult {
-                    failure: Some(PhaseFailure::new(
-                        Phase::Migrate,
-                        format!("the rehearsal task failed: {e}"),
-                    )),
-                    migrate: started.elapsed(),
-                    ..copy::CopyResult::default()
-                });
-                let (migrate_us, verify_us) = (micros(done.migrate), micros(done.verify));
-                InstanceRehearsal {
-                    instance: index,
-                    ok: done.failure.is_none(),
-                    phase: done.failure.as_ref().map(|f| f.phase.to_string()),
-                    error: done.failure.map(|f| f.error),
-                    state_bytes_before: before,
-                    state_bytes_after: done.bytes_after,
-                    snapshot_us,
-                    migrate_us,
-                    verify_us,
-                    expected_pause_us: snapshot_us + migrate_us + verify_us,
-                }
-            }
-        });
-    }
     Ok(RehearsalReport {
         module: plan.module,
         from: plan.from.code_version.clone(),
@@ -302,17 +205,6 @@ async fn rehearse(plan: Plan) -> Result<RehearsalReport, Error> {
             .unwrap_or(0),
         instances,
     })
-}
-
-/// One instance's copy, under way or failed before it began.
-enum Rehearsing {
-    Failed(InstanceRehearsal),
-    Running {
-        index: u32,
-        snapshot_us: u64,
-        before: u64,
-        task: tokio::task::JoinHandle<copy::CopyResult>,
-    },
 }
 
 fn micros(d: Duration) -> u64 {

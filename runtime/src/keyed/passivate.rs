@@ -7,6 +7,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
+use ractor::ActorId;
 use tokio::sync::oneshot;
 
 use super::{deliver, Entry, Keyed};
@@ -56,29 +57,66 @@ async fn sweep(keyed: &Arc<Keyed>) {
             .collect()
     };
     for batch in due.chunks(256) {
-        futures_util::future::join_all(batch.iter().map(|k| passivate(keyed, k))).await;
+        futures_util::future::join_all(batch.iter().map(|k| passivate(keyed, k, Why::Idle))).await;
     }
 }
 
-/// Passivates `key` if it is still live and idle (the gate is held by the
-/// caller). Messages sent meanwhile wait in the entry; if any did, the key
-/// is activated again at once from the snapshot just taken.
-async fn passivate(keyed: &Arc<Keyed>, key: &[u8]) {
+/// Why a key's actor takes its last snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Why {
+    /// It has been idle for `idle_passivate`: it stays passivated unless a
+    /// message came while it took its snapshot.
+    Idle,
+    /// A committed reload switches it over to the serving code
+    /// ([`super::switch`]): activated again at once from its snapshot. Only
+    /// the actor that voted (`voted`) is switched; a key passivated or
+    /// activated again since then already runs the serving code.
+    SwitchOver { voted: ActorId },
+}
+
+/// What [`passivate`] did.
+#[derive(Debug)]
+pub(super) enum Passivated {
+    /// Nothing: the key is not live (or not idle, or not the actor asked for).
+    Skipped,
+    /// The key is passivated: the host keeps its snapshot.
+    Kept,
+    /// The actor took no snapshot (or none in time): it keeps serving.
+    Failed(String),
+    /// The key was activated again from its snapshot: how long it did not
+    /// serve (from the snapshot's start to the waiting messages enqueued on
+    /// the new actor), or why the activation failed (the snapshot is then
+    /// the key's passivated entry and the waiting calls failed).
+    Activated(Result<Duration, String>),
+}
+
+/// Passivates `key` if it is still live (and, for [`Why::Idle`], idle; the
+/// gate is held by the caller). Messages sent meanwhile wait in the entry;
+/// the key is activated again at once from the snapshot just taken if any
+/// did, or always for [`Why::SwitchOver`]. The sweeper and a reload's
+/// switch-over share this one path.
+pub(super) async fn passivate(keyed: &Arc<Keyed>, key: &[u8], why: Why) -> Passivated {
     let (tx, rx) = oneshot::channel();
     let route = {
         let mut t = keyed.table();
         let Some(entry) = t.keys.get_mut(key) else {
-            return;
+            return Passivated::Skipped;
         };
         let Entry::Live { route, last } = entry else {
-            return;
+            return Passivated::Skipped;
         };
-        if last.elapsed() < keyed.spec.idle_passivate || route.shared.mailbox_depth() != 0 {
-            return;
+        let wanted = match why {
+            Why::Idle => {
+                last.elapsed() >= keyed.spec.idle_passivate && route.shared.mailbox_depth() == 0
+            }
+            Why::SwitchOver { voted } => route.actor.get_id() == voted,
+        };
+        if !wanted {
+            return Passivated::Skipped;
         }
         let route = route.clone();
         if route.actor.send_message(ModuleMsg::Passivate(tx)).is_err() {
-            return;
+            return Passivated::Skipped;
         }
         *entry = Entry::Passivating { queue: Vec::new() };
         route
@@ -96,9 +134,9 @@ async fn passivate(keyed: &Arc<Keyed>, key: &[u8]) {
             _ => Vec::new(),
         };
         match taken {
-            Ok(cp) => {
+            Ok((cp, began)) => {
                 keyed.passivations.fetch_add(1, Ordering::Relaxed);
-                if queue.is_empty() {
+                if queue.is_empty() && why == Why::Idle {
                     t.live -= 1;
                     t.passivated += 1;
                     t.keys.insert(key.to_vec(), Entry::Passivated(cp));
@@ -106,7 +144,7 @@ async fn passivate(keyed: &Arc<Keyed>, key: &[u8]) {
                 } else {
                     // Still counted live: it is activated again right away.
                     t.keys.insert(key.to_vec(), Entry::Activating { queue });
-                    Some(cp)
+                    Some((cp, began))
                 }
             }
             Err(e) => {
@@ -121,11 +159,17 @@ async fn passivate(keyed: &Arc<Keyed>, key: &[u8]) {
                         last: Instant::now(),
                     },
                 );
-                None
+                return Passivated::Failed(e);
             }
         }
     };
-    if let Some(cp) = again {
-        keyed.activate(key.to_vec(), Some(cp)).await;
+    match again {
+        None => Passivated::Kept,
+        Some((cp, began)) => Passivated::Activated(
+            keyed
+                .activate(key.to_vec(), Some(cp))
+                .await
+                .map(|enqueued| enqueued.saturating_duration_since(began)),
+        ),
     }
 }

@@ -766,6 +766,7 @@ fn history_entry() -> impl Strategy<Value = HistoryEntry> {
                     error,
                     pause_us,
                     restored: None,
+                    keys_kept_passivated: 0,
                 }
             },
         )
@@ -802,6 +803,7 @@ fn blank_entry() -> HistoryEntry {
         error: None,
         pause_us: 0,
         restored: None,
+        keys_kept_passivated: 0,
     }
 }
 

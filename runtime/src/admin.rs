@@ -77,7 +77,9 @@ pub struct ReloadReport {
     pub to: String,
     /// The state version now.
     pub state_version: u32,
-    /// Each instance's pause (time not serving), in microseconds.
+    /// Each instance's pause (time not serving), in microseconds. A keyed
+    /// module: the template instance's, then each switched live actor's
+    /// (its vote's snapshot plus its switch-over).
     pub pauses_us: Vec<u64>,
     /// Copy + dlopen + layout check of the new library, in microseconds (0
     /// for a rollback, whose library was already loaded).
@@ -88,6 +90,11 @@ pub struct ReloadReport {
     /// its state.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restored: Option<crate::history::Restored>,
+    /// A keyed module: the live keys the switch-over to the new code failed
+    /// on (the reload stays committed; docs/semantics.md "Keyed actors").
+    /// Empty otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub switch_failures: Vec<crate::history::KeySwitchFailure>,
 }
 
 impl ReloadReport {

@@ -128,6 +128,25 @@ pub enum Event {
         #[serde(skip_serializing_if = "Option::is_none")]
         error: Option<String>,
     },
+    /// A committed reload of a keyed module could not switch one live key
+    /// over to the new code (docs/semantics.md "Keyed actors"): its state
+    /// changed after its vote into one the new code refuses, or the new
+    /// code's `start` failed. The key's exact snapshot is kept as its
+    /// passivated entry (its waiting calls failed with `error`); its next
+    /// message, or a rollback to the old code, activates it again. Also sent
+    /// when the old actor took no snapshot: it then keeps serving the old
+    /// code until it passivates.
+    #[serde(rename = "keyed.switch_failed")]
+    KeyedSwitchFailed {
+        /// The keyed module.
+        module: String,
+        /// The key (lossy UTF-8).
+        key: String,
+        /// Why.
+        error: String,
+        /// Whether the key was kept passivated (else its old actor serves on).
+        passivated: bool,
+    },
     /// A configuration change was applied (each change listed; failed ones
     /// were rolled back).
     #[serde(rename = "config.applied")]
@@ -180,6 +199,7 @@ impl Event {
             Event::ConfigRejected { .. } => "config.rejected",
             Event::Published { .. } => "module.published",
             Event::HistoryWriteFailed { .. } => "history.write_failed",
+            Event::KeyedSwitchFailed { .. } => "keyed.switch_failed",
         }
     }
 
@@ -203,7 +223,7 @@ impl Event {
             | Event::ModuleRestarted { name, .. }
             | Event::ModuleRolledBack { name, .. }
             | Event::ModuleRehearsed { name, .. } => name,
-            Event::Published { module, .. } => module,
+            Event::Published { module, .. } | Event::KeyedSwitchFailed { module, .. } => module,
         }
     }
 

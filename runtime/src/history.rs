@@ -89,6 +89,30 @@ pub struct HistoryEntry {
     /// handed over by the running code (absent otherwise).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restored: Option<Restored>,
+    /// A committed reload of a keyed module: the live keys it could not
+    /// switch over to the new code, kept passivated with their exact state
+    /// (docs/semantics.md "Keyed actors"; each also sent as a
+    /// `keyed.switch_failed` event). 0 otherwise.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub keys_kept_passivated: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// A live key a committed reload of a keyed module could not switch over to
+/// the new code (docs/semantics.md "Keyed actors").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeySwitchFailure {
+    /// The key (lossy UTF-8).
+    pub key: String,
+    /// Why: the new code refused the key's state (changed after its vote),
+    /// its `start` failed, or the old actor took no snapshot.
+    pub error: String,
+    /// Kept passivated with its exact snapshot (its next message, or a
+    /// rollback, activates it again); `false`: its old actor serves on.
+    pub passivated: bool,
 }
 
 /// What a restart or a forced reload restored (docs/semantics.md "Restarts and
@@ -349,6 +373,7 @@ mod tests {
             error: None,
             pause_us: 0,
             restored: None,
+            keys_kept_passivated: 0,
         }
     }
 

@@ -17,6 +17,7 @@
 
 mod passivate;
 pub(crate) mod reload;
+pub(crate) mod switch;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};

@@ -58,7 +58,7 @@ pub use dev::DevMode;
 pub use error::{CallError, Error, LoadCause, SendError};
 pub use events::{Event, EventBus, EventStream, Received, Stamped};
 pub use handle::ModuleHandle;
-pub use history::{Action, HistoryEntry, Outcome, Restored, Trigger};
+pub use history::{Action, HistoryEntry, KeySwitchFailure, Outcome, Restored, Trigger};
 pub use loader::mapped_libraries;
 pub use molt_abi::{Address, ErrorKind, Key, Protocol, Target};
 pub use node::Node;

@@ -25,6 +25,7 @@ pub(crate) mod replay;
 pub(crate) mod snapshot;
 pub(crate) mod swap;
 pub(crate) mod verify;
+pub(crate) mod voters;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -397,6 +398,9 @@ pub(crate) struct Plan {
     /// it needs to replace an instance hung in old code. `None`: a normal
     /// reload.
     pub force: Option<force::Respawn>,
+    /// Voters beside the instances (a keyed module's live actors): their
+    /// vote counts in the decision; they take no `Swap`.
+    pub voters: Option<Box<dyn voters::Voters>>,
 }
 
 /// Where the new code comes from.
@@ -529,6 +533,17 @@ async fn run_phases(plan: Plan, ledger: &Ledger) -> Outcome {
         .force
         .as_ref()
         .map(|_| Arc::new(force::ForceLog::default()));
+    // The voters' vote starts with the instances' swaps: it runs while they
+    // prepare.
+    let solo = plan.routes.len() == 1 && plan.voters.is_none();
+    let voted = plan.voters.map(|v| {
+        v.vote(voters::Ballot {
+            target: target.clone(),
+            config: plan.config.clone(),
+            mode,
+            limits: plan.limits.clone(),
+        })
+    });
     let pending = drain::send_swaps(
         &plan.routes,
         &target,
@@ -536,6 +551,7 @@ async fn run_phases(plan: Plan, ledger: &Ledger) -> Outcome {
         mode,
         &plan.limits,
         log.as_ref(),
+        solo,
     );
     let pending = match (&plan.force, &log) {
         (Some(respawn), Some(log)) => {
@@ -549,7 +565,7 @@ async fn run_phases(plan: Plan, ledger: &Ledger) -> Outcome {
     if let Ok(mut cells) = ledger.instances.lock() {
         *cells = pending.iter().map(|p| p.progress.clone()).collect();
     }
-    let result = commit::coordinate(pending, &plan.limits).await;
+    let result = commit::coordinate(pending, &plan.limits, voted).await;
     Outcome {
         target: Some(target),
         result,

@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 
+use futures_util::future::BoxFuture;
 use tokio::sync::oneshot;
 use tokio::time::{timeout_at, Instant};
 
@@ -26,29 +27,51 @@ use crate::module_actor::Instance;
 pub(crate) async fn coordinate(
     mut pending: Vec<Pending>,
     limits: &Limits,
+    voters: Option<BoxFuture<'static, Result<(), PhaseFailure>>>,
 ) -> Result<Committed, PhaseFailure> {
     let deadline = Instant::now() + limits.prepare_timeout;
-    let mut failure: Option<PhaseFailure> = None;
-    for p in pending.iter_mut() {
-        let got = timeout_at(deadline, &mut p.prepared).await;
-        let this = match got {
-            Ok(Ok(Ok(()))) => None,
-            Ok(Ok(Err(f))) => Some(PhaseFailure {
-                error: format!("instance {}: {}", p.index, f.error),
-                ..f
-            }),
-            Ok(Err(_closed)) => Some(PhaseFailure::new(
-                Phase::Drain,
-                format!("instance {} is not running", p.index),
-            )),
-            Err(_) => Some(timed_out(p, limits)),
-        };
-        if let Some(f) = this {
-            failure.get_or_insert(f);
-            // Stop waiting for the others: the decision is rollback already.
-            break;
+    let lone = pending.len() == 1 && voters.is_none();
+    let instances = async {
+        for p in pending.iter_mut() {
+            let got = timeout_at(deadline, &mut p.prepared).await;
+            let this = match got {
+                Ok(Ok(Ok(()))) => None,
+                Ok(Ok(Err(f))) => Some(PhaseFailure {
+                    error: format!("instance {}: {}", p.index, f.error),
+                    ..f
+                }),
+                Ok(Err(_closed)) => Some(PhaseFailure::new(
+                    Phase::Drain,
+                    format!("instance {} is not running", p.index),
+                )),
+                Err(_) => Some(timed_out(p, limits)),
+            };
+            if let Some(f) = this {
+                // Stop waiting for the others: the decision is rollback already.
+                return Err(f);
+            }
         }
-    }
+        Ok(())
+    };
+    let others = async {
+        let Some(vote) = voters else {
+            return Ok(());
+        };
+        match timeout_at(deadline, vote).await {
+            Ok(voted) => voted,
+            Err(_) => Err(PhaseFailure::new(
+                Phase::Migrate,
+                format!(
+                    "the keyed actors did not all vote within limits.prepare_timeout ({:?})",
+                    limits.prepare_timeout
+                ),
+            )),
+        }
+    };
+    // The first failure on either side decides rollback at once.
+    let mut failure = futures_util::future::try_join(instances, others)
+        .await
+        .err();
     let wanted = if failure.is_none() {
         Decision::Commit
     } else {
@@ -58,7 +81,7 @@ pub(crate) async fn coordinate(
     // (no round trip): the coordinator's rollback after a prepare timeout
     // only stands when it comes first; otherwise the instance's commit does.
     let decision = match pending.as_slice() {
-        [only] => only.progress.decide(wanted),
+        [only] if lone => only.progress.decide(wanted),
         _ => {
             // Recorded where every instance (and the supervisor, should this
             // task die) reads it, before anything is sent.

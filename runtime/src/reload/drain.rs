@@ -25,6 +25,7 @@ pub(crate) struct Pending {
 
 /// Sends `Swap` to every instance. An instance whose mailbox is closed shows
 /// up as a failed `prepared` (its sender is dropped with the message).
+/// `solo`: the module's only voter, which decides alone once prepared.
 pub(crate) fn send_swaps(
     routes: &[Route],
     target: &Arc<Library>,
@@ -32,6 +33,7 @@ pub(crate) fn send_swaps(
     mode: SwapMode,
     limits: &Limits,
     force: Option<&Arc<ForceLog>>,
+    solo: bool,
 ) -> Vec<Pending> {
     routes
         .iter()
@@ -50,7 +52,7 @@ pub(crate) fn send_swaps(
                 done: done_tx,
                 progress: progress.clone(),
                 span: tracing::Span::current(),
-                solo: routes.len() == 1,
+                solo,
                 force: force.cloned(),
             };
             // A failed send drops the request and with it `prepared_tx`.

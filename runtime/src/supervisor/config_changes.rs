@@ -202,6 +202,7 @@ impl Supervisor {
             error: Some(e.to_string()),
             pause_us: 0,
             restored: None,
+            keys_kept_passivated: 0,
         });
         let _ = reply.send(Err(e));
     }
@@ -264,6 +265,7 @@ impl Supervisor {
             error: (!failed.is_empty()).then(|| failed.join("; ")),
             pause_us: 0,
             restored: None,
+            keys_kept_passivated: 0,
         });
         if ok {
             tracing::info!(target: "molt::supervisor", applied = kept.len(), "configuration change applied");

@@ -3,6 +3,7 @@
 //! history, events, metrics).
 
 use super::modules::encode_config;
+use crate::keyed::reload::KeyedOutcome;
 use super::*;
 
 /// What the protocol is asked to do for one module.
@@ -63,6 +64,8 @@ pub(crate) struct ReloadDone {
     back_to: Option<usize>,
     at: SystemTime,
     outcome: reload::Outcome,
+    /// A keyed module's live actors: their pauses and the keys not switched.
+    keyed: KeyedOutcome,
     reply: RpcReplyPort<Result<ReloadReport, Error>>,
 }
 
@@ -97,6 +100,7 @@ impl Supervisor {
                 error: Some(error.to_string()),
                 pause_us: 0,
                 restored: None,
+                keys_kept_passivated: 0,
             },
         );
     }
@@ -218,6 +222,7 @@ impl Supervisor {
             routes: entry.slot.routes.load().as_ref().clone(),
             limits: st.limits.clone(),
             loader: st.loader.clone(),
+            voters: None,
             force: (options.force && request == Request::Reload).then(|| {
                 Self::respawn(
                     myself,
@@ -236,26 +241,30 @@ impl Supervisor {
         let keyed = entry.keyed.clone();
         tokio::spawn(async move {
             let mut plan = plan;
-            // A keyed module: every live actor joins the template instance
-            // under the one decision; nothing activates or passivates until
-            // it is taken (`crate::keyed::reload`).
+            // A keyed module: its live actors vote beside the template
+            // instance, serving on meanwhile; nothing activates or passivates
+            // until the decision; a commit then switches them over
+            // (`crate::keyed::reload`).
             let frozen = match &keyed {
                 Some(k) => {
                     let frozen = k.freeze().await;
-                    plan.routes.extend(frozen.live_routes());
+                    plan.voters = Some(frozen.voters());
                     Some(frozen)
                 }
                 None => None,
             };
             let config = plan.config.clone();
             let outcome = reload::run_guarded(plan).await;
-            if let Some(frozen) = frozen {
-                let to = match (&outcome.result, &outcome.target) {
-                    (Ok(_), Some(lib)) => Some((lib.clone(), config)),
-                    _ => None,
-                };
-                frozen.finish(to);
-            }
+            let keyed = match frozen {
+                Some(frozen) => {
+                    let to = match (&outcome.result, &outcome.target) {
+                        (Ok(_), Some(lib)) => Some((lib.clone(), config)),
+                        _ => None,
+                    };
+                    frozen.finish(to).await
+                }
+                None => KeyedOutcome::default(),
+            };
             let done = ReloadDone {
                 module,
                 request,
@@ -266,6 +275,7 @@ impl Supervisor {
                 back_to,
                 at,
                 outcome,
+                keyed,
                 reply,
             };
             let sent = me.send_message(SupervisorMsg::Internal(InternalMsg(Internal::ReloadDone(
@@ -292,6 +302,7 @@ impl Supervisor {
             back_to,
             at,
             outcome,
+            keyed,
             reply,
         } = done;
         let restored = Self::forced_restores(st, &module, &outcome);
@@ -318,6 +329,7 @@ impl Supervisor {
             error: None,
             pause_us: 0,
             restored: None,
+            keys_kept_passivated: 0,
         };
         let result = match outcome.result {
             Ok(committed) => {
@@ -326,8 +338,11 @@ impl Supervisor {
                 let pauses_us: Vec<u64> = committed
                     .pauses
                     .iter()
+                    .chain(&keyed.pauses)
                     .map(|d| d.as_micros() as u64)
                     .collect();
+                record.keys_kept_passivated =
+                    keyed.failures.iter().filter(|f| f.passivated).count() as u64;
                 let pause_us = pauses_us.iter().copied().max().unwrap_or(0);
                 record.pause_us = pause_us;
                 // The new serving version: the target library, with the path
@@ -383,6 +398,7 @@ impl Supervisor {
                         0
                     },
                     restored,
+                    switch_failures: keyed.failures,
                 })
             }
             Err(failure) => {
@@ -451,6 +467,7 @@ impl Supervisor {
                 error: Some(error),
                 pause_us: 0,
                 restored: None,
+                keys_kept_passivated: 0,
             },
         );
     }

@@ -56,6 +56,7 @@ impl Supervisor {
                 instances: vec![r.instance],
                 stuck_messages: 0,
             }),
+            keys_kept_passivated: 0,
         });
     }
 

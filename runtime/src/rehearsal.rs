@@ -19,7 +19,7 @@ mod instance;
 mod modules_check;
 mod scratch_ctx;
 
-pub(crate) use copies::{rehearse_routes, Rehearse};
+pub(crate) use copies::{ask_snapshots, copy_snapshots, Rehearse};
 pub(crate) use instance::{on_instance, RehearseRequest};
 pub use modules_check::{check_modules, ModuleCheck};
 

@@ -30,7 +30,7 @@ use super::{Entry, Keyed, Serving};
 use crate::directory::Route;
 use crate::history::KeySwitchFailure;
 use crate::loader::Library;
-use crate::rehearsal::{rehearse_routes, Rehearse};
+use crate::rehearsal::{ask_snapshots, copy_snapshots, Rehearse};
 use crate::reload::voters::{Ballot, Voters};
 use crate::reload::PhaseFailure;
 
@@ -145,7 +145,12 @@ struct LiveVoters {
 }
 
 impl Voters for LiveVoters {
+    /// Asks every live actor for its snapshot before it returns (so
+    /// whatever is sent to a key after the reload's `Swap` is handled after
+    /// the key's vote), then votes on the copies.
     fn vote(self: Box<Self>, ballot: Ballot) -> BoxFuture<'static, Result<(), PhaseFailure>> {
+        let routes: Vec<Route> = self.live.iter().map(|(_, r)| r.clone()).collect();
+        let asked = ask_snapshots(&routes, ballot.mode);
         async move {
             let what = Rehearse {
                 module: self.module.clone(),
@@ -154,8 +159,7 @@ impl Voters for LiveVoters {
                 mode: ballot.mode,
                 limits: ballot.limits,
             };
-            let routes: Vec<Route> = self.live.iter().map(|(_, r)| r.clone()).collect();
-            let copies = rehearse_routes(&routes, &what).await;
+            let copies = copy_snapshots(asked, &what).await;
             if let Ok(mut s) = self.snapshots.lock() {
                 s.extend(copies.iter().map(|c| (c.index, c.snapshot)));
             }

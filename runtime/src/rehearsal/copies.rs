@@ -60,23 +60,38 @@ impl Copied {
     }
 }
 
+/// Every actor asked for its snapshot, in the routes' order.
+pub(crate) struct Asked(Vec<(u32, oneshot::Receiver<Taken>)>);
+
 /// Rehearses `what` on every route, in the routes' order. Every actor is
 /// asked for its snapshot at once; each snapshot must arrive within
 /// `limits.prepare_timeout`.
 pub(crate) async fn rehearse_routes(routes: &[Route], what: &Rehearse) -> Vec<Copied> {
-    let asked: Vec<(u32, oneshot::Receiver<Taken>)> = routes
-        .iter()
-        .map(|route| {
-            let (reply, taken) = oneshot::channel();
-            let req = RehearseRequest {
-                mode: what.mode,
-                reply,
-            };
-            // A failed send drops `reply`: reported as a closed instance.
-            let _ = route.actor.send_message(ModuleMsg::Rehearse(Box::new(req)));
-            (route.shared.index, taken)
-        })
-        .collect();
+    copy_snapshots(ask_snapshots(routes, what.mode), what).await
+}
+
+/// Delivers `Rehearse` to every route now: whatever is sent to an actor
+/// after this is handled after its snapshot.
+pub(crate) fn ask_snapshots(routes: &[Route], mode: SwapMode) -> Asked {
+    Asked(
+        routes
+            .iter()
+            .map(|route| {
+                let (reply, taken) = oneshot::channel();
+                let req = RehearseRequest { mode, reply };
+                // A failed send drops `reply`: reported as a closed instance.
+                let _ = route.actor.send_message(ModuleMsg::Rehearse(Box::new(req)));
+                (route.shared.index, taken)
+            })
+            .collect(),
+    )
+}
+
+/// Collects the snapshots [`ask_snapshots`] asked for (each within
+/// `limits.prepare_timeout` from now) and migrates and verifies a copy of
+/// each, [`COPIES_AT_ONCE`] at a time.
+pub(crate) async fn copy_snapshots(asked: Asked, what: &Rehearse) -> Vec<Copied> {
+    let Asked(asked) = asked;
     let deadline = tokio::time::Instant::now() + what.limits.prepare_timeout;
     let permits = Arc::new(Semaphore::new(COPIES_AT_ONCE));
     let mut running = Vec::with_capacity(asked.len());

@@ -1,7 +1,10 @@
-//! A reload of a keyed module swaps every live actor under one two-phase
-//! decision (issue #9 §3): one actor failing verify rolls every live actor
-//! back to the old code with exactly its state; a clean reload commits on
-//! every one of them, each with exactly its state migrated.
+//! docs/semantics.md "Keyed actors": the decision of a keyed reload covers
+//! every live actor (issue #9 §3). One actor whose state fails verify in
+//! the new code at the vote rolls the reload back, naming its key; every
+//! live actor is still on the old code with exactly its state, and none was
+//! restarted (each kept serving through the vote: no passivation, no
+//! activation). A clean reload commits on every one of them, each with
+//! exactly its state migrated.
 
 use std::time::Duration;
 
@@ -37,6 +40,7 @@ async fn one_failing_actor_rolls_back_every_live_actor_with_its_exact_state() {
     // cart 2.x refuses to verify a cart holding poison: one actor of 41.
     let poisoned = node.module::<Proto>("cart").unwrap().key("poisoned");
     add(&poisoned, "poison", 1).await;
+    let before = keyed_status(&node).await;
 
     let err = node
         .admin()
@@ -44,6 +48,16 @@ async fn one_failing_actor_rolls_back_every_live_actor_with_its_exact_state() {
         .await
         .expect_err("one actor fails verify: the reload rolls back");
     assert!(err.to_string().contains("poison"), "{err}");
+    assert!(
+        err.to_string().contains("key \"poisoned\""),
+        "the failing key is named: {err}"
+    );
+    let after = keyed_status(&node).await;
+    assert_eq!(
+        (after.activations, after.passivations, after.live),
+        (before.activations, before.passivations, before.live),
+        "no live actor was stopped or started"
+    );
     for (i, (cart, held)) in carts.iter().enumerate() {
         assert_eq!(state_version(cart).await, 1, "cart {i} serves the old code");
         assert_eq!(&items(cart).await, held, "cart {i} keeps exactly its state");

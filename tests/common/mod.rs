@@ -333,11 +333,56 @@ pub mod kv {
     }
 }
 
+/// A keyed module's counts (live, passivated, activations, passivations).
+pub async fn keyed_counts(node: &Node, module: &str) -> molt::KeyedStatus {
+    let status = node.admin().status().await.expect("status");
+    status
+        .modules
+        .iter()
+        .find(|m| m.name == module)
+        .and_then(|m| m.keyed.clone())
+        .unwrap_or_else(|| panic!("{module} is not keyed"))
+}
+
 /// Calls on the `fault` fixture module, with the reply the test expects.
 pub mod fault {
-    use super::fault_proto::{Msg, Reply};
+    use std::path::Path;
+    use std::time::Duration;
+
+    use super::fault_proto::{Fault, How, Msg, Point, Reply};
     use super::FaultProto;
-    use molt::ModuleHandle;
+    use molt::{KeyedSpec, ModuleHandle, ModuleSpec, Node};
+    use serde_json::json;
+
+    /// A node running the fault fixture (1.0.0) as a keyed module with
+    /// config tag `tag`; keys never passivate for idleness during a test.
+    pub async fn keyed_node(name: &str, tag: &str) -> Node {
+        let spec = ModuleSpec::new("fault", &super::fixtures().fault)
+            .config(json!({ "tag": tag }))
+            .keyed(KeyedSpec {
+                idle_passivate: Duration::from_secs(600),
+                max_live: 10_000,
+            });
+        super::start(name, spec).await
+    }
+
+    /// Makes `h`'s actor hang in its next `Push` or `Get` until the file
+    /// `release` exists (at most a minute), and sends it that `Push`: the
+    /// actor handles nothing else meanwhile.
+    pub async fn hang_until(h: &ModuleHandle<FaultProto>, release: &Path) {
+        let armed = h
+            .call(Msg::Arm(Some(Fault {
+                at: Point::Handle,
+                how: How::HangUntil {
+                    release: release.display().to_string(),
+                    max_ms: 60_000,
+                },
+            })))
+            .await
+            .expect("arm");
+        assert_eq!(armed, Reply::Log(vec![]));
+        h.cast(Msg::Push(0)).expect("the push that hangs");
+    }
 
     /// The instance's log.
     pub async fn log(h: &ModuleHandle<FaultProto>) -> Vec<i64> {
@@ -764,13 +809,7 @@ pub mod cart {
 
     /// The cart module's keyed counts.
     pub async fn keyed_status(node: &Node) -> KeyedStatus {
-        let status = node.admin().status().await.expect("status");
-        status
-            .modules
-            .iter()
-            .find(|m| m.name == "cart")
-            .and_then(|m| m.keyed.clone())
-            .expect("cart is keyed")
+        super::keyed_counts(node, "cart").await
     }
 
     /// Polls the counts until `ok` holds, failing the test after 30 s.

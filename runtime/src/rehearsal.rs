@@ -170,7 +170,6 @@ async fn rehearse(plan: Plan) -> Result<RehearsalReport, Error> {
         limits: plan.limits.clone(),
     };
     let copies = copies::rehearse_routes(&plan.routes, &what).await;
-    tracing::info!(target: "molt::rehearsal", module = %plan.module, library = %plan.library.display(), "rehearsal: {} copies migrated in {}", copies.len(), target.describe());
     let instances: Vec<InstanceRehearsal> = copies
         .into_iter()
         .map(|c| {

@@ -93,13 +93,12 @@ pub(crate) fn ask_snapshots(routes: &[Route], mode: SwapMode) -> Asked {
 pub(crate) async fn copy_snapshots(asked: Asked, what: &Rehearse) -> Vec<Copied> {
     let Asked(asked) = asked;
     let deadline = tokio::time::Instant::now() + what.limits.prepare_timeout;
-    let permits = Arc::new(Semaphore::new(COPIES_AT_ONCE));
-    let mut running = Vec::with_capacity(asked.len());
+    let mut states = Vec::with_capacity(asked.len());
     for (index, taken) in asked {
         let taken = match tokio::time::timeout_at(deadline, taken).await {
             Ok(Ok(taken)) => taken,
             Ok(Err(_)) => {
-                running.push(Err(Copied::failed(
+                states.push(Err(Copied::failed(
                     index,
                     Duration::ZERO,
                     PhaseFailure::new(Phase::Drain, "the instance stopped before its snapshot"),
@@ -107,7 +106,7 @@ pub(crate) async fn copy_snapshots(asked: Asked, what: &Rehearse) -> Vec<Copied>
                 continue;
             }
             Err(_) => {
-                running.push(Err(Copied::failed(
+                states.push(Err(Copied::failed(
                     index,
                     Duration::ZERO,
                     PhaseFailure::new(
@@ -125,30 +124,34 @@ pub(crate) async fn copy_snapshots(asked: Asked, what: &Rehearse) -> Vec<Copied>
         let state = taken.state.and_then(|s| {
             s.ok_or_else(|| PhaseFailure::new(Phase::Snapshot, "no state was taken"))
         });
-        let state = match state {
-            Ok(state) => state,
-            Err(failure) => {
-                running.push(Err(Copied::failed(index, taken.took, failure)));
-                continue;
-            }
-        };
-        let before = state.bytes.len() as u64;
-        let Ok(permit) = permits.clone().acquire_owned().await else {
-            unreachable!("the semaphore is never closed")
-        };
-        let (module, target, config, limits) = (
-            what.module.clone(),
-            what.target.clone(),
-            what.config.clone(),
-            what.limits.clone(),
-        );
-        let task = tokio::spawn(async move {
-            let done = copy::rehearse(module, index, target, state, config, &limits).await;
-            drop(permit);
-            done
+        states.push(match state {
+            Ok(state) => Ok((index, taken.took, state)),
+            Err(failure) => Err(Copied::failed(index, taken.took, failure)),
         });
-        running.push(Ok((index, taken.took, before, task)));
     }
+    // Every actor serves on from here: what it handles next is after its
+    // snapshot and does not show in the rehearsal.
+    tracing::info!(target: "molt::rehearsal", module = &*what.module, library = %what.target.path.display(), "rehearsal: {} snapshot(s) taken, the instances serve on; migrating copies in {}", states.len(), what.target.describe());
+    let permits = Arc::new(Semaphore::new(COPIES_AT_ONCE));
+    let running: Vec<_> = states
+        .into_iter()
+        .map(|state| {
+            let (index, took, state) = state?;
+            let before = state.bytes.len() as u64;
+            let (module, target, config, limits, permits) = (
+                what.module.clone(),
+                what.target.clone(),
+                what.config.clone(),
+                what.limits.clone(),
+                permits.clone(),
+            );
+            let task = tokio::spawn(async move {
+                let _permit = permits.acquire_owned().await;
+                copy::rehearse(module, index, target, state, config, &limits).await
+            });
+            Ok((index, took, before, task))
+        })
+        .collect();
     let mut out = Vec::with_capacity(running.len());
     for r in running {
         out.push(match r {

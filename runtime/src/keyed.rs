@@ -8,9 +8,11 @@
 //! the host keeps). Every send decides under the table's lock, so per key
 //! nothing is lost, duplicated or reordered across activation and
 //! passivation. A reload of the module freezes activations and passivations
-//! ([`reload`]) and swaps every live actor under its one two-phase decision;
-//! passivated snapshots keep their state version and are migrated by the
-//! code that activates them.
+//! ([`reload`]): every live actor votes on a rehearsal of its state while it
+//! serves on, and a commit then switches each over to the new code
+//! ([`switch`]: a passivation and an immediate activation); passivated
+//! snapshots keep their state version and are migrated by the code that
+//! activates them.
 //!
 //! [`crate::directory::route_to_key`] is the one entry point that sends to
 //! a key (handles and module contexts both use it).

@@ -161,6 +161,19 @@ async fn reload_or_rollback(node: &NodeArgs, name: &str, action: Action) -> Exit
                     r.stuck_messages
                 );
             }
+            for f in &report.switch_failures {
+                let kept = if f.passivated {
+                    "kept passivated with its state"
+                } else {
+                    "its old actor serves on"
+                };
+                println!(
+                    "{} key {:?} was not switched to the new code ({kept}): {}",
+                    paint("33", "keyed:"),
+                    f.key,
+                    f.error
+                );
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -331,8 +344,13 @@ fn history_line(h: &HistoryEntry) -> String {
     } else {
         String::new()
     };
+    let kept = if h.keys_kept_passivated > 0 {
+        format!(", {} key(s) kept passivated", h.keys_kept_passivated)
+    } else {
+        String::new()
+    };
     format!(
-        "#{:<4} {at} {what}: {action} by {trigger}{versions}: {outcome}{pause}{}{}",
+        "#{:<4} {at} {what}: {action} by {trigger}{versions}: {outcome}{kept}{pause}{}{}",
         h.id,
         h.phase
             .as_ref()

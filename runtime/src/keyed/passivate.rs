@@ -1,7 +1,8 @@
 //! Passivation: a key's actor idle for `idle_passivate` (no message sent to
 //! it, nothing in its mailbox) takes a last snapshot through its mailbox and
 //! stops; the host keeps the snapshot, and the key's next message activates
-//! it again from there.
+//! it again from there. A committed reload's switch-over ([`super::switch`])
+//! takes the same path, with an activation by the new code right after.
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};

@@ -71,8 +71,9 @@ pub(super) enum Why {
     /// A committed reload switches it over to the serving code
     /// ([`super::switch`]): activated again at once from its snapshot. Only
     /// the actor that voted (`voted`) is switched; a key passivated or
-    /// activated again since then already runs the serving code.
-    SwitchOver { voted: ActorId },
+    /// activated again since then already runs the serving code. `fresh` (a
+    /// reset): the new actor starts with `init`, the snapshot is dropped.
+    SwitchOver { voted: ActorId, fresh: bool },
 }
 
 /// What [`passivate`] did.
@@ -110,7 +111,7 @@ pub(super) async fn passivate(keyed: &Arc<Keyed>, key: &[u8], why: Why) -> Passi
             Why::Idle => {
                 last.elapsed() >= keyed.spec.idle_passivate && route.shared.mailbox_depth() == 0
             }
-            Why::SwitchOver { voted } => route.actor.get_id() == voted,
+            Why::SwitchOver { voted, .. } => route.actor.get_id() == voted,
         };
         if !wanted {
             return Passivated::Skipped;
@@ -168,7 +169,10 @@ pub(super) async fn passivate(keyed: &Arc<Keyed>, key: &[u8], why: Why) -> Passi
         None => Passivated::Kept,
         Some((cp, began)) => Passivated::Activated(
             keyed
-                .activate(key.to_vec(), Some(cp))
+                .activate(
+                    key.to_vec(),
+                    (!matches!(why, Why::SwitchOver { fresh: true, .. })).then_some(cp),
+                )
                 .await
                 .map(|enqueued| enqueued.saturating_duration_since(began)),
         ),

@@ -32,7 +32,7 @@ use crate::history::KeySwitchFailure;
 use crate::loader::Library;
 use crate::rehearsal::{ask_snapshots, copy_snapshots, Rehearse};
 use crate::reload::voters::{Ballot, Voters};
-use crate::reload::PhaseFailure;
+use crate::reload::{PhaseFailure, SwapMode};
 
 /// A keyed module held still for a reload.
 pub(crate) struct Frozen {
@@ -56,6 +56,13 @@ pub(crate) struct KeyedOutcome {
 }
 
 impl Keyed {
+    /// Forgets every passivated snapshot (a committed reset).
+    fn drop_passivated(&self) {
+        let mut t = self.table();
+        t.keys.retain(|_, e| !matches!(e, Entry::Passivated(_)));
+        t.passivated = 0;
+    }
+
     /// Waits for the activations and passivations under way, then holds
     /// the others back until [`Frozen::finish`].
     pub(crate) async fn freeze(self: &Arc<Self>) -> Frozen {
@@ -94,7 +101,14 @@ impl Frozen {
     /// passivations running again beside it. A rolled-back one only lets
     /// activations and passivations resume (those that waited run with the
     /// old code).
-    pub(crate) async fn finish(self, to: Option<(Arc<Library>, Arc<Vec<u8>>)>) -> KeyedOutcome {
+    ///
+    /// A committed reset (`fresh`) drops the passivated snapshots and starts
+    /// every switched actor with `init` instead of its snapshot.
+    pub(crate) async fn finish(
+        self,
+        to: Option<(Arc<Library>, Arc<Vec<u8>>)>,
+        fresh: bool,
+    ) -> KeyedOutcome {
         let Frozen {
             keyed,
             gate,
@@ -105,6 +119,9 @@ impl Frozen {
             return KeyedOutcome::default();
         };
         keyed.serving.store(Arc::new(Serving { lib, config }));
+        if fresh {
+            keyed.drop_passivated();
+        }
         // Held (read) like a sweep: a next reload waits for the switch-over.
         let _open = gate.downgrade();
         let index_of: HashMap<Vec<u8>, u32> = live
@@ -115,7 +132,7 @@ impl Frozen {
             .into_iter()
             .map(|(k, r)| (k, r.actor.get_id()))
             .collect();
-        let switched = switch_over(&keyed, voted).await;
+        let switched = switch_over(&keyed, voted, fresh).await;
         let snapshots = snapshots.lock().map(|s| s.clone()).unwrap_or_default();
         KeyedOutcome {
             pauses: switched
@@ -150,6 +167,11 @@ impl Voters for LiveVoters {
     /// the key's vote), then votes on the copies.
     fn vote(self: Box<Self>, ballot: Ballot) -> BoxFuture<'static, Result<(), PhaseFailure>> {
         let routes: Vec<Route> = self.live.iter().map(|(_, r)| r.clone()).collect();
+        if ballot.mode == SwapMode::Reset {
+            // No state is carried over: nothing of theirs to rehearse (the
+            // template instance's swap runs the new code's `init`).
+            return async { Ok(()) }.boxed();
+        }
         let asked = ask_snapshots(&routes, ballot.mode);
         async move {
             let what = Rehearse {

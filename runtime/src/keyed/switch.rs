@@ -18,10 +18,11 @@ use super::Keyed;
 use crate::events::Event;
 use crate::history::KeySwitchFailure;
 
-/// Keys switched at once. Each key's pause spans its own steps and those of
-/// the keys switching beside it on two cores: a few in flight keep it well
-/// under a millisecond and the two cores busy.
-const SWITCH_AT_ONCE: usize = 8;
+/// Keys switched at once. A key's wait for its actor to reach the
+/// `Passivate` (the messages ahead of it, handled by the old code) is no
+/// pause, and under load it is most of the time a switch takes: many keys
+/// wait at once, as the sweeper's batches do.
+const SWITCH_AT_ONCE: usize = 256;
 
 /// What round 2 did.
 #[derive(Debug, Default)]
@@ -36,10 +37,21 @@ pub(crate) struct Switched {
 /// serving code; the gate is held (read) by the caller. A key no longer
 /// live with that actor (passivated or activated again meanwhile) already
 /// runs the serving code and is skipped.
-pub(super) async fn switch_over(keyed: &Arc<Keyed>, voted: Vec<(Vec<u8>, ActorId)>) -> Switched {
+///
+/// `fresh` (a reset): each new actor starts with `init`, its old state
+/// dropped.
+pub(super) async fn switch_over(
+    keyed: &Arc<Keyed>,
+    voted: Vec<(Vec<u8>, ActorId)>,
+    fresh: bool,
+) -> Switched {
     let done: Vec<(Vec<u8>, Passivated)> = futures_util::stream::iter(voted)
         .map(|(key, actor)| async move {
-            let did = passivate(keyed, &key, Why::SwitchOver { voted: actor }).await;
+            let why = Why::SwitchOver {
+                voted: actor,
+                fresh,
+            };
+            let did = passivate(keyed, &key, why).await;
             (key, did)
         })
         .buffer_unordered(SWITCH_AT_ONCE)

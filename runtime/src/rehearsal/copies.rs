@@ -5,21 +5,21 @@
 //! by dry runs and by the vote of a keyed module's live actors
 //! (docs/semantics.md "Keyed actors").
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use tokio::sync::{oneshot, Semaphore};
+use tokio::sync::oneshot;
 
 use super::copy::{self, CopyResult};
 use super::instance::{RehearseRequest, Taken};
 use crate::config::Limits;
-use crate::directory::Route;
+use crate::directory::{Route, Snapshot};
 use crate::loader::Library;
 use crate::module_actor::ModuleMsg;
 use crate::reload::{Phase, PhaseFailure, SwapMode};
 
-/// Copies migrated and verified at once (each on a blocking thread): enough
-/// to keep both cores busy, few enough that the actors keep theirs.
+/// Blocking workers migrating and verifying copies at once: enough to keep
+/// both cores busy, few enough that the actors keep theirs.
 const COPIES_AT_ONCE: usize = 3;
 
 /// What to rehearse: the library, its config and how the state is handed
@@ -88,17 +88,22 @@ pub(crate) fn ask_snapshots(routes: &[Route], mode: SwapMode) -> Asked {
 }
 
 /// Collects the snapshots [`ask_snapshots`] asked for (each within
-/// `limits.prepare_timeout` from now) and migrates and verifies a copy of
-/// each, [`COPIES_AT_ONCE`] at a time.
+/// `limits.prepare_timeout` from now) and has [`COPIES_AT_ONCE`] blocking
+/// workers migrate and verify a copy of each as it arrives; the copies are
+/// done within `limits.prepare_timeout + limits.verify_timeout` after the
+/// last snapshot (past it, a copy fails in the phase it is in). The workers
+/// take the copies one after the other without going back to the async
+/// runtime, so a busy runtime does not slow them down.
 pub(crate) async fn copy_snapshots(asked: Asked, what: &Rehearse) -> Vec<Copied> {
     let Asked(asked) = asked;
     let deadline = tokio::time::Instant::now() + what.limits.prepare_timeout;
-    let mut states = Vec::with_capacity(asked.len());
+    let jobs = spawn_workers(what);
+    let mut copying = Vec::with_capacity(asked.len());
     for (index, taken) in asked {
         let taken = match tokio::time::timeout_at(deadline, taken).await {
             Ok(Ok(taken)) => taken,
             Ok(Err(_)) => {
-                states.push(Err(Copied::failed(
+                copying.push(Err(Copied::failed(
                     index,
                     Duration::ZERO,
                     PhaseFailure::new(Phase::Drain, "the instance stopped before its snapshot"),
@@ -106,7 +111,7 @@ pub(crate) async fn copy_snapshots(asked: Asked, what: &Rehearse) -> Vec<Copied>
                 continue;
             }
             Err(_) => {
-                states.push(Err(Copied::failed(
+                copying.push(Err(Copied::failed(
                     index,
                     Duration::ZERO,
                     PhaseFailure::new(
@@ -124,48 +129,58 @@ pub(crate) async fn copy_snapshots(asked: Asked, what: &Rehearse) -> Vec<Copied>
         let state = taken.state.and_then(|s| {
             s.ok_or_else(|| PhaseFailure::new(Phase::Snapshot, "no state was taken"))
         });
-        states.push(match state {
-            Ok(state) => Ok((index, taken.took, state)),
-            Err(failure) => Err(Copied::failed(index, taken.took, failure)),
+        let state = match state {
+            Ok(state) => state,
+            Err(failure) => {
+                copying.push(Err(Copied::failed(index, taken.took, failure)));
+                continue;
+            }
+        };
+        let before = state.bytes.len() as u64;
+        let (done, result) = oneshot::channel();
+        let phase = Arc::new(Mutex::new(Phase::Migrate));
+        // A send fails only when every worker is gone: `result` then reports it.
+        let _ = jobs.send(Job {
+            index,
+            state,
+            phase: phase.clone(),
+            done,
         });
+        copying.push(Ok((index, taken.took, before, phase, result)));
     }
+    drop(jobs);
     // Every actor serves on from here: what it handles next is after its
     // snapshot and does not show in the rehearsal.
-    tracing::info!(target: "molt::rehearsal", module = &*what.module, library = %what.target.path.display(), "rehearsal: {} snapshot(s) taken, the instances serve on; migrating copies in {}", states.len(), what.target.describe());
-    let permits = Arc::new(Semaphore::new(COPIES_AT_ONCE));
-    let running: Vec<_> = states
-        .into_iter()
-        .map(|state| {
-            let (index, took, state) = state?;
-            let before = state.bytes.len() as u64;
-            let (module, target, config, limits, permits) = (
-                what.module.clone(),
-                what.target.clone(),
-                what.config.clone(),
-                what.limits.clone(),
-                permits.clone(),
-            );
-            let task = tokio::spawn(async move {
-                let _permit = permits.acquire_owned().await;
-                copy::rehearse(module, index, target, state, config, &limits).await
-            });
-            Ok((index, took, before, task))
-        })
-        .collect();
-    let mut out = Vec::with_capacity(running.len());
-    for r in running {
-        out.push(match r {
+    tracing::info!(target: "molt::rehearsal", module = &*what.module, library = %what.target.path.display(), "rehearsal: {} snapshot(s) taken, the instances serve on; migrating copies in {}", copying.len(), what.target.describe());
+    let bound = what.limits.prepare_timeout + what.limits.verify_timeout;
+    let copies_deadline = tokio::time::Instant::now() + bound;
+    let mut out = Vec::with_capacity(copying.len());
+    for c in copying {
+        out.push(match c {
             Err(failed) => failed,
-            Ok((index, snapshot, before, task)) => {
-                let started = Instant::now();
-                let copy = task.await.unwrap_or_else(|e| CopyResult {
-                    failure: Some(PhaseFailure::new(
-                        Phase::Migrate,
-                        format!("the rehearsal task failed: {e}"),
-                    )),
-                    migrate: started.elapsed(),
-                    ..CopyResult::default()
-                });
+            Ok((index, snapshot, before, phase, result)) => {
+                let copy = match tokio::time::timeout_at(copies_deadline, result).await {
+                    Ok(Ok(copy)) => copy,
+                    Ok(Err(_)) => CopyResult {
+                        failure: Some(PhaseFailure::new(
+                            copy::current(&phase),
+                            "the rehearsal's worker failed",
+                        )),
+                        ..CopyResult::default()
+                    },
+                    Err(_) => {
+                        let p = copy::current(&phase);
+                        CopyResult {
+                            failure: Some(PhaseFailure::new(
+                                p,
+                                format!(
+                                    "{p} did not finish within {bound:?} (limits.prepare_timeout + limits.verify_timeout)"
+                                ),
+                            )),
+                            ..CopyResult::default()
+                        }
+                    }
+                };
                 Copied {
                     index,
                     snapshot,
@@ -176,4 +191,49 @@ pub(crate) async fn copy_snapshots(asked: Asked, what: &Rehearse) -> Vec<Copied>
         });
     }
     out
+}
+
+/// One copy for a worker.
+struct Job {
+    index: u32,
+    state: Snapshot,
+    phase: Arc<Mutex<Phase>>,
+    done: oneshot::Sender<CopyResult>,
+}
+
+/// Starts the workers; they end when the returned sender is dropped and
+/// the jobs sent are done. A copy that hangs holds its worker (and its
+/// thread) until it returns; the others go on.
+fn spawn_workers(what: &Rehearse) -> std::sync::mpsc::Sender<Job> {
+    let (tx, rx) = std::sync::mpsc::channel::<Job>();
+    let rx = Arc::new(Mutex::new(rx));
+    for _ in 0..COPIES_AT_ONCE {
+        let (rx, module, target, config) = (
+            rx.clone(),
+            what.module.clone(),
+            what.target.clone(),
+            what.config.clone(),
+        );
+        let round_trip = what.limits.verify_round_trip;
+        tokio::task::spawn_blocking(move || loop {
+            let next = match rx.lock() {
+                Ok(rx) => rx.recv(),
+                Err(_) => return,
+            };
+            let Ok(job) = next else {
+                return;
+            };
+            let result = copy::run(
+                &module,
+                job.index,
+                &target,
+                &job.state,
+                &config,
+                round_trip,
+                &job.phase,
+            );
+            let _ = job.done.send(result);
+        });
+    }
+    tx
 }

@@ -1,14 +1,14 @@
 //! The rehearsal's copy of one instance: the new library builds a throwaway
 //! behaviour from the snapshot (migrate), checks it (verify, plus the
-//! snapshot round trip a real verify does), and drops it. It runs on the
-//! blocking pool with a context that reaches nothing (`ScratchCtx`); it is
-//! never started and never seen by anything that serves.
+//! snapshot round trip a real verify does), and drops it. It runs on a
+//! blocking worker ([`super::copies`]) with a context that reaches nothing
+//! (`ScratchCtx`); it is never started and never seen by anything that
+//! serves.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::scratch_ctx::ScratchCtx;
-use crate::config::Limits;
 use crate::directory::Snapshot;
 use crate::loader::Library;
 use crate::reload::{Phase, PhaseFailure};
@@ -26,55 +26,14 @@ pub(crate) struct CopyResult {
     pub bytes_after: Option<u64>,
 }
 
-/// Migrates and verifies a copy of `state` in `target`, within
-/// `limits.prepare_timeout + limits.verify_timeout` (past it the copy is
-/// reported as failed in the phase it was in, and dropped whenever it
-/// returns).
-pub(crate) async fn rehearse(
-    module: Arc<str>,
-    instance: u32,
-    target: Arc<Library>,
-    state: Snapshot,
-    config: Arc<Vec<u8>>,
-    limits: &Limits,
-) -> CopyResult {
-    let phase = Arc::new(Mutex::new(Phase::Migrate));
-    let at = phase.clone();
-    let round_trip = limits.verify_round_trip;
-    let task = tokio::task::spawn_blocking(move || {
-        run(&module, instance, &target, &state, &config, round_trip, &at)
-    });
-    let bound = limits.prepare_timeout + limits.verify_timeout;
-    match tokio::time::timeout(bound, task).await {
-        Ok(Ok(result)) => result,
-        Ok(Err(join)) => CopyResult {
-            failure: Some(PhaseFailure::new(
-                current(&phase),
-                format!("the rehearsal task failed: {join}"),
-            )),
-            ..CopyResult::default()
-        },
-        Err(_) => {
-            let p = current(&phase);
-            CopyResult {
-                failure: Some(PhaseFailure::new(
-                    p,
-                    format!(
-                        "{p} did not finish within {bound:?} (limits.prepare_timeout + limits.verify_timeout)"
-                    ),
-                )),
-                ..CopyResult::default()
-            }
-        }
-    }
-}
-
-fn current(phase: &Mutex<Phase>) -> Phase {
+/// The phase a copy is in.
+pub(super) fn current(phase: &Mutex<Phase>) -> Phase {
     *phase.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// The blocking part: migrate, verify, round trip; the copy is dropped here.
-fn run(
+/// `phase` follows where it is.
+pub(super) fn run(
     module: &Arc<str>,
     instance: u32,
     target: &Library,

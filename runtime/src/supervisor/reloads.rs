@@ -125,15 +125,11 @@ impl Supervisor {
             let _ = reply.send(Err(err));
             return;
         }
-        // A forced reload replaces hung pool instances, and a reset would
-        // leave passivated snapshots with the old state: neither is defined
-        // for keyed actors yet.
+        // A forced reload replaces hung pool instances: not defined for
+        // keyed actors yet.
         let unsupported = match &request {
             _ if entry.keyed.is_none() => None,
             Request::Reload if options.force => Some("a forced reload"),
-            Request::Rollback {
-                reset_state: true, ..
-            } => Some("a rollback that resets the state"),
             _ => None,
         };
         if let Some(what) = unsupported {
@@ -254,6 +250,7 @@ impl Supervisor {
                 None => None,
             };
             let config = plan.config.clone();
+            let fresh = plan.mode == SwapMode::Reset;
             let outcome = reload::run_guarded(plan).await;
             let keyed = match frozen {
                 Some(frozen) => {
@@ -261,7 +258,7 @@ impl Supervisor {
                         (Ok(_), Some(lib)) => Some((lib.clone(), config)),
                         _ => None,
                     };
-                    frozen.finish(to).await
+                    frozen.finish(to, fresh).await
                 }
                 None => KeyedOutcome::default(),
             };

@@ -27,13 +27,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use crate::config::Limits;
 use crate::directory::Route;
 use crate::error::Error;
 use crate::events::{Event, EventBus};
 use crate::loader::{Library, Loader};
 use crate::reload::{prepare, SwapMode};
+use serde::{Deserialize, Serialize};
 
 /// What a reload of a module would do, found out by a rehearsal.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -173,8 +173,11 @@ async fn rehearse(plan: Plan) -> Result<RehearsalReport, Error> {
     let instances: Vec<InstanceRehearsal> = copies
         .into_iter()
         .map(|c| {
-            let (snapshot_us, migrate_us, verify_us) =
-                (micros(c.snapshot), micros(c.copy.migrate), micros(c.copy.verify));
+            let (snapshot_us, migrate_us, verify_us) = (
+                micros(c.snapshot),
+                micros(c.copy.migrate),
+                micros(c.copy.verify),
+            );
             InstanceRehearsal {
                 instance: c.index,
                 ok: c.copy.failure.is_none(),

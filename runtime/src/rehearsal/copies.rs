@@ -224,13 +224,7 @@ fn spawn_workers(what: &Rehearse) -> std::sync::mpsc::Sender<Job> {
                 return;
             };
             let result = copy::run(
-                &module,
-                job.index,
-                &target,
-                &job.state,
-                &config,
-                round_trip,
-                &job.phase,
+                &module, job.index, &target, &job.state, &config, round_trip, &job.phase,
             );
             let _ = job.done.send(result);
         });

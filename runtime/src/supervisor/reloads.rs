@@ -3,8 +3,8 @@
 //! history, events, metrics).
 
 use super::modules::encode_config;
-use crate::keyed::reload::KeyedOutcome;
 use super::*;
+use crate::keyed::reload::KeyedOutcome;
 
 /// What the protocol is asked to do for one module.
 #[derive(Debug, Clone, PartialEq, Eq)]

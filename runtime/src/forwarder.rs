@@ -77,8 +77,9 @@ impl Actor for Forwarder {
             | ModuleMsg::Checkpoint
             | ModuleMsg::Event(_)
             | ModuleMsg::Rehearse(_) => {}
-            // Only keyed actors are passivated, and they have no forwarder.
-            ModuleMsg::Passivate(_) => {}
+            // Only keyed actors are passivated or switched over, and they
+            // have no forwarder.
+            ModuleMsg::Passivate(_) | ModuleMsg::SwitchOver(_) => {}
         }
         Ok(())
     }

@@ -44,8 +44,11 @@ pub(crate) enum ModuleMsg {
     /// handled something since the last one (sent by the instance to itself,
     /// through the mailbox, so it is taken between messages).
     Checkpoint,
-    /// A keyed actor is passivated or switched over to new code
-    /// (`crate::keyed`): take a last snapshot, send it with the instant the
+    /// A committed reload of a keyed module switches this live actor over
+    /// to the new code, between two messages (`reload::switch_over`).
+    SwitchOver(Box<reload::switch_over::SwitchRequest>),
+    /// A keyed actor is passivated (`crate::keyed`: idle, or a switch-over
+    /// its actor could not make): take a last snapshot, send it with the instant the
     /// actor stopped handling messages, and stop. Its key's later messages
     /// wait in the host meanwhile, so this is the last message the actor gets.
     Passivate(tokio::sync::oneshot::Sender<Result<(Checkpoint, Instant), String>>),
@@ -306,6 +309,7 @@ impl Actor for ModuleActor {
                 }
             }
             ModuleMsg::Swap(req) => reload::on_instance(inst, *req).await,
+            ModuleMsg::SwitchOver(req) => reload::switch_over::on_instance(inst, *req),
             ModuleMsg::Checkpoint => inst.checkpoint_due(),
             ModuleMsg::Rehearse(req) => crate::rehearsal::on_instance(inst, *req),
             ModuleMsg::Passivate(reply) => {

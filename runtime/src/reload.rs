@@ -24,6 +24,7 @@ pub(crate) mod prepare;
 pub(crate) mod replay;
 pub(crate) mod snapshot;
 pub(crate) mod swap;
+pub(crate) mod switch_over;
 pub(crate) mod verify;
 pub(crate) mod voters;
 
@@ -83,6 +84,22 @@ pub(crate) enum SwapMode {
     Downgrade { to: u32 },
     /// No state is carried over: `new = init(config)`.
     Reset,
+}
+
+impl SwapMode {
+    /// The mode a swap from state version `from_state` to `target` runs
+    /// with: a library that writes an older state version than the serving
+    /// one cannot read the serving state, so an upgrade becomes a downgrade
+    /// by the serving code (docs/semantics.md "Rollback and forced
+    /// reloads"), and "reload the old file" goes back.
+    pub(crate) fn toward(self, from_state: u32, target: &Library) -> SwapMode {
+        match self {
+            SwapMode::Upgrade if target.state_version < from_state => SwapMode::Downgrade {
+                to: target.state_version,
+            },
+            mode => mode,
+        }
+    }
 }
 
 /// The coordinator's decision.
@@ -519,16 +536,7 @@ async fn run_phases(plan: Plan, ledger: &Ledger) -> Outcome {
         },
     };
     tracing::Span::current().record("to", target.code_version.as_str());
-    // A library that writes an older state version than the serving one cannot
-    // read the serving state: the serving code down-migrates to its version
-    // (docs/semantics.md "Rollback and forced reloads"), so "reload the old
-    // file" goes back.
-    let mode = match plan.mode {
-        SwapMode::Upgrade if target.state_version < plan.from_state => SwapMode::Downgrade {
-            to: target.state_version,
-        },
-        mode => mode,
-    };
+    let mode = plan.mode.toward(plan.from_state, &target);
     let log = plan
         .force
         .as_ref()

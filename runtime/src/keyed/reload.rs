@@ -25,7 +25,7 @@ use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
 use tokio::sync::OwnedRwLockWriteGuard;
 
-use super::switch::switch_over;
+use super::switch::{switch_over, Target};
 use super::{Entry, Keyed, Serving};
 use crate::directory::Route;
 use crate::history::KeySwitchFailure;
@@ -102,12 +102,12 @@ impl Frozen {
     /// activations and passivations resume (those that waited run with the
     /// old code).
     ///
-    /// A committed reset (`fresh`) drops the passivated snapshots and starts
-    /// every switched actor with `init` instead of its snapshot.
+    /// `mode` is how the state was handed over: a committed reset drops the
+    /// passivated snapshots and starts every switched actor with `init`.
     pub(crate) async fn finish(
         self,
         to: Option<(Arc<Library>, Arc<Vec<u8>>)>,
-        fresh: bool,
+        mode: SwapMode,
     ) -> KeyedOutcome {
         let Frozen {
             keyed,
@@ -118,8 +118,12 @@ impl Frozen {
         let Some((lib, config)) = to else {
             return KeyedOutcome::default();
         };
-        keyed.serving.store(Arc::new(Serving { lib, config }));
-        if fresh {
+        let mode = mode.toward(keyed.serving.load().lib.state_version, &lib);
+        keyed.serving.store(Arc::new(Serving {
+            lib: lib.clone(),
+            config: config.clone(),
+        }));
+        if mode == SwapMode::Reset {
             keyed.drop_passivated();
         }
         // Held (read) like a sweep: a next reload waits for the switch-over.
@@ -132,7 +136,7 @@ impl Frozen {
             .into_iter()
             .map(|(k, r)| (k, r.actor.get_id()))
             .collect();
-        let switched = switch_over(&keyed, voted, fresh).await;
+        let switched = switch_over(&keyed, voted, &Target { lib, config, mode }).await;
         let snapshots = snapshots.lock().map(|s| s.clone()).unwrap_or_default();
         KeyedOutcome {
             pauses: switched

@@ -250,7 +250,7 @@ impl Supervisor {
                 None => None,
             };
             let config = plan.config.clone();
-            let fresh = plan.mode == SwapMode::Reset;
+            let requested = plan.mode;
             let outcome = reload::run_guarded(plan).await;
             let keyed = match frozen {
                 Some(frozen) => {
@@ -258,7 +258,7 @@ impl Supervisor {
                         (Ok(_), Some(lib)) => Some((lib.clone(), config)),
                         _ => None,
                     };
-                    frozen.finish(to, fresh).await
+                    frozen.finish(to, requested).await
                 }
                 None => KeyedOutcome::default(),
             };

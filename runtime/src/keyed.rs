@@ -10,7 +10,8 @@
 //! passivation. A reload of the module freezes activations and passivations
 //! ([`reload`]): every live actor votes on a rehearsal of its state while it
 //! serves on, and a commit then switches each over to the new code
-//! ([`switch`]: a passivation and an immediate activation); passivated
+//! ([`switch`]: in place, between two of its messages, or by a passivation
+//! and an immediate activation when that fails); passivated
 //! snapshots keep their state version and are migrated by the code that
 //! activates them.
 //!

@@ -2,7 +2,8 @@
 //! it, nothing in its mailbox) takes a last snapshot through its mailbox and
 //! stops; the host keeps the snapshot, and the key's next message activates
 //! it again from there. A committed reload's switch-over ([`super::switch`])
-//! takes the same path, with an activation by the new code right after.
+//! takes the same path for an actor that could not switch in place, with an
+//! activation by the new code right after.
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
@@ -68,8 +69,8 @@ pub(super) enum Why {
     /// It has been idle for `idle_passivate`: it stays passivated unless a
     /// message came while it took its snapshot.
     Idle,
-    /// A committed reload switches it over to the serving code
-    /// ([`super::switch`]): activated again at once from its snapshot. Only
+    /// A committed reload's switch-over ([`super::switch`]) of an actor that
+    /// could not switch in place: activated again at once from its snapshot. Only
     /// the actor that voted (`voted`) is switched; a key passivated or
     /// activated again since then already runs the serving code. `fresh` (a
     /// reset): the new actor starts with `init`, the snapshot is dropped.

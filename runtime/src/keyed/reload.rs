@@ -11,8 +11,8 @@
 //! nothing to undo on the live actors: they never stopped serving.
 //!
 //! Round 2, after a commit ([`Frozen::finish`]): the new code activates keys
-//! from then on, and every actor that voted is switched over
-//! ([`super::switch`]). Passivated snapshots are not touched: they keep
+//! from then on, and every actor that voted is switched over in place,
+//! between two of its messages ([`super::switch`]). Passivated snapshots are not touched: they keep
 //! their state version and the code that activates them migrates them (on
 //! activation), so a rollback leaves them readable by the old code as they
 //! were.

@@ -41,6 +41,7 @@ mod handler_panic;
 mod history_audit;
 mod http_admin;
 mod keyed_activation;
+mod keyed_actors_get_events;
 mod keyed_limits;
 mod keyed_order_under_reload;
 mod keyed_reload_all_or_nothing;

@@ -242,11 +242,11 @@ pub enum CallError {
     NoActor(String),
     /// A key was given for a module that is not keyed.
     #[error(
-        "module {0} is not keyed: send to it without .key(...) (or set keyed = true in its config)"
+        "module {0} is not keyed: send to it without a key (no .key(...) in Rust, no --key in the CLI, no ?key= over HTTP), or set keyed = true in its config"
     )]
     NotKeyed(String),
     /// A keyed module was sent to without a key.
-    #[error("module {0} is keyed: send to one of its actors with .key(...)")]
+    #[error("module {0} is keyed: send to one of its actors by key (.key(...) in Rust, --key KEY in the CLI, ?key=KEY over HTTP)")]
     KeyRequired(String),
     /// A keyed module has `max_live` actors live and the key sent to is not
     /// one of them: the message was not taken (no queueing; retry later,

@@ -352,6 +352,9 @@ impl EventBus {
                 for route in slot.routes.load().iter() {
                     let _ = route.actor.send_message(ModuleMsg::Event(ev.clone()));
                 }
+                if let Some(keyed) = slot.keyed() {
+                    keyed.event(ev);
+                }
             }
         }
     }

@@ -15,6 +15,7 @@
 //! [`crate::directory::route_to_key`] is the one entry point that sends to
 //! a key (handles and module contexts both use it).
 
+mod events;
 mod passivate;
 pub(crate) mod reload;
 
@@ -360,6 +361,10 @@ impl KeyedActors for Keyed {
 
     fn close(&self) -> Vec<Route> {
         self.close_all()
+    }
+
+    fn event(&self, event: &Arc<crate::events::Event>) {
+        self.deliver_event(event)
     }
 }
 

@@ -764,24 +764,40 @@ pub mod cart {
 
     /// The cart module's keyed counts.
     pub async fn keyed_status(node: &Node) -> KeyedStatus {
+        keyed_status_of(node, "cart").await
+    }
+
+    /// The keyed counts of the keyed module `module`.
+    pub async fn keyed_status_of(node: &Node, module: &str) -> KeyedStatus {
         let status = node.admin().status().await.expect("status");
         status
             .modules
             .iter()
-            .find(|m| m.name == "cart")
+            .find(|m| m.name == module)
             .and_then(|m| m.keyed.clone())
-            .expect("cart is keyed")
+            .unwrap_or_else(|| panic!("{module} is keyed"))
     }
 
-    /// Polls the counts until `ok` holds, failing the test after 30 s.
+    /// Polls cart's counts until `ok` holds, failing the test after 30 s.
     pub async fn await_status(
         node: &Node,
         what: &str,
         ok: impl Fn(&KeyedStatus) -> bool,
     ) -> KeyedStatus {
+        await_status_of(node, "cart", what, ok).await
+    }
+
+    /// Polls `module`'s keyed counts until `ok` holds, failing the test
+    /// after 30 s.
+    pub async fn await_status_of(
+        node: &Node,
+        module: &str,
+        what: &str,
+        ok: impl Fn(&KeyedStatus) -> bool,
+    ) -> KeyedStatus {
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
         loop {
-            let s = keyed_status(node).await;
+            let s = keyed_status_of(node, module).await;
             if ok(&s) {
                 return s;
             }

@@ -250,7 +250,13 @@ async fn a_keyed_actor_is_reached_by_key() {
     let addr = server.local_addr().to_string();
     let out = tokio::task::spawn_blocking(move || {
         common::molt_cli(&[
-            "call", "cart", r#""Items""#, "--addr", &addr, "--token", TOKEN,
+            "call",
+            "cart",
+            r#""Items""#,
+            "--addr",
+            &addr,
+            "--token",
+            TOKEN,
         ])
     })
     .await

@@ -56,6 +56,9 @@ async fn live_keyed_actors_get_bus_events_and_no_key_is_activated_by_one() {
     // never saw the event (it would have, queued before this call, had the
     // event activated it).
     let woken = events(&sleeper).await;
-    assert!(!woken.contains(&"module.published".to_string()), "{woken:?}");
+    assert!(
+        !woken.contains(&"module.published".to_string()),
+        "{woken:?}"
+    );
     node.shutdown().await;
 }

@@ -155,7 +155,17 @@ impl Keyed {
     /// The counts for status and metrics.
     fn counts(&self) -> KeyedStatus {
         let t = self.table();
+        let mailbox_depth = t
+            .keys
+            .values()
+            .map(|e| match e {
+                Entry::Live { route, .. } => route.shared.mailbox_depth(),
+                Entry::Activating { queue } | Entry::Passivating { queue } => queue.len() as u64,
+                Entry::Passivated(_) => 0,
+            })
+            .sum();
         KeyedStatus {
+            mailbox_depth,
             live: t.live,
             passivated: t.passivated,
             activations: self.activations.load(Ordering::Relaxed),

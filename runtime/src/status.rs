@@ -121,6 +121,9 @@ pub struct KeyedStatus {
     pub max_live: u32,
     /// The idle time before passivation, in milliseconds.
     pub idle_passivate_ms: u64,
+    /// Messages waiting in the live actors' mailboxes, summed.
+    #[serde(default)]
+    pub mailbox_depth: u64,
 }
 
 /// The node's status.

@@ -50,6 +50,7 @@ pub mod ffi;
 mod module;
 mod protocol;
 mod reply;
+mod request;
 pub mod state;
 
 pub use address::{Address, Key, Target};
@@ -58,6 +59,7 @@ pub use error::{Error, ErrorKind};
 pub use module::Module;
 pub use protocol::Protocol;
 pub use reply::{Answer, ReplyToken};
+pub use request::{request_name, Request, WrongReply};
 
 /// Items the [`export_module!`] macro expands to. Not part of the public API.
 #[doc(hidden)]

@@ -136,7 +136,9 @@ pub fn request_name<R: Request>() -> &'static str {
 /// one value, in a tuple variant; nothing, in a unit variant) and the reply
 /// `Reply::Pattern` gives `value`". Any other reply variant is a
 /// [`WrongReply`]. The structs are `pub` with `pub` fields and derive `Debug`
-/// and `Clone`; put more derives or attributes above a line. A request the
+/// and `Clone`; put more derives or attributes above a line. Fields need no
+/// doc comment (they are the variant's; `missing_docs` is allowed on them)
+/// but may have one. A request the
 /// table cannot express (a tuple variant of several values, a field renamed
 /// on the wire) is an `impl Request` written by hand next to it.
 ///
@@ -199,7 +201,7 @@ macro_rules! __requests_items {
         $(#[$meta])*
         #[derive(Debug, Clone)]
         pub struct $name {
-            $($(#[$fmeta])* pub $field: $fty,)*
+            $($(#[$fmeta])* #[allow(missing_docs)] pub $field: $fty,)*
         }
         $crate::__request_impl! { $proto, $name, $reply, $rpat => $rval,
             |this| { let $name { $($field),* } = this; $msg { $($field),* } } }
@@ -214,7 +216,7 @@ macro_rules! __requests_items {
     ) => {
         $(#[$meta])*
         #[derive(Debug, Clone)]
-        pub struct $name($(#[$fmeta])* pub $fty);
+        pub struct $name($(#[$fmeta])* #[allow(missing_docs)] pub $fty);
         $crate::__request_impl! { $proto, $name, $reply, $rpat => $rval,
             |this| { $msg(this.0) } }
         $crate::__requests_items! { ($proto) $($rest)* }

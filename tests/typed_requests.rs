@@ -164,7 +164,9 @@ async fn a_module_asked_answer_of_another_variant_is_an_error_it_sees() {
         .await
         .expect_err("the cart answers Items with its log");
     match &err.error {
-        CallError::Handler { module, message, .. } => {
+        CallError::Handler {
+            module, message, ..
+        } => {
             assert_eq!(module, "checkout");
             assert!(
                 message.contains("cart_proto::Items") && message.contains("Seqs([])"),

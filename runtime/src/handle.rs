@@ -266,7 +266,8 @@ impl<P: Protocol> ModuleHandle<P> {
         P::Reply: std::fmt::Debug,
     {
         let reply = self.call_timeout(request.into_msg(), timeout).await?;
-        R::from_reply(reply)
-            .map_err(|wrong| SendError::delivered(CallError::wrong_reply::<R>(self.module(), wrong)))
+        R::from_reply(reply).map_err(|wrong| {
+            SendError::delivered(CallError::wrong_reply::<R>(self.module(), wrong))
+        })
     }
 }

@@ -236,6 +236,9 @@ impl Ctx {
     /// # Errors
     /// As [`Ctx::send_addr`]: when the request cannot be sent at all (no
     /// answer follows then).
+    ///
+    /// [`Ctx::request`] is the same with a typed request, whose answer
+    /// decodes to the request's exact reply type.
     pub fn ask<P: Protocol>(
         &self,
         to: &Address,

@@ -11,6 +11,11 @@
 //! with named fields (rmp-serde), so adding a field with `#[serde(default)]`
 //! needs no migration code.
 //!
+//! A protocol (its `Msg` and `Reply` enums, [`Protocol`]) lives in a small
+//! crate shared with the applications; its typed requests ([`Request`],
+//! declared with [`requests!`]) give each message the exact type of its
+//! reply without changing what crosses the boundary.
+//!
 //! This crate depends on neither tokio nor ractor: module libraries stay small
 //! and never carry a second async runtime.
 //!

@@ -66,6 +66,7 @@ mod stale_copies_cleaned;
 mod token_files_safe;
 mod two_phase_commit;
 mod two_phase_never_splits;
+mod typed_requests;
 mod upgrade_downgrade;
 mod version_stack;
 mod watch_reload;

@@ -224,6 +224,20 @@ pub enum CallError {
         /// The serde error.
         error: String,
     },
+    /// A typed request ([`molt_abi::Request`]) was answered with a reply
+    /// variant it does not answer with: the library serving is another
+    /// version than the caller expects, or has a bug. The message was
+    /// handled (its effects stay); the reply is described, not lost to a
+    /// panic. `call` with the protocol's `Msg` gets the reply as it is.
+    #[error("module {module}: the request {request} was answered with {reply}, not its reply")]
+    WrongReply {
+        /// The module.
+        module: String,
+        /// The request's type (`kv_proto::Get`).
+        request: &'static str,
+        /// The reply the module gave (its `Debug` form).
+        reply: String,
+    },
     /// No reply within the timeout (the message may still be handled).
     #[error("module {module}: no reply within {timeout:?}")]
     Timeout {
@@ -258,6 +272,24 @@ pub enum CallError {
         /// Its `max_live`.
         max_live: u32,
     },
+}
+
+impl CallError {
+    /// The error for the typed request `R` to `module` answered with
+    /// `wrong`, a reply variant `R` does not answer with.
+    pub(crate) fn wrong_reply<R: molt_abi::Request>(
+        module: &str,
+        wrong: molt_abi::WrongReply<<R::Protocol as molt_abi::Protocol>::Reply>,
+    ) -> CallError
+    where
+        <R::Protocol as molt_abi::Protocol>::Reply: std::fmt::Debug,
+    {
+        CallError::WrongReply {
+            module: module.to_string(),
+            request: molt_abi::request_name::<R>(),
+            reply: format!("{:?}", wrong.reply),
+        }
+    }
 }
 
 /// A message a [`crate::ModuleHandle`] could not deliver, handed back with

@@ -25,6 +25,10 @@ pub struct Fixtures {
     /// The keyed example module, 1.0.0 (state v1) and 2.0.0 (state v2).
     pub cart: PathBuf,
     pub cart_v2: PathBuf,
+    /// Module `cart` 1.1.0 (state v1) answering `Items` with another variant.
+    pub cart_other_reply: PathBuf,
+    /// The example `checkout` module (asks `cart` actors).
+    pub checkout: PathBuf,
     pub fault: PathBuf,
     /// The fault fixture's source as code 2.0.0, state version 2.
     pub fault_v2: PathBuf,
@@ -62,6 +66,8 @@ pub fn fixtures() -> &'static Fixtures {
             "kv-v2-1",
             "cart",
             "cart-v2",
+            "cart-other-reply",
+            "checkout",
             "fault",
             "fault-v2",
             "not-a-module",
@@ -95,6 +101,8 @@ pub fn fixtures() -> &'static Fixtures {
             kv_v2_1: find(&libs, "kv_v2_1"),
             cart: find(&libs, "cart"),
             cart_v2: find(&libs, "cart_v2"),
+            cart_other_reply: find(&libs, "cart_other_reply"),
+            checkout: find(&libs, "checkout"),
             fault: find(&libs, "fault"),
             fault_v2: find(&libs, "fault_v2"),
             not_a_module: find(&libs, "not_a_module"),

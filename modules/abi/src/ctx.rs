@@ -1,7 +1,7 @@
 use abi_stable::std_types::{RResult, RSlice, RStr};
 use serde::Serialize;
 
-use crate::{ffi::HostCtxBox, Address, Error, Protocol, ReplyToken};
+use crate::{ffi::HostCtxBox, Address, Error, Protocol, ReplyToken, Request};
 
 /// Log levels a module can use through [`Ctx::log`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -236,6 +236,9 @@ impl Ctx {
     /// # Errors
     /// As [`Ctx::send_addr`]: when the request cannot be sent at all (no
     /// answer follows then).
+    ///
+    /// [`Ctx::request`] is the same with a typed request, whose answer
+    /// decodes to the request's exact reply type.
     pub fn ask<P: Protocol>(
         &self,
         to: &Address,
@@ -247,6 +250,41 @@ impl Ctx {
             .ask(to.as_ffi(), RSlice::from_slice(&bytes), correlation)
             .into_result()
             .map_err(Error::from)
+    }
+
+    /// [`Ctx::ask`] with a typed request: `request` is sent as its
+    /// protocol's message, and its answer, delivered to
+    /// [`crate::Module::on_answer`] with `correlation`, decodes to the
+    /// request's exact reply type with [`crate::Answer::decode`]`::<R>()`.
+    ///
+    /// ```
+    /// # use molt_abi::{Address, Ctx, Error};
+    /// # mod cart_proto {
+    /// #     use serde::{Deserialize, Serialize};
+    /// #     pub struct Proto;
+    /// #     impl molt_abi::Protocol for Proto { type Msg = Msg; type Reply = Reply; }
+    /// #     #[derive(Serialize, Deserialize, Debug)] pub enum Msg { Items }
+    /// #     #[derive(Serialize, Deserialize, Debug)] pub enum Reply { Items(Vec<(String, u32)>) }
+    /// #     molt_abi::requests! { Proto {
+    /// #         Items -> Vec<(String, u32)> { Msg::Items, Reply::Items(items) => items }
+    /// #     } }
+    /// # }
+    /// fn ask_items(ctx: &Ctx, user: &str, correlation: u64) -> Result<(), Error> {
+    ///     let cart = Address::key(ctx.node(), "cart", user);
+    ///     ctx.request(&cart, cart_proto::Items, correlation)
+    ///     // later, in on_answer: answer.decode::<cart_proto::Items>()
+    /// }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Ctx::ask`].
+    pub fn request<R: Request>(
+        &self,
+        to: &Address,
+        request: R,
+        correlation: u64,
+    ) -> Result<(), Error> {
+        self.ask::<R::Protocol>(to, &request.into_msg(), correlation)
     }
 
     /// Keeps the call being handled open, to answer it later with

@@ -112,7 +112,9 @@ pub trait Module: Serialize + DeserializeOwned + Send + Sized + 'static {
     /// The answer to a request this actor made with [`Ctx::ask`], as a
     /// later message: `answer.correlation` is what the request carried,
     /// [`Answer::reply`] decodes the reply (or gives the error: the actor
-    /// asked failed, is gone, or did not answer within the call timeout).
+    /// asked failed, is gone, or did not answer within the call timeout),
+    /// and [`Answer::decode`] narrows it to a typed request's reply (one
+    /// sent with [`Ctx::request`]).
     /// Messages are handled one at a time, so nothing else runs between the
     /// request and this call that the module did not see.
     ///

@@ -2,7 +2,7 @@
 //! resolution as a module's `ctx.send_addr`, done on every send. The
 //! receiver's `ctx.sender()` is `None` for these messages.
 
-use molt_abi::{Address, Protocol};
+use molt_abi::{Address, Protocol, Request};
 use tokio::sync::oneshot;
 
 use super::Node;
@@ -83,5 +83,32 @@ impl Node {
             what: "decode the reply",
             error: e.to_string(),
         })
+    }
+
+    /// [`Node::call_addr`] with a typed request: sent as its protocol's
+    /// message, its reply narrowed to the request's exact type.
+    ///
+    /// ```no_run
+    /// # async fn demo(node: molt_runtime::Node) -> Result<(), molt_runtime::CallError> {
+    /// let cart = molt_runtime::Address::key(node.name(), "cart", "user-42");
+    /// let items: Vec<(String, u32)> = node.request_addr(&cart, cart_proto::Items).await?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Cancel safety
+    /// As [`Node::call_addr`].
+    ///
+    /// # Errors
+    /// As [`Node::call_addr`], plus [`CallError::WrongReply`] when the actor
+    /// answered with a reply variant the request does not answer with.
+    pub async fn request_addr<R>(&self, to: &Address, request: R) -> Result<R::Reply, CallError>
+    where
+        R: Request,
+        <R::Protocol as Protocol>::Reply: std::fmt::Debug,
+    {
+        let reply = self
+            .call_addr::<R::Protocol>(to, &request.into_msg())
+            .await?;
+        R::from_reply(reply).map_err(|wrong| CallError::wrong_reply::<R>(&to.module, wrong))
     }
 }

@@ -3,7 +3,7 @@
 //! parameters: ping-pong, counting, thread ring, fork-join throughput.
 //!
 //! The molt side is the modules under `modules/savina/` (release builds),
-//! talking to each other only through `Ctx::send`/`Ctx::send_addr`, so every
+//! talking to each other only through `Ctx::cast`/`Ctx::cast_addr`, so every
 //! message is msgpack-encoded, crosses the library boundary and goes through
 //! a module instance's mailbox. The ractor side is the same actors written
 //! directly against ractor, passing Rust enums. Each benchmark follows

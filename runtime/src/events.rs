@@ -1,5 +1,5 @@
 //! The in-process event bus: reload events for application code, module
-//! actors (through `Module::on_event`) and the HTTP admin's `/events` stream.
+//! actors (through `Module::handle_event`) and the HTTP admin's `/events` stream.
 //!
 //! Events are published by the supervisor, one at a time, so every subscriber
 //! sees them in the order they happened.

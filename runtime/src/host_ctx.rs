@@ -312,7 +312,7 @@ impl HostContext {
     }
 
     /// Casts to instance `instance` (modulo the instance count) of `module`
-    /// through its pinned lane (`ctx.send`).
+    /// through its pinned lane (`ctx.cast`).
     fn cast_pinned(
         &self,
         module: RStr<'_>,

@@ -110,7 +110,7 @@ impl Ctx {
     ///
     /// # Errors
     /// When the message cannot be encoded or the module is not running.
-    pub fn send<P: Protocol>(&self, module: &str, msg: &P::Msg) -> Result<(), Error> {
+    pub fn cast<P: Protocol>(&self, module: &str, msg: &P::Msg) -> Result<(), Error> {
         let bytes = rmp_serde::to_vec_named(msg)
             .map_err(|e| Error::msg(format!("cannot encode a message to {module}: {e}")))?;
         self.host
@@ -120,8 +120,8 @@ impl Ctx {
     }
 
     /// Sends (casts) a message to instance `instance` of a module (the
-    /// same as [`Ctx::send_addr`] to `Address::instance(node, module,
-    /// instance)`). [`Ctx::send`] instead picks the instance from this
+    /// same as [`Ctx::cast_addr`] to `Address::instance(node, module,
+    /// instance)`). [`Ctx::cast`] instead picks the instance from this
     /// instance's index. The next instance in a ring is
     /// `(ctx.instance() + 1) % ctx.instances(ctx.module())?`.
     ///
@@ -130,7 +130,7 @@ impl Ctx {
     /// `instance` is out of range (the error names the module, the index and
     /// the instance count: an index never wraps), or the host is older than
     /// this method.
-    pub fn send_to<P: Protocol>(
+    pub fn cast_to<P: Protocol>(
         &self,
         module: &str,
         instance: u32,
@@ -146,13 +146,13 @@ impl Ctx {
 
     /// Sends (casts) a message to the actor of `key` in a keyed module
     /// (`keyed = true` in its config), activating it if it is not live:
-    /// `ctx.send_key::<cart_proto::Proto>("cart", "user-42", &msg)`.
+    /// `ctx.cast_key::<cart_proto::Proto>("cart", "user-42", &msg)`.
     ///
     /// # Errors
     /// When the message cannot be encoded, the module is not running or not
     /// keyed, its live limit (`max_live`) is reached, or the host is older
     /// than this method.
-    pub fn send_key<P: Protocol>(
+    pub fn cast_key<P: Protocol>(
         &self,
         module: &str,
         key: impl Into<crate::Key>,
@@ -187,10 +187,10 @@ impl Ctx {
 
     /// The address of the actor that sent the message being handled: an
     /// actor of a module (its [`Ctx::me`]) when a module sent it with
-    /// [`Ctx::send`], [`Ctx::send_to`], [`Ctx::send_addr`] or
-    /// [`Ctx::ask`]; during [`crate::Module::on_answer`], the actor asked.
+    /// [`Ctx::cast`], [`Ctx::cast_to`], [`Ctx::cast_addr`] or
+    /// [`Ctx::ask`]; during [`crate::Module::handle_answer`], the actor asked.
     /// `None` for a message from an application handle, HTTP or the CLI,
-    /// and outside a delivery (`init`, `start`, `on_event`...).
+    /// and outside a delivery (`init`, `start`, `handle_event`...).
     pub fn sender(&self) -> Option<Address> {
         self.host.sender().into_option().map(Address::from)
     }
@@ -217,7 +217,7 @@ impl Ctx {
     /// module is not running, its instance index is out of range after a
     /// scale-down, its node is not this one, or its module is not keyed for
     /// a key address).
-    pub fn send_addr<P: Protocol>(&self, to: &Address, msg: &P::Msg) -> Result<(), Error> {
+    pub fn cast_addr<P: Protocol>(&self, to: &Address, msg: &P::Msg) -> Result<(), Error> {
         let bytes = encode_msg(to, msg)?;
         self.host
             .send_addr(to.as_ffi(), RSlice::from_slice(&bytes))
@@ -227,14 +227,14 @@ impl Ctx {
 
     /// Sends a request to the actor at `to` without waiting: its reply
     /// comes back later as a message to this actor,
-    /// [`crate::Module::on_answer`], carrying `correlation` (any number this
+    /// [`crate::Module::handle_answer`], carrying `correlation` (any number this
     /// module chooses to match the answer to its request). No thread waits
     /// meanwhile; the pending request is held by the host, so it survives a
     /// reload of either side. An actor that does not answer within the
     /// node's call timeout gives an answer carrying a timeout error.
     ///
     /// # Errors
-    /// As [`Ctx::send_addr`]: when the request cannot be sent at all (no
+    /// As [`Ctx::cast_addr`]: when the request cannot be sent at all (no
     /// answer follows then).
     pub fn ask<P: Protocol>(
         &self,

@@ -4,7 +4,7 @@
 //! A `Checkout { user }` call is kept open ([`Ctx::reply_later`]); the actor
 //! asks the user's cart actor (the key `user` of the keyed module `cart`,
 //! by [`Address::key`]) for its items with [`Ctx::ask`] and answers the kept
-//! call from [`Module::on_answer`]. No thread waits in between, and both the
+//! call from [`Module::handle_answer`]. No thread waits in between, and both the
 //! open call and the pending request are held by the host, so either module
 //! can be reloaded meanwhile.
 #![warn(missing_docs)]
@@ -73,7 +73,7 @@ impl Module for Checkout {
         }
     }
 
-    fn on_answer(&mut self, answer: Answer, ctx: &Ctx) -> Result<(), Error> {
+    fn handle_answer(&mut self, answer: Answer, ctx: &Ctx) -> Result<(), Error> {
         let Some(Open { user, call }) = self.open.remove(&answer.correlation) else {
             return Err(Error::msg(format!(
                 "an answer with correlation {} matches no open checkout",

@@ -1,5 +1,5 @@
 //! The protocols of the Savina benchmark modules: the module names, the
-//! messages they send each other with `Ctx::send`/`Ctx::send_addr`, and the
+//! messages they send each other with `Ctx::cast`/`Ctx::cast_addr`, and the
 //! topics of the events they publish when a run is over (what
 //! `benches/savina.rs` waits for on `node.subscribe()`).
 //!
@@ -120,7 +120,7 @@ pub mod counting {
 
 /// Thread ring: the instances of `savina-ring` form a ring (instance `i`
 /// holds the address of `i + 1`, the last of 0, and passes to it with
-/// `Ctx::send_addr`); a token goes round `hops` times, then an exit message
+/// `Ctx::cast_addr`); a token goes round `hops` times, then an exit message
 /// makes one lap.
 pub mod ring {
     use serde::{Deserialize, Serialize};

@@ -13,6 +13,7 @@ use tokio::sync::broadcast;
 
 use crate::directory::Directory;
 use crate::module_actor::ModuleMsg;
+use crate::phase::Phase;
 
 /// One event. Serializes as `{"kind": "module.reloaded", ...fields}`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -47,7 +48,7 @@ pub enum Event {
         /// The module.
         name: String,
         /// The phase (`prepare`, `snapshot`, `migrate`, `swap`, `verify`).
-        phase: String,
+        phase: Phase,
         /// The instance, for the per-instance phases.
         instance: Option<u32>,
         /// How long it took, in microseconds.
@@ -61,7 +62,7 @@ pub enum Event {
         /// The module.
         name: String,
         /// The phase that failed (`prepare`, `migrate`, ...).
-        phase: String,
+        phase: Phase,
         /// What failed.
         error: String,
     },

@@ -1,7 +1,7 @@
 use abi_stable::std_types::{RResult, RSlice, RStr};
 use serde::Serialize;
 
-use crate::{ffi::HostCtxBox, Address, Error, Protocol, ReplyToken};
+use crate::{ffi::HostCtxBox, index, Address, Error, Protocol, ReplyToken};
 
 /// Log levels a module can use through [`Ctx::log`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -55,8 +55,8 @@ impl Ctx {
     }
 
     /// This instance's index (0-based).
-    pub fn instance(&self) -> u32 {
-        self.host.instance()
+    pub fn instance(&self) -> usize {
+        index::from_ffi(self.host.instance())
     }
 
     /// Logs through the host's `tracing` subscriber, tagged with the module.
@@ -133,11 +133,12 @@ impl Ctx {
     pub fn cast_to<P: Protocol>(
         &self,
         module: &str,
-        instance: u32,
+        instance: usize,
         msg: &P::Msg,
     ) -> Result<(), Error> {
         let bytes = rmp_serde::to_vec_named(msg)
             .map_err(|e| Error::msg(format!("cannot encode a message to {module}: {e}")))?;
+        let instance = index::to_ffi(instance)?;
         self.host
             .send_to(RStr::from_str(module), instance, RSlice::from_slice(&bytes))
             .into_result()
@@ -200,10 +201,11 @@ impl Ctx {
     ///
     /// # Errors
     /// When no module of that name runs on this node.
-    pub fn instances(&self, module: &str) -> Result<u32, Error> {
+    pub fn instances(&self, module: &str) -> Result<usize, Error> {
         self.host
             .instances(RStr::from_str(module))
             .into_result()
+            .map(index::from_ffi)
             .map_err(Error::from)
     }
 
@@ -220,7 +222,7 @@ impl Ctx {
     pub fn cast_addr<P: Protocol>(&self, to: &Address, msg: &P::Msg) -> Result<(), Error> {
         let bytes = encode_msg(to, msg)?;
         self.host
-            .send_addr(to.as_ffi(), RSlice::from_slice(&bytes))
+            .send_addr(to.as_ffi()?, RSlice::from_slice(&bytes))
             .into_result()
             .map_err(Error::from)
     }
@@ -244,7 +246,7 @@ impl Ctx {
     ) -> Result<(), Error> {
         let bytes = encode_msg(to, msg)?;
         self.host
-            .ask(to.as_ffi(), RSlice::from_slice(&bytes), correlation)
+            .ask(to.as_ffi()?, RSlice::from_slice(&bytes), correlation)
             .into_result()
             .map_err(Error::from)
     }

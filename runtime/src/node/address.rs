@@ -22,7 +22,7 @@ fn encode<T: serde::Serialize>(to: &Address, msg: &T) -> Result<Vec<u8>, CallErr
 impl Node {
     /// The address of instance `index` of `module` on this node (not
     /// checked: a send to it is).
-    pub fn address(&self, module: &str, index: u32) -> Address {
+    pub fn address(&self, module: &str, index: usize) -> Address {
         Address::instance(self.name(), module, index)
     }
 

@@ -149,15 +149,15 @@ pub mod ring {
             /// Passes still to make.
             hops_left: u64,
             /// The ring's size (the module's instance count).
-            ring: u32,
+            ring: usize,
         },
         /// The exit lap: every other position gets it once; the last one
         /// (`left == 1`) publishes [`DONE`] instead of passing it on.
         Exit {
             /// Positions still to visit, this one included.
-            left: u32,
+            left: usize,
             /// The instance where the token stopped.
-            token_stopped_at: u32,
+            token_stopped_at: usize,
         },
     }
 
@@ -166,10 +166,10 @@ pub mod ring {
     pub struct Done {
         /// The instance where the token stopped: `hops % ring` for a token
         /// started at instance 0.
-        pub token_stopped_at: u32,
+        pub token_stopped_at: usize,
         /// The instance that published this, the one before
         /// `token_stopped_at` in the ring.
-        pub instance: u32,
+        pub instance: usize,
     }
 }
 

@@ -25,7 +25,7 @@ impl Position {
         ctx.cast_addr::<RingProto>(next, msg)
     }
 
-    fn exit(&mut self, ctx: &Ctx, left: u32, token_stopped_at: u32) -> Result<(), Error> {
+    fn exit(&mut self, ctx: &Ctx, left: usize, token_stopped_at: usize) -> Result<(), Error> {
         if left > 1 {
             return self.pass(
                 ctx,

@@ -333,7 +333,7 @@ impl HostContext {
                 .is_some_and(|s| s.keyed().is_some())
             {
                 return RErr(failed(format!(
-                    "module {} is keyed: send to one of its actors with send_key",
+                    "module {} is keyed: cast to one of its actors with cast_key",
                     module.as_str()
                 )));
             }

@@ -106,7 +106,9 @@ impl Ctx {
         Ok(())
     }
 
-    /// Sends (casts) a message to another module, typed by its protocol.
+    /// Casts a message to another module, typed by its protocol: queued,
+    /// no reply (the host's `ModuleHandle::cast` is the same word). Which
+    /// instance: the one with this instance's index, modulo the count.
     ///
     /// # Errors
     /// When the message cannot be encoded or the module is not running.
@@ -119,7 +121,7 @@ impl Ctx {
             .map_err(Error::from)
     }
 
-    /// Sends (casts) a message to instance `instance` of a module (the
+    /// Casts a message to instance `instance` of a module (the
     /// same as [`Ctx::cast_addr`] to `Address::instance(node, module,
     /// instance)`). [`Ctx::cast`] instead picks the instance from this
     /// instance's index. The next instance in a ring is
@@ -145,7 +147,7 @@ impl Ctx {
             .map_err(Error::from)
     }
 
-    /// Sends (casts) a message to the actor of `key` in a keyed module
+    /// Casts a message to the actor of `key` in a keyed module
     /// (`keyed = true` in its config), activating it if it is not live:
     /// `ctx.cast_key::<cart_proto::Proto>("cart", "user-42", &msg)`.
     ///
@@ -209,7 +211,7 @@ impl Ctx {
             .map_err(Error::from)
     }
 
-    /// Sends (casts) a message to the actor at `to`, typed by its module's
+    /// Casts a message to the actor at `to`, typed by its module's
     /// protocol. The address is resolved on every send, so it stays valid
     /// across reloads of either side and restarts in place; the receiver
     /// sees this actor as its [`Ctx::sender`].
@@ -218,7 +220,8 @@ impl Ctx {
     /// When the message cannot be encoded, or the actor does not exist (its
     /// module is not running, its instance index is out of range after a
     /// scale-down, its node is not this one, or its module is not keyed for
-    /// a key address).
+    /// a key address), or its instance index does not fit the host
+    /// interface.
     pub fn cast_addr<P: Protocol>(&self, to: &Address, msg: &P::Msg) -> Result<(), Error> {
         let bytes = encode_msg(to, msg)?;
         self.host
@@ -227,17 +230,18 @@ impl Ctx {
             .map_err(Error::from)
     }
 
-    /// Sends a request to the actor at `to` without waiting: its reply
-    /// comes back later as a message to this actor,
-    /// [`crate::Module::handle_answer`], carrying `correlation` (any number this
-    /// module chooses to match the answer to its request). No thread waits
+    /// Asks the actor at `to`: a call whose answer comes back as a message.
+    /// Nothing waits: the reply arrives later as a message to this actor,
+    /// [`crate::Module::handle_answer`], carrying `correlation` (any number
+    /// this module chooses to match the answer to its request). No thread waits
     /// meanwhile; the pending request is held by the host, so it survives a
     /// reload of either side. An actor that does not answer within the
     /// node's call timeout gives an answer carrying a timeout error.
     ///
     /// # Errors
     /// As [`Ctx::cast_addr`]: when the request cannot be sent at all (no
-    /// answer follows then).
+    /// answer follows then), or `to`'s instance index does not fit the
+    /// host interface.
     pub fn ask<P: Protocol>(
         &self,
         to: &Address,

@@ -26,8 +26,8 @@ impl Node {
         Address::instance(self.name(), module, index)
     }
 
-    /// Sends (casts) a message to the actor at `to`, resolved now, typed by
-    /// its module's protocol.
+    /// Casts a message to the actor at `to` (queued, no reply), resolved
+    /// now, typed by its module's protocol.
     ///
     /// ```no_run
     /// # async fn demo(node: molt_runtime::Node) -> Result<(), molt_runtime::CallError> {

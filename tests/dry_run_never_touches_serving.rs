@@ -125,7 +125,7 @@ async fn rehearsal_answers_while_the_instances_serve_on() {
     assert!(report.would_commit, "{report:#?}");
     assert_eq!(report.instances.len(), 2);
     for (i, r) in report.instances.iter().enumerate() {
-        assert_eq!(r.instance, i as u32);
+        assert_eq!(r.instance, i);
         assert!(r.ok && r.phase.is_none() && r.error.is_none(), "{r:#?}");
         // The state at the snapshot, before the messages handled during
         // the rehearsal; 2.0.0 writes the same log.

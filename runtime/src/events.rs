@@ -50,7 +50,7 @@ pub enum Event {
         /// The phase (`prepare`, `snapshot`, `migrate`, `swap`, `verify`).
         phase: Phase,
         /// The instance, for the per-instance phases.
-        instance: Option<u32>,
+        instance: Option<usize>,
         /// How long it took, in microseconds.
         took_us: u64,
         /// Whether it succeeded.
@@ -75,7 +75,7 @@ pub enum Event {
         /// The module.
         name: String,
         /// The instance.
-        instance: u32,
+        instance: usize,
         /// Why it restarted.
         reason: String,
         /// `"checkpoint"` or `"start"` (the state it started with).

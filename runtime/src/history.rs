@@ -109,7 +109,7 @@ pub struct Restored {
     /// its state).
     pub forced: bool,
     /// The instances restored.
-    pub instances: Vec<u32>,
+    pub instances: Vec<usize>,
     /// Messages the replaced actors of hung instances had not handled (the
     /// one each was stuck in and those queued behind it): not handled by
     /// any code. 0 for restarts, which keep the mailbox.

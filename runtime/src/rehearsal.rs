@@ -72,7 +72,7 @@ impl RehearsalReport {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InstanceRehearsal {
     /// The instance index.
-    pub instance: u32,
+    pub instance: usize,
     /// Whether its state migrated and verified in the new library.
     pub ok: bool,
     /// The phase that failed (`drain`, `snapshot`, `migrate`, `verify`).
@@ -104,7 +104,7 @@ pub struct InstanceRehearsal {
 impl InstanceRehearsal {
     fn failed(instance: u32, failure: PhaseFailure) -> Self {
         InstanceRehearsal {
-            instance,
+            instance: molt_abi::index::from_ffi(instance),
             ok: false,
             phase: Some(failure.phase),
             error: Some(failure.error),
@@ -277,7 +277,7 @@ async fn rehearse(plan: Plan) -> Result<RehearsalReport, Error> {
                 });
                 let (migrate_us, verify_us) = (micros(done.migrate), micros(done.verify));
                 InstanceRehearsal {
-                    instance: index,
+                    instance: molt_abi::index::from_ffi(index),
                     ok: done.failure.is_none(),
                     phase: done.failure.as_ref().map(|f| f.phase),
                     error: done.failure.map(|f| f.error),

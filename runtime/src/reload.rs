@@ -315,7 +315,7 @@ async fn prepare_instance(
         bus.publish(Event::ReloadPhase {
             name: module.to_string(),
             phase: p,
-            instance: Some(index),
+            instance: Some(molt_abi::index::from_ffi(index)),
             took_us: took.as_micros() as u64,
             ok,
         });

@@ -101,7 +101,7 @@ async fn status_reload_and_rollback() {
             h.at.duration_since(std::time::UNIX_EPOCH)
                 .unwrap()
                 .as_millis();
-        (h.id, ms, h.outcome, h.phase.clone(), h.error.clone())
+        (h.id, ms, h.outcome, h.phase, h.error.clone())
     };
     assert_eq!(
         history.iter().map(key).collect::<Vec<_>>(),

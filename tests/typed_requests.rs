@@ -1,6 +1,6 @@
 //! A typed request (`molt_abi::Request`, declared in the proto crate with
 //! `molt_abi::requests!`) gets its reply as its exact type, from a handle,
-//! from an address and in a module's `on_answer`; a library that answers
+//! from an address and in a module's `handle_answer`; a library that answers
 //! with another reply variant gives a `CallError::WrongReply` (or, in a
 //! module, an error) naming the module and the request, never a panic, and
 //! the node keeps serving (issue #9 §5; `docs/semantics.md` "Typed
@@ -134,7 +134,7 @@ async fn a_module_to_module_typed_ask_decodes_its_answer() {
         .module::<checkout_proto::Proto>("checkout")
         .expect("checkout runs");
     // checkout asks the cart with `ctx.request(&cart, Items, ..)` and totals
-    // `answer.decode::<Items>()` in on_answer.
+    // `answer.decode::<Items>()` in handle_answer.
     let total: Total = checkout
         .request(Checkout { user: "u2".into() })
         .await

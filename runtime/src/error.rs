@@ -118,7 +118,7 @@ pub enum Error {
         /// The module.
         module: String,
         /// The instance index.
-        instance: u32,
+        instance: usize,
         /// The module's error.
         error: String,
     },

@@ -72,12 +72,16 @@ impl RehearsalReport {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InstanceRehearsal {
     /// The instance index.
-    pub instance: u32,
+    pub instance: usize,
     /// Whether its state migrated and verified in the new library.
     pub ok: bool,
     /// The phase that failed (`drain`, `snapshot`, `migrate`, `verify`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub phase: Option<String>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::phase::known_or_none"
+    )]
+    pub phase: Option<Phase>,
     /// What failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -100,9 +104,9 @@ pub struct InstanceRehearsal {
 impl InstanceRehearsal {
     fn failed(instance: u32, failure: PhaseFailure) -> Self {
         InstanceRehearsal {
-            instance,
+            instance: molt_abi::index::from_ffi(instance),
             ok: false,
-            phase: Some(failure.phase.to_string()),
+            phase: Some(failure.phase),
             error: Some(failure.error),
             state_bytes_before: 0,
             state_bytes_after: None,
@@ -152,7 +156,7 @@ pub(crate) async fn run(plan: Plan) -> Result<RehearsalReport, Error> {
                 format!(
                     "instance {} failed in {}: {}",
                     i.instance,
-                    i.phase.as_deref().unwrap_or("?"),
+                    i.phase.map_or("?", Phase::as_str),
                     i.error.as_deref().unwrap_or("")
                 )
             }),
@@ -273,9 +277,9 @@ async fn rehearse(plan: Plan) -> Result<RehearsalReport, Error> {
                 });
                 let (migrate_us, verify_us) = (micros(done.migrate), micros(done.verify));
                 InstanceRehearsal {
-                    instance: index,
+                    instance: molt_abi::index::from_ffi(index),
                     ok: done.failure.is_none(),
-                    phase: done.failure.as_ref().map(|f| f.phase.to_string()),
+                    phase: done.failure.as_ref().map(|f| f.phase),
                     error: done.failure.map(|f| f.error),
                     state_bytes_before: before,
                     state_bytes_after: done.bytes_after,

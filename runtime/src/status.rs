@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InstanceStatus {
     /// The instance index.
-    pub index: u32,
+    pub index: usize,
     /// Messages sent to it but not handled yet.
     pub mailbox_depth: u64,
     /// Messages handled.

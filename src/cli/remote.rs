@@ -248,7 +248,7 @@ pub async fn rehearse(node: &NodeArgs, name: &str, library: Option<PathBuf>) -> 
                 "  #{:<3} {} in {}: {}  ({sizes})",
                 i.instance,
                 paint("31", "FAILED"),
-                i.phase.as_deref().unwrap_or("?"),
+                i.phase.map_or("?", molt::reload::Phase::as_str),
                 i.error.as_deref().unwrap_or("")
             );
         }

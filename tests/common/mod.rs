@@ -688,7 +688,7 @@ pub mod actors {
     }
 
     /// How many calls the actor holds open.
-    pub async fn held(h: &Handle) -> u32 {
+    pub async fn held(h: &Handle) -> usize {
         match call(h, Msg::HeldCount).await {
             Reply::Count(Ok(n)) => n,
             other => panic!("unexpected reply {other:?}"),
@@ -729,7 +729,7 @@ pub mod actors {
     }
 
     /// Waits until the actor holds `n` open calls.
-    pub async fn until_held(h: &Handle, n: u32) {
+    pub async fn until_held(h: &Handle, n: usize) {
         until(&format!("{n} held calls"), || async {
             (held(h).await == n).then_some(())
         })

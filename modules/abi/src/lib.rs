@@ -52,6 +52,7 @@ mod ctx;
 mod error;
 mod export;
 pub mod ffi;
+pub mod index;
 mod module;
 mod protocol;
 mod reply;

@@ -32,7 +32,7 @@ impl ReplyToken {
 }
 
 /// The answer to a request this actor made with [`crate::Ctx::ask`],
-/// delivered to [`crate::Module::on_answer`] as a later message.
+/// delivered to [`crate::Module::handle_answer`] as a later message.
 #[derive(Debug, Clone)]
 pub struct Answer {
     /// The correlation the asker chose when it asked.

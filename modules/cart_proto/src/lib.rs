@@ -61,7 +61,7 @@ pub enum Msg {
     /// The cart's log; answers [`Reply::Seqs`].
     Seqs,
     /// Adds `qty` of `item` to the cart `key` of the keyed module `module`,
-    /// sent from this cart's actor (`ctx.send_key`); answers [`Reply::Ok`].
+    /// sent from this cart's actor (`ctx.cast_key`); answers [`Reply::Ok`].
     Give {
         /// The keyed module.
         module: String,

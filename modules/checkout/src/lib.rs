@@ -5,7 +5,7 @@
 //! asks the user's cart actor (the key `user` of the keyed module `cart`,
 //! by [`Address::key`]) for its items with the typed request
 //! `cart_proto::Items` ([`Ctx::request`]) and answers the kept call from
-//! [`Module::on_answer`], where [`Answer::decode`] gives the items as their
+//! [`Module::handle_answer`], where [`Answer::decode`] gives the items as their
 //! exact type. No thread waits in between, and both the
 //! open call and the pending request are held by the host, so either module
 //! can be reloaded meanwhile.
@@ -75,7 +75,7 @@ impl Module for Checkout {
         }
     }
 
-    fn on_answer(&mut self, answer: Answer, ctx: &Ctx) -> Result<(), Error> {
+    fn handle_answer(&mut self, answer: Answer, ctx: &Ctx) -> Result<(), Error> {
         let Some(Open { user, call }) = self.open.remove(&answer.correlation) else {
             return Err(Error::msg(format!(
                 "an answer with correlation {} matches no open checkout",

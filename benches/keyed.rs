@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cart_proto::{Msg, Proto, Reply};
+use cart_proto::{Msg, Proto, Seqs};
 use molt::cargo_build::{build, BuildRequest};
 use molt::{KeyedSpec, ModuleSpec, Node, NodeConfig, ReloadOptions};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
@@ -160,10 +160,7 @@ async fn main() {
     let mut lost = 0u64;
     let mut out_of_order = 0u64;
     for (k, n) in expected.iter().enumerate() {
-        let seqs = match carts.key(format!("k{k}")).call(Msg::Seqs).await.unwrap() {
-            Reply::Seqs(s) => s,
-            other => panic!("{other:?}"),
-        };
+        let seqs: Vec<u64> = carts.key(format!("k{k}")).request(Seqs).await.unwrap();
         lost += n.saturating_sub(seqs.len() as u64);
         if seqs.iter().copied().ne(0..*n) {
             out_of_order += 1;

@@ -3,7 +3,7 @@
 //! parameters: ping-pong, counting, thread ring, fork-join throughput.
 //!
 //! The molt side is the modules under `modules/savina/` (release builds),
-//! talking to each other only through `Ctx::send`/`Ctx::send_addr`, so every
+//! talking to each other only through `Ctx::cast`/`Ctx::cast_addr`, so every
 //! message is msgpack-encoded, crosses the library boundary and goes through
 //! a module instance's mailbox. The ractor side is the same actors written
 //! directly against ractor, passing Rust enums. Each benchmark follows
@@ -28,6 +28,8 @@ use savina_proto::{counting, forkjoin, pingpong, ring};
 const PINGS: u64 = 40_000;
 const COUNT: u64 = 1_000_000;
 const RING_ACTORS: u32 = 100;
+/// [`RING_ACTORS`] as the ring protocol counts it (instance indices are `usize`).
+const RING_SIZE: usize = RING_ACTORS as usize;
 const RING_HOPS: u64 = 100_000;
 const FJ_ACTORS: u32 = 60;
 const FJ_MESSAGES: u64 = 10_000;
@@ -111,15 +113,15 @@ impl Molt {
         self.ring
             .cast(ring::RingMsg::Ping {
                 hops_left: RING_HOPS,
-                ring: RING_ACTORS,
+                ring: RING_SIZE,
             })
             .unwrap();
         let done = published(&mut self.events, ring::DONE).await;
         let d = t.elapsed();
-        let stopped = (RING_HOPS % u64::from(RING_ACTORS)) as u32;
+        let stopped = (RING_HOPS % u64::from(RING_ACTORS)) as usize;
         let expected = ring::Done {
             token_stopped_at: stopped,
-            instance: (stopped + RING_ACTORS - 1) % RING_ACTORS,
+            instance: (stopped + RING_SIZE - 1) % RING_SIZE,
         };
         let done: ring::Done = serde_json::from_str(&done).unwrap();
         assert_eq!(done, expected);
@@ -732,7 +734,7 @@ async fn main() {
         codec_ns(&counting::CounterMsg::Increment),
         codec_ns(&ring::RingMsg::Ping {
             hops_left: RING_HOPS,
-            ring: RING_ACTORS
+            ring: RING_SIZE
         }),
         codec_ns(&forkjoin::WorkerMsg::Work)
     );

@@ -10,7 +10,7 @@
 //!    are fresh) and makes a *broken* one: the first half of kv v2's bytes.
 //! 2. It starts a node running module `kv` on kv v1, and four clients that
 //!    each append `0, 1, 2, ...` to their own journal (`client-<n>`) with
-//!    `Msg::Push` casts; every 64th message is a `call` instead, so every
+//!    `Push` casts; every 64th is a typed request (`kv.request(Push {..})`), so every
 //!    client waits for a reply now and then (which also keeps the mailbox
 //!    short: the load is steady, not an ever-growing flood). They offer
 //!    100,000 messages per second in all; `LIVE_SWAP_RATE=<msg/s>` changes

@@ -13,7 +13,7 @@
 //!    `Checkout { user }` call open (`ctx.reply_later()`), asks the user's
 //!    cart actor at `Address::key(ctx.node(), "cart", user)` for its items
 //!    (`ctx.ask`, no thread waits), and answers the kept call from
-//!    `on_answer` with the cart's total.
+//!    `handle_answer` with the cart's total.
 //! 3. Clients (`SHOP_CLIENTS`, default 8), each owning `SHOP_CARTS` carts
 //!    (default 50), shop in sessions: 8 fresh items into one cart (a call
 //!    each), a checkout of that cart, then the next cart. A cart idle for

@@ -38,7 +38,7 @@ async fn an_address_reaches_its_actor_across_reloads_of_sender_and_receiver() {
         .expect("receiver reloads");
     assert_eq!(sent(&sender, send("after receiver reload")).await, Ok(()));
     // From the application: no sender.
-    node.send_addr::<common::ActorsProto>(&to, &Msg::Note { text: "app".into() })
+    node.cast_addr::<common::ActorsProto>(&to, &Msg::Note { text: "app".into() })
         .expect("the application sends to an address");
 
     let notes = until_notes(&peer, 4).await;

@@ -14,7 +14,7 @@ use molt::{Action, Error, ModuleSpec, Node, ReloadOptions};
 const DEADLINE: Duration = Duration::from_secs(30);
 const ADMIN_TIMEOUT: Duration = Duration::from_millis(200);
 
-fn hang(at: Point, ms: u64, only_instance: Option<u32>) -> serde_json::Value {
+fn hang(at: Point, ms: u64, only_instance: Option<usize>) -> serde_json::Value {
     serde_json::to_value(FaultConfig {
         fault: Some(Fault {
             at,

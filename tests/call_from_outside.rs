@@ -246,6 +246,24 @@ async fn a_keyed_actor_is_reached_by_key() {
         String::from_utf8_lossy(&out.stdout).trim(),
         r#"{"Items":[["tea",2]]}"#
     );
+    // Without a key, the CLI's error says how to give one there.
+    let addr = server.local_addr().to_string();
+    let out = tokio::task::spawn_blocking(move || {
+        common::molt_cli(&[
+            "call",
+            "cart",
+            r#""Items""#,
+            "--addr",
+            &addr,
+            "--token",
+            TOKEN,
+        ])
+    })
+    .await
+    .unwrap();
+    assert!(!out.status.success(), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("is keyed") && err.contains("--key"), "{err}");
     server.shutdown().await;
     node.shutdown().await;
 }

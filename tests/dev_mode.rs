@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use dev_proto::{Msg, Reply};
 use molt::cargo_build::{build, BuildRequest};
-use molt::{Action, Event, EventStream, ModuleSpec, Node, NodeConfig, Outcome};
+use molt::{Action, Event, EventStream, ModuleSpec, Node, NodeConfig, Outcome, Phase};
 
 pub(crate) struct DevProto;
 
@@ -195,7 +195,7 @@ async fn a_compile_error_keeps_the_old_code_and_the_fix_reloads() {
     match next(&mut events).await {
         Event::ModuleReloadFailed { name, phase, error } => {
             assert_eq!(name, "dev_a");
-            assert_eq!(phase, "build");
+            assert_eq!(phase, Phase::Build);
             assert!(error.contains("error[E0308]: mismatched types"), "{error}");
             assert!(error.contains("src/lib.rs"), "{error}");
         }
@@ -248,7 +248,7 @@ async fn a_compile_error_keeps_the_old_code_and_the_fix_reloads() {
         other => panic!("expected module.rolled_back, got {other:?}"),
     }
 
-    let history: Vec<(Action, Outcome, Option<String>, String)> = node
+    let history: Vec<(Action, Outcome, Option<Phase>, String)> = node
         .history()
         .await
         .unwrap()
@@ -261,7 +261,7 @@ async fn a_compile_error_keeps_the_old_code_and_the_fix_reloads() {
             (
                 Action::Reload,
                 Outcome::Rejected,
-                Some("build".into()),
+                Some(Phase::Build),
                 String::new()
             ),
             (Action::Reload, Outcome::Committed, None, "1.0.1".into()),

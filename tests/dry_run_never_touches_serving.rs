@@ -12,7 +12,7 @@ use std::time::Duration;
 use common::fault::{log, push, tag};
 use common::fault_proto::{Fault, How, Msg, Point};
 use common::FaultProto;
-use molt::{Error, Event, ModuleHandle, ModuleSpec, Node, ReloadOptions};
+use molt::{Error, Event, ModuleHandle, ModuleSpec, Node, Phase, ReloadOptions};
 use serde_json::json;
 
 /// Bound on anything a test waits for.
@@ -125,7 +125,7 @@ async fn rehearsal_answers_while_the_instances_serve_on() {
     assert!(report.would_commit, "{report:#?}");
     assert_eq!(report.instances.len(), 2);
     for (i, r) in report.instances.iter().enumerate() {
-        assert_eq!(r.instance, i as u32);
+        assert_eq!(r.instance, i);
         assert!(r.ok && r.phase.is_none() && r.error.is_none(), "{r:#?}");
         // The state at the snapshot, before the messages handled during
         // the rehearsal; 2.0.0 writes the same log.
@@ -215,7 +215,7 @@ async fn failures_are_reported_per_instance_and_touch_nothing() {
     assert!(!report.would_commit, "{report:#?}");
     let r = &report.instances;
     assert!(r[0].ok, "{:#?}", r[0]);
-    assert_eq!(r[1].phase.as_deref(), Some("migrate"), "{:#?}", r[1]);
+    assert_eq!(r[1].phase, Some(Phase::Migrate), "{:#?}", r[1]);
     assert!(
         r[1].error
             .as_deref()
@@ -226,7 +226,7 @@ async fn failures_are_reported_per_instance_and_touch_nothing() {
     );
     assert_eq!(r[1].state_bytes_before, state_size(&logs[1]));
     assert_eq!(r[1].state_bytes_after, None);
-    assert_eq!(r[2].phase.as_deref(), Some("snapshot"), "{:#?}", r[2]);
+    assert_eq!(r[2].phase, Some(Phase::Snapshot), "{:#?}", r[2]);
     assert!(
         r[2].error
             .as_deref()

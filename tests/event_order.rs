@@ -3,7 +3,7 @@
 
 use crate::common;
 
-use molt::{Event, EventBus, ModuleSpec, Node, ReloadOptions};
+use molt::{Event, EventBus, ModuleSpec, Node, Phase, ReloadOptions};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_arrive_in_order() {
@@ -94,7 +94,16 @@ async fn events_arrive_in_order() {
             _ => continue,
         }
     }
-    assert_eq!(phases, ["prepare", "snapshot", "migrate", "swap", "verify"]);
+    assert_eq!(
+        phases,
+        [
+            Phase::Prepare,
+            Phase::Snapshot,
+            Phase::Migrate,
+            Phase::Swap,
+            Phase::Verify
+        ]
+    );
 
     let json = seen[1].to_json();
     assert!(json.contains("\"kind\":\"module.reloaded\""), "{json}");

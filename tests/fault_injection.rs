@@ -543,7 +543,7 @@ async fn instances(node: &Node) -> Vec<InstanceStatus> {
         .clone()
 }
 
-async fn next_reload_failed(events: &mut EventStream) -> (String, String) {
+async fn next_reload_failed(events: &mut EventStream) -> (Phase, String) {
     match common::next_event(events, "module.reload_failed").await {
         Event::ModuleReloadFailed { name, phase, error } => {
             assert_eq!(name, "fault");
@@ -700,7 +700,7 @@ async fn run_case(case: Case) -> String {
                 "{name}: the error says {needle:?}: {error}"
             );
             let (event_phase, event_error) = next_reload_failed(&mut events).await;
-            assert_eq!(event_phase, phase.as_str(), "{name}: the event's phase");
+            assert_eq!(event_phase, phase, "{name}: the event's phase");
             assert_eq!(&event_error, error, "{name}: the event's error");
             let h = node
                 .history()
@@ -709,7 +709,7 @@ async fn run_case(case: Case) -> String {
                 .pop()
                 .expect("an entry");
             assert_eq!(h.outcome, Outcome::RolledBack, "{name}: {h:?}");
-            assert_eq!(h.phase.as_deref(), Some(phase.as_str()), "{name}: {h:?}");
+            assert_eq!(h.phase, Some(phase), "{name}: {h:?}");
             let action = match case.attempt {
                 Attempt::Rollback { .. } => Action::Rollback,
                 _ => Action::Reload,
@@ -723,7 +723,7 @@ async fn run_case(case: Case) -> String {
             println!("{name}: {e}");
             assert!(cause_ok(cause), "{name}: unexpected cause {cause:?}");
             let (event_phase, _) = next_reload_failed(&mut events).await;
-            assert_eq!(event_phase, "prepare", "{name}");
+            assert_eq!(event_phase, Phase::Prepare, "{name}");
             let h = node
                 .history()
                 .await

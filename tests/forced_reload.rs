@@ -144,8 +144,8 @@ async fn old_snapshot_panics_a_forced_reload_starts_from_the_checkpoint() {
     assert_eq!(last.restored.as_ref(), Some(&restored));
     let failed = &history[history.len() - 2];
     assert_eq!(
-        (failed.action, failed.outcome, failed.phase.as_deref()),
-        (Action::Reload, Outcome::RolledBack, Some("snapshot"))
+        (failed.action, failed.outcome, failed.phase),
+        (Action::Reload, Outcome::RolledBack, Some(Phase::Snapshot))
     );
 
     // It serves on with the new code.

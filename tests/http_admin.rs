@@ -101,7 +101,7 @@ async fn status_reload_and_rollback() {
             h.at.duration_since(std::time::UNIX_EPOCH)
                 .unwrap()
                 .as_millis();
-        (h.id, ms, h.outcome, h.phase.clone(), h.error.clone())
+        (h.id, ms, h.outcome, h.phase, h.error.clone())
     };
     assert_eq!(
         history.iter().map(key).collect::<Vec<_>>(),
@@ -201,7 +201,7 @@ async fn bad_input_is_a_4xx_with_a_json_body() {
     std::fs::copy(&f.counter, &copy).unwrap();
     let (code, body) = api_error(client.reload("counter", Some(copy)).await);
     assert_eq!((code, body.kind.as_str()), (422, "load"));
-    assert_eq!(body.phase.as_deref(), Some("prepare"));
+    assert_eq!(body.phase, Some(molt::Phase::Prepare));
     assert_eq!(body.cause.as_deref(), Some("outside_library_dirs"));
     // Not a molt module: rejected in prepare too.
     let (code, body) = api_error(client.reload("counter", Some(f.not_a_module.clone())).await);

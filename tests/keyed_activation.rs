@@ -46,14 +46,14 @@ async fn a_key_is_activated_passivated_and_reactivated_with_its_state() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_module_activates_a_key_with_send_key() {
+async fn a_module_activates_a_key_with_cast_key() {
     let node = cart_node("keyed-from-module", Duration::from_millis(100), 1000).await;
     let carts = node.module::<Proto>("cart").unwrap();
     let giver = carts.key("giver");
     let taker = carts.key("taker");
     add(&taker, "jam", 1).await;
     await_status(&node, "the taker passivated", |s| s.passivated >= 1).await;
-    // From the giver's actor: `ctx.send_key("cart", "taker", Add)`.
+    // From the giver's actor: `ctx.cast_key("cart", "taker", Add)`.
     let reply = giver
         .call(Msg::Give {
             module: "cart".into(),
@@ -126,7 +126,7 @@ async fn a_keyed_module_needs_a_key_and_a_pool_module_refuses_one() {
 async fn a_key_address_reaches_the_keys_actor() {
     let node = cart_node("keyed-address", Duration::from_secs(600), 100).await;
     let to = molt::Address::key(node.name(), "cart", "u-7");
-    node.send_addr::<Proto>(
+    node.cast_addr::<Proto>(
         &to,
         &Msg::Add {
             item: "tea".into(),
@@ -141,7 +141,7 @@ async fn a_key_address_reaches_the_keys_actor() {
     assert_eq!(items(&carts.key("u-7")).await, vec![line("tea", 3)]);
 
     let err = node
-        .send_addr::<Proto>(&node.address("cart", 0), &Msg::Items)
+        .cast_addr::<Proto>(&node.address("cart", 0), &Msg::Items)
         .unwrap_err();
     assert!(err.to_string().contains("is keyed"), "{err}");
     node.shutdown().await;

@@ -11,9 +11,10 @@
 
 use crate::common;
 
+use common::cart::keyed_status_of;
 use common::fault::{hang_until, keyed_node, log, push, tag};
 use common::fault_proto::Msg;
-use common::{keyed_counts, FaultProto};
+use common::FaultProto;
 use molt::{ModuleHandle, ReloadOptions};
 use serde_json::json;
 
@@ -39,7 +40,7 @@ async fn live_keys_answer_with_the_old_code_during_the_vote_then_the_new_code_in
     for (k, h) in (0..).zip(&keys) {
         push(h, first(k)).await;
     }
-    assert_eq!(keyed_counts(&node, "fault").await.live, KEYS as u64 + 1);
+    assert_eq!(keyed_status_of(&node, "fault").await.live, KEYS as u64 + 1);
 
     let mut events = node.subscribe();
     let reload = {

@@ -8,9 +8,10 @@
 
 use crate::common;
 
+use common::cart::keyed_status_of;
 use common::fault::{hang_until, keyed_node, log, push, tag};
 use common::fault_proto::{Msg, REFUSED_BY_V2};
-use common::{keyed_counts, FaultProto};
+use common::FaultProto;
 use molt::{Event, Outcome, ReloadOptions};
 use serde_json::json;
 
@@ -82,7 +83,7 @@ async fn a_state_refused_after_its_vote_ends_passivated_with_its_exact_state() {
     // with the cause (its snapshot stays).
     assert_eq!(tag(&other).await, "b");
     assert_eq!(log(&other).await, vec![7]);
-    assert!(keyed_counts(&node, "fault").await.passivated >= 1);
+    assert!(keyed_status_of(&node, "fault").await.passivated >= 1);
     let err = late
         .call(Msg::Get)
         .await

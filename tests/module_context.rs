@@ -68,7 +68,7 @@ async fn a_module_sends_to_one_instance_of_another_module() {
     .unwrap();
     let fault = node.module::<common::FaultProto>("fault").unwrap();
     let kv = node.module::<Proto>("kv").unwrap();
-    // Instances 2 and 1; fault runs as instance 0, so `send` would have
+    // Instances 2 and 1; fault runs as instance 0, so `cast` would have
     // reached kv's instance 0. (An index out of range is an error, not a
     // wrap: tests/send_to_gone_actor_errors.rs.)
     for (instance, key) in [(2, "two"), (1, "one")] {

@@ -96,7 +96,11 @@ fn a_new_module_builds_runs_and_hot_reloads() {
     ] {
         assert!(lib_rs.contains(part), "lib.rs has no {part:?}");
     }
-    assert!(dir.join(format!("{NAME}-proto/src/lib.rs")).is_file());
+    let proto_rs = std::fs::read_to_string(dir.join(format!("{NAME}-proto/src/lib.rs"))).unwrap();
+    assert!(
+        proto_rs.contains("molt_abi::requests!"),
+        "the protocol declares typed requests: {proto_rs}"
+    );
     let readme = std::fs::read_to_string(dir.join("README.md")).unwrap();
     assert_eq!(
         readme.lines().filter(|l| !l.is_empty()).count(),

@@ -746,7 +746,7 @@ fn history_entry() -> impl Strategy<Value = HistoryEntry> {
             Outcome::Refused,
         ]),
         (
-            proptest::option::of(any::<String>()),
+            proptest::option::of(proptest::sample::select(molt::Phase::ALL.to_vec())),
             proptest::option::of(any::<String>()),
         ),
         any::<u64>(),

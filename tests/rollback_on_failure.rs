@@ -35,7 +35,7 @@ use serde_json::{json, Value};
 // ---------------------------------------------------------------------------
 
 /// Waits for the next `module.reload_failed` event; returns its phase and error.
-async fn reload_failed_event(events: &mut EventStream, module: &str) -> (String, String) {
+async fn reload_failed_event(events: &mut EventStream, module: &str) -> (Phase, String) {
     match common::next_event(events, "module.reload_failed").await {
         Event::ModuleReloadFailed { name, phase, error } => {
             assert_eq!(name, module, "the event names the module");
@@ -86,7 +86,7 @@ async fn assert_history_failed(
     let h = last_history(node, module).await;
     assert_eq!(h.action, Action::Reload, "{h:?}");
     assert_eq!(h.outcome, outcome, "{h:?}");
-    assert_eq!(h.phase.as_deref(), Some(phase.as_str()), "{h:?}");
+    assert_eq!(h.phase, Some(phase), "{h:?}");
     assert_eq!(h.from, from, "{h:?}");
     assert!(
         h.error.as_deref().is_some_and(|e| !e.is_empty()),
@@ -174,7 +174,7 @@ async fn kv_reload_rejected(
     }
     // (b) the event names the phase and the file.
     let (phase, error) = reload_failed_event(&mut events, "kv").await;
-    assert_eq!(phase, "prepare");
+    assert_eq!(phase, Phase::Prepare);
     assert!(
         error.contains(&library.display().to_string()),
         "the event's error names the file {}: {error}",
@@ -307,7 +307,7 @@ async fn fault_reload_rolls_back(
     }
     // (b) the event.
     let (event_phase, event_error) = reload_failed_event(&mut events, "fault").await;
-    assert_eq!(event_phase, phase.as_str());
+    assert_eq!(event_phase, phase);
     assert_eq!(event_error, failure, "the event carries the same error");
     // (c) the old load (tag "a") serves exactly its old log.
     assert_eq!(fault_tag(&h).await, "a", "the old load keeps serving");
@@ -573,7 +573,7 @@ async fn rollback_on_abi_layout_mismatch() {
     );
     // (b)
     let (phase, error) = reload_failed_event(&mut events, "counter").await;
-    assert_eq!(phase, "prepare");
+    assert_eq!(phase, Phase::Prepare);
     assert!(
         error.contains(&f.abi_mismatch.display().to_string()),
         "{error}"
@@ -681,7 +681,7 @@ async fn rollback_when_the_serving_code_cannot_downgrade() {
     );
     // (b)
     let (phase, event_error) = reload_failed_event(&mut events, "counter").await;
-    assert_eq!(phase, "snapshot");
+    assert_eq!(phase, Phase::Snapshot);
     assert_eq!(event_error, error);
     // (c) 2.0.0 serves with exactly its state.
     assert_eq!(get().await, CounterReply::Total(41));
@@ -887,7 +887,7 @@ async fn rollback_on_snapshot_error_of_the_old_code() {
         assert!(error.contains("injected error at Snapshot"), "{error}");
         // (b)
         let (phase, event_error) = reload_failed_event(&mut events, "fault").await;
-        assert_eq!(phase, "snapshot");
+        assert_eq!(phase, Phase::Snapshot);
         assert_eq!(event_error, error);
         // (c)
         assert_eq!(fault_tag(&h).await, "b", "the old load keeps serving");

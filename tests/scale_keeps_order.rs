@@ -155,7 +155,7 @@ async fn scaling_4_2_3_under_load_keeps_every_handles_order() {
     assert_eq!(report.unhandled(), 0, "{report}");
 }
 
-/// A module context's `send` (routed by the sender's index) follows the same
+/// A module context's `cast` (routed by the sender's index) follows the same
 /// rule: fault instance 2 sends to `kv` instance `2 % 2 = 0`; scaling `kv` up
 /// to 3 instances does not move it to the new instance 2, so kv#0 holds the
 /// whole sequence, in order.

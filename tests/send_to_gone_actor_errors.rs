@@ -82,7 +82,7 @@ async fn an_instance_removed_by_a_scale_down_or_a_removed_module_is_an_error() {
         err.contains("no instance 2") && err.contains("2 instance(s)"),
         "{err}"
     );
-    match node.send_addr::<common::ActorsProto>(&third, &Msg::Note { text: "x".into() }) {
+    match node.cast_addr::<common::ActorsProto>(&third, &Msg::Note { text: "x".into() }) {
         Err(CallError::NoActor(why)) => assert!(why.contains("no instance 2"), "{why}"),
         other => panic!("the application's send must fail too: {other:?}"),
     }

@@ -20,7 +20,7 @@ use molt::{CallError, ModuleSpec, Node, SendError};
 use serde_json::json;
 
 /// The journal's lines of instance `i`: pushed values, then `None` for stop.
-fn journal(path: &Path, i: u32) -> Vec<Option<i64>> {
+fn journal(path: &Path, i: usize) -> Vec<Option<i64>> {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     text.lines()
         .filter_map(|line| {
@@ -111,7 +111,7 @@ async fn shutdown_handles_every_queued_message_then_stops() {
         expected.extend(accepted[i as usize].iter().map(|v| Some(*v)));
         expected.push(None);
         assert_eq!(
-            journal(&path, i),
+            journal(&path, i as usize),
             expected,
             "instance {i} handled everything queued, in order, then stopped"
         );
@@ -150,7 +150,7 @@ async fn a_short_shutdown_timeout_reports_exactly_the_unhandled_messages() {
     assert!(report.timed_out, "{report}");
     let module = report.module("fault").expect("the module is reported");
     let mut handled_total = 0;
-    for i in 0..2u32 {
+    for i in 0..2usize {
         let lines = journal(&path, i);
         assert_eq!(lines.last(), Some(&None), "instance {i} stopped: {lines:?}");
         let handled = lines.len() as u64 - 1;

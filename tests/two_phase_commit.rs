@@ -102,7 +102,7 @@ async fn one_instance_fails_all_roll_back(
             error: event_error,
         } => {
             assert_eq!(name, "fault");
-            assert_eq!(event_phase, phase.as_str());
+            assert_eq!(event_phase, phase);
             assert_eq!(event_error, error);
         }
         other => panic!("unexpected event {other:?}"),
@@ -122,7 +122,7 @@ async fn one_instance_fails_all_roll_back(
     let history = node.history().await.unwrap();
     let last = history.last().expect("the attempt is recorded");
     assert_eq!(last.outcome, Outcome::RolledBack);
-    assert_eq!(last.phase.as_deref(), Some(phase.as_str()));
+    assert_eq!(last.phase, Some(phase));
     for (i, h) in handles.iter().enumerate() {
         h.call(Msg::Push(-(i as i64)))
             .await

@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use kv_proto::{Dump, Msg, Proto, Reply};
+use kv_proto::{Dump, GetDump, Proto, Version};
 use molt::ModuleHandle;
 
 use crate::load::ClientTally;
@@ -16,18 +16,13 @@ type AnyError = Box<dyn std::error::Error + Send + Sync>;
 
 /// The running code, as the module itself reports it.
 pub async fn serving(kv: &ModuleHandle<Proto>) -> Result<String, AnyError> {
-    match kv.call(Msg::Version).await? {
-        Reply::Version { code, state } => Ok(format!("{code} (state v{state})")),
-        other => Err(format!("unexpected reply to Version: {other:?}").into()),
-    }
+    let (code, state) = kv.request(Version).await?;
+    Ok(format!("{code} (state v{state})"))
 }
 
 /// The module's whole user-visible state (its journals: `.streams`).
 pub async fn dump(kv: &ModuleHandle<Proto>) -> Result<Dump, AnyError> {
-    match kv.call(Msg::Dump).await? {
-        Reply::Dump(dump) => Ok(dump),
-        other => Err(format!("unexpected reply to Dump: {other:?}").into()),
-    }
+    Ok(kv.request(GetDump).await?)
 }
 
 /// Sent versus held.

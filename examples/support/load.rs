@@ -8,7 +8,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use kv_proto::{Msg, Proto, Reply};
+use kv_proto::{Proto, Push};
+use molt::abi::Request;
 use molt::{Admin, Error, ModuleHandle, Node};
 
 /// Every `CALL_EVERY`th message of a client is a call (awaits its reply).
@@ -162,18 +163,17 @@ async fn client(
 
 /// Pushes `seq`: a call for the last message of a batch, else a cast.
 async fn push(kv: &ModuleHandle<Proto>, stream: &str, seq: u64) -> Result<(), String> {
-    let msg = Msg::Push {
+    let push = Push {
         stream: stream.to_string(),
         seq,
     };
     if (seq + 1) % CALL_EVERY == 0 {
-        match kv.call(msg).await {
-            Ok(Reply::Ok) => Ok(()),
-            Ok(other) => Err(format!("seq {seq}: unexpected reply {other:?}")),
-            Err(e) => Err(format!("seq {seq}: {e}")),
-        }
+        kv.request(push)
+            .await
+            .map_err(|e| format!("seq {seq}: {e}"))
     } else {
-        kv.cast(msg).map_err(|e| format!("seq {seq}: {e}"))
+        kv.cast(push.into_msg())
+            .map_err(|e| format!("seq {seq}: {e}"))
     }
 }
 

@@ -162,6 +162,8 @@ pub(crate) trait KeyedActors: Send + Sync + std::fmt::Debug {
     fn status(&self) -> crate::status::KeyedStatus;
     /// Refuses sends from now on and takes out the live actors, to drain.
     fn close(&self) -> Vec<Route>;
+    /// Hands a bus event to the live actors (it activates no key).
+    fn event(&self, event: &Arc<crate::events::Event>);
 }
 
 /// One instance as senders see it.

@@ -118,7 +118,7 @@ pub enum Error {
         /// The module.
         module: String,
         /// The instance index.
-        instance: u32,
+        instance: usize,
         /// The module's error.
         error: String,
     },
@@ -224,6 +224,20 @@ pub enum CallError {
         /// The serde error.
         error: String,
     },
+    /// A typed request ([`molt_abi::Request`]) was answered with a reply
+    /// variant it does not answer with: the library serving is another
+    /// version than the caller expects, or has a bug. The message was
+    /// handled (its effects stay); the reply is described, not lost to a
+    /// panic. `call` with the protocol's `Msg` gets the reply as it is.
+    #[error("module {module}: the request {request} was answered with {reply}, not its reply")]
+    WrongReply {
+        /// The module.
+        module: String,
+        /// The request's type (`kv_proto::Get`).
+        request: &'static str,
+        /// The reply the module gave (its `Debug` form).
+        reply: String,
+    },
     /// No reply within the timeout (the message may still be handled).
     #[error("module {module}: no reply within {timeout:?}")]
     Timeout {
@@ -242,11 +256,11 @@ pub enum CallError {
     NoActor(String),
     /// A key was given for a module that is not keyed.
     #[error(
-        "module {0} is not keyed: send to it without .key(...) (or set keyed = true in its config)"
+        "module {0} is not keyed: send to it without a key (no .key(...) in Rust, no --key in the CLI, no ?key= over HTTP), or set keyed = true in its config"
     )]
     NotKeyed(String),
     /// A keyed module was sent to without a key.
-    #[error("module {0} is keyed: send to one of its actors with .key(...)")]
+    #[error("module {0} is keyed: send to one of its actors by key (.key(...) in Rust, --key KEY in the CLI, ?key=KEY over HTTP)")]
     KeyRequired(String),
     /// A keyed module has `max_live` actors live and the key sent to is not
     /// one of them: the message was not taken (no queueing; retry later,
@@ -258,6 +272,24 @@ pub enum CallError {
         /// Its `max_live`.
         max_live: u32,
     },
+}
+
+impl CallError {
+    /// The error for the typed request `R` to `module` answered with
+    /// `wrong`, a reply variant `R` does not answer with.
+    pub(crate) fn wrong_reply<R: molt_abi::Request>(
+        module: &str,
+        wrong: molt_abi::WrongReply<<R::Protocol as molt_abi::Protocol>::Reply>,
+    ) -> CallError
+    where
+        <R::Protocol as molt_abi::Protocol>::Reply: std::fmt::Debug,
+    {
+        CallError::WrongReply {
+            module: module.to_string(),
+            request: molt_abi::request_name::<R>(),
+            reply: format!("{:?}", wrong.reply),
+        }
+    }
 }
 
 /// A message a [`crate::ModuleHandle`] could not deliver, handed back with

@@ -1,5 +1,5 @@
 //! The in-process event bus: reload events for application code, module
-//! actors (through `Module::on_event`) and the HTTP admin's `/events` stream.
+//! actors (through `Module::handle_event`) and the HTTP admin's `/events` stream.
 //!
 //! Events are published by the supervisor, one at a time, so every subscriber
 //! sees them in the order they happened.
@@ -13,6 +13,7 @@ use tokio::sync::broadcast;
 
 use crate::directory::Directory;
 use crate::module_actor::ModuleMsg;
+use crate::phase::Phase;
 
 /// One event. Serializes as `{"kind": "module.reloaded", ...fields}`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -47,9 +48,9 @@ pub enum Event {
         /// The module.
         name: String,
         /// The phase (`prepare`, `snapshot`, `migrate`, `swap`, `verify`).
-        phase: String,
+        phase: Phase,
         /// The instance, for the per-instance phases.
-        instance: Option<u32>,
+        instance: Option<usize>,
         /// How long it took, in microseconds.
         took_us: u64,
         /// Whether it succeeded.
@@ -61,7 +62,7 @@ pub enum Event {
         /// The module.
         name: String,
         /// The phase that failed (`prepare`, `migrate`, ...).
-        phase: String,
+        phase: Phase,
         /// What failed.
         error: String,
     },
@@ -74,7 +75,7 @@ pub enum Event {
         /// The module.
         name: String,
         /// The instance.
-        instance: u32,
+        instance: usize,
         /// Why it restarted.
         reason: String,
         /// `"checkpoint"` or `"start"` (the state it started with).
@@ -371,6 +372,9 @@ impl EventBus {
                 let ev = shared.get_or_insert_with(|| Arc::new(event.clone()));
                 for route in slot.routes.load().iter() {
                     let _ = route.actor.send_message(ModuleMsg::Event(ev.clone()));
+                }
+                if let Some(keyed) = slot.keyed() {
+                    keyed.event(ev);
                 }
             }
         }

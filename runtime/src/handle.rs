@@ -4,7 +4,7 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
-use molt_abi::Protocol;
+use molt_abi::{Protocol, Request};
 
 use crate::directory::ModuleSlot;
 use crate::error::{CallError, SendError};
@@ -206,6 +206,68 @@ impl<P: Protocol> ModuleHandle<P> {
                 what: "decode the reply",
                 error: e.to_string(),
             })
+        })
+    }
+
+    /// Sends a typed request and waits for its reply, narrowed to the
+    /// request's exact type (`kv_proto::Get` answers `Option<String>`), up
+    /// to the node's default call timeout. The request goes on the wire as
+    /// its protocol's `Msg`, exactly as [`ModuleHandle::call`] would send
+    /// it: a library need not know about typed requests.
+    ///
+    /// This is a method of its own rather than a generic `call` so that
+    /// `call(Msg)` keeps its signature and its `Reply` enum.
+    ///
+    /// # Errors
+    /// As [`ModuleHandle::call`] (a message that never reached the mailbox
+    /// is handed back as the protocol's `Msg` the request became), plus
+    /// [`CallError::WrongReply`], naming the module and the request, when
+    /// the module answered with a reply variant the request does not answer
+    /// with (another library version): the message was handled.
+    ///
+    /// # Cancel safety
+    /// As [`ModuleHandle::call`]: once polled, the message is handled
+    /// whether or not anybody still waits for the reply.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # async fn demo(node: &molt_runtime::Node) -> Result<(), Box<dyn std::error::Error>> {
+    /// use kv_proto::{Get, Proto, Put};
+    ///
+    /// let kv = node.module::<Proto>("kv")?;
+    /// kv.request(Put { key: "a".into(), value: "1".into() }).await?;
+    /// let value: Option<String> = kv.request(Get { key: "a".into() }).await?;
+    /// assert_eq!(value.as_deref(), Some("1"));
+    /// # Ok(()) }
+    /// ```
+    pub async fn request<R>(&self, request: R) -> Result<R::Reply, SendError<P::Msg>>
+    where
+        R: Request<Protocol = P>,
+        P::Reply: std::fmt::Debug,
+    {
+        self.request_timeout(request, self.raw.default_timeout())
+            .await
+    }
+
+    /// [`ModuleHandle::request`] with an explicit timeout.
+    ///
+    /// # Errors
+    /// As [`ModuleHandle::request`].
+    ///
+    /// # Cancel safety
+    /// As [`ModuleHandle::call`].
+    pub async fn request_timeout<R>(
+        &self,
+        request: R,
+        timeout: Duration,
+    ) -> Result<R::Reply, SendError<P::Msg>>
+    where
+        R: Request<Protocol = P>,
+        P::Reply: std::fmt::Debug,
+    {
+        let reply = self.call_timeout(request.into_msg(), timeout).await?;
+        R::from_reply(reply).map_err(|wrong| {
+            SendError::delivered(CallError::wrong_reply::<R>(self.module(), wrong))
         })
     }
 }

@@ -7,6 +7,8 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
+use crate::phase::Phase;
+
 /// What was attempted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -79,8 +81,10 @@ pub struct HistoryEntry {
     pub to: String,
     /// How it ended.
     pub outcome: Outcome,
-    /// The failing phase, when it failed.
-    pub phase: Option<String>,
+    /// The failing phase, when it failed (a phase this version does not
+    /// know, in a file written by another, reads as none).
+    #[serde(default, deserialize_with = "crate::phase::known_or_none")]
+    pub phase: Option<Phase>,
     /// The error, when it failed.
     pub error: Option<String>,
     /// The longest instance pause, in microseconds (0 when nothing paused).
@@ -129,7 +133,7 @@ pub struct Restored {
     /// its state).
     pub forced: bool,
     /// The instances restored.
-    pub instances: Vec<u32>,
+    pub instances: Vec<usize>,
     /// Messages the replaced actors of hung instances had not handled (the
     /// one each was stuck in and those queued behind it): not handled by
     /// any code. 0 for restarts, which keep the mailbox.
@@ -418,6 +422,34 @@ mod tests {
             .map(|e| e.id)
             .collect();
         assert_eq!(ids, vec![1, 3]);
+    }
+
+    /// A line as the code before typed phases wrote it (`phase` a string).
+    const OLD_LINE: &str = r#"{"id":7,"at":1700000000000,"module":"kv","action":"reload","trigger":"watch","from":"1.0.0","to":"2.0.0","outcome":"rolled_back","phase":"migrate","error":"boom","pause_us":12}"#;
+
+    #[test]
+    fn a_history_line_written_before_typed_phases_reads_back_the_same() {
+        let e: HistoryEntry = serde_json::from_str(OLD_LINE).unwrap();
+        assert_eq!(e.phase, Some(Phase::Migrate));
+        assert_eq!(serde_json::to_string(&e).unwrap(), OLD_LINE);
+    }
+
+    #[test]
+    fn an_unknown_phase_in_the_file_keeps_the_entry_and_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("h.jsonl");
+        let unknown = OLD_LINE
+            .replace(r#""id":7"#, r#""id":8"#)
+            .replace(r#""phase":"migrate""#, r#""phase":"teleport""#);
+        std::fs::write(&file, format!("{OLD_LINE}\n{unknown}\n")).unwrap();
+        let back = History::with_file(10, &file).unwrap().entries();
+        let read: Vec<(u64, Option<Phase>)> = back.iter().map(|e| (e.id, e.phase)).collect();
+        assert_eq!(read, vec![(7, Some(Phase::Migrate)), (8, None)]);
+        assert_eq!(
+            back[1].error.as_deref(),
+            Some("boom"),
+            "the rest of it reads"
+        );
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::time::Duration;
 use abi_stable::sabi_trait::TD_Opaque;
 use abi_stable::std_types::{RArc, RErr, ROk, ROption, RResult, RSlice, RStr, RString};
 use molt_abi::ffi::{AddressRef, ErrorKind, HostCtx, HostCtxBox, HostCtx_TO, ModError, RAddress};
-use molt_abi::{Address, Level};
+use molt_abi::{index, Address, Level};
 use tokio::sync::oneshot;
 
 use crate::delivery::Delivery;
@@ -77,7 +77,11 @@ impl HostContext {
     pub(crate) fn boxed(parts: CtxParts) -> HostCtxBox {
         let me = Arc::new(match &parts.key {
             Some(key) => Address::key(&*parts.node, &*parts.module, key.to_vec()),
-            None => Address::instance(&*parts.node, &*parts.module, parts.instance),
+            None => Address::instance(
+                &*parts.node,
+                &*parts.module,
+                index::from_ffi(parts.instance),
+            ),
         });
         HostCtx_TO::from_ptr(
             RArc::new(HostContext {
@@ -172,14 +176,18 @@ impl HostCtx for HostContext {
 
     fn sender(&self) -> ROption<RAddress> {
         match self.delivery.sender() {
-            Some(a) => ROption::RSome(RAddress::from(&*a)),
+            // A sender's index is one the host gave out (a `u32`), so it
+            // always converts.
+            Some(a) => RAddress::try_from(&*a).ok().into(),
             None => ROption::RNone,
         }
     }
 
     fn instances(&self, module: RStr<'_>) -> RResult<u32, ModError> {
         match self.slot(module.as_str()) {
-            Some(slot) => ROk(slot.lanes.load().len() as u32),
+            Some(slot) => index::to_ffi(slot.lanes.load().len())
+                .map_err(ModError::from)
+                .into(),
             None => RErr(failed(format!(
                 "module {} is not running (removed, or never added to this node)",
                 module.as_str()
@@ -312,7 +320,7 @@ impl HostContext {
     }
 
     /// Casts to instance `instance` (modulo the instance count) of `module`
-    /// through its pinned lane (`ctx.send`).
+    /// through its pinned lane (`ctx.cast`).
     fn cast_pinned(
         &self,
         module: RStr<'_>,
@@ -325,7 +333,7 @@ impl HostContext {
                 .is_some_and(|s| s.keyed().is_some())
             {
                 return RErr(failed(format!(
-                    "module {} is keyed: send to one of its actors with send_key",
+                    "module {} is keyed: cast to one of its actors with cast_key",
                     module.as_str()
                 )));
             }
@@ -356,7 +364,7 @@ impl HostContext {
             address: address(),
             module: module.to_string(),
         })?;
-        resolve::instance_lane(&slot, to.instance, address)?
+        resolve::instance_lane(&slot, index::from_ffi(to.instance), address)?
             .send(msg)
             .map_err(|_| NoActor::Gone { address: address() })
     }

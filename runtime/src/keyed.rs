@@ -18,6 +18,7 @@
 //! [`crate::directory::route_to_key`] is the one entry point that sends to
 //! a key (handles and module contexts both use it).
 
+mod events;
 mod passivate;
 pub(crate) mod reload;
 pub(crate) mod switch;
@@ -158,7 +159,17 @@ impl Keyed {
     /// The counts for status and metrics.
     fn counts(&self) -> KeyedStatus {
         let t = self.table();
+        let mailbox_depth = t
+            .keys
+            .values()
+            .map(|e| match e {
+                Entry::Live { route, .. } => route.shared.mailbox_depth(),
+                Entry::Activating { queue } | Entry::Passivating { queue } => queue.len() as u64,
+                Entry::Passivated(_) => 0,
+            })
+            .sum();
         KeyedStatus {
+            mailbox_depth,
             live: t.live,
             passivated: t.passivated,
             activations: self.activations.load(Ordering::Relaxed),
@@ -369,6 +380,10 @@ impl KeyedActors for Keyed {
 
     fn close(&self) -> Vec<Route> {
         self.close_all()
+    }
+
+    fn event(&self, event: &Arc<crate::events::Event>) {
+        self.deliver_event(event)
     }
 }
 

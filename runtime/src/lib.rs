@@ -60,7 +60,7 @@ pub use events::{Event, EventBus, EventStream, Received, Stamped};
 pub use handle::ModuleHandle;
 pub use history::{Action, HistoryEntry, KeySwitchFailure, Outcome, Restored, Trigger};
 pub use loader::mapped_libraries;
-pub use molt_abi::{Address, ErrorKind, Key, Protocol, Target};
+pub use molt_abi::{Address, ErrorKind, Key, Protocol, Request, Target, WrongReply};
 pub use node::Node;
 pub use rehearsal::{InstanceRehearsal, ModuleCheck, RehearsalReport};
 pub use reload::Phase;

@@ -302,7 +302,7 @@ impl Actor for ModuleActor {
                 inst.delivery.end();
                 let failed = outcome.as_ref().err().map(|e| e.kind);
                 if let Err(e) = outcome {
-                    tracing::warn!(target: "molt::module", module = &*inst.module, instance = inst.index(), correlation, "on_answer failed: {e}");
+                    tracing::warn!(target: "molt::module", module = &*inst.module, instance = inst.index(), correlation, "handle_answer failed: {e}");
                 }
                 if inst.record(failed) {
                     inst.restart_in_place();
@@ -345,7 +345,7 @@ impl Actor for ModuleActor {
                         .event(RStr::from_str(event.kind()), RStr::from_str(&json))
                         .into_result()
                     {
-                        tracing::warn!(target: "molt::module", module = &*inst.module, "on_event failed: {e}");
+                        tracing::warn!(target: "molt::module", module = &*inst.module, "handle_event failed: {e}");
                     }
                 }
             }

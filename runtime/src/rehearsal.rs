@@ -32,7 +32,7 @@ use crate::directory::Route;
 use crate::error::Error;
 use crate::events::{Event, EventBus};
 use crate::loader::{Library, Loader};
-use crate::reload::{prepare, SwapMode};
+use crate::reload::{prepare, Phase, SwapMode};
 use serde::{Deserialize, Serialize};
 
 /// What a reload of a module would do, found out by a rehearsal.
@@ -71,12 +71,16 @@ impl RehearsalReport {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InstanceRehearsal {
     /// The instance index.
-    pub instance: u32,
+    pub instance: usize,
     /// Whether its state migrated and verified in the new library.
     pub ok: bool,
     /// The phase that failed (`drain`, `snapshot`, `migrate`, `verify`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub phase: Option<String>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::phase::known_or_none"
+    )]
+    pub phase: Option<Phase>,
     /// What failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -134,7 +138,7 @@ pub(crate) async fn run(plan: Plan) -> Result<RehearsalReport, Error> {
                 format!(
                     "instance {} failed in {}: {}",
                     i.instance,
-                    i.phase.as_deref().unwrap_or("?"),
+                    i.phase.map_or("?", Phase::as_str),
                     i.error.as_deref().unwrap_or("")
                 )
             }),
@@ -179,9 +183,9 @@ async fn rehearse(plan: Plan) -> Result<RehearsalReport, Error> {
                 micros(c.copy.verify),
             );
             InstanceRehearsal {
-                instance: c.index,
+                instance: molt_abi::index::from_ffi(c.index),
                 ok: c.copy.failure.is_none(),
-                phase: c.copy.failure.as_ref().map(|f| f.phase.to_string()),
+                phase: c.copy.failure.as_ref().map(|f| f.phase),
                 error: c.copy.failure.map(|f| f.error),
                 state_bytes_before: c.before,
                 state_bytes_after: c.copy.bytes_after,

@@ -332,8 +332,8 @@ async fn prepare_instance(
         crate::metrics::phase(&module, p, took);
         bus.publish(Event::ReloadPhase {
             name: module.to_string(),
-            phase: p.to_string(),
-            instance: Some(index),
+            phase: p,
+            instance: Some(molt_abi::index::from_ffi(index)),
             took_us: took.as_micros() as u64,
             ok,
         });
@@ -518,7 +518,7 @@ async fn run_phases(plan: Plan, ledger: &Ledger) -> Outcome {
                 crate::metrics::phase(&plan.module, Phase::Prepare, lib.load_time);
                 plan.bus.publish(Event::ReloadPhase {
                     name: plan.module.clone(),
-                    phase: Phase::Prepare.to_string(),
+                    phase: Phase::Prepare,
                     instance: None,
                     took_us: lib.load_time.as_micros() as u64,
                     ok: true,

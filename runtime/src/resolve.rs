@@ -30,7 +30,7 @@ pub(crate) enum NoActor {
     NoInstance {
         address: String,
         module: String,
-        index: u32,
+        index: usize,
         count: usize,
     },
     /// A key address to a module that is not keyed.
@@ -55,7 +55,7 @@ pub(crate) enum NoActor {
 /// The lane of instance `index` of the module in `slot`, now: no wrap.
 pub(crate) fn instance_lane(
     slot: &ModuleSlot,
-    index: u32,
+    index: usize,
     address: impl FnOnce() -> String,
 ) -> Result<Arc<Lane>, NoActor> {
     let lanes = slot.lanes.load();
@@ -72,7 +72,7 @@ pub(crate) fn instance_lane(
         });
     }
     lanes
-        .get(index as usize)
+        .get(index)
         .cloned()
         .ok_or_else(|| NoActor::NoInstance {
             address: address(),

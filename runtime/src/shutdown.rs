@@ -42,7 +42,7 @@ pub struct ModuleDrain {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct InstanceDrain {
     /// The instance index.
-    pub index: u32,
+    pub index: usize,
     /// A forwarder left by a scale-down (its messages were on their way to
     /// instance `index % count`), not a serving instance.
     pub forwarder: bool,
@@ -164,7 +164,7 @@ fn count(route: &Route, forwarder: bool) -> InstanceDrain {
     let s = &route.shared;
     let left = s.mailbox_depth();
     InstanceDrain {
-        index: s.index,
+        index: molt_abi::index::from_ffi(s.index),
         forwarder,
         unhandled: if forwarder {
             left + s.failed.load(Ordering::Relaxed)

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InstanceStatus {
     /// The instance index.
-    pub index: u32,
+    pub index: usize,
     /// Messages sent to it but not handled yet.
     pub mailbox_depth: u64,
     /// Messages handled.
@@ -121,6 +121,9 @@ pub struct KeyedStatus {
     pub max_live: u32,
     /// The idle time before passivation, in milliseconds.
     pub idle_passivate_ms: u64,
+    /// Messages waiting in the live actors' mailboxes, summed.
+    #[serde(default)]
+    pub mailbox_depth: u64,
 }
 
 /// The node's status.

@@ -67,13 +67,27 @@ pub async fn status(node: &NodeArgs, json: bool) -> ExitCode {
         let depth: u64 = m.instances.iter().map(|i| i.mailbox_depth).sum();
         let handled: u64 = m.instances.iter().map(|i| i.handled).sum();
         let failed: u64 = m.instances.iter().map(|i| i.failed).sum();
+        // A keyed module's one instance is its template: its actors are
+        // what serves (their counts are on the next lines).
+        let serving = match &m.keyed {
+            Some(k) => format!(
+                "keyed: {} live, {} passivated  mailbox {}",
+                k.live, k.passivated, k.mailbox_depth
+            ),
+            None => format!(
+                "{} instance(s)  mailbox {depth}  handled {handled}  failed {failed}",
+                m.instances.len()
+            ),
+        };
         println!(
-            "  {:<10} {} (state v{}){}  {} instance(s)  mailbox {depth}  handled {handled}  failed {failed}{}",
+            "  {:<10} {} (state v{}){}  {serving}{}",
             m.name,
             m.code_version,
             m.state_version,
-            m.previous.as_ref().map(|p| format!(", previous {p}")).unwrap_or_default(),
-            m.instances.len(),
+            m.previous
+                .as_ref()
+                .map(|p| format!(", previous {p}"))
+                .unwrap_or_default(),
             if m.reloading { "  (reloading)" } else { "" }
         );
         println!(
@@ -85,14 +99,8 @@ pub async fn status(node: &NodeArgs, json: bool) -> ExitCode {
         );
         if let Some(k) = &m.keyed {
             println!(
-                "  {:<10} keyed: {} live, {} passivated (max_live {}, idle {} ms); {} activations, {} passivations",
-                "",
-                k.live,
-                k.passivated,
-                k.max_live,
-                k.idle_passivate_ms,
-                k.activations,
-                k.passivations
+                "  {:<10} keyed actors: max_live {}, idle {} ms; {} activations, {} passivations",
+                "", k.max_live, k.idle_passivate_ms, k.activations, k.passivations
             );
         }
     }
@@ -253,7 +261,7 @@ pub async fn rehearse(node: &NodeArgs, name: &str, library: Option<PathBuf>) -> 
                 "  #{:<3} {} in {}: {}  ({sizes})",
                 i.instance,
                 paint("31", "FAILED"),
-                i.phase.as_deref().unwrap_or("?"),
+                i.phase.map_or("?", molt::reload::Phase::as_str),
                 i.error.as_deref().unwrap_or("")
             );
         }

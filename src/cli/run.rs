@@ -220,12 +220,15 @@ async fn print_summary(node: &Node, config: &NodeConfig, file: Option<&Path>, ro
     println!("molt: node {:?} running on {source}", node.name());
     if let Ok(status) = node.status().await {
         for m in &status.modules {
+            let serving = match &m.keyed {
+                Some(k) => format!("keyed (max_live {})", k.max_live),
+                None => format!("{} instance(s)", m.instances.len()),
+            };
             println!(
-                "  {:<10} {} (state v{}), {} instance(s), {}",
+                "  {:<10} {} (state v{}), {serving}, {}",
                 m.name,
                 m.code_version,
                 m.state_version,
-                m.instances.len(),
                 m.library.display()
             );
         }

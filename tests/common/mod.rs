@@ -25,6 +25,10 @@ pub struct Fixtures {
     /// The keyed example module, 1.0.0 (state v1) and 2.0.0 (state v2).
     pub cart: PathBuf,
     pub cart_v2: PathBuf,
+    /// Module `cart` 1.1.0 (state v1) answering `Items` with another variant.
+    pub cart_other_reply: PathBuf,
+    /// The example `checkout` module (asks `cart` actors).
+    pub checkout: PathBuf,
     pub fault: PathBuf,
     /// The fault fixture's source as code 2.0.0, state version 2.
     pub fault_v2: PathBuf,
@@ -62,6 +66,8 @@ pub fn fixtures() -> &'static Fixtures {
             "kv-v2-1",
             "cart",
             "cart-v2",
+            "cart-other-reply",
+            "checkout",
             "fault",
             "fault-v2",
             "not-a-module",
@@ -95,6 +101,8 @@ pub fn fixtures() -> &'static Fixtures {
             kv_v2_1: find(&libs, "kv_v2_1"),
             cart: find(&libs, "cart"),
             cart_v2: find(&libs, "cart_v2"),
+            cart_other_reply: find(&libs, "cart_other_reply"),
+            checkout: find(&libs, "checkout"),
             fault: find(&libs, "fault"),
             fault_v2: find(&libs, "fault_v2"),
             not_a_module: find(&libs, "not_a_module"),
@@ -331,17 +339,6 @@ pub mod kv {
             .expect("put");
         assert_eq!(reply, Reply::Ok);
     }
-}
-
-/// A keyed module's counts (live, passivated, activations, passivations).
-pub async fn keyed_counts(node: &Node, module: &str) -> molt::KeyedStatus {
-    let status = node.admin().status().await.expect("status");
-    status
-        .modules
-        .iter()
-        .find(|m| m.name == module)
-        .and_then(|m| m.keyed.clone())
-        .unwrap_or_else(|| panic!("{module} is not keyed"))
 }
 
 /// Calls on the `fault` fixture module, with the reply the test expects.
@@ -725,7 +722,7 @@ pub mod actors {
     }
 
     /// How many calls the actor holds open.
-    pub async fn held(h: &Handle) -> u32 {
+    pub async fn held(h: &Handle) -> usize {
         match call(h, Msg::HeldCount).await {
             Reply::Count(Ok(n)) => n,
             other => panic!("unexpected reply {other:?}"),
@@ -766,7 +763,7 @@ pub mod actors {
     }
 
     /// Waits until the actor holds `n` open calls.
-    pub async fn until_held(h: &Handle, n: u32) {
+    pub async fn until_held(h: &Handle, n: usize) {
         until(&format!("{n} held calls"), || async {
             (held(h).await == n).then_some(())
         })
@@ -809,18 +806,40 @@ pub mod cart {
 
     /// The cart module's keyed counts.
     pub async fn keyed_status(node: &Node) -> KeyedStatus {
-        super::keyed_counts(node, "cart").await
+        keyed_status_of(node, "cart").await
     }
 
-    /// Polls the counts until `ok` holds, failing the test after 30 s.
+    /// The keyed counts of the keyed module `module`.
+    pub async fn keyed_status_of(node: &Node, module: &str) -> KeyedStatus {
+        let status = node.admin().status().await.expect("status");
+        status
+            .modules
+            .iter()
+            .find(|m| m.name == module)
+            .and_then(|m| m.keyed.clone())
+            .unwrap_or_else(|| panic!("{module} is keyed"))
+    }
+
+    /// Polls cart's counts until `ok` holds, failing the test after 30 s.
     pub async fn await_status(
         node: &Node,
         what: &str,
         ok: impl Fn(&KeyedStatus) -> bool,
     ) -> KeyedStatus {
+        await_status_of(node, "cart", what, ok).await
+    }
+
+    /// Polls `module`'s keyed counts until `ok` holds, failing the test
+    /// after 30 s.
+    pub async fn await_status_of(
+        node: &Node,
+        module: &str,
+        what: &str,
+        ok: impl Fn(&KeyedStatus) -> bool,
+    ) -> KeyedStatus {
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
         loop {
-            let s = keyed_status(node).await;
+            let s = keyed_status_of(node, module).await;
             if ok(&s) {
                 return s;
             }

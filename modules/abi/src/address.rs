@@ -11,12 +11,13 @@ use abi_stable::std_types::{ROption, RSlice, RStr, RString, RVec};
 use serde::{Deserialize, Serialize};
 
 use crate::ffi::{AddressRef, RAddress};
+use crate::{index, Error};
 
 /// Which actor of a module an [`Address`] names.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Target {
     /// One instance of a module with a fixed pool of instances (0-based).
-    Instance(u32),
+    Instance(usize),
     /// The actor for one key of a keyed module, created on demand.
     Key(Key),
 }
@@ -139,7 +140,7 @@ pub struct Address {
 
 impl Address {
     /// The address of instance `instance` of `module` on `node`.
-    pub fn instance(node: impl Into<String>, module: impl Into<String>, instance: u32) -> Self {
+    pub fn instance(node: impl Into<String>, module: impl Into<String>, instance: usize) -> Self {
         Address {
             node: node.into(),
             module: module.into(),
@@ -159,17 +160,21 @@ impl Address {
 
 impl Address {
     /// The borrowed form the host takes.
-    pub(crate) fn as_ffi(&self) -> AddressRef<'_> {
+    ///
+    /// # Errors
+    /// When the instance index does not fit the FFI's `u32` (see
+    /// [`crate::index::to_ffi`]).
+    pub(crate) fn as_ffi(&self) -> Result<AddressRef<'_>, Error> {
         let (instance, key) = match &self.target {
-            Target::Instance(i) => (*i, ROption::RNone),
+            Target::Instance(i) => (index::to_ffi(*i)?, ROption::RNone),
             Target::Key(k) => (0, ROption::RSome(RSlice::from_slice(k.as_bytes()))),
         };
-        AddressRef {
+        Ok(AddressRef {
             node: RStr::from_str(&self.node),
             module: RStr::from_str(&self.module),
             instance,
             key,
-        }
+        })
     }
 }
 
@@ -180,24 +185,30 @@ impl From<RAddress> for Address {
             module: a.module.into_string(),
             target: match a.key {
                 ROption::RSome(k) => Target::Key(Key(k.into_vec())),
-                ROption::RNone => Target::Instance(a.instance),
+                ROption::RNone => Target::Instance(index::from_ffi(a.instance)),
             },
         }
     }
 }
 
-impl From<&Address> for RAddress {
-    fn from(a: &Address) -> Self {
+impl TryFrom<&Address> for RAddress {
+    type Error = Error;
+
+    /// The owned FFI form (the host hands a sender's address this way).
+    ///
+    /// # Errors
+    /// When the instance index does not fit the FFI's `u32`.
+    fn try_from(a: &Address) -> Result<Self, Error> {
         let (instance, key) = match &a.target {
-            Target::Instance(i) => (*i, ROption::RNone),
+            Target::Instance(i) => (index::to_ffi(*i)?, ROption::RNone),
             Target::Key(k) => (0, ROption::RSome(RVec::from(k.as_bytes()))),
         };
-        RAddress {
+        Ok(RAddress {
             node: RString::from(a.node.as_str()),
             module: RString::from(a.module.as_str()),
             instance,
             key,
-        }
+        })
     }
 }
 
@@ -208,7 +219,7 @@ impl<'a> From<AddressRef<'a>> for Address {
             module: a.module.as_str().to_string(),
             target: match a.key {
                 ROption::RSome(k) => Target::Key(Key(k.to_vec())),
-                ROption::RNone => Target::Instance(a.instance),
+                ROption::RNone => Target::Instance(index::from_ffi(a.instance)),
             },
         }
     }
@@ -248,9 +259,67 @@ mod tests {
             Address::instance("n1", "ping", 3),
             Address::key("n1", "cart", vec![0u8, 255, 7]),
         ] {
-            assert_eq!(Address::from(a.as_ffi()), a);
-            assert_eq!(Address::from(RAddress::from(&a)), a);
+            assert_eq!(Address::from(a.as_ffi().unwrap()), a);
+            assert_eq!(Address::from(RAddress::try_from(&a).unwrap()), a);
         }
+    }
+
+    #[cfg(target_pointer_width = "64")]
+    #[test]
+    fn an_index_past_the_ffi_range_is_refused_not_truncated() {
+        let a = Address::instance("n1", "ping", u32::MAX as usize + 1);
+        assert!(a.as_ffi().is_err());
+        assert!(RAddress::try_from(&a).is_err());
+    }
+
+    /// `Address` as it was when instance indices were `u32`: a state or a
+    /// message holding one must still decode.
+    mod before {
+        use serde::{Deserialize, Serialize};
+
+        #[derive(Serialize, Deserialize)]
+        pub(super) enum Target {
+            Instance(u32),
+            Key(crate::Key),
+        }
+
+        #[derive(Serialize, Deserialize)]
+        pub(super) struct Address {
+            pub(super) node: String,
+            pub(super) module: String,
+            pub(super) target: Target,
+        }
+    }
+
+    #[test]
+    fn an_address_written_with_a_u32_index_reads_back_and_writes_the_same_bytes() {
+        for i in [0u32, 3, 200, 70_000, u32::MAX] {
+            let old = before::Address {
+                node: "n1".into(),
+                module: "ping".into(),
+                target: before::Target::Instance(i),
+            };
+            let new = Address::instance("n1", "ping", i as usize);
+            let old_bytes = rmp_serde::to_vec_named(&old).unwrap();
+            assert_eq!(rmp_serde::from_slice::<Address>(&old_bytes).unwrap(), new);
+            assert_eq!(rmp_serde::to_vec_named(&new).unwrap(), old_bytes);
+            let old_json = serde_json::to_string(&old).unwrap();
+            assert_eq!(serde_json::from_str::<Address>(&old_json).unwrap(), new);
+            assert_eq!(serde_json::to_string(&new).unwrap(), old_json);
+            // Positional (`to_vec`, as some states are written) too.
+            let old_compact = rmp_serde::to_vec(&old).unwrap();
+            assert_eq!(rmp_serde::from_slice::<Address>(&old_compact).unwrap(), new);
+        }
+        let key = before::Address {
+            node: "n1".into(),
+            module: "cart".into(),
+            target: before::Target::Key(crate::Key::from("user-42")),
+        };
+        let bytes = rmp_serde::to_vec_named(&key).unwrap();
+        assert_eq!(
+            rmp_serde::from_slice::<Address>(&bytes).unwrap(),
+            Address::key("n1", "cart", "user-42")
+        );
     }
 
     #[test]

@@ -1,7 +1,7 @@
 use abi_stable::std_types::{RResult, RSlice, RStr};
 use serde::Serialize;
 
-use crate::{ffi::HostCtxBox, Address, Error, Protocol, ReplyToken};
+use crate::{ffi::HostCtxBox, index, Address, Error, Protocol, ReplyToken, Request};
 
 /// Log levels a module can use through [`Ctx::log`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -55,8 +55,8 @@ impl Ctx {
     }
 
     /// This instance's index (0-based).
-    pub fn instance(&self) -> u32 {
-        self.host.instance()
+    pub fn instance(&self) -> usize {
+        index::from_ffi(self.host.instance())
     }
 
     /// Logs through the host's `tracing` subscriber, tagged with the module.
@@ -106,11 +106,13 @@ impl Ctx {
         Ok(())
     }
 
-    /// Sends (casts) a message to another module, typed by its protocol.
+    /// Casts a message to another module, typed by its protocol: queued,
+    /// no reply (the host's `ModuleHandle::cast` is the same word). Which
+    /// instance: the one with this instance's index, modulo the count.
     ///
     /// # Errors
     /// When the message cannot be encoded or the module is not running.
-    pub fn send<P: Protocol>(&self, module: &str, msg: &P::Msg) -> Result<(), Error> {
+    pub fn cast<P: Protocol>(&self, module: &str, msg: &P::Msg) -> Result<(), Error> {
         let bytes = rmp_serde::to_vec_named(msg)
             .map_err(|e| Error::msg(format!("cannot encode a message to {module}: {e}")))?;
         self.host
@@ -119,9 +121,9 @@ impl Ctx {
             .map_err(Error::from)
     }
 
-    /// Sends (casts) a message to instance `instance` of a module (the
-    /// same as [`Ctx::send_addr`] to `Address::instance(node, module,
-    /// instance)`). [`Ctx::send`] instead picks the instance from this
+    /// Casts a message to instance `instance` of a module (the
+    /// same as [`Ctx::cast_addr`] to `Address::instance(node, module,
+    /// instance)`). [`Ctx::cast`] instead picks the instance from this
     /// instance's index. The next instance in a ring is
     /// `(ctx.instance() + 1) % ctx.instances(ctx.module())?`.
     ///
@@ -130,29 +132,30 @@ impl Ctx {
     /// `instance` is out of range (the error names the module, the index and
     /// the instance count: an index never wraps), or the host is older than
     /// this method.
-    pub fn send_to<P: Protocol>(
+    pub fn cast_to<P: Protocol>(
         &self,
         module: &str,
-        instance: u32,
+        instance: usize,
         msg: &P::Msg,
     ) -> Result<(), Error> {
         let bytes = rmp_serde::to_vec_named(msg)
             .map_err(|e| Error::msg(format!("cannot encode a message to {module}: {e}")))?;
+        let instance = index::to_ffi(instance)?;
         self.host
             .send_to(RStr::from_str(module), instance, RSlice::from_slice(&bytes))
             .into_result()
             .map_err(Error::from)
     }
 
-    /// Sends (casts) a message to the actor of `key` in a keyed module
+    /// Casts a message to the actor of `key` in a keyed module
     /// (`keyed = true` in its config), activating it if it is not live:
-    /// `ctx.send_key::<cart_proto::Proto>("cart", "user-42", &msg)`.
+    /// `ctx.cast_key::<cart_proto::Proto>("cart", "user-42", &msg)`.
     ///
     /// # Errors
     /// When the message cannot be encoded, the module is not running or not
     /// keyed, its live limit (`max_live`) is reached, or the host is older
     /// than this method.
-    pub fn send_key<P: Protocol>(
+    pub fn cast_key<P: Protocol>(
         &self,
         module: &str,
         key: impl Into<crate::Key>,
@@ -187,10 +190,10 @@ impl Ctx {
 
     /// The address of the actor that sent the message being handled: an
     /// actor of a module (its [`Ctx::me`]) when a module sent it with
-    /// [`Ctx::send`], [`Ctx::send_to`], [`Ctx::send_addr`] or
-    /// [`Ctx::ask`]; during [`crate::Module::on_answer`], the actor asked.
+    /// [`Ctx::cast`], [`Ctx::cast_to`], [`Ctx::cast_addr`] or
+    /// [`Ctx::ask`]; during [`crate::Module::handle_answer`], the actor asked.
     /// `None` for a message from an application handle, HTTP or the CLI,
-    /// and outside a delivery (`init`, `start`, `on_event`...).
+    /// and outside a delivery (`init`, `start`, `handle_event`...).
     pub fn sender(&self) -> Option<Address> {
         self.host.sender().into_option().map(Address::from)
     }
@@ -200,14 +203,15 @@ impl Ctx {
     ///
     /// # Errors
     /// When no module of that name runs on this node.
-    pub fn instances(&self, module: &str) -> Result<u32, Error> {
+    pub fn instances(&self, module: &str) -> Result<usize, Error> {
         self.host
             .instances(RStr::from_str(module))
             .into_result()
+            .map(index::from_ffi)
             .map_err(Error::from)
     }
 
-    /// Sends (casts) a message to the actor at `to`, typed by its module's
+    /// Casts a message to the actor at `to`, typed by its module's
     /// protocol. The address is resolved on every send, so it stays valid
     /// across reloads of either side and restarts in place; the receiver
     /// sees this actor as its [`Ctx::sender`].
@@ -216,26 +220,31 @@ impl Ctx {
     /// When the message cannot be encoded, or the actor does not exist (its
     /// module is not running, its instance index is out of range after a
     /// scale-down, its node is not this one, or its module is not keyed for
-    /// a key address).
-    pub fn send_addr<P: Protocol>(&self, to: &Address, msg: &P::Msg) -> Result<(), Error> {
+    /// a key address), or its instance index does not fit the host
+    /// interface.
+    pub fn cast_addr<P: Protocol>(&self, to: &Address, msg: &P::Msg) -> Result<(), Error> {
         let bytes = encode_msg(to, msg)?;
         self.host
-            .send_addr(to.as_ffi(), RSlice::from_slice(&bytes))
+            .send_addr(to.as_ffi()?, RSlice::from_slice(&bytes))
             .into_result()
             .map_err(Error::from)
     }
 
-    /// Sends a request to the actor at `to` without waiting: its reply
-    /// comes back later as a message to this actor,
-    /// [`crate::Module::on_answer`], carrying `correlation` (any number this
-    /// module chooses to match the answer to its request). No thread waits
+    /// Asks the actor at `to`: a call whose answer comes back as a message.
+    /// Nothing waits: the reply arrives later as a message to this actor,
+    /// [`crate::Module::handle_answer`], carrying `correlation` (any number
+    /// this module chooses to match the answer to its request). No thread waits
     /// meanwhile; the pending request is held by the host, so it survives a
     /// reload of either side. An actor that does not answer within the
     /// node's call timeout gives an answer carrying a timeout error.
     ///
     /// # Errors
-    /// As [`Ctx::send_addr`]: when the request cannot be sent at all (no
-    /// answer follows then).
+    /// As [`Ctx::cast_addr`]: when the request cannot be sent at all (no
+    /// answer follows then), or `to`'s instance index does not fit the
+    /// host interface.
+    ///
+    /// [`Ctx::request`] is the same with a typed request, whose answer
+    /// decodes to the request's exact reply type.
     pub fn ask<P: Protocol>(
         &self,
         to: &Address,
@@ -244,9 +253,44 @@ impl Ctx {
     ) -> Result<(), Error> {
         let bytes = encode_msg(to, msg)?;
         self.host
-            .ask(to.as_ffi(), RSlice::from_slice(&bytes), correlation)
+            .ask(to.as_ffi()?, RSlice::from_slice(&bytes), correlation)
             .into_result()
             .map_err(Error::from)
+    }
+
+    /// [`Ctx::ask`] with a typed request: `request` is sent as its
+    /// protocol's message, and its answer, delivered to
+    /// [`crate::Module::handle_answer`] with `correlation`, decodes to the
+    /// request's exact reply type with [`crate::Answer::decode`]`::<R>()`.
+    ///
+    /// ```
+    /// # use molt_abi::{Address, Ctx, Error};
+    /// # mod cart_proto {
+    /// #     use serde::{Deserialize, Serialize};
+    /// #     pub struct Proto;
+    /// #     impl molt_abi::Protocol for Proto { type Msg = Msg; type Reply = Reply; }
+    /// #     #[derive(Serialize, Deserialize, Debug)] pub enum Msg { Items }
+    /// #     #[derive(Serialize, Deserialize, Debug)] pub enum Reply { Items(Vec<(String, u32)>) }
+    /// #     molt_abi::requests! { Proto {
+    /// #         Items -> Vec<(String, u32)> { Msg::Items, Reply::Items(items) => items }
+    /// #     } }
+    /// # }
+    /// fn ask_items(ctx: &Ctx, user: &str, correlation: u64) -> Result<(), Error> {
+    ///     let cart = Address::key(ctx.node(), "cart", user);
+    ///     ctx.request(&cart, cart_proto::Items, correlation)
+    ///     // later, in handle_answer: answer.decode::<cart_proto::Items>()
+    /// }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Ctx::ask`].
+    pub fn request<R: Request>(
+        &self,
+        to: &Address,
+        request: R,
+        correlation: u64,
+    ) -> Result<(), Error> {
+        self.ask::<R::Protocol>(to, &request.into_msg(), correlation)
     }
 
     /// Keeps the call being handled open, to answer it later with

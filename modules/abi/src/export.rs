@@ -165,9 +165,9 @@ impl<M: Module> Behaviour for Instance<M> {
     }
 
     fn event(&mut self, kind: RStr<'_>, json: RStr<'_>) -> RResult<(), ModError> {
-        guard("on_event", || {
+        guard("handle_event", || {
             let module = self.module.as_mut().ok_or_else(gone)?;
-            module.on_event(kind.as_str(), json.as_str(), &self.ctx)
+            module.handle_event(kind.as_str(), json.as_str(), &self.ctx)
         })
     }
 
@@ -180,14 +180,14 @@ impl<M: Module> Behaviour for Instance<M> {
         correlation: u64,
         reply: RResult<RVec<u8>, ModError>,
     ) -> RResult<(), ModError> {
-        guard("on_answer", || {
+        guard("handle_answer", || {
             let module = self.module.as_mut().ok_or_else(gone)?;
             let answer = Answer {
                 correlation,
                 from: self.ctx.sender(),
                 result: reply.into_result().map(RVec::into_vec).map_err(Error::from),
             };
-            module.on_answer(answer, &self.ctx)
+            module.handle_answer(answer, &self.ctx)
         })
     }
 }

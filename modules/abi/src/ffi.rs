@@ -136,6 +136,11 @@ pub type BehaviourBox = Behaviour_TO<'static, RBox<()>>;
 /// A cdylib has its own copy of every static (its own `tracing` dispatcher
 /// and `metrics` recorder, which talk to nobody), so logs, metrics, events and
 /// messages to other modules all go through this object.
+///
+/// The `send*` methods are what [`crate::Ctx`]'s `cast*` methods call: they
+/// keep the names they were built with, since the layout check compares
+/// them and a rename would refuse every library built before it. Instance
+/// indices are `u32` here and `usize` in the SDK ([`crate::index`]).
 #[sabi_trait]
 pub trait HostCtx: Send + Sync + Clone {
     /// The module's name.
@@ -173,7 +178,7 @@ pub trait HostCtx: Send + Sync + Clone {
         RResult::RErr(ModError {
             kind: ErrorKind::Failed,
             message: RString::from(format!(
-                "cannot send to an instance of {module}: this host predates send_to"
+                "cannot cast to an instance of {module}: this host predates cast_to"
             )),
         })
     }
@@ -200,7 +205,7 @@ pub trait HostCtx: Send + Sync + Clone {
     /// resolved now: an actor that does not exist is an error.
     fn send_addr(&self, to: AddressRef<'_>, msg: RSlice<'_, u8>) -> RResult<(), ModError> {
         let _ = (to, msg);
-        RResult::RErr(host_predates("send_addr"))
+        RResult::RErr(host_predates("cast_addr"))
     }
 
     /// Sends a request to the actor at `to`; its reply (or why there is
@@ -237,7 +242,7 @@ pub trait HostCtx: Send + Sync + Clone {
         msg: RSlice<'_, u8>,
     ) -> RResult<(), ModError> {
         let _ = (module, key, msg);
-        RResult::RErr(host_predates("send_key"))
+        RResult::RErr(host_predates("cast_key"))
     }
 }
 

@@ -11,6 +11,11 @@
 //! with named fields (rmp-serde), so adding a field with `#[serde(default)]`
 //! needs no migration code.
 //!
+//! A protocol (its `Msg` and `Reply` enums, [`Protocol`]) lives in a small
+//! crate shared with the applications; its typed requests ([`Request`],
+//! declared with [`requests!`]) give each message the exact type of its
+//! reply without changing what crosses the boundary.
+//!
 //! This crate depends on neither tokio nor ractor: module libraries stay small
 //! and never carry a second async runtime.
 //!
@@ -47,9 +52,11 @@ mod ctx;
 mod error;
 mod export;
 pub mod ffi;
+pub mod index;
 mod module;
 mod protocol;
 mod reply;
+mod request;
 pub mod state;
 
 pub use address::{Address, Key, Target};
@@ -58,6 +65,7 @@ pub use error::{Error, ErrorKind};
 pub use module::Module;
 pub use protocol::Protocol;
 pub use reply::{Answer, ReplyToken};
+pub use request::{request_name, Request, WrongReply};
 
 /// Items the [`export_module!`] macro expands to. Not part of the public API.
 #[doc(hidden)]

@@ -20,7 +20,7 @@ pub trait Module: Serialize + DeserializeOwned + Send + Sized + 'static {
     /// The version of the state layout this code writes. Bump it whenever a
     /// change to the state type is not readable by the previous code.
     const STATE_VERSION: u32;
-    /// Whether host events are delivered to [`Module::on_event`].
+    /// Whether host events are delivered to [`Module::handle_event`].
     const EVENTS: bool = false;
 
     /// The module's configuration (the `config` table of its module entry).
@@ -104,7 +104,7 @@ pub trait Module: Serialize + DeserializeOwned + Send + Sized + 'static {
     ///
     /// # Errors
     /// Logged by the host; the instance keeps serving.
-    fn on_event(&mut self, kind: &str, json: &str, ctx: &Ctx) -> Result<(), Error> {
+    fn handle_event(&mut self, kind: &str, json: &str, ctx: &Ctx) -> Result<(), Error> {
         let _ = (kind, json, ctx);
         Ok(())
     }
@@ -112,17 +112,19 @@ pub trait Module: Serialize + DeserializeOwned + Send + Sized + 'static {
     /// The answer to a request this actor made with [`Ctx::ask`], as a
     /// later message: `answer.correlation` is what the request carried,
     /// [`Answer::reply`] decodes the reply (or gives the error: the actor
-    /// asked failed, is gone, or did not answer within the call timeout).
+    /// asked failed, is gone, or did not answer within the call timeout),
+    /// and [`Answer::decode`] narrows it to a typed request's reply (one
+    /// sent with [`Ctx::request`]).
     /// Messages are handled one at a time, so nothing else runs between the
     /// request and this call that the module did not see.
     ///
     /// # Errors
     /// Logged by the host; the instance keeps serving. The default refuses:
     /// a module that asks must implement it.
-    fn on_answer(&mut self, answer: Answer, ctx: &Ctx) -> Result<(), Error> {
+    fn handle_answer(&mut self, answer: Answer, ctx: &Ctx) -> Result<(), Error> {
         let _ = ctx;
         Err(Error::msg(format!(
-            "module {} got the answer with correlation {} but does not implement on_answer",
+            "module {} got the answer with correlation {} but does not implement handle_answer",
             Self::NAME,
             answer.correlation
         )))

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{state, Address, Error, Protocol};
+use crate::{request_name, state, Address, Error, ErrorKind, Protocol, Request};
 
 /// An open call, taken with [`crate::Ctx::reply_later`] and answered with
 /// [`crate::Ctx::reply`].
@@ -32,7 +32,7 @@ impl ReplyToken {
 }
 
 /// The answer to a request this actor made with [`crate::Ctx::ask`],
-/// delivered to [`crate::Module::on_answer`] as a later message.
+/// delivered to [`crate::Module::handle_answer`] as a later message.
 #[derive(Debug, Clone)]
 pub struct Answer {
     /// The correlation the asker chose when it asked.
@@ -58,6 +58,52 @@ impl Answer {
             Ok(bytes) => state::decode("answer", bytes),
             Err(e) => Err(e.clone()),
         }
+    }
+
+    /// The reply to the typed request `R` (sent with [`crate::Ctx::request`]),
+    /// decoded and narrowed to `R`'s exact reply type.
+    ///
+    /// ```
+    /// # use molt_abi::{Answer, Error};
+    /// # mod cart_proto {
+    /// #     use serde::{Deserialize, Serialize};
+    /// #     pub struct Proto;
+    /// #     impl molt_abi::Protocol for Proto { type Msg = Msg; type Reply = Reply; }
+    /// #     #[derive(Serialize, Deserialize, Debug)] pub enum Msg { Items }
+    /// #     #[derive(Serialize, Deserialize, Debug)] pub enum Reply { Items(Vec<(String, u32)>) }
+    /// #     molt_abi::requests! { Proto {
+    /// #         Items -> Vec<(String, u32)> { Msg::Items, Reply::Items(items) => items }
+    /// #     } }
+    /// # }
+    /// fn units(answer: &Answer) -> Result<u64, Error> {
+    ///     let items: Vec<(String, u32)> = answer.decode::<cart_proto::Items>()?;
+    ///     Ok(items.iter().map(|(_, qty)| u64::from(*qty)).sum())
+    /// }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Answer::reply`], and an [`ErrorKind::BadInput`] error naming the
+    /// request and the reply when the actor answered with a reply variant
+    /// `R` does not answer with (another library version, or a bug).
+    pub fn decode<R: Request>(&self) -> Result<R::Reply, Error>
+    where
+        <R::Protocol as Protocol>::Reply: std::fmt::Debug,
+    {
+        let reply = self.reply::<R::Protocol>()?;
+        R::from_reply(reply).map_err(|wrong| {
+            let from = self
+                .from
+                .as_ref()
+                .map_or_else(|| "the actor asked".to_string(), |a| a.to_string());
+            Error::new(
+                ErrorKind::BadInput,
+                format!(
+                    "{from} answered the request {} with {:?}, not its reply",
+                    request_name::<R>(),
+                    wrong.reply
+                ),
+            )
+        })
     }
 
     /// Whether the request got a reply (as opposed to an error).

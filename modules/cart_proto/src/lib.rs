@@ -3,7 +3,8 @@
 //!
 //! ```ignore
 //! let cart = node.module::<cart_proto::Proto>("cart")?.key("user-42");
-//! cart.call(cart_proto::Msg::Add { item: "tea".into(), qty: 2 }).await?;
+//! cart.request(cart_proto::Add { item: "tea".into(), qty: 2 }).await?;
+//! let items: Vec<(String, u32)> = cart.request(cart_proto::Items).await?;
 //! ```
 #![warn(missing_docs)]
 
@@ -16,6 +17,26 @@ pub struct Proto;
 impl molt_abi::Protocol for Proto {
     type Msg = Msg;
     type Reply = Reply;
+}
+
+molt_abi::requests! {
+    Proto {
+        /// Adds `qty` of `item` ([`Msg::Add`]).
+        Add { item: String, qty: u32 } -> () { Msg::Add, Reply::Ok => () }
+        /// The cart's items and quantities, sorted by name ([`Msg::Items`]).
+        Items -> Vec<(String, u32)> { Msg::Items, Reply::Items(items) => items }
+        /// Appends `seq` to the cart's log ([`Msg::Push`]).
+        Push { seq: u64 } -> () { Msg::Push, Reply::Ok => () }
+        /// The cart's log ([`Msg::Seqs`]).
+        Seqs -> Vec<u64> { Msg::Seqs, Reply::Seqs(seqs) => seqs }
+        /// Adds `qty` of `item` to the cart `key` of the keyed module
+        /// `module`, sent from this cart's actor ([`Msg::Give`]).
+        Give { module: String, key: String, item: String, qty: u32 } -> () {
+            Msg::Give, Reply::Ok => ()
+        }
+        /// The serving code and state version ([`Msg::Version`]).
+        Version -> (String, u32) { Msg::Version, Reply::Version { code, state } => (code, state) }
+    }
 }
 
 /// What clients send to one cart (one key).
@@ -40,7 +61,7 @@ pub enum Msg {
     /// The cart's log; answers [`Reply::Seqs`].
     Seqs,
     /// Adds `qty` of `item` to the cart `key` of the keyed module `module`,
-    /// sent from this cart's actor (`ctx.send_key`); answers [`Reply::Ok`].
+    /// sent from this cart's actor (`ctx.cast_key`); answers [`Reply::Ok`].
     Give {
         /// The keyed module.
         module: String,

@@ -101,7 +101,7 @@ impl Module for Cart {
                 item,
                 qty,
             } => {
-                ctx.send_key::<cart_proto::Proto>(&module, key, &Msg::Add { item, qty })?;
+                ctx.cast_key::<cart_proto::Proto>(&module, key, &Msg::Add { item, qty })?;
                 Reply::Ok
             }
             Msg::Version => Reply::Version {

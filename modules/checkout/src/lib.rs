@@ -3,8 +3,10 @@
 //!
 //! A `Checkout { user }` call is kept open ([`Ctx::reply_later`]); the actor
 //! asks the user's cart actor (the key `user` of the keyed module `cart`,
-//! by [`Address::key`]) for its items with [`Ctx::ask`] and answers the kept
-//! call from [`Module::on_answer`]. No thread waits in between, and both the
+//! by [`Address::key`]) for its items with the typed request
+//! `cart_proto::Items` ([`Ctx::request`]) and answers the kept call from
+//! [`Module::handle_answer`], where [`Answer::decode`] gives the items as their
+//! exact type. No thread waits in between, and both the
 //! open call and the pending request are held by the host, so either module
 //! can be reloaded meanwhile.
 #![warn(missing_docs)]
@@ -64,7 +66,7 @@ impl Module for Checkout {
                 let call = ctx.reply_later()?;
                 // When the cart cannot be asked, the error this returns
                 // answers the kept call right away (nothing stays open).
-                ctx.ask::<cart_proto::Proto>(&cart, &cart_proto::Msg::Items, correlation)?;
+                ctx.request(&cart, cart_proto::Items, correlation)?;
                 self.next += 1;
                 self.open.insert(correlation, Open { user, call });
                 Ok(Reply::Pending)
@@ -73,15 +75,15 @@ impl Module for Checkout {
         }
     }
 
-    fn on_answer(&mut self, answer: Answer, ctx: &Ctx) -> Result<(), Error> {
+    fn handle_answer(&mut self, answer: Answer, ctx: &Ctx) -> Result<(), Error> {
         let Some(Open { user, call }) = self.open.remove(&answer.correlation) else {
             return Err(Error::msg(format!(
                 "an answer with correlation {} matches no open checkout",
                 answer.correlation
             )));
         };
-        match answer.reply::<cart_proto::Proto>() {
-            Ok(cart_proto::Reply::Items(items)) => ctx.reply(
+        match answer.decode::<cart_proto::Items>() {
+            Ok(items) => ctx.reply(
                 &call,
                 &Reply::Total {
                     user,
@@ -89,12 +91,8 @@ impl Module for Checkout {
                     units: items.iter().map(|(_, qty)| u64::from(*qty)).sum(),
                 },
             ),
-            Ok(other) => ctx.reply_error(
-                &call,
-                Error::msg(format!(
-                    "cart {user} answered Items with {other:?}, not its items"
-                )),
-            ),
+            // Also a cart that answered another variant (another version):
+            // the error names the request and the reply.
             Err(e) => ctx.reply_error(
                 &call,
                 Error::msg(format!("cart {user} could not be read: {e}")),

@@ -3,7 +3,8 @@
 //!
 //! ```ignore
 //! let checkout = node.module::<checkout_proto::Proto>("checkout")?;
-//! let total = checkout.call(checkout_proto::Msg::Checkout { user: "user-42".into() }).await?;
+//! let total: checkout_proto::Total =
+//!     checkout.request(checkout_proto::Checkout { user: "user-42".into() }).await?;
 //! ```
 #![warn(missing_docs)]
 
@@ -16,6 +17,28 @@ pub struct Proto;
 impl molt_abi::Protocol for Proto {
     type Msg = Msg;
     type Reply = Reply;
+}
+
+molt_abi::requests! {
+    Proto {
+        /// Totals the cart of `user` ([`Msg::Checkout`]).
+        Checkout { user: String } -> Total {
+            Msg::Checkout, Reply::Total { user, lines, units } => Total { user, lines, units }
+        }
+        /// How many checkouts this actor has open now ([`Msg::Open`]).
+        Open -> u32 { Msg::Open, Reply::Open(open) => open }
+    }
+}
+
+/// The total of a cart: the reply to a [`Checkout`] request.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct Total {
+    /// The cart's key.
+    pub user: String,
+    /// How many lines (distinct items) the cart holds.
+    pub lines: u32,
+    /// The sum of the quantities of its lines.
+    pub units: u64,
 }
 
 /// What clients send to a checkout actor.

@@ -1,9 +1,15 @@
 //! The protocol of the example `kv` module, shared by the module libraries
 //! (`kv` 1.x, `kv_v2` 2.x) and the applications that call them.
 //!
+//! Each message is also a typed request (a struct of the same name,
+//! declared with [`molt_abi::requests!`]) whose reply has its exact type:
+//!
 //! ```ignore
-//! let kv = node.module::<kv_proto::Proto>("kv");
-//! kv.call(kv_proto::Msg::Put { key: "a".into(), value: "1".into() }).await?;
+//! let kv = node.module::<kv_proto::Proto>("kv")?;
+//! kv.request(kv_proto::Put { key: "a".into(), value: "1".into() }).await?;
+//! let value: Option<String> = kv.request(kv_proto::Get { key: "a".into() }).await?;
+//! // The same message as the protocol's enum, answered with the whole Reply enum:
+//! let reply = kv.call(kv_proto::Msg::Get { key: "a".into() }).await?;
 //! ```
 #![warn(missing_docs)]
 
@@ -18,6 +24,31 @@ pub struct Proto;
 impl molt_abi::Protocol for Proto {
     type Msg = Msg;
     type Reply = Reply;
+}
+
+molt_abi::requests! {
+    Proto {
+        /// Sets `key` to `value` ([`Msg::Put`]).
+        Put { key: String, value: String } -> () { Msg::Put, Reply::Ok => () }
+        /// Reads a key: its value, if it is set ([`Msg::Get`]).
+        Get { key: String } -> Option<String> { Msg::Get, Reply::Value(value) => value }
+        /// Removes a key; absent keys are fine ([`Msg::Delete`]).
+        Delete { key: String } -> () { Msg::Delete, Reply::Ok => () }
+        /// Appends `seq` to the journal `stream` ([`Msg::Push`]).
+        Push { stream: String, seq: u64 } -> () { Msg::Push, Reply::Ok => () }
+        /// Reads a journal, empty if unknown ([`Msg::Stream`]).
+        Stream { stream: String } -> Vec<u64> { Msg::Stream, Reply::Stream(seqs) => seqs }
+        /// The whole user-visible state ([`Msg::Dump`]).
+        GetDump -> Dump { Msg::Dump, Reply::Dump(dump) => dump }
+        /// How often a key was read; kv 2.x only ([`Msg::Hits`]).
+        Hits { key: String } -> u64 { Msg::Hits, Reply::Hits(hits) => hits }
+        /// The code and state version of the running code ([`Msg::Version`]).
+        Version -> (String, u32) { Msg::Version, Reply::Version { code, state } => (code, state) }
+        /// Demo: the handler returns an error with this reason ([`Msg::Fail`]).
+        Fail { reason: String } -> () { Msg::Fail, Reply::Ok => () }
+        /// Demo: the handler panics with this reason ([`Msg::Panic`]).
+        Panic { reason: String } -> () { Msg::Panic, Reply::Ok => () }
+    }
 }
 
 /// What clients send to the kv module.

@@ -146,6 +146,8 @@ fn call_error(e: CallError) -> ApiError {
             ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_running", text)
         }
         CallError::Codec { .. } => ApiError::bad_request(text),
+        // HTTP sends the protocol's message, never a typed request.
+        CallError::WrongReply { .. } => ApiError::new(StatusCode::BAD_GATEWAY, "wrong_reply", text),
         CallError::NotKeyed(_) | CallError::KeyRequired(_) => ApiError::bad_request(text),
         CallError::TooManyLive { .. } => {
             ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "too_many_live", text)

@@ -7,6 +7,7 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, LoadCause};
+use crate::phase::Phase;
 
 /// The body of every error answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -18,8 +19,12 @@ pub struct ErrorBody {
     /// kind (`bad_request`, `unauthorized`, ...).
     pub kind: String,
     /// The reload phase that failed, for `load` and `reload_failed`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub phase: Option<String>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::phase::known_or_none"
+    )]
+    pub phase: Option<Phase>,
     /// Why the library could not be loaded, for `load`
     /// (`outside_library_dirs`, `not_found`, `not_a_molt_module`, ...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -62,7 +67,7 @@ impl From<Error> for ApiError {
             body: ErrorBody {
                 error: e.to_string(),
                 kind: kind_of(&e).to_string(),
-                phase: e.phase().map(|p| p.as_str().to_string()),
+                phase: e.phase(),
                 cause,
             },
         }
@@ -168,7 +173,7 @@ mod tests {
         .into();
         assert_eq!(e.status, StatusCode::UNPROCESSABLE_ENTITY);
         assert_eq!(e.body.kind, "reload_failed");
-        assert_eq!(e.body.phase.as_deref(), Some("migrate"));
+        assert_eq!(e.body.phase, Some(Phase::Migrate));
 
         let e: ApiError = Error::Load {
             path: "/x/libkv.so".into(),
@@ -178,7 +183,7 @@ mod tests {
         }
         .into();
         assert_eq!(e.status, StatusCode::UNPROCESSABLE_ENTITY);
-        assert_eq!(e.body.phase.as_deref(), Some("prepare"));
+        assert_eq!(e.body.phase, Some(Phase::Prepare));
         assert_eq!(e.body.cause.as_deref(), Some("outside_library_dirs"));
         let json = serde_json::to_value(&e.body).unwrap();
         assert_eq!(json["kind"], "load");

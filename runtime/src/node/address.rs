@@ -1,8 +1,8 @@
 //! Sending to an [`Address`] from the application (issue #9 §1): the same
-//! resolution as a module's `ctx.send_addr`, done on every send. The
+//! resolution as a module's `ctx.cast_addr`, done on every send. The
 //! receiver's `ctx.sender()` is `None` for these messages.
 
-use molt_abi::{Address, Protocol};
+use molt_abi::{Address, Protocol, Request};
 use tokio::sync::oneshot;
 
 use super::Node;
@@ -22,18 +22,18 @@ fn encode<T: serde::Serialize>(to: &Address, msg: &T) -> Result<Vec<u8>, CallErr
 impl Node {
     /// The address of instance `index` of `module` on this node (not
     /// checked: a send to it is).
-    pub fn address(&self, module: &str, index: u32) -> Address {
+    pub fn address(&self, module: &str, index: usize) -> Address {
         Address::instance(self.name(), module, index)
     }
 
-    /// Sends (casts) a message to the actor at `to`, resolved now, typed by
-    /// its module's protocol.
+    /// Casts a message to the actor at `to` (queued, no reply), resolved
+    /// now, typed by its module's protocol.
     ///
     /// ```no_run
     /// # async fn demo(node: molt_runtime::Node) -> Result<(), molt_runtime::CallError> {
     /// # struct Kv; impl molt_runtime::Protocol for Kv { type Msg = String; type Reply = String; }
     /// let second = node.address("kv", 1);
-    /// node.send_addr::<Kv>(&second, &"hello".to_string())?;
+    /// node.cast_addr::<Kv>(&second, &"hello".to_string())?;
     /// # Ok(()) }
     /// ```
     ///
@@ -41,7 +41,7 @@ impl Node {
     /// [`CallError::NoActor`] when no actor has that address (module not
     /// running, instance index out of range, another node, a key of a
     /// module that is not keyed), [`CallError::Codec`].
-    pub fn send_addr<P: Protocol>(&self, to: &Address, msg: &P::Msg) -> Result<(), CallError> {
+    pub fn cast_addr<P: Protocol>(&self, to: &Address, msg: &P::Msg) -> Result<(), CallError> {
         let bytes = encode(to, msg)?;
         resolve::send(
             &self.directory,
@@ -61,7 +61,7 @@ impl Node {
     /// with "the caller gave up").
     ///
     /// # Errors
-    /// As [`Node::send_addr`], plus [`CallError::Handler`] and
+    /// As [`Node::cast_addr`], plus [`CallError::Handler`] and
     /// [`CallError::Timeout`] as [`crate::ModuleHandle::call`].
     pub async fn call_addr<P: Protocol>(
         &self,
@@ -83,5 +83,32 @@ impl Node {
             what: "decode the reply",
             error: e.to_string(),
         })
+    }
+
+    /// [`Node::call_addr`] with a typed request: sent as its protocol's
+    /// message, its reply narrowed to the request's exact type.
+    ///
+    /// ```no_run
+    /// # async fn demo(node: molt_runtime::Node) -> Result<(), molt_runtime::CallError> {
+    /// let cart = molt_runtime::Address::key(node.name(), "cart", "user-42");
+    /// let items: Vec<(String, u32)> = node.request_addr(&cart, cart_proto::Items).await?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Cancel safety
+    /// As [`Node::call_addr`].
+    ///
+    /// # Errors
+    /// As [`Node::call_addr`], plus [`CallError::WrongReply`] when the actor
+    /// answered with a reply variant the request does not answer with.
+    pub async fn request_addr<R>(&self, to: &Address, request: R) -> Result<R::Reply, CallError>
+    where
+        R: Request,
+        <R::Protocol as Protocol>::Reply: std::fmt::Debug,
+    {
+        let reply = self
+            .call_addr::<R::Protocol>(to, &request.into_msg())
+            .await?;
+        R::from_reply(reply).map_err(|wrong| CallError::wrong_reply::<R>(&to.module, wrong))
     }
 }

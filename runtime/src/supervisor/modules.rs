@@ -79,7 +79,7 @@ impl Supervisor {
             .await
             .map_err(|e| Error::StartFailed {
                 module: module.to_string(),
-                instance: index,
+                instance: molt_abi::index::from_ffi(index),
                 error: startup_message(e),
             })?;
         Ok(Route { actor, shared })
@@ -433,7 +433,7 @@ impl Supervisor {
                         .map(|r| {
                             let checkpoint = r.shared.checkpoint();
                             InstanceStatus {
-                                index: r.shared.index,
+                                index: molt_abi::index::from_ffi(r.shared.index),
                                 mailbox_depth: r.shared.mailbox_depth(),
                                 handled: r.shared.handled.load(Ordering::Relaxed),
                                 failed: r.shared.failed.load(Ordering::Relaxed),

@@ -399,7 +399,7 @@ impl Supervisor {
                 })
             }
             Err(failure) => {
-                record.phase = Some(failure.phase.to_string());
+                record.phase = Some(failure.phase);
                 record.error = Some(failure.error.clone());
                 record.outcome = if failure.phase == Phase::Prepare {
                     Outcome::Rejected
@@ -409,7 +409,7 @@ impl Supervisor {
                 tracing::warn!(target: "molt::supervisor", module = %module, phase = %failure.phase, "{} failed, {from} keeps serving: {}", request.name(), failure.error);
                 st.bus.publish(Event::ModuleReloadFailed {
                     name: module.clone(),
-                    phase: failure.phase.to_string(),
+                    phase: failure.phase,
                     error: failure.error.clone(),
                 });
                 if !request.is_reload() && failure.kind == Some(ErrorKind::CannotDowngrade) {
@@ -446,7 +446,7 @@ impl Supervisor {
         tracing::warn!(target: "molt::supervisor", module = %module, phase = %phase, "reload failed, {from} keeps serving: {error}");
         st.bus.publish(Event::ModuleReloadFailed {
             name: module.clone(),
-            phase: phase.to_string(),
+            phase,
             error: error.clone(),
         });
         Self::record(
@@ -460,7 +460,7 @@ impl Supervisor {
                 from,
                 to: String::new(),
                 outcome: Outcome::Rejected,
-                phase: Some(phase.to_string()),
+                phase: Some(phase),
                 error: Some(error),
                 pause_us: 0,
                 restored: None,

@@ -26,7 +26,7 @@ impl Supervisor {
         let state_age_ms = r.state_age.as_millis() as u64;
         st.bus.publish(Event::ModuleRestarted {
             name: r.module.clone(),
-            instance: r.instance,
+            instance: molt_abi::index::from_ffi(r.instance),
             reason: r.reason.clone(),
             restored: r.restored.to_string(),
             state_age_ms,
@@ -53,7 +53,7 @@ impl Supervisor {
                 from: r.restored.to_string(),
                 state_age_ms,
                 forced: false,
-                instances: vec![r.instance],
+                instances: vec![molt_abi::index::from_ffi(r.instance)],
                 stuck_messages: 0,
             }),
             keys_kept_passivated: 0,
@@ -180,7 +180,7 @@ impl Supervisor {
         for r in &outcome.restored {
             let state_age_ms = r.state_age.as_millis() as u64;
             summary.state_age_ms = summary.state_age_ms.max(state_age_ms);
-            summary.instances.push(r.index);
+            summary.instances.push(molt_abi::index::from_ffi(r.index));
             summary.stuck_messages += r.stuck_messages;
             if r.restored == "start" {
                 summary.from = "start".into();

@@ -33,7 +33,7 @@ impl Module for Counter {
             }
             CounterMsg::Retrieve => {
                 let total = std::mem::take(&mut self.count);
-                ctx.send::<ProducerProto>(counting::PRODUCER, &ProducerMsg::Total(total))
+                ctx.cast::<ProducerProto>(counting::PRODUCER, &ProducerMsg::Total(total))
             }
         }
     }

@@ -16,7 +16,7 @@ pub struct Pinger {
 impl Pinger {
     fn ping(&mut self, ctx: &Ctx) -> Result<(), Error> {
         self.pings_left -= 1;
-        ctx.send::<PongerProto>(pingpong::PONGER, &PongerMsg::Ping)
+        ctx.cast::<PongerProto>(pingpong::PONGER, &PongerMsg::Ping)
     }
 }
 
@@ -44,7 +44,7 @@ impl Module for Pinger {
             PingerMsg::Pong => {
                 self.pongs += 1;
                 if self.pings_left > 0 {
-                    ctx.send_addr::<PingerProto>(&ctx.me(), &PingerMsg::SendPing)
+                    ctx.cast_addr::<PingerProto>(&ctx.me(), &PingerMsg::SendPing)
                 } else {
                     ctx.publish(pingpong::DONE, &self.pongs)
                 }

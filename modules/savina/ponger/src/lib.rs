@@ -33,7 +33,7 @@ impl Module for Ponger {
                 let pinger = ctx
                     .sender()
                     .ok_or_else(|| Error::msg("a ping without a sender: nobody to answer"))?;
-                ctx.send_addr::<PingerProto>(&pinger, &PingerMsg::Pong)
+                ctx.cast_addr::<PingerProto>(&pinger, &PingerMsg::Pong)
             }
         }
     }

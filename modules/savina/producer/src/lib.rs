@@ -28,9 +28,9 @@ impl Module for Producer {
         match msg {
             ProducerMsg::Start { count } => {
                 for _ in 0..count {
-                    ctx.send::<CounterProto>(counting::COUNTER, &CounterMsg::Increment)?;
+                    ctx.cast::<CounterProto>(counting::COUNTER, &CounterMsg::Increment)?;
                 }
-                ctx.send::<CounterProto>(counting::COUNTER, &CounterMsg::Retrieve)
+                ctx.cast::<CounterProto>(counting::COUNTER, &CounterMsg::Retrieve)
             }
             ProducerMsg::Total(total) => ctx.publish(counting::DONE, &total),
         }

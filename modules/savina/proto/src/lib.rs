@@ -1,5 +1,5 @@
 //! The protocols of the Savina benchmark modules: the module names, the
-//! messages they send each other with `Ctx::send`/`Ctx::send_addr`, and the
+//! messages they send each other with `Ctx::cast`/`Ctx::cast_addr`, and the
 //! topics of the events they publish when a run is over (what
 //! `benches/savina.rs` waits for on `node.subscribe()`).
 //!
@@ -120,7 +120,7 @@ pub mod counting {
 
 /// Thread ring: the instances of `savina-ring` form a ring (instance `i`
 /// holds the address of `i + 1`, the last of 0, and passes to it with
-/// `Ctx::send_addr`); a token goes round `hops` times, then an exit message
+/// `Ctx::cast_addr`); a token goes round `hops` times, then an exit message
 /// makes one lap.
 pub mod ring {
     use serde::{Deserialize, Serialize};
@@ -149,15 +149,15 @@ pub mod ring {
             /// Passes still to make.
             hops_left: u64,
             /// The ring's size (the module's instance count).
-            ring: u32,
+            ring: usize,
         },
         /// The exit lap: every other position gets it once; the last one
         /// (`left == 1`) publishes [`DONE`] instead of passing it on.
         Exit {
             /// Positions still to visit, this one included.
-            left: u32,
+            left: usize,
             /// The instance where the token stopped.
-            token_stopped_at: u32,
+            token_stopped_at: usize,
         },
     }
 
@@ -166,10 +166,10 @@ pub mod ring {
     pub struct Done {
         /// The instance where the token stopped: `hops % ring` for a token
         /// started at instance 0.
-        pub token_stopped_at: u32,
+        pub token_stopped_at: usize,
         /// The instance that published this, the one before
         /// `token_stopped_at` in the ring.
-        pub instance: u32,
+        pub instance: usize,
     }
 }
 

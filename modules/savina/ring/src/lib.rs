@@ -1,7 +1,7 @@
 //! Savina thread ring: one ring position per instance. Each position holds
 //! its neighbour's address (instance `(i + 1) % count` of its own module,
 //! so the last passes to 0), as Savina's ring actors hold their
-//! neighbour's reference, and passes to it with `Ctx::send_addr`.
+//! neighbour's reference, and passes to it with `Ctx::cast_addr`.
 #![warn(missing_docs)]
 
 use molt_abi::{Address, Ctx, Error, Module};
@@ -22,10 +22,10 @@ impl Position {
             self.next = Some(Address::instance(ctx.node(), ring::RING, index));
         }
         let next = self.next.as_ref().ok_or("no neighbour")?;
-        ctx.send_addr::<RingProto>(next, msg)
+        ctx.cast_addr::<RingProto>(next, msg)
     }
 
-    fn exit(&mut self, ctx: &Ctx, left: u32, token_stopped_at: u32) -> Result<(), Error> {
+    fn exit(&mut self, ctx: &Ctx, left: usize, token_stopped_at: usize) -> Result<(), Error> {
         if left > 1 {
             return self.pass(
                 ctx,

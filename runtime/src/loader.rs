@@ -8,12 +8,12 @@
 //! the next load), so every load maps one more copy. [`mapped_libraries`]
 //! reports the count, and `limits.max_mapped_libraries` caps it.
 //!
-//! One job per file under `loader/`: [`source`] opens the requested file
+//! One job per file under `loader/`: `source` opens the requested file
 //! (a regular file within `limits.max_library_bytes`, valid ELF headers,
 //! all checked before a byte is copied), [`copy_dir`] writes the copy into
-//! a folder nobody else can write to, [`elf`] checks ELF headers,
-//! [`mappings`] counts and caps mapped copies, [`stale`] removes what dead
-//! nodes left behind, [`abi_errors`] turns abi_stable's errors into causes.
+//! a folder nobody else can write to, `elf` checks ELF headers,
+//! `mappings` counts and caps mapped copies, `stale` removes what dead
+//! nodes left behind, `abi_errors` turns abi_stable's errors into causes.
 
 mod abi_errors;
 pub mod copy_dir;

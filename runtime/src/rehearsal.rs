@@ -5,7 +5,7 @@
 //! snapshot between messages (a `Rehearse` delivery through its mailbox, the
 //! way checkpoints are taken: the only pause it costs) → off the actor, the
 //! new library migrates a copy of that state into a throwaway behaviour,
-//! verifies it and drops it ([`copy`]). Nothing is stopped, started or
+//! verifies it and drops it (`copy`). Nothing is stopped, started or
 //! swapped; messages keep flowing. The answer ([`RehearsalReport`]) gives the
 //! versions, each instance's result (with the phase that failed), the state
 //! sizes before and after, and the expected pause. A rehearsal publishes

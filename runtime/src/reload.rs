@@ -3,16 +3,16 @@
 //!
 //! | # | phase | where | file |
 //! |---|---|---|---|
-//! | 1 | prepare | coordinator, blocking pool | [`prepare`] |
-//! | 2 | drain | coordinator → each instance's mailbox | [`drain`] |
-//! | 3 | snapshot | instance | [`snapshot`] |
-//! | 4 | migrate | instance | [`migrate`] |
-//! | 5 | swap | instance | [`swap`] |
-//! | 6 | verify | instance | [`verify`] |
-//! | 7 | commit / rollback | coordinator + instances (two-phase) | [`commit`] |
-//! | 8 | replay | instance (ractor hands over the queued messages) | [`replay`] |
+//! | 1 | prepare | coordinator, blocking pool | `prepare` |
+//! | 2 | drain | coordinator → each instance's mailbox | `drain` |
+//! | 3 | snapshot | instance | `snapshot` |
+//! | 4 | migrate | instance | `migrate` |
+//! | 5 | swap | instance | `swap` |
+//! | 6 | verify | instance | `verify` |
+//! | 7 | commit / rollback | coordinator + instances (two-phase) | `commit` |
+//! | 8 | replay | instance (ractor hands over the queued messages) | `replay` |
 //!
-//! The coordinator ([`run_guarded`]) runs as a task of its own, so the
+//! The coordinator (`run_guarded`) runs as a task of its own, so the
 //! supervisor keeps answering while a module reloads and different modules
 //! reload at once.
 

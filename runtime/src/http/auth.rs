@@ -35,7 +35,7 @@ const MAKE_ONE: &str = "make one with `head -c 32 /dev/urandom | base64`";
 /// # Errors
 /// [`Error::Config`] when the file cannot be read, is not a regular file,
 /// is readable by group or others, or is empty; or the token is shorter
-/// than [`MIN_TOKEN_BYTES`] or not printable ASCII without spaces.
+/// than `MIN_TOKEN_BYTES` or not printable ASCII without spaces.
 pub fn token_from_env_or_file(file: Option<&Path>) -> Result<Option<String>, Error> {
     match std::env::var(TOKEN_ENV) {
         Ok(v) if !v.trim().is_empty() => {

@@ -679,9 +679,13 @@ async fn main() {
     let mut molt = Molt::start().await;
     let mut plain = Ractor::start().await;
 
-    let mut pairs: Vec<Pair> = vec![Pair::default(); Bench::ALL.len()];
+    let benches: Vec<Bench> = Bench::ALL
+        .into_iter()
+        .filter(|b| side_by_side::selected(b.name()))
+        .collect();
+    let mut pairs: Vec<Pair> = vec![Pair::default(); benches.len()];
     for round in side_by_side::schedule(rounds) {
-        for (b, pair) in Bench::ALL.iter().zip(pairs.iter_mut()) {
+        for (b, pair) in benches.iter().zip(pairs.iter_mut()) {
             let (dm, dr) = match b {
                 Bench::PingPong => both!(round, molt.ping_pong().await, plain.ping_pong().await),
                 Bench::Counting => both!(round, molt.counting().await, plain.counting().await),
@@ -707,7 +711,7 @@ async fn main() {
         side_by_side::RATIO_HEADER
     );
     println!("|---|---|---|---|---|---|---|---|---|");
-    for (b, pair) in Bench::ALL.iter().zip(&pairs) {
+    for (b, pair) in benches.iter().zip(&pairs) {
         let s = pair.summary();
         println!(
             "| {} | {} | {} | {} | {} | {} | {:.0} ns |",

@@ -103,6 +103,10 @@ impl Actor for Plain {
     }
 }
 
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
 fn rate(n: u64, d: Duration) -> f64 {
     n as f64 / d.as_secs_f64() / 1e6
 }
@@ -205,57 +209,68 @@ async fn main() {
 
     let rounds = side_by_side::rounds();
     let load_before = side_by_side::load_average();
+    let (cast_row, call_row) = (side_by_side::selected("cast"), side_by_side::selected("call"));
     let (mut casts, mut calls) = (Pair::default(), Pair::default());
     let (mut mpsc, mut counters) = (vec![], vec![]);
     for round in side_by_side::schedule(rounds) {
-        let cast = both!(round, molt_casts(&h).await, ractor_casts(&plain).await);
-        let call = both!(round, molt_calls(&h).await, ractor_calls(&plain).await);
-        casts.push(round, cast);
-        calls.push(round, call);
-        let (t, c) = (mpsc_casts().await, counters_cost());
-        if round.counted {
-            mpsc.push(t);
-            counters.push(c);
-        }
-        eprintln!(
-            "round {}{}: cast molt {:.0} ms, ractor {:.0} ms; call molt {:.0} ms, ractor {:.0} ms",
+        let mut line = format!(
+            "round {}{}:",
             round.index,
-            if round.counted { "" } else { " (warm-up)" },
-            cast.0.as_secs_f64() * 1e3,
-            cast.1.as_secs_f64() * 1e3,
-            call.0.as_secs_f64() * 1e3,
-            call.1.as_secs_f64() * 1e3,
+            if round.counted { "" } else { " (warm-up)" }
         );
+        if cast_row {
+            let (m, r) = both!(round, molt_casts(&h).await, ractor_casts(&plain).await);
+            casts.push(round, (m, r));
+            line += &format!(" cast molt {:.0} ms, ractor {:.0} ms;", ms(m), ms(r));
+            let (t, c) = (mpsc_casts().await, counters_cost());
+            if round.counted {
+                mpsc.push(t);
+                counters.push(c);
+            }
+        }
+        if call_row {
+            let (m, r) = both!(round, molt_calls(&h).await, ractor_calls(&plain).await);
+            calls.push(round, (m, r));
+            line += &format!(" call molt {:.0} ms, ractor {:.0} ms", ms(m), ms(r));
+        }
+        eprintln!("{line}");
     }
-    let (cast, call) = (casts.summary(), calls.summary());
-    let (tc, cc) = (median(mpsc), median(counters));
     println!(
         "| what | molt | plain ractor | {} | molt's extra per message | tokio mpsc |",
         side_by_side::RATIO_HEADER
     );
     println!("|---|---|---|---|---|---|---|---|");
-    println!(
-        "| cast, {CASTS} msgs | {:.2} M msg/s | {:.2} M msg/s | {} | {:.0} ns | {:.2} M msg/s |",
-        rate(CASTS, cast.molt),
-        rate(CASTS, cast.ractor),
-        cast.ratio_cells(),
-        cast.extra_ns(CASTS),
-        rate(CASTS, tc),
-    );
-    println!(
-        "| call (round trip: Add answered with the total), {CALLS} | {:.0} k/s | {:.0} k/s | {} | {:.0} ns | |",
-        rate(CALLS, call.molt) * 1e3,
-        rate(CALLS, call.ractor) * 1e3,
-        call.ratio_cells(),
-        call.extra_ns(CALLS),
-    );
+    if cast_row {
+        let cast = casts.summary();
+        println!(
+            "| cast, {CASTS} msgs | {:.2} M msg/s | {:.2} M msg/s | {} | {:.0} ns | {:.2} M msg/s |",
+            rate(CASTS, cast.molt),
+            rate(CASTS, cast.ractor),
+            cast.ratio_cells(),
+            cast.extra_ns(CASTS),
+            rate(CASTS, median(mpsc)),
+        );
+    }
+    if call_row {
+        let call = calls.summary();
+        println!(
+            "| call (round trip: Add answered with the total), {CALLS} | {:.0} k/s | {:.0} k/s | {} | {:.0} ns | |",
+            rate(CALLS, call.molt) * 1e3,
+            rate(CALLS, call.ractor) * 1e3,
+            call.ratio_cells(),
+            call.extra_ns(CALLS),
+        );
+    }
     println!();
-    println!(
-        "per message: molt cast {:.0} ns, ractor cast {:.0} ns; molt's status counters (2 relaxed atomic adds, uncontended) {:.1} ns",
-        cast.molt.as_nanos() as f64 / CASTS as f64,
-        cast.ractor.as_nanos() as f64 / CASTS as f64,
-        cc.as_nanos() as f64 / CASTS as f64
-    );
+    if cast_row {
+        let cast = casts.summary();
+        println!(
+            "per message: molt cast {:.0} ns, ractor cast {:.0} ns; molt's status counters (2 relaxed atomic adds, uncontended) {:.1} ns",
+            cast.molt.as_nanos() as f64 / CASTS as f64,
+            cast.ractor.as_nanos() as f64 / CASTS as f64,
+            median(counters).as_nanos() as f64 / CASTS as f64
+        );
+    }
     println!("{}", side_by_side::method_note(rounds, &load_before));
     plain.stop(None);
     node.shutdown().await;

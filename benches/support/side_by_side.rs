@@ -16,6 +16,10 @@
 //!
 //! `MOLT_BENCH_ROUNDS=n` sets the counted rounds (fewer for a quick look
 //! while developing); the default is [`DEFAULT_ROUNDS`].
+//! `MOLT_BENCH_SIDE=molt` (or `ractor`) runs one side alone, for a profiler
+//! (`perf record`) to see only that side's work; the ratios are then
+//! meaningless (100 %). `MOLT_BENCH_ROWS=a,b` runs only the rows so named
+//! (`cast`, `call`; `ping-pong`, `thread ring`, ...).
 
 use std::time::Duration;
 
@@ -35,6 +39,38 @@ pub fn rounds() -> usize {
         .unwrap_or(DEFAULT_ROUNDS)
 }
 
+/// Which side runs: both, or only one when profiling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sides {
+    /// Both, side by side (the default).
+    Both,
+    /// Only molt (`MOLT_BENCH_SIDE=molt`).
+    Molt,
+    /// Only ractor (`MOLT_BENCH_SIDE=ractor`).
+    Ractor,
+}
+
+/// What `MOLT_BENCH_SIDE` asks for.
+///
+/// Panics on a value that is neither `molt` nor `ractor`.
+pub fn sides() -> Sides {
+    match std::env::var("MOLT_BENCH_SIDE").as_deref() {
+        Err(_) | Ok("") => Sides::Both,
+        Ok("molt") => Sides::Molt,
+        Ok("ractor") => Sides::Ractor,
+        Ok(other) => panic!("MOLT_BENCH_SIDE={other}: expected molt or ractor"),
+    }
+}
+
+/// Whether the row `name` runs: every row unless `MOLT_BENCH_ROWS` lists
+/// some (comma-separated names).
+pub fn selected(name: &str) -> bool {
+    match std::env::var("MOLT_BENCH_ROWS") {
+        Ok(rows) if !rows.trim().is_empty() => rows.split(',').any(|r| r.trim() == name),
+        _ => true,
+    }
+}
+
 /// One round of the schedule.
 #[derive(Debug, Clone, Copy)]
 pub struct Round {
@@ -44,23 +80,34 @@ pub struct Round {
     pub counted: bool,
     /// Whether molt runs before ractor in this round.
     pub molt_first: bool,
+    /// Which sides run.
+    pub sides: Sides,
 }
 
 /// The warm-up rounds, then `counted` rounds; the side that runs first
 /// alternates.
 pub fn schedule(counted: usize) -> impl Iterator<Item = Round> {
-    (0..WARMUP_ROUNDS + counted).map(|index| Round {
+    let sides = sides();
+    (0..WARMUP_ROUNDS + counted).map(move |index| Round {
         index,
         counted: index >= WARMUP_ROUNDS,
         molt_first: index % 2 == 0,
+        sides,
     })
 }
 
 /// Evaluates `$molt` and `$ractor` (each a `Duration`, `.await` allowed) in
-/// the order `$round` says; gives `(molt, ractor)`.
+/// the order `$round` says; gives `(molt, ractor)`. When only one side runs
+/// ([`Sides`]), its time stands for both.
 macro_rules! both {
     ($round:expr, $molt:expr, $ractor:expr) => {
-        if $round.molt_first {
+        if $round.sides == side_by_side::Sides::Molt {
+            let m = $molt;
+            (m, m)
+        } else if $round.sides == side_by_side::Sides::Ractor {
+            let r = $ractor;
+            (r, r)
+        } else if $round.molt_first {
             let m = $molt;
             let r = $ractor;
             (m, r)
@@ -98,8 +145,6 @@ pub struct Summary {
     pub q3: f64,
     /// Largest per-round ratio, in %.
     pub max: f64,
-    /// Counted rounds.
-    pub rounds: usize,
 }
 
 impl Pair {
@@ -132,7 +177,6 @@ impl Pair {
             q1: quantile(&ratios, 0.25),
             q3: quantile(&ratios, 0.75),
             max: ratios[ratios.len() - 1],
-            rounds: ratios.len(),
         }
     }
 }
@@ -180,7 +224,13 @@ pub fn load_average() -> String {
 
 /// The line under a table: how it was measured.
 pub fn method_note(rounds: usize, load_before: &str) -> String {
+    let alone = match sides() {
+        Sides::Both => "",
+        Sides::Molt => "ONLY MOLT RAN (MOLT_BENCH_SIDE): the ratios mean nothing; ",
+        Sides::Ractor => "ONLY RACTOR RAN (MOLT_BENCH_SIDE): the ratios mean nothing; ",
+    };
     format!(
+        "{alone}
         "{rounds} counted rounds after {WARMUP_ROUNDS} warm-up round(s), molt and ractor back to back \
          in each, the first side alternating; molt / ractor is the median of the per-round \
          throughput ratios (ractor time / molt time); load average {load_before} before, {} after",

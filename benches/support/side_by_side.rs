@@ -230,8 +230,7 @@ pub fn method_note(rounds: usize, load_before: &str) -> String {
         Sides::Ractor => "ONLY RACTOR RAN (MOLT_BENCH_SIDE): the ratios mean nothing; ",
     };
     format!(
-        "{alone}
-        "{rounds} counted rounds after {WARMUP_ROUNDS} warm-up round(s), molt and ractor back to back \
+        "{alone}{rounds} counted rounds after {WARMUP_ROUNDS} warm-up round(s), molt and ractor back to back \
          in each, the first side alternating; molt / ractor is the median of the per-round \
          throughput ratios (ractor time / molt time); load average {load_before} before, {} after",
         load_average()

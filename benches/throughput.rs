@@ -222,8 +222,9 @@ async fn main() {
             let (m, r) = both!(round, molt_casts(&h).await, ractor_casts(&plain).await);
             casts.push(round, (m, r));
             line += &format!(" cast molt {:.0} ms, ractor {:.0} ms;", ms(m), ms(r));
-            let (t, c) = (mpsc_casts().await, counters_cost());
-            if round.counted {
+            // Not while one side is profiled alone: its own work only.
+            if round.counted && round.sides == side_by_side::Sides::Both {
+                let (t, c) = (mpsc_casts().await, counters_cost());
                 mpsc.push(t);
                 counters.push(c);
             }
@@ -248,7 +249,11 @@ async fn main() {
             rate(CASTS, cast.ractor),
             cast.ratio_cells(),
             cast.extra_ns(CASTS),
-            rate(CASTS, median(mpsc)),
+            if mpsc.is_empty() {
+                f64::NAN
+            } else {
+                rate(CASTS, median(mpsc))
+            },
         );
     }
     if call_row {
@@ -262,7 +267,7 @@ async fn main() {
         );
     }
     println!();
-    if cast_row {
+    if cast_row && !counters.is_empty() {
         let cast = casts.summary();
         println!(
             "per message: molt cast {:.0} ns, ractor cast {:.0} ns; molt's status counters (2 relaxed atomic adds, uncontended) {:.1} ns",

@@ -34,8 +34,8 @@ use molt::{Event, EventStream, ModuleHandle, Node};
 mod savina_node;
 #[path = "support/side_by_side.rs"]
 mod side_by_side;
-use side_by_side::{both, median, Pair};
 use savina_proto::{counting, forkjoin, pingpong, ring};
+use side_by_side::{both, median, Pair};
 
 /// Savina's defaults (PingPongConfig, CountingConfig, ThreadRingConfig,
 /// ThroughputConfig), none scaled down.

@@ -209,7 +209,10 @@ async fn main() {
 
     let rounds = side_by_side::rounds();
     let load_before = side_by_side::load_average();
-    let (cast_row, call_row) = (side_by_side::selected("cast"), side_by_side::selected("call"));
+    let (cast_row, call_row) = (
+        side_by_side::selected("cast"),
+        side_by_side::selected("call"),
+    );
     let (mut casts, mut calls) = (Pair::default(), Pair::default());
     let (mut mpsc, mut counters) = (vec![], vec![]);
     for round in side_by_side::schedule(rounds) {

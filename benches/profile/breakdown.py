@@ -61,7 +61,7 @@ if comm is not None:
 
 RULES = [
     ("metrics (ctx.counter / counter handle)", r"metrics|::counter\b|HostCtx>::counter|Ctx::counter|Generational"),
-    ("msgpack encode/decode", r"rmp|serde|Deserializ|Serializ|visit_|from_utf8|ModuleHandle<P>::encode|::codec|to_vec_named|from_slice"),
+    ("msgpack encode/decode", r"(?i)rmp|serde|serializ|__visitor|__fieldvisitor|visit_|from_utf8|ModuleHandle<P>::encode|::codec|to_vec_named|from_slice"),
     ("module boundary (FFI call, catch_unwind, RResult/RVec, abi_stable)", r"molt_abi|abi_stable|Behaviour|\[module\]"),
     ("molt host: routing, delivery, status counters", r"molt_runtime|arc_swap|molt::"),
     ("actor loop and mailbox (ractor's code, with the actor's handle body inlined)", r"ractor::"),
@@ -89,10 +89,13 @@ def strip_generics(sym):
     return "".join(out)
 
 def category(sym):
-    # `<X as Trait>::f` keeps X and the trait: what runs is X's code.
+    # The metric handles first, whoever's method it is.
+    if re.search(RULES[0][1], sym):
+        return RULES[0][0]
+    # `<X as Trait>::f` runs X's code: X decides.
     m = re.match(r"\s*(\[module\] )?<(.*?) as (.*?)>::(.*)$", sym)
-    bare = sym if m else strip_generics(sym)
-    for name, rx in RULES:
+    bare = ((m.group(1) or "") + strip_generics(m.group(2))) if m else strip_generics(sym)
+    for name, rx in RULES[1:]:
         if re.search(rx, bare):
             return name
     return None

@@ -180,8 +180,7 @@ pub fn by_workspace(crate_dirs: &[PathBuf]) -> Result<Vec<Workspace>, (usize, Bu
                 .join("Cargo.toml")
         })
         .collect();
-    let canonical: Vec<Option<PathBuf>> =
-        manifests.iter().map(|m| m.canonicalize().ok()).collect();
+    let canonical: Vec<Option<PathBuf>> = manifests.iter().map(|m| m.canonicalize().ok()).collect();
     let mut placed = vec![false; crate_dirs.len()];
     let mut groups = Vec::new();
     for first in 0..crate_dirs.len() {
@@ -514,11 +513,7 @@ mod tests {
         crate_in(&ws.join("alpha"), "alpha", false);
         crate_in(&ws.join("beta"), "beta-mod", false);
         crate_in(&root.path().join("gamma"), "gamma", true);
-        let dirs = [
-            ws.join("alpha"),
-            root.path().join("gamma"),
-            ws.join("beta"),
-        ];
+        let dirs = [ws.join("alpha"), root.path().join("gamma"), ws.join("beta")];
         let groups = by_workspace(&dirs).unwrap();
         let summary: Vec<(PathBuf, Vec<(usize, String, Option<String>)>)> = groups
             .into_iter()

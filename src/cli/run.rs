@@ -190,7 +190,11 @@ fn build_libraries(config: &mut NodeConfig, builtin: bool) -> Result<(), String>
         );
         let libs = build(&BuildRequest {
             manifest: group.manifest.clone(),
-            packages: group.crates.iter().map(|(_, c)| c.package.clone()).collect(),
+            packages: group
+                .crates
+                .iter()
+                .map(|(_, c)| c.package.clone())
+                .collect(),
             release,
             target_dir: config.target_dir.clone(),
             progress: true,

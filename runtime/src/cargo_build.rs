@@ -515,7 +515,8 @@ mod tests {
         crate_in(&root.path().join("gamma"), "gamma", true);
         let dirs = [ws.join("alpha"), root.path().join("gamma"), ws.join("beta")];
         let groups = by_workspace(&dirs).unwrap();
-        let summary: Vec<(PathBuf, Vec<(usize, String, Option<String>)>)> = groups
+        type Crate = (usize, String, Option<String>);
+        let summary: Vec<(PathBuf, Vec<Crate>)> = groups
             .into_iter()
             .map(|g| {
                 let crates = g

@@ -190,11 +190,13 @@ fn build_libraries(config: &mut NodeConfig, builtin: bool) -> Result<(), String>
         );
         let libs = build(&BuildRequest {
             manifest: group.manifest.clone(),
-            packages: group
-                .crates
-                .iter()
-                .map(|(_, c)| c.package.clone())
-                .collect(),
+            // Two modules may run the same crate: ask for it once.
+            packages: group.crates.iter().fold(Vec::new(), |mut ps, (_, c)| {
+                if !ps.contains(&c.package) {
+                    ps.push(c.package.clone());
+                }
+                ps
+            }),
             release,
             target_dir: config.target_dir.clone(),
             progress: true,

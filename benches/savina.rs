@@ -12,8 +12,19 @@
 //! sends on a channel. Timing starts at the first message and ends when the
 //! last actor is done; creating the actors is not timed (Savina times it).
 //!
-//! Run: `cargo bench --bench savina` (`SAVINA_ROUNDS=n` for another round
-//! count; prints a table, BENCHMARKS.md records it).
+//! The method (warm-up, interleaved rounds, median and spread of the
+//! per-round ratios) is `support/side_by_side.rs`, shared with
+//! `throughput.rs`.
+//!
+//! Like with like (issue #11 §5): both sides send the same messages per run
+//! (the counts in [`Bench::messages`]) and do the same work per message;
+//! what differs is what molt is (msgpack-encoded messages, the library
+//! boundary, the host's routing) and how the end is signalled (one event
+//! on the node's bus against one send on a tokio channel per finished
+//! actor, outside the per-message path).
+//!
+//! Run: `cargo bench --bench savina` (`MOLT_BENCH_ROUNDS=n` for another
+//! round count; prints a table, BENCHMARKS.md records it).
 
 use std::time::{Duration, Instant};
 
@@ -21,7 +32,10 @@ use molt::{Event, EventStream, ModuleHandle, Node};
 
 #[path = "support/savina_node.rs"]
 mod savina_node;
+#[path = "support/side_by_side.rs"]
+mod side_by_side;
 use savina_proto::{counting, forkjoin, pingpong, ring};
+use side_by_side::{both, median, Pair};
 
 /// Savina's defaults (PingPongConfig, CountingConfig, ThreadRingConfig,
 /// ThroughputConfig), none scaled down.
@@ -34,7 +48,6 @@ const RING_HOPS: u64 = 100_000;
 const FJ_ACTORS: u32 = 60;
 const FJ_MESSAGES: u64 = 10_000;
 
-const DEFAULT_ROUNDS: usize = 10;
 /// No benchmark takes more than a few seconds; a lost event fails the run.
 const DONE_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -653,11 +666,6 @@ where
     median(runs).as_nanos() as f64 / f64::from(N)
 }
 
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
-
 fn cell(d: Duration, messages: u64) -> String {
     format!(
         "{:.1} ms ({:.2} M msg/s)",
@@ -668,62 +676,54 @@ fn cell(d: Duration, messages: u64) -> String {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let rounds = std::env::var("SAVINA_ROUNDS")
-        .ok()
-        .and_then(|r| r.parse().ok())
-        .filter(|&r: &usize| r > 0)
-        .unwrap_or(DEFAULT_ROUNDS);
+    let rounds = side_by_side::rounds();
+    let load_before = side_by_side::load_average();
     let mut molt = Molt::start().await;
     let mut plain = Ractor::start().await;
 
-    let mut times: Vec<(Vec<Duration>, Vec<Duration>)> = vec![(vec![], vec![]); 4];
-    // Round 0 warms both up and is not counted.
-    for round in 0..=rounds {
-        for (b, (m, r)) in Bench::ALL.iter().zip(times.iter_mut()) {
+    let benches: Vec<Bench> = Bench::ALL
+        .into_iter()
+        .filter(|b| side_by_side::selected(b.name()))
+        .collect();
+    let mut pairs: Vec<Pair> = vec![Pair::default(); benches.len()];
+    for round in side_by_side::schedule(rounds) {
+        for (b, pair) in benches.iter().zip(pairs.iter_mut()) {
             let (dm, dr) = match b {
-                Bench::PingPong => (molt.ping_pong().await, plain.ping_pong().await),
-                Bench::Counting => (molt.counting().await, plain.counting().await),
-                Bench::ThreadRing => (molt.thread_ring().await, plain.thread_ring().await),
-                Bench::ForkJoin => (molt.fork_join().await, plain.fork_join().await),
+                Bench::PingPong => both!(round, molt.ping_pong().await, plain.ping_pong().await),
+                Bench::Counting => both!(round, molt.counting().await, plain.counting().await),
+                Bench::ThreadRing => {
+                    both!(round, molt.thread_ring().await, plain.thread_ring().await)
+                }
+                Bench::ForkJoin => both!(round, molt.fork_join().await, plain.fork_join().await),
             };
             eprintln!(
-                "round {round}: {:<21} molt {:>8.1} ms, ractor {:>8.1} ms",
+                "round {}{}: {:<21} molt {:>8.1} ms, ractor {:>8.1} ms",
+                round.index,
+                if round.counted { "" } else { " (warm-up)" },
                 b.name(),
                 dm.as_secs_f64() * 1e3,
                 dr.as_secs_f64() * 1e3
             );
-            if round > 0 {
-                m.push(dm);
-                r.push(dr);
-            }
+            pair.push(round, (dm, dr));
         }
     }
 
     println!(
-        "| benchmark | parameters | messages | molt | plain ractor | molt / ractor | per round | molt's extra per message |"
+        "| benchmark | parameters | messages | molt | plain ractor | {} | molt's extra per message |",
+        side_by_side::RATIO_HEADER
     );
-    println!("|---|---|---|---|---|---|---|---|");
-    for (b, (m, r)) in Bench::ALL.iter().zip(times) {
-        // Throughput ratio of each round's pair (molt then ractor, back to
-        // back): their spread shows how much the machine's load moved.
-        let mut ratios: Vec<f64> = m
-            .iter()
-            .zip(&r)
-            .map(|(m, r)| 100.0 * r.as_secs_f64() / m.as_secs_f64())
-            .collect();
-        ratios.sort_by(f64::total_cmp);
-        let (m, r) = (median(m), median(r));
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for (b, pair) in benches.iter().zip(&pairs) {
+        let s = pair.summary();
         println!(
-            "| {} | {} | {} | {} | {} | {:.0} % | {:.0}–{:.0} % | {:.0} ns |",
+            "| {} | {} | {} | {} | {} | {} | {:.0} ns |",
             b.name(),
             b.parameters(),
             b.messages(),
-            cell(m, b.messages()),
-            cell(r, b.messages()),
-            100.0 * r.as_secs_f64() / m.as_secs_f64(),
-            ratios[0],
-            ratios[ratios.len() - 1],
-            (m.as_secs_f64() - r.as_secs_f64()) * 1e9 / b.messages() as f64
+            cell(s.molt, b.messages()),
+            cell(s.ractor, b.messages()),
+            s.ratio_cells(),
+            s.extra_ns(b.messages())
         );
     }
     println!();
@@ -738,11 +738,7 @@ async fn main() {
         }),
         codec_ns(&forkjoin::WorkerMsg::Work)
     );
-    println!();
-    println!(
-        "medians of {rounds} rounds after a warm-up round; in each round molt then ractor, \
-         back to back; molt / ractor is the throughput ratio (ractor time / molt time)"
-    );
+    println!("{}", side_by_side::method_note(rounds, &load_before));
     plain.stop();
     molt.node.shutdown().await;
 }

@@ -1,12 +1,23 @@
 //! Message throughput, side by side in one run: a molt module (the
-//! `counter` example, release build) vs a plain ractor actor vs a tokio mpsc
-//! loop doing the same work (add to a counter). Casts, then calls.
+//! `counter` example, release build) vs a plain ractor actor doing the same
+//! work, plus a tokio mpsc loop as the floor. Casts, then calls.
+//!
+//! Like with like (issue #11 §5): each row sends the same messages on both
+//! sides, and the plain actor does what the `counter` module does per `Add`
+//! (a checked add, an add count, a Prometheus counter increment through a
+//! cached handle, into the recorder the node installed). A molt call is one
+//! `Add` answered with the new total; so is a ractor call. The mpsc loop only
+//! adds (no counter, no checked add): the floor of a channel and a task.
+//!
+//! The method (warm-up, interleaved rounds, median and spread of the
+//! per-round ratios) is `support/side_by_side.rs`, shared with
+//! `savina.rs`.
 //!
 //! Also the cost of what molt adds per message for status and metrics (two
 //! relaxed atomic adds: one by the sender, one by the actor), measured alone.
 //!
-//! Run: `cargo bench --bench throughput` (prints a table; BENCHMARKS.md
-//! records it).
+//! Run: `cargo bench --bench throughput` (`MOLT_BENCH_ROUNDS=n` for another
+//! round count; prints a table, BENCHMARKS.md records it).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -16,45 +27,84 @@ use molt::cargo_build::{build, BuildRequest};
 use molt::{ModuleSpec, Node, NodeConfig};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
+#[path = "support/side_by_side.rs"]
+mod side_by_side;
+use side_by_side::{both, median, Pair};
+
 const CASTS: u64 = 1_000_000;
 const CALLS: u64 = 100_000;
-const ROUNDS: usize = 5;
 
 enum PlainMsg {
+    /// A cast: adds.
     Add(i64),
+    /// A call: adds and answers the new total (the `counter` module's
+    /// `Add`, called).
+    AddGet(i64, RpcReplyPort<i64>),
+    /// Answers the total.
     Get(RpcReplyPort<i64>),
+}
+
+/// What the `counter` module keeps, and its metric.
+struct PlainState {
+    total: i64,
+    adds: u64,
+    adds_metric: metrics::Counter,
+}
+
+impl PlainState {
+    /// The `counter` module's `Add`.
+    fn add(&mut self, n: i64) -> Result<(), ActorProcessingErr> {
+        self.total = self
+            .total
+            .checked_add(n)
+            .ok_or_else(|| format!("adding {n} to {} overflows", self.total))?;
+        self.adds += 1;
+        self.adds_metric.increment(1);
+        Ok(())
+    }
 }
 
 struct Plain;
 
 impl Actor for Plain {
     type Msg = PlainMsg;
-    type State = i64;
+    type State = PlainState;
     type Arguments = ();
 
-    async fn pre_start(&self, _: ActorRef<PlainMsg>, _: ()) -> Result<i64, ActorProcessingErr> {
-        Ok(0)
+    async fn pre_start(
+        &self,
+        _: ActorRef<PlainMsg>,
+        _: (),
+    ) -> Result<PlainState, ActorProcessingErr> {
+        Ok(PlainState {
+            total: 0,
+            adds: 0,
+            adds_metric: metrics::counter!("plain_adds", "actor" => "plain"),
+        })
     }
 
     async fn handle(
         &self,
         _: ActorRef<PlainMsg>,
         msg: PlainMsg,
-        total: &mut i64,
+        s: &mut PlainState,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            PlainMsg::Add(n) => *total += n,
+            PlainMsg::Add(n) => s.add(n)?,
+            PlainMsg::AddGet(n, reply) => {
+                s.add(n)?;
+                let _ = reply.send(s.total);
+            }
             PlainMsg::Get(reply) => {
-                let _ = reply.send(*total);
+                let _ = reply.send(s.total);
             }
         }
         Ok(())
     }
 }
 
-fn best(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
 }
 
 fn rate(n: u64, d: Duration) -> f64 {
@@ -90,8 +140,7 @@ async fn ractor_casts(a: &ActorRef<PlainMsg>) -> Duration {
 async fn ractor_calls(a: &ActorRef<PlainMsg>) -> Duration {
     let t = Instant::now();
     for _ in 0..CALLS {
-        a.cast(PlainMsg::Add(1)).unwrap();
-        ractor::call!(a, PlainMsg::Get).unwrap();
+        ractor::call!(a, PlainMsg::AddGet, 1).unwrap();
     }
     t.elapsed()
 }
@@ -158,39 +207,79 @@ async fn main() {
     let h = node.module::<Proto>("counter").unwrap();
     let (plain, _) = Actor::spawn(None, Plain, ()).await.unwrap();
 
-    let (mut mc, mut rc, mut tc, mut mk, mut rk, mut cc) =
-        (vec![], vec![], vec![], vec![], vec![], vec![]);
-    for _ in 0..ROUNDS {
-        mc.push(molt_casts(&h).await);
-        rc.push(ractor_casts(&plain).await);
-        tc.push(mpsc_casts().await);
-        mk.push(molt_calls(&h).await);
-        rk.push(ractor_calls(&plain).await);
-        cc.push(counters_cost());
+    let rounds = side_by_side::rounds();
+    let load_before = side_by_side::load_average();
+    let (cast_row, call_row) = (
+        side_by_side::selected("cast"),
+        side_by_side::selected("call"),
+    );
+    let (mut casts, mut calls) = (Pair::default(), Pair::default());
+    let (mut mpsc, mut counters) = (vec![], vec![]);
+    for round in side_by_side::schedule(rounds) {
+        let mut line = format!(
+            "round {}{}:",
+            round.index,
+            if round.counted { "" } else { " (warm-up)" }
+        );
+        if cast_row {
+            let (m, r) = both!(round, molt_casts(&h).await, ractor_casts(&plain).await);
+            casts.push(round, (m, r));
+            line += &format!(" cast molt {:.0} ms, ractor {:.0} ms;", ms(m), ms(r));
+            // Not while one side is profiled alone: its own work only.
+            if round.counted && round.sides == side_by_side::Sides::Both {
+                let (t, c) = (mpsc_casts().await, counters_cost());
+                mpsc.push(t);
+                counters.push(c);
+            }
+        }
+        if call_row {
+            let (m, r) = both!(round, molt_calls(&h).await, ractor_calls(&plain).await);
+            calls.push(round, (m, r));
+            line += &format!(" call molt {:.0} ms, ractor {:.0} ms", ms(m), ms(r));
+        }
+        eprintln!("{line}");
     }
-    let (mc, rc, tc, mk, rk, cc) = (best(mc), best(rc), best(tc), best(mk), best(rk), best(cc));
-    println!("| what | molt | plain ractor | tokio mpsc | molt / ractor |");
-    println!("|---|---|---|---|---|");
     println!(
-        "| cast, {CASTS} msgs | {:.2} M msg/s | {:.2} M msg/s | {:.2} M msg/s | {:.0} % |",
-        rate(CASTS, mc),
-        rate(CASTS, rc),
-        rate(CASTS, tc),
-        100.0 * rc.as_secs_f64() / mc.as_secs_f64()
+        "| what | molt | plain ractor | {} | molt's extra per message | tokio mpsc |",
+        side_by_side::RATIO_HEADER
     );
-    println!(
-        "| call (round trip), {CALLS} | {:.0} k/s | {:.0} k/s (cast + call) | | {:.0} % |",
-        rate(CALLS, mk) * 1e3,
-        rate(CALLS, rk) * 1e3,
-        100.0 * rk.as_secs_f64() / mk.as_secs_f64()
-    );
+    println!("|---|---|---|---|---|---|---|---|");
+    if cast_row {
+        let cast = casts.summary();
+        println!(
+            "| cast, {CASTS} msgs | {:.2} M msg/s | {:.2} M msg/s | {} | {:.0} ns | {:.2} M msg/s |",
+            rate(CASTS, cast.molt),
+            rate(CASTS, cast.ractor),
+            cast.ratio_cells(),
+            cast.extra_ns(CASTS),
+            if mpsc.is_empty() {
+                f64::NAN
+            } else {
+                rate(CASTS, median(mpsc))
+            },
+        );
+    }
+    if call_row {
+        let call = calls.summary();
+        println!(
+            "| call (round trip: Add answered with the total), {CALLS} | {:.0} k/s | {:.0} k/s | {} | {:.0} ns | |",
+            rate(CALLS, call.molt) * 1e3,
+            rate(CALLS, call.ractor) * 1e3,
+            call.ratio_cells(),
+            call.extra_ns(CALLS),
+        );
+    }
     println!();
-    println!(
-        "per message: molt cast {:.0} ns, ractor cast {:.0} ns; molt's status counters (2 relaxed atomic adds, uncontended) {:.1} ns",
-        mc.as_nanos() as f64 / CASTS as f64,
-        rc.as_nanos() as f64 / CASTS as f64,
-        cc.as_nanos() as f64 / CASTS as f64
-    );
+    if cast_row && !counters.is_empty() {
+        let cast = casts.summary();
+        println!(
+            "per message: molt cast {:.0} ns, ractor cast {:.0} ns; molt's status counters (2 relaxed atomic adds, uncontended) {:.1} ns",
+            cast.molt.as_nanos() as f64 / CASTS as f64,
+            cast.ractor.as_nanos() as f64 / CASTS as f64,
+            median(counters).as_nanos() as f64 / CASTS as f64
+        );
+    }
+    println!("{}", side_by_side::method_note(rounds, &load_before));
     plain.stop(None);
     node.shutdown().await;
 }

@@ -60,6 +60,7 @@ mod reply_later;
 mod restart_keeps_checkpoint;
 mod rollback_on_failure;
 mod rollback_restores_library;
+mod run_builds_once;
 mod savina;
 mod scale_keeps_order;
 mod send_error_returns_message;

@@ -63,13 +63,22 @@ pub enum BuildError {
         error: String,
     },
     /// The code did not compile; the compiler's first error, rendered.
-    #[error("build of {packages} failed:\n{first_error}")]
+    #[error("build of {packages} failed{}:\n{first_error}", failed_in(.failed_target))]
     Compile {
         /// The packages asked for.
         packages: String,
+        /// The target (library) whose compilation gave the first error,
+        /// when cargo said: which of several crates built together failed.
+        failed_target: Option<String>,
         /// The first compiler error as rustc renders it.
         first_error: String,
     },
+}
+
+fn failed_in(target: &Option<String>) -> String {
+    target
+        .as_ref()
+        .map_or(String::new(), |t| format!(" (in {t})"))
 }
 
 fn built_note(built: &str) -> String {
@@ -136,40 +145,107 @@ impl CrateInfo {
 /// [`BuildError::Metadata`] when cargo cannot be run, the manifest is
 /// missing or invalid, or it has no package.
 pub fn crate_info(crate_dir: &Path) -> Result<CrateInfo, BuildError> {
-    let crate_dir = &std::path::absolute(crate_dir).unwrap_or_else(|_| crate_dir.to_path_buf());
-    let manifest = crate_dir.join("Cargo.toml");
-    let failed = |error: String| BuildError::Metadata {
-        manifest: manifest.clone(),
-        error,
-    };
-    let metadata = MetadataCommand::new()
-        .cargo_path(cargo())
-        .manifest_path(&manifest)
-        // cargo reads .cargo/config.toml from the folder it runs in.
-        .current_dir(crate_dir)
-        .no_deps()
-        .exec()
-        .map_err(|e| failed(metadata_error(e)))?;
-    let wanted = manifest.canonicalize().map_err(|e| failed(e.to_string()))?;
-    let package = metadata
-        .packages
+    let mut groups = by_workspace(&[crate_dir.to_path_buf()]).map_err(|(_, e)| e)?;
+    Ok(groups.remove(0).crates.remove(0).1)
+}
+
+/// Crates of one cargo workspace, which one `cargo build -p a -p b ...`
+/// builds together (see [`by_workspace`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Workspace {
+    /// The `Cargo.toml` to build them with: the first crate's (cargo runs in
+    /// its folder and reads the `.cargo/config.toml` files that apply there).
+    pub manifest: PathBuf,
+    /// The crates, in the order given: (their index in the folders given,
+    /// what cargo says about them).
+    pub crates: Vec<(usize, CrateInfo)>,
+}
+
+/// Groups crate folders by the cargo workspace they belong to, in the order
+/// given, with one `cargo metadata --no-deps` per workspace: what lets
+/// `molt run` build every missing library with one `cargo build` per
+/// workspace instead of one per crate (each invocation checks the whole
+/// dependency graph again).
+///
+/// # Errors
+/// The index of the first folder cargo cannot read and the
+/// [`BuildError::Metadata`] saying why (missing or invalid manifest, no
+/// package).
+pub fn by_workspace(crate_dirs: &[PathBuf]) -> Result<Vec<Workspace>, (usize, BuildError)> {
+    let manifests: Vec<PathBuf> = crate_dirs
         .iter()
-        .find(|p| {
-            p.manifest_path
-                .as_std_path()
-                .canonicalize()
-                .is_ok_and(|m| m == wanted)
+        .map(|d| {
+            std::path::absolute(d)
+                .unwrap_or_else(|_| d.clone())
+                .join("Cargo.toml")
         })
-        .ok_or_else(|| failed("it has no [package] (a virtual workspace manifest?)".into()))?;
+        .collect();
+    let canonical: Vec<Option<PathBuf>> = manifests.iter().map(|m| m.canonicalize().ok()).collect();
+    let mut placed = vec![false; crate_dirs.len()];
+    let mut groups = Vec::new();
+    for first in 0..crate_dirs.len() {
+        if placed[first] {
+            continue;
+        }
+        let manifest = &manifests[first];
+        let failed = |error: String| {
+            (
+                first,
+                BuildError::Metadata {
+                    manifest: manifest.clone(),
+                    error,
+                },
+            )
+        };
+        let dir = manifest.parent().unwrap_or(Path::new("."));
+        let metadata = MetadataCommand::new()
+            .cargo_path(cargo())
+            .manifest_path(manifest)
+            // cargo reads .cargo/config.toml from the folder it runs in.
+            .current_dir(dir)
+            .no_deps()
+            .exec()
+            .map_err(|e| failed(metadata_error(e)))?;
+        let target_dir = metadata.target_directory.clone().into_std_path_buf();
+        let mut crates = Vec::new();
+        for (i, m) in canonical.iter().enumerate().skip(first) {
+            let Some(m) = m.as_ref().filter(|_| !placed[i]) else {
+                continue;
+            };
+            let package = metadata.packages.iter().find(|p| {
+                p.manifest_path
+                    .as_std_path()
+                    .canonicalize()
+                    .is_ok_and(|p| p == *m)
+            });
+            if let Some(package) = package {
+                placed[i] = true;
+                crates.push((i, info_of(package, &target_dir)));
+            }
+        }
+        if !placed[first] {
+            return Err(failed(
+                "it has no [package] (a virtual workspace manifest?)".into(),
+            ));
+        }
+        groups.push(Workspace {
+            manifest: manifest.clone(),
+            crates,
+        });
+    }
+    Ok(groups)
+}
+
+fn info_of(package: &cargo_metadata::Package, target_dir: &Path) -> CrateInfo {
     let lib = package
         .targets
         .iter()
         .find(|t| t.is_lib() || t.is_rlib() || t.is_dylib() || t.is_cdylib() || t.is_staticlib());
-    Ok(CrateInfo {
+    CrateInfo {
         package: package.name.to_string(),
         lib_name: lib.map(|t| t.name.clone()),
-        target_dir: metadata.target_directory.into_std_path_buf(),
-    })
+        target_dir: target_dir.to_path_buf(),
+    }
 }
 
 /// cargo's own message, without the command line around it.
@@ -242,7 +318,7 @@ pub fn build(req: &BuildRequest) -> Result<Vec<BuiltLibrary>, BuildError> {
         })
     });
     let mut libs = Vec::new();
-    let mut first_error: Option<String> = None;
+    let mut first_error: Option<(String, String)> = None;
     for message in Message::parse_stream(BufReader::new(stdout)).map_while(Result::ok) {
         match message {
             Message::CompilerArtifact(artifact) if artifact.target.is_cdylib() => {
@@ -260,7 +336,7 @@ pub fn build(req: &BuildRequest) -> Result<Vec<BuiltLibrary>, BuildError> {
             Message::CompilerMessage(m)
                 if first_error.is_none() && m.message.level == DiagnosticLevel::Error =>
             {
-                first_error = m.message.rendered;
+                first_error = m.message.rendered.map(|r| (m.target.name.clone(), r));
             }
             _ => {}
         }
@@ -272,13 +348,18 @@ pub fn build(req: &BuildRequest) -> Result<Vec<BuiltLibrary>, BuildError> {
             Some(text) => last_lines(text, 20),
             None => format!("cargo failed ({status}); its output is above"),
         };
+        let (failed_target, first_error) = match first_error {
+            Some((target, rendered)) => (Some(target), rendered),
+            None => (None, fallback()),
+        };
         return Err(BuildError::Compile {
             packages: if req.packages.is_empty() {
                 req.manifest.display().to_string()
             } else {
                 req.packages.join(", ")
             },
-            first_error: first_error.unwrap_or_else(fallback),
+            failed_target,
+            first_error,
         });
     }
     Ok(libs)
@@ -400,6 +481,81 @@ mod tests {
                     std::env::consts::DLL_SUFFIX
                 ))
             );
+        }
+    }
+
+    /// Writes a cdylib crate `name` in `dir` (a workspace of its own when
+    /// `standalone`).
+    fn crate_in(dir: &Path, name: &str, standalone: bool) {
+        std::fs::create_dir_all(dir.join("src")).unwrap();
+        std::fs::write(
+            dir.join("Cargo.toml"),
+            format!(
+                "{}[package]\nname = {name:?}\nversion = \"0.1.0\"\nedition = \"2021\"\n\
+                 [lib]\ncrate-type = [\"cdylib\"]\n",
+                if standalone { "[workspace]\n" } else { "" }
+            ),
+        )
+        .unwrap();
+        std::fs::write(dir.join("src/lib.rs"), "pub fn a() -> u32 { 1 }\n").unwrap();
+    }
+
+    #[test]
+    fn crates_are_grouped_by_workspace_in_order() {
+        let root = tempfile::tempdir().unwrap();
+        let ws = root.path().join("ws");
+        std::fs::create_dir_all(&ws).unwrap();
+        std::fs::write(
+            ws.join("Cargo.toml"),
+            "[workspace]\nresolver = \"2\"\nmembers = [\"alpha\", \"beta\"]\n",
+        )
+        .unwrap();
+        crate_in(&ws.join("alpha"), "alpha", false);
+        crate_in(&ws.join("beta"), "beta-mod", false);
+        crate_in(&root.path().join("gamma"), "gamma", true);
+        let dirs = [ws.join("alpha"), root.path().join("gamma"), ws.join("beta")];
+        let groups = by_workspace(&dirs).unwrap();
+        type Crate = (usize, String, Option<String>);
+        let summary: Vec<(PathBuf, Vec<Crate>)> = groups
+            .into_iter()
+            .map(|g| {
+                let crates = g
+                    .crates
+                    .into_iter()
+                    .map(|(i, c)| (i, c.package, c.lib_name))
+                    .collect();
+                (g.manifest, crates)
+            })
+            .collect();
+        let some = |s: &str| Some(s.to_string());
+        assert_eq!(
+            summary,
+            [
+                (
+                    ws.join("alpha/Cargo.toml"),
+                    vec![
+                        (0, "alpha".to_string(), some("alpha")),
+                        (2, "beta-mod".to_string(), some("beta_mod")),
+                    ]
+                ),
+                (
+                    root.path().join("gamma/Cargo.toml"),
+                    vec![(1, "gamma".to_string(), some("gamma"))]
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_folder_cargo_cannot_read_is_named_by_index() {
+        let root = tempfile::tempdir().unwrap();
+        crate_in(&root.path().join("alpha"), "alpha", true);
+        let dirs = [root.path().join("alpha"), root.path().join("missing")];
+        match by_workspace(&dirs) {
+            Err((1, BuildError::Metadata { manifest, .. })) => {
+                assert_eq!(manifest, root.path().join("missing/Cargo.toml"));
+            }
+            other => panic!("expected the second folder to fail, got {other:?}"),
         }
     }
 

@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use molt::cargo_build::{build, BuildError, BuildRequest};
+use molt::cargo_build::{build, by_workspace, library_of, BuildError, BuildRequest};
 use molt::{Event, Node, NodeConfig, Received};
 
 use super::DEFAULT_ADMIN_ADDR;
@@ -149,7 +149,9 @@ fn abandon(why: &str) -> ! {
 /// code), and for a config file the modules whose crate is named and whose
 /// library is missing, or every one of them in dev mode (a source edited
 /// while no node ran must not start as the stale library; cargo makes a
-/// fresh one a no-op). Release profile unless dev mode.
+/// fresh one a no-op). Release profile unless dev mode. One `cargo build`
+/// per workspace builds all of its crates (issue #11 §4); a failed build
+/// names the module whose crate failed.
 ///
 /// Only the built-in config's library paths are derived (by molt): there
 /// the build output is run wherever cargo put it, and its folder allowed. A
@@ -158,58 +160,114 @@ fn abandon(why: &str) -> ! {
 /// never a silent switch to a file outside `library_dirs`.
 fn build_libraries(config: &mut NodeConfig, builtin: bool) -> Result<(), String> {
     let release = !config.dev;
-    for spec in config.modules.iter_mut() {
-        let Some(crate_dir) = spec.crate_dir.clone() else {
-            continue;
-        };
-        if !builtin && !config.dev && spec.library.exists() {
-            continue;
-        }
-        let manifest = crate_dir.join("Cargo.toml");
+    // The modules to build (their index in `config.modules`) and their crates.
+    let (wanted, dirs): (Vec<usize>, Vec<PathBuf>) = config
+        .modules
+        .iter()
+        .enumerate()
+        .filter(|(_, spec)| builtin || config.dev || !spec.library.exists())
+        .filter_map(|(i, spec)| spec.crate_dir.clone().map(|dir| (i, dir)))
+        .unzip();
+    let names: Vec<String> = wanted
+        .iter()
+        .map(|&i| config.modules[i].name.clone())
+        .collect();
+    let name = |k: usize| names[k].clone();
+    let groups = by_workspace(&dirs).map_err(|(k, e)| format!("module {}: {e}", name(k)))?;
+    // One `cargo build -p a -p b ...` per workspace: each invocation checks
+    // the whole dependency graph again.
+    for group in groups {
+        let group_names: Vec<String> = group.crates.iter().map(|(k, _)| name(*k)).collect();
         println!(
-            "molt: building module {} ({}, {})...",
-            spec.name,
-            crate_dir.display(),
+            "molt: building {} {} ({})...",
+            if group_names.len() == 1 {
+                "module"
+            } else {
+                "modules"
+            },
+            group_names.join(", "),
             if release { "release" } else { "debug" }
         );
         let libs = build(&BuildRequest {
-            manifest,
-            packages: vec![],
+            manifest: group.manifest.clone(),
+            // Two modules may run the same crate: ask for it once.
+            packages: group.crates.iter().fold(Vec::new(), |mut ps, (_, c)| {
+                if !ps.contains(&c.package) {
+                    ps.push(c.package.clone());
+                }
+                ps
+            }),
             release,
             target_dir: config.target_dir.clone(),
             progress: true,
         })
-        .map_err(|e| format!("module {}: {e}", spec.name))?;
-        let Some(lib) = libs.into_iter().next() else {
-            let none = BuildError::NoLibrary {
-                package: crate_dir.display().to_string(),
-                built: String::new(),
+        .map_err(|e| {
+            // The module whose crate failed, when cargo said which.
+            let failed = match &e {
+                BuildError::Compile {
+                    failed_target: Some(t),
+                    ..
+                } => group
+                    .crates
+                    .iter()
+                    .find(|(_, c)| c.lib_name.as_ref() == Some(t) || c.package == *t)
+                    .map(|(k, _)| name(*k)),
+                _ => None,
             };
-            return Err(format!("module {}: {none}", spec.name));
-        };
-        if lib.path != spec.library && !builtin {
-            return Err(format!(
-                "modules.{}.library = {} does not exist; the build of crate {} produced {} \
-                 (set `library` to it, inside library_dirs)",
-                spec.name,
-                spec.library.display(),
-                crate_dir.display(),
-                lib.path.display()
-            ));
-        }
-        if lib.path != spec.library {
-            // The built-in config: cargo put it elsewhere (CARGO_TARGET_DIR,
-            // a debug build in dev mode): run what was built, and allow its
-            // folder.
-            if let Some(dir) = lib.path.parent() {
-                if !config.library_dirs.is_empty() && !config.library_dirs.iter().any(|d| d == dir)
-                {
-                    config.library_dirs.push(dir.to_path_buf());
-                }
+            match failed {
+                Some(module) => format!("module {module}: {e}"),
+                None if group_names.len() == 1 => format!("module {}: {e}", group_names[0]),
+                None => format!("modules {}: {e}", group_names.join(", ")),
             }
-            spec.library = lib.path;
+        })?;
+        for (k, krate) in &group.crates {
+            let lib = krate
+                .lib_name
+                .as_deref()
+                .ok_or_else(|| BuildError::NoLibrary {
+                    package: krate.package.clone(),
+                    built: String::new(),
+                })
+                .and_then(|lib| library_of(&libs, lib))
+                .map_err(|e| format!("module {}: {e}", name(*k)))?;
+            set_library(config, wanted[*k], &dirs[*k], lib, builtin)?;
         }
     }
+    Ok(())
+}
+
+/// Points module `index` at the library its build produced: the built-in
+/// config runs whatever cargo built (and allows its folder); a config
+/// file's `library` must be that file.
+fn set_library(
+    config: &mut NodeConfig,
+    index: usize,
+    crate_dir: &Path,
+    lib: PathBuf,
+    builtin: bool,
+) -> Result<(), String> {
+    let spec = &config.modules[index];
+    if lib == spec.library {
+        return Ok(());
+    }
+    if !builtin {
+        return Err(format!(
+            "modules.{}.library = {} does not exist; the build of crate {} produced {} \
+             (set `library` to it, inside library_dirs)",
+            spec.name,
+            spec.library.display(),
+            crate_dir.display(),
+            lib.display()
+        ));
+    }
+    // The built-in config: cargo put it elsewhere (CARGO_TARGET_DIR, a
+    // debug build in dev mode): run what was built, and allow its folder.
+    if let Some(dir) = lib.parent() {
+        if !config.library_dirs.is_empty() && !config.library_dirs.iter().any(|d| d == dir) {
+            config.library_dirs.push(dir.to_path_buf());
+        }
+    }
+    config.modules[index].library = lib;
     Ok(())
 }
 

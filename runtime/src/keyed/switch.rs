@@ -66,8 +66,16 @@ pub(super) async fn switch_over(
         .collect();
     let fresh = to.mode == SwapMode::Reset;
     let mut out = Switched::default();
-    for (key, actor, reply) in asked {
-        let failed = match tokio::time::timeout(keyed.limits.prepare_timeout, reply).await {
+    // Every actor switches at once: wait for all of them together, so two
+    // hung actors cost one `prepare_timeout`, not two.
+    let limit = keyed.limits.prepare_timeout;
+    let replies =
+        futures_util::future::join_all(asked.into_iter().map(|(key, actor, reply)| async move {
+            (key, actor, tokio::time::timeout(limit, reply).await)
+        }))
+        .await;
+    for (key, actor, reply) in replies {
+        let failed = match reply {
             Ok(Ok(Ok(pause))) => {
                 out.pauses.push((key, pause));
                 continue;

@@ -374,7 +374,15 @@ async fn prepare_instance(
         return Err(abandoned);
     }
     let t = Instant::now();
-    let verified = verify::check(inst.ctx.clone(), new, target, config, limits, progress)
+    let verified = verify::check(
+        inst.ctx.clone(),
+        new,
+        target,
+        state.as_ref(),
+        config,
+        limits,
+        progress,
+    )
         .instrument(phase(Phase::Verify))
         .await;
     done(Phase::Verify, t, verified.is_ok());

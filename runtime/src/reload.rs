@@ -383,8 +383,8 @@ async fn prepare_instance(
         limits,
         progress,
     )
-        .instrument(phase(Phase::Verify))
-        .await;
+    .instrument(phase(Phase::Verify))
+    .await;
     done(Phase::Verify, t, verified.is_ok());
     match verified {
         // Without a round-trip snapshot, the state handed over is the last

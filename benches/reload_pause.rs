@@ -7,7 +7,8 @@
 //! round (a round shares the moment's load). Reported: the median of those
 //! ratios and their interquartile range; the per-phase breakdown of the
 //! default reload (medians of the `module.reload_phase` events; "rest" is the
-//! pause minus those phases: the commit, resuming the mailbox, the events).
+//! median of each round's pause minus its phases: the commit, resuming the
+//! mailbox, the events).
 //! Also the library load time (copy + dlopen + layout check).
 //!
 //! Run: `cargo bench --bench reload_pause` (prints tables; BENCHMARKS.md
@@ -124,14 +125,12 @@ async fn reload(
     events: &mut EventStream,
     v1: &std::path::Path,
 ) -> (Duration, Duration, [f64; 4]) {
-    let r = node
-        .reload("kv", ReloadOptions::library(v1))
-        .await
-        .unwrap();
+    let r = node.reload("kv", ReloadOptions::library(v1)).await.unwrap();
     let mut phases = [0.0; 4];
     let mut seen = 0;
     while seen < PHASES.len() {
-        let Ok(Some(event)) = tokio::time::timeout(Duration::from_secs(5), events.next_event()).await
+        let Ok(Some(event)) =
+            tokio::time::timeout(Duration::from_secs(5), events.next_event()).await
         else {
             break;
         };
@@ -188,6 +187,7 @@ async fn main() {
         let (mut raws, mut pauses_on, mut pauses_off) = (Vec::new(), Vec::new(), Vec::new());
         let (mut ratios_on, mut ratios_off) = (Vec::new(), Vec::new());
         let mut phases: Vec<[f64; 4]> = Vec::new();
+        let mut rests = Vec::new();
         for round in side_by_side::schedule(rounds) {
             // The order alternates: raw first, then on, off; next round off,
             // on, raw.
@@ -209,6 +209,7 @@ async fn main() {
             pauses_off.push(p_off);
             ratios_on.push(us(p_on) / us(raw));
             ratios_off.push(us(p_off) / us(raw));
+            rests.push(us(p_on) - ph.iter().sum::<f64>());
             phases.push(ph);
             loads.extend([l_on, l_off]);
         }
@@ -227,7 +228,7 @@ async fn main() {
         let per_phase: Vec<f64> = (0..PHASES.len())
             .map(|i| spread(phases.iter().map(|p| p[i]).collect()).0)
             .collect();
-        let rest = us(pause_on) - per_phase.iter().sum::<f64>();
+        let rest = spread(rests).0;
         breakdown.push(format!(
             "| {} | {:.0} µs | {} | {rest:.0} µs |",
             case.name,

@@ -19,6 +19,11 @@ use crate::config::Limits;
 use crate::directory::Snapshot;
 use crate::loader::Library;
 
+/// From this size on, the round trip's snapshot buffer is freed on the
+/// blocking pool rather than inside the pause: unmapping a large buffer
+/// costs more than handing it over.
+const FREE_OFF_PAUSE: usize = 256 << 10;
+
 /// Verifies the new behaviour; `handed` is the state phase 4 migrated it
 /// from (`None`: a reset). On failure the new behaviour is stopped (if
 /// `verify` hangs: as soon as it returns).
@@ -76,6 +81,9 @@ pub(crate) async fn check(
         .and_then(|bytes| {
             if let Some(same) = handed.filter(|h| already_read(h, target, &bytes)) {
                 // Phase 4's `migrate` has read exactly these bytes.
+                if bytes.len() >= FREE_OFF_PAUSE {
+                    tokio::task::spawn_blocking(move || drop(bytes));
+                }
                 return Ok(same.clone());
             }
             progress.go_on("the round trip's migrate")?;

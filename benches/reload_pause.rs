@@ -1,19 +1,29 @@
 //! How long a reload keeps an instance from serving (the swap pause), next to
 //! the raw cost of what it must do anyway: encode the state with rmp-serde and
-//! decode it again, measured in the same run on the same data. Also the
-//! library load time (copy + dlopen + layout check).
+//! decode it again, measured in the same process on the same data,
+//! interleaved: every round measures the raw cost and one reload with the
+//! verify round trip on (the default) and one with it off, in an order that
+//! alternates from round to round, and the ratio pause / raw is taken per
+//! round (a round shares the moment's load). Reported: the median of those
+//! ratios and their interquartile range; the per-phase breakdown of the
+//! default reload (medians of the `module.reload_phase` events; "rest" is the
+//! median of each round's pause minus its phases: the commit, resuming the
+//! mailbox, the events).
+//! Also the library load time (copy + dlopen + layout check).
 //!
-//! Run: `cargo bench --bench reload_pause` (prints a table; BENCHMARKS.md
-//! records it).
+//! Run: `cargo bench --bench reload_pause` (prints tables; BENCHMARKS.md
+//! records them). `MOLT_BENCH_ROUNDS=n` sets the counted rounds.
+
+#[path = "support/side_by_side.rs"]
+#[allow(dead_code, unused_imports, unused_macros)]
+mod side_by_side;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use kv_proto::{Msg, Proto};
 use molt::cargo_build::{build, BuildRequest};
-use molt::{ModuleSpec, Node, NodeConfig, ReloadOptions};
-
-const ROUNDS: usize = 15;
+use molt::{Event, EventStream, ModuleSpec, Node, NodeConfig, Phase, ReloadOptions};
 
 struct Case {
     name: &'static str,
@@ -33,6 +43,11 @@ const CASES: &[Case] = &[
         value_len: 40,
     },
     Case {
+        name: "1 MiB, 21k records",
+        records: 21_000,
+        value_len: 40,
+    },
+    Case {
         name: "4 MiB, 85k records",
         records: 85_000,
         value_len: 40,
@@ -44,10 +59,8 @@ const CASES: &[Case] = &[
     },
 ];
 
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
+/// The phases an instance reports, in order.
+const PHASES: [Phase; 4] = [Phase::Snapshot, Phase::Migrate, Phase::Swap, Phase::Verify];
 
 fn us(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
@@ -61,75 +74,189 @@ fn state_of(case: &Case) -> BTreeMap<String, String> {
 
 /// encode + decode of the same map, as rmp-serde does it in the module.
 fn raw_cost(state: &BTreeMap<String, String>) -> Duration {
-    let mut times = Vec::new();
-    for _ in 0..ROUNDS {
-        let t = Instant::now();
-        let bytes = rmp_serde::to_vec_named(state).unwrap();
-        let back: BTreeMap<String, String> = rmp_serde::from_slice(&bytes).unwrap();
-        times.push(t.elapsed());
-        assert_eq!(back.len(), state.len());
+    let t = Instant::now();
+    let bytes = rmp_serde::to_vec_named(state).unwrap();
+    let back: BTreeMap<String, String> = rmp_serde::from_slice(&bytes).unwrap();
+    let took = t.elapsed();
+    assert_eq!(back.len(), state.len());
+    took
+}
+
+/// The `p` quantile of sorted `v`, linearly interpolated.
+fn quantile(v: &[f64], p: f64) -> f64 {
+    let at = p * (v.len() - 1) as f64;
+    let (lo, hi) = (at.floor() as usize, at.ceil() as usize);
+    v[lo] + (v[hi] - v[lo]) * (at - lo as f64)
+}
+
+/// Median and IQR of `v`.
+fn spread(mut v: Vec<f64>) -> (f64, f64, f64) {
+    v.sort_by(f64::total_cmp);
+    (quantile(&v, 0.5), quantile(&v, 0.25), quantile(&v, 0.75))
+}
+
+/// A node serving `kv` with `state`, the round trip on or off.
+async fn node_with(
+    v1: &std::path::Path,
+    state: &BTreeMap<String, String>,
+    round_trip: bool,
+) -> Node {
+    let mut config = NodeConfig::new(format!("bench-{}-{round_trip}", state.len()))
+        .module(ModuleSpec::new("kv", v1));
+    config.limits.verify_round_trip = round_trip;
+    let node = Node::start(config).await.unwrap();
+    let kv = node.module::<Proto>("kv").unwrap();
+    for (k, v) in state {
+        kv.cast(Msg::Put {
+            key: k.clone(),
+            value: v.clone(),
+        })
+        .unwrap();
     }
-    median(times)
+    kv.call(Msg::Version).await.unwrap();
+    node
+}
+
+/// One reload of `kv` to a new copy of `v1` (the same state layout on both
+/// sides, like the raw measurement): its pause, load time and per-phase
+/// times (from the events, in `PHASES` order).
+async fn reload(
+    node: &Node,
+    events: &mut EventStream,
+    v1: &std::path::Path,
+) -> (Duration, Duration, [f64; 4]) {
+    let r = node.reload("kv", ReloadOptions::library(v1)).await.unwrap();
+    let mut phases = [0.0; 4];
+    let mut seen = 0;
+    while seen < PHASES.len() {
+        let Ok(Some(event)) =
+            tokio::time::timeout(Duration::from_secs(5), events.next_event()).await
+        else {
+            break;
+        };
+        if let Event::ReloadPhase {
+            phase,
+            took_us,
+            instance: Some(_),
+            ..
+        } = event
+        {
+            if let Some(i) = PHASES.iter().position(|p| *p == phase) {
+                phases[i] = took_us as f64;
+                seen += 1;
+            }
+        }
+    }
+    (r.max_pause(), Duration::from_micros(r.load_us), phases)
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let root = molt::workspace_dir();
-    eprintln!("building kv and kv-v2 (release)...");
+    eprintln!("building kv (release)...");
     let libs = build(&BuildRequest {
         manifest: root.join("Cargo.toml"),
-        packages: vec!["kv".into(), "kv-v2".into()],
+        packages: vec!["kv".into()],
         release: true,
         target_dir: None,
         progress: false,
     })
-    .expect("build the kv libraries");
-    let lib = |p: &str| molt::cargo_build::library_of(&libs, p).unwrap();
-    let (v1, v2) = (lib("kv"), lib("kv_v2"));
+    .expect("build the kv library");
+    let v1 = molt::cargo_build::library_of(&libs, "kv").unwrap();
     let v1_size = std::fs::metadata(&v1).unwrap().len();
+    let rounds = side_by_side::rounds();
+    let load_before = side_by_side::load_average();
 
-    println!("| state | raw encode+decode | pause, round trip on | ratio | pause, round trip off | ratio |");
-    println!("|---|---|---|---|---|---|");
+    let mut table = vec![
+        "| state | raw encode+decode | pause, round trip on (default) | pause / raw: median (IQR) | pause, round trip off | pause / raw: median (IQR) |".to_string(),
+        "|---|---|---|---|---|---|".to_string(),
+    ];
+    let mut breakdown = vec![
+        "| state | pause | snapshot | migrate | swap | verify | rest |".to_string(),
+        "|---|---|---|---|---|---|---|".to_string(),
+    ];
     let mut loads = Vec::new();
     for case in CASES {
         let state = state_of(case);
-        let raw = raw_cost(&state);
-        let mut row = vec![format!("{:.0} µs", us(raw))];
-        for round_trip in [true, false] {
-            let mut config = NodeConfig::new(format!("bench-{}-{round_trip}", case.records))
-                .module(ModuleSpec::new("kv", &v1));
-            config.limits.verify_round_trip = round_trip;
-            let node = Node::start(config).await.unwrap();
-            let kv = node.module::<Proto>("kv").unwrap();
-            for (k, v) in &state {
-                kv.cast(Msg::Put {
-                    key: k.clone(),
-                    value: v.clone(),
-                })
-                .unwrap();
+        let on = node_with(&v1, &state, true).await;
+        let off = node_with(&v1, &state, false).await;
+        let (mut ev_on, mut ev_off) = (
+            on.subscribe().with_progress(true),
+            off.subscribe().with_progress(true),
+        );
+        let (mut raws, mut pauses_on, mut pauses_off) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut ratios_on, mut ratios_off) = (Vec::new(), Vec::new());
+        let mut phases: Vec<[f64; 4]> = Vec::new();
+        let mut rests = Vec::new();
+        for round in side_by_side::schedule(rounds) {
+            // The order alternates: raw first, then on, off; next round off,
+            // on, raw.
+            let (raw, (p_on, l_on, ph), (p_off, l_off, _)) = if round.molt_first {
+                let raw = raw_cost(&state);
+                let a = reload(&on, &mut ev_on, &v1).await;
+                let b = reload(&off, &mut ev_off, &v1).await;
+                (raw, a, b)
+            } else {
+                let b = reload(&off, &mut ev_off, &v1).await;
+                let a = reload(&on, &mut ev_on, &v1).await;
+                (raw_cost(&state), a, b)
+            };
+            if !round.counted {
+                continue;
             }
-            kv.call(Msg::Version).await.unwrap();
-            let mut pauses = Vec::new();
-            for _ in 0..ROUNDS {
-                // v1 -> v1 (a new copy of the same library): the same
-                // state layout on both sides, like the raw measurement.
-                let r = node
-                    .reload("kv", ReloadOptions::library(&v1))
-                    .await
-                    .unwrap();
-                pauses.push(r.max_pause());
-                loads.push(Duration::from_micros(r.load_us));
-            }
-            let pause = median(pauses);
-            row.push(format!("{:.0} µs", us(pause)));
-            row.push(format!("{:.2}×", us(pause) / us(raw)));
-            node.shutdown().await;
+            raws.push(raw);
+            pauses_on.push(p_on);
+            pauses_off.push(p_off);
+            ratios_on.push(us(p_on) / us(raw));
+            ratios_off.push(us(p_off) / us(raw));
+            rests.push(us(p_on) - ph.iter().sum::<f64>());
+            phases.push(ph);
+            loads.extend([l_on, l_off]);
         }
-        println!("| {} | {} |", case.name, row.join(" | "));
+        on.shutdown().await;
+        off.shutdown().await;
+        let (r_on, q1_on, q3_on) = spread(ratios_on);
+        let (r_off, q1_off, q3_off) = spread(ratios_off);
+        let pause_on = side_by_side::median(pauses_on);
+        table.push(format!(
+            "| {} | {:.0} µs | {:.0} µs | {r_on:.2}× ({q1_on:.2}–{q3_on:.2}) | {:.0} µs | {r_off:.2}× ({q1_off:.2}–{q3_off:.2}) |",
+            case.name,
+            us(side_by_side::median(raws)),
+            us(pause_on),
+            us(side_by_side::median(pauses_off)),
+        ));
+        let per_phase: Vec<f64> = (0..PHASES.len())
+            .map(|i| spread(phases.iter().map(|p| p[i]).collect()).0)
+            .collect();
+        let rest = spread(rests).0;
+        breakdown.push(format!(
+            "| {} | {:.0} µs | {} | {rest:.0} µs |",
+            case.name,
+            us(pause_on),
+            per_phase
+                .iter()
+                .map(|p| format!("{p:.0} µs"))
+                .collect::<Vec<_>>()
+                .join(" | ")
+        ));
     }
-    let load = median(loads.clone());
-    loads.sort();
+    for line in &table {
+        println!("{line}");
+    }
     println!();
+    println!("Breakdown of the default reload (round trip on), medians:");
+    println!();
+    for line in &breakdown {
+        println!("{line}");
+    }
+    println!();
+    println!(
+        "{rounds} counted rounds after {} warm-up round(s); per round raw, round trip on and off back to back, the order alternating; load average {load_before} before, {} after",
+        side_by_side::WARMUP_ROUNDS,
+        side_by_side::load_average()
+    );
+    let load = side_by_side::median(loads.clone());
+    loads.sort();
     println!(
         "library load (copy {:.0} KiB + dlopen + layout check): median {:.0} µs, max {:.0} µs over {} loads; mapped libraries now: {}",
         v1_size as f64 / 1024.0,
@@ -138,5 +265,4 @@ async fn main() {
         loads.len(),
         molt::mapped_libraries()
     );
-    let _ = v2;
 }

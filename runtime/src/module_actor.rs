@@ -117,9 +117,14 @@ impl Instance {
     }
 
     /// Records the state a restart would rebuild this instance from: a
-    /// checkpoint taken now (a committed swap's state).
-    pub(crate) fn set_last_good(&mut self, lib: Arc<Library>, snapshot: Snapshot) {
-        self.store_checkpoint(lib, snapshot, Instant::now());
+    /// checkpoint taken now (a committed swap's state). Returns the
+    /// checkpoint it replaces.
+    pub(crate) fn set_last_good(
+        &mut self,
+        lib: Arc<Library>,
+        snapshot: Snapshot,
+    ) -> Option<Checkpoint> {
+        self.store_checkpoint(lib, snapshot, Instant::now())
     }
 
     /// Counts a handled message (`failed`: the error kind when its handler

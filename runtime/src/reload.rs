@@ -374,9 +374,17 @@ async fn prepare_instance(
         return Err(abandoned);
     }
     let t = Instant::now();
-    let verified = verify::check(inst.ctx.clone(), new, target, config, limits, progress)
-        .instrument(phase(Phase::Verify))
-        .await;
+    let verified = verify::check(
+        inst.ctx.clone(),
+        new,
+        target,
+        state.as_ref(),
+        config,
+        limits,
+        progress,
+    )
+    .instrument(phase(Phase::Verify))
+    .await;
     done(Phase::Verify, t, verified.is_ok());
     match verified {
         // Without a round-trip snapshot, the state handed over is the last

@@ -127,18 +127,28 @@ impl Instance {
     }
 
     /// Makes `snapshot` (taken at `at`) the newest checkpoint.
-    pub(super) fn store_checkpoint(&mut self, lib: Arc<Library>, snapshot: Snapshot, at: Instant) {
-        if let Ok(mut g) = self.shared.last_good.lock() {
-            *g = Some(Checkpoint {
+    /// Makes `snapshot` the newest checkpoint; returns the one it replaces,
+    /// for the caller to free where it costs nothing (a committed swap frees
+    /// it off its pause).
+    pub(super) fn store_checkpoint(
+        &mut self,
+        lib: Arc<Library>,
+        snapshot: Snapshot,
+        at: Instant,
+    ) -> Option<Checkpoint> {
+        let replaced = match self.shared.last_good.lock() {
+            Ok(mut g) => g.replace(Checkpoint {
                 lib,
                 snapshot,
                 at,
                 from_start: false,
                 handled: self.shared.handled.load(Ordering::Relaxed),
-            });
-        }
+            }),
+            Err(_) => None,
+        };
         self.checkpoints.dirty = false;
         self.checkpoints.last = at;
+        replaced
     }
 
     /// Rebuilds the behaviour from the newest checkpoint, keeping the actor

@@ -205,12 +205,10 @@ pub(crate) fn apply(
     config: Arc<Vec<u8>>,
 ) {
     let old = std::mem::replace(&mut inst.behaviour, candidate.behaviour);
-    // Freeing a large old state takes milliseconds: not inside the pause.
-    tokio::task::spawn_blocking(move || drop(old));
     inst.lib = target.clone();
     inst.config = config;
-    if let Some(snapshot) = candidate.snapshot {
-        inst.set_last_good(target, snapshot);
+    let replaced = if let Some(snapshot) = candidate.snapshot {
+        inst.set_last_good(target, snapshot)
     } else if let Ok(bytes) = inst.behaviour.snapshot().into_result() {
         inst.set_last_good(
             target.clone(),
@@ -218,8 +216,13 @@ pub(crate) fn apply(
                 version: target.state_version,
                 bytes: Arc::new(bytes.into_vec()),
             },
-        );
-    }
+        )
+    } else {
+        None
+    };
+    // Freeing a large old state (and the checkpoint the new one replaces)
+    // takes milliseconds: not inside the pause.
+    tokio::task::spawn_blocking(move || drop((old, replaced)));
 }
 
 /// Rollback on this instance: stop the new behaviour, start the old one again.

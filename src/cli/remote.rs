@@ -130,6 +130,24 @@ async fn show_phases(mut events: molt::http::EventsStream, module: String) {
     }
 }
 
+/// The pause line of a committed reload: one instance's pause, or for
+/// several (a pool, a keyed module's live actors) the longest and the
+/// median, so a keyed module's per-actor pause shows beside its template's.
+fn pause_summary(pauses_us: &[u64]) -> String {
+    let mut sorted = pauses_us.to_vec();
+    sorted.sort_unstable();
+    match sorted.as_slice() {
+        [] => "pause 0 µs".to_string(),
+        [one] => format!("pause {one} µs"),
+        all => format!(
+            "pause {} µs at most, median {} µs over {} actors",
+            all[all.len() - 1],
+            all[all.len() / 2],
+            all.len()
+        ),
+    }
+}
+
 async fn reload_or_rollback(node: &NodeArgs, name: &str, action: Action) -> ExitCode {
     let client = match client(node) {
         Ok(c) => c,
@@ -151,9 +169,9 @@ async fn reload_or_rollback(node: &NodeArgs, name: &str, action: Action) -> Exit
     }
     match result {
         Ok(report) => {
-            let pause = report.pauses_us.iter().max().copied().unwrap_or(0);
+            let pause = pause_summary(&report.pauses_us);
             println!(
-                "{} {name}: {} -> {} (state v{}), pause {pause} µs",
+                "{} {name}: {} -> {} (state v{}), {pause}",
                 paint("32", "committed"),
                 report.from,
                 report.to,
@@ -471,5 +489,20 @@ pub async fn config_check(addr: SocketAddr, file: &Path) -> ExitCode {
             eprintln!("molt: {e}");
             ExitCode::from(2)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pause_summary;
+
+    #[test]
+    fn one_pause_is_shown_as_is_and_several_as_longest_and_median() {
+        assert_eq!(pause_summary(&[]), "pause 0 µs");
+        assert_eq!(pause_summary(&[440]), "pause 440 µs");
+        assert_eq!(
+            pause_summary(&[30, 9000, 10, 20]),
+            "pause 9000 µs at most, median 30 µs over 4 actors"
+        );
     }
 }

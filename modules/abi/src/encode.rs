@@ -65,7 +65,12 @@ mod tests {
     }
 
     fn encoded(value: &impl Serialize) -> Vec<u8> {
-        with_encoded(value, |e| e.to_string(), |bytes| Ok::<_, String>(bytes.to_vec())).unwrap()
+        with_encoded(
+            value,
+            |e| e.to_string(),
+            |bytes| Ok::<_, String>(bytes.to_vec()),
+        )
+        .unwrap()
     }
 
     #[test]
@@ -77,12 +82,19 @@ mod tests {
         let expected = rmp_serde::to_vec_named(&ping).unwrap();
         // A longer message first, so that the reused buffer holds more
         // bytes than the next one writes.
-        assert_eq!(encoded(&"x".repeat(1000)), rmp_serde::to_vec_named(&"x".repeat(1000)).unwrap());
+        assert_eq!(
+            encoded(&"x".repeat(1000)),
+            rmp_serde::to_vec_named(&"x".repeat(1000)).unwrap()
+        );
         assert_eq!(encoded(&ping), expected);
-        let outer = with_encoded(&ping, |e| e.to_string(), |outer| {
-            assert_eq!(encoded(&ping), expected);
-            Ok::<_, String>(outer.to_vec())
-        });
+        let outer = with_encoded(
+            &ping,
+            |e| e.to_string(),
+            |outer| {
+                assert_eq!(encoded(&ping), expected);
+                Ok::<_, String>(outer.to_vec())
+            },
+        );
         assert_eq!(outer.unwrap(), expected);
     }
 }

@@ -299,11 +299,18 @@ impl HostContext {
         Some(cache[pos].1.clone())
     }
 
-    /// The lane to instance `instance` (modulo the instance count) of
-    /// `module`, resolved at the first send and kept, as a handle keeps its
-    /// lane (issue #8 item 11): scaling never reorders what this instance
-    /// sends there with `send`.
-    fn pinned_lane(&self, module: &str, instance: u32) -> Option<Arc<Lane>> {
+    /// Sends `msg` through the lane to instance `instance` (modulo the
+    /// instance count) of `module`, resolved at the first send and kept, as
+    /// a handle keeps its lane (issue #8 item 11): scaling never reorders
+    /// what this instance sends there with `send`. `None` (and `msg`
+    /// dropped) when there is no such lane: the module is not running, or
+    /// is keyed. The lane is used under the cache's lock, not cloned.
+    fn send_pinned(
+        &self,
+        module: &str,
+        instance: u32,
+        msg: ModuleMsg,
+    ) -> Option<Result<(), crate::directory::Closed>> {
         let mut cache = self.slots.lock().unwrap_or_else(|p| p.into_inner());
         let pos = self.cached_slot(&mut cache, module)?;
         let (_, slot, lanes) = &mut cache[pos];
@@ -312,11 +319,12 @@ impl HostContext {
             return None;
         }
         if let Some((_, lane)) = lanes.iter().find(|(i, _)| *i == instance) {
-            return Some(lane.clone());
+            return Some(lane.send(msg));
         }
         let lane = slot.resolve(instance as usize)?;
-        lanes.push((instance, lane.clone()));
-        Some(lane)
+        let sent = lane.send(msg);
+        lanes.push((instance, lane));
+        Some(sent)
     }
 
     /// Casts to instance `instance` (modulo the instance count) of `module`
@@ -328,7 +336,8 @@ impl HostContext {
         msg: RSlice<'_, u8>,
     ) -> RResult<(), ModError> {
         let not_running = || failed(format!("module {} is not running", module.as_str()));
-        let Some(lane) = self.pinned_lane(module.as_str(), instance) else {
+        let msg = ModuleMsg::Cast(msg.to_vec(), Some(self.me.clone()));
+        let Some(sent) = self.send_pinned(module.as_str(), instance, msg) else {
             if crate::directory::lookup(&self.directory, module.as_str())
                 .is_some_and(|s| s.keyed().is_some())
             {
@@ -339,7 +348,7 @@ impl HostContext {
             }
             return RErr(not_running());
         };
-        match lane.send(ModuleMsg::Cast(msg.to_vec(), Some(self.me.clone()))) {
+        match sent {
             Ok(()) => ROk(()),
             Err(_) => RErr(not_running()),
         }
@@ -360,13 +369,17 @@ impl HostContext {
         if let ROption::RSome(key) = to.key {
             return self.send_to_key(module, key.as_slice(), msg);
         }
-        let slot = self.slot(module).ok_or_else(|| NoActor::NoModule {
-            address: address(),
-            module: module.to_string(),
-        })?;
-        resolve::instance_lane(&slot, index::from_ffi(to.instance), address)?
-            .send(msg)
-            .map_err(|_| NoActor::Gone { address: address() })
+        // The slot is used under the cache's lock, not cloned: no
+        // reference count touched per message on a slot that every sender
+        // to the module shares.
+        let mut cache = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        let pos = self
+            .cached_slot(&mut cache, module)
+            .ok_or_else(|| NoActor::NoModule {
+                address: address(),
+                module: module.to_string(),
+            })?;
+        resolve::send_to_instance(&cache[pos].1, index::from_ffi(to.instance), address, msg)
     }
 
     /// Sends to the actor for `key` of a keyed module (see

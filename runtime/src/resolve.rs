@@ -5,8 +5,6 @@
 //! replaces its route). An actor that does not exist is an error, never a
 //! wrap or a silent drop.
 
-use std::sync::Arc;
-
 use molt_abi::Address;
 
 use crate::directory::{lookup, Directory, Lane, ModuleSlot};
@@ -52,12 +50,15 @@ pub(crate) enum NoActor {
     Gone { address: String },
 }
 
-/// The lane of instance `index` of the module in `slot`, now: no wrap.
-pub(crate) fn instance_lane(
+/// Sends `msg` to instance `index` of the module in `slot`, resolved now:
+/// no wrap. The lane is borrowed for the send, not cloned (no reference
+/// count touched per message on a lane every sender shares).
+pub(crate) fn send_to_instance(
     slot: &ModuleSlot,
     index: usize,
-    address: impl FnOnce() -> String,
-) -> Result<Arc<Lane>, NoActor> {
+    address: impl Fn() -> String,
+    msg: ModuleMsg,
+) -> Result<(), NoActor> {
     let lanes = slot.lanes.load();
     if slot.is_closed() {
         return Err(NoActor::NoModule {
@@ -71,15 +72,14 @@ pub(crate) fn instance_lane(
             module: slot.name.to_string(),
         });
     }
-    lanes
-        .get(index)
-        .cloned()
-        .ok_or_else(|| NoActor::NoInstance {
-            address: address(),
-            module: slot.name.to_string(),
-            index,
-            count: lanes.len(),
-        })
+    let lane: &Lane = lanes.get(index).ok_or_else(|| NoActor::NoInstance {
+        address: address(),
+        module: slot.name.to_string(),
+        index,
+        count: lanes.len(),
+    })?;
+    lane.send(msg)
+        .map_err(|_| NoActor::Gone { address: address() })
 }
 
 /// Sends `msg` to the actor for `key` of the keyed module `module`. The
@@ -131,11 +131,7 @@ pub(crate) fn send(
                 address: to.to_string(),
                 module: to.module.clone(),
             })?;
-            instance_lane(&slot, *index, || to.to_string())?
-                .send(msg)
-                .map_err(|_| NoActor::Gone {
-                    address: to.to_string(),
-                })
+            send_to_instance(&slot, *index, || to.to_string(), msg)
         }
     }
 }

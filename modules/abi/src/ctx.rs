@@ -1,6 +1,9 @@
+use std::sync::OnceLock;
+
 use abi_stable::std_types::{RResult, RSlice, RStr};
 use serde::Serialize;
 
+use crate::encode::with_encoded;
 use crate::{ffi::HostCtxBox, index, Address, Error, Protocol, ReplyToken, Request};
 
 /// Log levels a module can use through [`Ctx::log`].
@@ -40,13 +43,19 @@ impl Level {
 #[derive(Clone)]
 pub struct Ctx {
     host: HostCtxBox,
+    /// This actor's address, built at the first [`Ctx::me`] (its node,
+    /// module and instance never change for a context).
+    me: OnceLock<Address>,
 }
 
 impl Ctx {
     /// Wraps the host's context object. Used by the generated code and by
     /// hosts that test module code in process.
     pub fn from_host(host: HostCtxBox) -> Self {
-        Ctx { host }
+        Ctx {
+            host,
+            me: OnceLock::new(),
+        }
     }
 
     /// The module's name.
@@ -113,12 +122,12 @@ impl Ctx {
     /// # Errors
     /// When the message cannot be encoded or the module is not running.
     pub fn cast<P: Protocol>(&self, module: &str, msg: &P::Msg) -> Result<(), Error> {
-        let bytes = rmp_serde::to_vec_named(msg)
-            .map_err(|e| Error::msg(format!("cannot encode a message to {module}: {e}")))?;
-        self.host
-            .send(RStr::from_str(module), RSlice::from_slice(&bytes))
-            .into_result()
-            .map_err(Error::from)
+        encode_to_module(module, msg, |bytes| {
+            self.host
+                .send(RStr::from_str(module), RSlice::from_slice(bytes))
+                .into_result()
+                .map_err(Error::from)
+        })
     }
 
     /// Casts a message to instance `instance` of a module (the
@@ -138,13 +147,13 @@ impl Ctx {
         instance: usize,
         msg: &P::Msg,
     ) -> Result<(), Error> {
-        let bytes = rmp_serde::to_vec_named(msg)
-            .map_err(|e| Error::msg(format!("cannot encode a message to {module}: {e}")))?;
         let instance = index::to_ffi(instance)?;
-        self.host
-            .send_to(RStr::from_str(module), instance, RSlice::from_slice(&bytes))
-            .into_result()
-            .map_err(Error::from)
+        encode_to_module(module, msg, |bytes| {
+            self.host
+                .send_to(RStr::from_str(module), instance, RSlice::from_slice(bytes))
+                .into_result()
+                .map_err(Error::from)
+        })
     }
 
     /// Casts a message to the actor of `key` in a keyed module
@@ -161,17 +170,17 @@ impl Ctx {
         key: impl Into<crate::Key>,
         msg: &P::Msg,
     ) -> Result<(), Error> {
-        let bytes = rmp_serde::to_vec_named(msg)
-            .map_err(|e| Error::msg(format!("cannot encode a message to {module}: {e}")))?;
         let key = key.into();
-        self.host
-            .send_key(
-                RStr::from_str(module),
-                RSlice::from_slice(key.as_bytes()),
-                RSlice::from_slice(&bytes),
-            )
-            .into_result()
-            .map_err(Error::from)
+        encode_to_module(module, msg, |bytes| {
+            self.host
+                .send_key(
+                    RStr::from_str(module),
+                    RSlice::from_slice(key.as_bytes()),
+                    RSlice::from_slice(bytes),
+                )
+                .into_result()
+                .map_err(Error::from)
+        })
     }
 }
 
@@ -185,7 +194,9 @@ impl Ctx {
     /// This actor's address: put it in a message so that the receiver can
     /// answer, or keep it. Valid across reloads and restarts in place.
     pub fn me(&self) -> Address {
-        Address::instance(self.node(), self.module(), self.instance())
+        self.me
+            .get_or_init(|| Address::instance(self.node(), self.module(), self.instance()))
+            .clone()
     }
 
     /// The address of the actor that sent the message being handled: an
@@ -223,11 +234,13 @@ impl Ctx {
     /// a key address), or its instance index does not fit the host
     /// interface.
     pub fn cast_addr<P: Protocol>(&self, to: &Address, msg: &P::Msg) -> Result<(), Error> {
-        let bytes = encode_msg(to, msg)?;
-        self.host
-            .send_addr(to.as_ffi()?, RSlice::from_slice(&bytes))
-            .into_result()
-            .map_err(Error::from)
+        let to_ffi = to.as_ffi()?;
+        encode_to_address(to, msg, |bytes| {
+            self.host
+                .send_addr(to_ffi, RSlice::from_slice(bytes))
+                .into_result()
+                .map_err(Error::from)
+        })
     }
 
     /// Asks the actor at `to`: a call whose answer comes back as a message.
@@ -251,11 +264,13 @@ impl Ctx {
         msg: &P::Msg,
         correlation: u64,
     ) -> Result<(), Error> {
-        let bytes = encode_msg(to, msg)?;
-        self.host
-            .ask(to.as_ffi()?, RSlice::from_slice(&bytes), correlation)
-            .into_result()
-            .map_err(Error::from)
+        let to_ffi = to.as_ffi()?;
+        encode_to_address(to, msg, |bytes| {
+            self.host
+                .ask(to_ffi, RSlice::from_slice(bytes), correlation)
+                .into_result()
+                .map_err(Error::from)
+        })
     }
 
     /// [`Ctx::ask`] with a typed request: `request` is sent as its
@@ -317,16 +332,18 @@ impl Ctx {
     /// call timed out or its future was dropped), or the reply cannot be
     /// encoded. The module keeps running either way.
     pub fn reply<R: Serialize>(&self, token: &ReplyToken, reply: &R) -> Result<(), Error> {
-        let bytes = rmp_serde::to_vec_named(reply).map_err(|e| {
+        let on_error = |e| {
             Error::msg(format!(
                 "cannot encode the reply to call {}: {e}",
                 token.id()
             ))
-        })?;
-        self.host
-            .reply(token.id(), RResult::ROk(RSlice::from_slice(&bytes)))
-            .into_result()
-            .map_err(Error::from)
+        };
+        with_encoded(reply, on_error, |bytes| {
+            self.host
+                .reply(token.id(), RResult::ROk(RSlice::from_slice(bytes)))
+                .into_result()
+                .map_err(Error::from)
+        })
     }
 
     /// Answers the open call `token` with an error: its caller gets it as a
@@ -342,9 +359,26 @@ impl Ctx {
     }
 }
 
-fn encode_msg<T: Serialize + ?Sized>(to: &Address, msg: &T) -> Result<Vec<u8>, Error> {
-    rmp_serde::to_vec_named(msg)
-        .map_err(|e| Error::msg(format!("cannot encode a message to {to}: {e}")))
+/// Encodes a message to `module` (see [`with_encoded`]) and hands its bytes
+/// to `send`.
+fn encode_to_module<T: Serialize + ?Sized>(
+    module: &str,
+    msg: &T,
+    send: impl FnOnce(&[u8]) -> Result<(), Error>,
+) -> Result<(), Error> {
+    let on_error = |e| Error::msg(format!("cannot encode a message to {module}: {e}"));
+    with_encoded(msg, on_error, send)
+}
+
+/// Encodes a message to the actor at `to` (see [`with_encoded`]) and hands
+/// its bytes to `send`.
+fn encode_to_address<T: Serialize + ?Sized>(
+    to: &Address,
+    msg: &T,
+    send: impl FnOnce(&[u8]) -> Result<(), Error>,
+) -> Result<(), Error> {
+    let on_error = |e| Error::msg(format!("cannot encode a message to {to}: {e}"));
+    with_encoded(msg, on_error, send)
 }
 
 impl std::fmt::Debug for Ctx {

@@ -49,6 +49,7 @@
 
 mod address;
 mod ctx;
+mod encode;
 mod error;
 mod export;
 pub mod ffi;

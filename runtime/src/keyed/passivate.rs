@@ -50,11 +50,9 @@ async fn sweep(keyed: &Arc<Keyed>) {
         t.keys
             .iter_mut()
             .filter_map(|(k, e)| match e {
-                Entry::Live { route, seen }
-                    if seen.idle_at(now) >= idle && route.shared.mailbox_depth() == 0 =>
-                {
-                    Some(k.clone())
-                }
+                Entry::Live { route, seen } => (seen.idle_at(now) >= idle
+                    && route.shared.mailbox_depth() == 0)
+                    .then(|| k.clone()),
                 _ => None,
             })
             .collect()

@@ -435,3 +435,26 @@ fn fail(msg: ModuleMsg, why: &str) {
         }));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Seen;
+    use std::time::Duration;
+
+    /// A touch (a send, no clock read) counts as a message at the next
+    /// look: the key is never seen idle longer than since its last message.
+    #[test]
+    fn a_touch_restarts_the_idle_time_at_the_next_look() {
+        let mut seen = Seen::now();
+        let start = seen.last;
+        let later = start + Duration::from_secs(10);
+        assert_eq!(seen.idle_at(later), Duration::from_secs(10));
+        seen.touch();
+        assert_eq!(seen.idle_at(later), Duration::ZERO, "touched: busy now");
+        assert_eq!(
+            seen.idle_at(later + Duration::from_secs(3)),
+            Duration::from_secs(3),
+            "the touch is dated once"
+        );
+    }
+}

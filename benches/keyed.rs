@@ -1,22 +1,54 @@
-//! Keyed actors (issue #9 §3): a reload of a keyed module with 10,000 live
-//! actors under load (per-actor pause p50/p99, whole reload time, messages
-//! lost: must be 0), and the cost of activating a key (spawn + first reply)
-//! next to spawning a plain ractor actor and calling it, in the same run.
+//! Keyed actors: the cost of a keyed actor next to what it replaces (issue
+//! #11 §3), and a reload with 10,000 live actors (issue #9 §3).
 //!
-//! Run: `cargo bench --bench keyed` (prints a table; BENCHMARKS.md records
-//! it).
+//! Side by side, interleaved (the method of `support/side_by_side.rs`:
+//! warm-up, then rounds running both sides back to back, the first side
+//! alternating; the median and spread of the per-round ratios):
+//! - `activate`: the first call to a new key of the keyed `cart` module
+//!   (spawn, `init`, `start`, the first checkpoint, the call handled and
+//!   answered) against spawning a plain ractor actor whose `pre_start` builds
+//!   the same state (an empty cart) and calling it once with the same work
+//!   (the cart's `Push`: append to its log, answer). Each side makes
+//!   [`ACTIVATIONS`] new actors per round.
+//! - `cast`: [`CASTS`] casts of the cart's `Add` to one live key of the keyed
+//!   module, against the same casts to the one instance of the same library
+//!   run as a plain (pool) module; each run ends with one call (`Items`)
+//!   that waits for them. Molt on both sides: the row measures what the key
+//!   costs per message.
+//! - `call`: [`CALLS`] calls of `Add` the same way (round trips).
+//!
+//! Then, once, a reload of the keyed module with [`LIVE`] live actors under
+//! load (per-actor pause p50/p99, whole reload time, messages lost: must be
+//! 0), on a node of its own.
+//!
+//! Run: `cargo bench --bench keyed` (prints the tables; BENCHMARKS.md
+//! records them). `MOLT_BENCH_ROUNDS`, `MOLT_BENCH_SIDE` and
+//! `MOLT_BENCH_ROWS` (`activate`, `cast`, `call`, `reload`) as in
+//! `support/side_by_side.rs`; with `MOLT_BENCH_SIDE=molt` the keyed side
+//! runs alone, with `ractor` the plain / pool side.
+
+#[path = "support/side_by_side.rs"]
+#[allow(dead_code)] // the ratio cells here are costs (`cost_cells`)
+mod side_by_side;
+use side_by_side::{both, Pair};
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cart_proto::{Msg, Proto, Seqs};
+use cart_proto::{Msg, Proto, Reply, Seqs};
 use molt::cargo_build::{build, BuildRequest};
-use molt::{KeyedSpec, ModuleSpec, Node, NodeConfig, ReloadOptions};
+use molt::{KeyedSpec, ModuleHandle, ModuleSpec, Node, NodeConfig, ReloadOptions};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 const LIVE: usize = 10_000;
 const LOADERS: usize = 2;
+/// New actors per side per round in the `activate` row.
+const ACTIVATIONS: usize = 2_000;
+/// Casts per side per round in the `cast` row.
+const CASTS: u64 = 200_000;
+/// Calls per side per round in the `call` row.
+const CALLS: u64 = 20_000;
 
 fn pct(mut v: Vec<Duration>, p: f64) -> Duration {
     v.sort();
@@ -27,33 +59,225 @@ fn us(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
 }
 
-/// A plain ractor actor holding a counter: the baseline for activation.
-struct Plain;
+/// A plain ractor actor doing what one cart does on activation and on
+/// `Push`: the baseline of the `activate` row.
+struct PlainCart;
 
-enum PlainMsg {
-    Add(u32, RpcReplyPort<u32>),
+/// The cart's state (`modules/cart`): what `init` builds.
+#[derive(Default)]
+struct CartState {
+    items: std::collections::BTreeMap<String, u32>,
+    seqs: Vec<u64>,
 }
 
-impl Actor for Plain {
+enum PlainMsg {
+    /// The cart's `Push`: appends, answers.
+    Push(u64, RpcReplyPort<()>),
+}
+
+impl Actor for PlainCart {
     type Msg = PlainMsg;
-    type State = u32;
+    type State = CartState;
     type Arguments = ();
 
-    async fn pre_start(&self, _: ActorRef<PlainMsg>, _: ()) -> Result<u32, ActorProcessingErr> {
-        Ok(0)
+    async fn pre_start(
+        &self,
+        _: ActorRef<PlainMsg>,
+        _: (),
+    ) -> Result<CartState, ActorProcessingErr> {
+        Ok(CartState::default())
     }
 
     async fn handle(
         &self,
         _: ActorRef<PlainMsg>,
         msg: PlainMsg,
-        st: &mut u32,
+        st: &mut CartState,
     ) -> Result<(), ActorProcessingErr> {
-        let PlainMsg::Add(n, reply) = msg;
-        *st += n;
-        let _ = reply.send(*st);
+        let PlainMsg::Push(seq, reply) = msg;
+        st.seqs.push(seq);
+        std::hint::black_box(&st.items);
+        let _ = reply.send(());
         Ok(())
     }
+}
+
+/// `n` first calls to new keys (made before the clock starts).
+async fn activate_keys(carts: &ModuleHandle<Proto>, round: usize) -> Duration {
+    let keys: Vec<_> = (0..ACTIVATIONS)
+        .map(|k| carts.key(format!("r{round}-k{k}")))
+        .collect();
+    let t = Instant::now();
+    for cart in &keys {
+        cart.call(Msg::Push { seq: 0 }).await.unwrap();
+    }
+    t.elapsed()
+}
+
+/// `n` plain actors spawned and called once; stopped after the clock.
+async fn spawn_plain() -> Duration {
+    let mut refs = Vec::with_capacity(ACTIVATIONS);
+    let t = Instant::now();
+    for _ in 0..ACTIVATIONS {
+        let (actor, _join) = Actor::spawn(None, PlainCart, ()).await.unwrap();
+        ractor::call!(actor, PlainMsg::Push, 0).unwrap();
+        refs.push(actor);
+    }
+    let d = t.elapsed();
+    for a in refs {
+        a.stop(None);
+    }
+    d
+}
+
+fn add() -> Msg {
+    Msg::Add {
+        item: "tea".into(),
+        qty: 1,
+    }
+}
+
+/// [`CASTS`] casts of `Add` through `h`, then one call that waits for them.
+async fn casts(h: &ModuleHandle<Proto>) -> Duration {
+    let t = Instant::now();
+    for _ in 0..CASTS {
+        h.cast(add()).unwrap();
+    }
+    let Reply::Items(_) = h.call(Msg::Items).await.unwrap() else {
+        panic!("Items answers Items");
+    };
+    t.elapsed()
+}
+
+/// [`CALLS`] calls of `Add` through `h`.
+async fn calls(h: &ModuleHandle<Proto>) -> Duration {
+    let t = Instant::now();
+    for _ in 0..CALLS {
+        h.call(add()).await.unwrap();
+    }
+    t.elapsed()
+}
+
+fn rate(n: u64, d: Duration) -> f64 {
+    n as f64 / d.as_secs_f64()
+}
+
+/// The interleaved rows, on a node of their own: a keyed `cart` and the
+/// same library as a plain module.
+async fn side_by_side_rows(v1: &std::path::Path) {
+    let rounds = side_by_side::rounds();
+    let load_before = side_by_side::load_average();
+    let config =
+        NodeConfig::new("bench-keyed-sbs").module(ModuleSpec::new("cart", v1).keyed(KeyedSpec {
+            idle_passivate: Duration::from_secs(3600),
+            max_live: ((side_by_side::WARMUP_ROUNDS + rounds) * ACTIVATIONS + 16) as u32,
+        }));
+    let node = Node::start(config).await.unwrap();
+    // The same library as a plain module (one instance), on a node of its
+    // own: a module's name is its library's.
+    let pool_node =
+        Node::start(NodeConfig::new("bench-keyed-pool").module(ModuleSpec::new("cart", v1)))
+            .await
+            .unwrap();
+    let carts = node.module::<Proto>("cart").unwrap();
+    let pool = pool_node.module::<Proto>("cart").unwrap();
+    let live = carts.key("live");
+    live.call(Msg::Items).await.unwrap();
+
+    let rows = ["activate", "cast", "call"].map(side_by_side::selected);
+    let (mut act, mut cast, mut call) = (Pair::default(), Pair::default(), Pair::default());
+    for round in side_by_side::schedule(rounds) {
+        let mut line = format!(
+            "round {}{}:",
+            round.index,
+            if round.counted { "" } else { " (warm-up)" }
+        );
+        if rows[0] {
+            let p = both!(
+                round,
+                activate_keys(&carts, round.index).await,
+                spawn_plain().await
+            );
+            act.push(round, p);
+            line += &format!(
+                " activate {:.0} / {:.0} ms;",
+                p.0.as_secs_f64() * 1e3,
+                p.1.as_secs_f64() * 1e3
+            );
+        }
+        if rows[1] {
+            let p = both!(round, casts(&live).await, casts(&pool).await);
+            cast.push(round, p);
+            line += &format!(
+                " cast {:.0} / {:.0} ms;",
+                p.0.as_secs_f64() * 1e3,
+                p.1.as_secs_f64() * 1e3
+            );
+        }
+        if rows[2] {
+            let p = both!(round, calls(&live).await, calls(&pool).await);
+            call.push(round, p);
+            line += &format!(
+                " call {:.0} / {:.0} ms",
+                p.0.as_secs_f64() * 1e3,
+                p.1.as_secs_f64() * 1e3
+            );
+        }
+        eprintln!("{line}");
+    }
+    println!("| what | keyed | baseline | keyed / baseline (median of rounds) | per round, min–max | per round, IQR | keyed's extra per op |");
+    println!("|---|---|---|---|---|---|---|");
+    if rows[0] {
+        let s = act.summary();
+        println!(
+            "| activate a key (first call) vs spawn a plain ractor actor + first call, same work; {ACTIVATIONS} | {:.1} µs | {:.1} µs | {} | {:.1} µs |",
+            us(s.molt) / ACTIVATIONS as f64,
+            us(s.ractor) / ACTIVATIONS as f64,
+            cost_cells(&s),
+            us(s.molt.saturating_sub(s.ractor)) / ACTIVATIONS as f64,
+        );
+    }
+    if rows[1] {
+        let s = cast.summary();
+        println!(
+            "| cast to a live key vs to a pool instance (same library); {CASTS} | {:.2} M msg/s | {:.2} M msg/s | {} | {:.0} ns |",
+            rate(CASTS, s.molt) / 1e6,
+            rate(CASTS, s.ractor) / 1e6,
+            cost_cells(&s),
+            s.extra_ns(CASTS),
+        );
+    }
+    if rows[2] {
+        let s = call.summary();
+        println!(
+            "| call a live key vs a pool instance (same library); {CALLS} | {:.0} k/s | {:.0} k/s | {} | {:.0} ns |",
+            rate(CALLS, s.molt) / 1e3,
+            rate(CALLS, s.ractor) / 1e3,
+            cost_cells(&s),
+            s.extra_ns(CALLS),
+        );
+    }
+    println!();
+    println!(
+        "cost ratios (keyed time / baseline time: 100 % costs the same; the targets: activate ≤ 200 %, cast ≤ 110 %). {}",
+        side_by_side::method_note(rounds, &load_before)
+    );
+    node.shutdown().await;
+    pool_node.shutdown().await;
+}
+
+/// The ratio cells as costs (keyed time / baseline time), the inverse of
+/// the throughput ratios `Summary` keeps: median, min–max, IQR.
+fn cost_cells(s: &side_by_side::Summary) -> String {
+    let inv = |r: f64| 1e4 / r;
+    format!(
+        "{:.0} % | {:.0}–{:.0} % | {:.0}–{:.0} %",
+        inv(s.ratio),
+        inv(s.max),
+        inv(s.min),
+        inv(s.q3),
+        inv(s.q1)
+    )
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -70,9 +294,23 @@ async fn main() {
     .expect("build the cart libraries");
     let lib = |p: &str| molt::cargo_build::library_of(&libs, p).unwrap();
     let (v1, v2) = (lib("cart"), lib("cart_v2"));
+    if ["activate", "cast", "call"]
+        .iter()
+        .any(|r| side_by_side::selected(r))
+    {
+        side_by_side_rows(&v1).await;
+    }
+    if side_by_side::selected("reload") {
+        println!();
+        reload_row(&v1, &v2).await;
+    }
+}
 
+/// The reload of a keyed module with [`LIVE`] live actors under load
+/// (issue #9 §3).
+async fn reload_row(v1: &std::path::Path, v2: &std::path::Path) {
     let mut config =
-        NodeConfig::new("bench-keyed").module(ModuleSpec::new("cart", &v1).keyed(KeyedSpec {
+        NodeConfig::new("bench-keyed").module(ModuleSpec::new("cart", v1).keyed(KeyedSpec {
             idle_passivate: Duration::from_secs(3600),
             max_live: (LIVE * 2) as u32,
         }));
@@ -88,19 +326,6 @@ async fn main() {
         let t = Instant::now();
         cart.call(Msg::Push { seq: 0 }).await.unwrap();
         activation.push(t.elapsed());
-    }
-    // The same on plain ractor actors: spawn, then the first call.
-    let mut plain = Vec::with_capacity(LIVE);
-    let mut plain_refs = Vec::with_capacity(LIVE);
-    for _ in 0..LIVE {
-        let t = Instant::now();
-        let (actor, _join) = Actor::spawn(None, Plain, ()).await.unwrap();
-        ractor::call!(actor, PlainMsg::Add, 1).unwrap();
-        plain.push(t.elapsed());
-        plain_refs.push(actor);
-    }
-    for a in plain_refs {
-        a.stop(None);
     }
     // A call to a live key, for scale.
     let mut warm = Vec::with_capacity(LIVE);
@@ -142,7 +367,7 @@ async fn main() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let t = Instant::now();
     let report = node
-        .reload("cart", ReloadOptions::library(&v2))
+        .reload("cart", ReloadOptions::library(v2))
         .await
         .expect("the reload commits");
     let whole = t.elapsed();
@@ -177,7 +402,6 @@ async fn main() {
     println!("|---|---|---|---|");
     for (name, v) in [
         ("activate a key (spawn + init + first call)", activation),
-        ("spawn a plain ractor actor + first call", plain),
         ("call a live key", warm),
         ("per-actor reload pause (10k live, under load)", pauses),
     ] {

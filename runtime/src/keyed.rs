@@ -26,7 +26,7 @@ pub(crate) mod switch;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use abi_stable::std_types::RString;
 use arc_swap::ArcSwap;
@@ -56,7 +56,7 @@ pub(crate) struct Serving {
 enum Entry {
     Live {
         route: Route,
-        last: Instant,
+        seen: Seen,
     },
     /// Its actor is starting; messages wait here in order.
     Activating {
@@ -67,6 +67,42 @@ enum Entry {
         queue: Vec<ModuleMsg>,
     },
     Passivated(Checkpoint),
+}
+
+/// When a live key last had a message, coarsely, so that a send reads no
+/// clock (issue #11 §3): a send only marks the entry `touched`; whoever
+/// asks how long the key has been idle (the sweeper, a passivation) first
+/// moves `last` to its own now if the entry was touched and clears the mark.
+/// `last` is thus never earlier than the key's last message: a key is
+/// passivated no sooner than `idle_passivate` after it (and at most one
+/// sweep period later than an exact clock would say).
+struct Seen {
+    last: Instant,
+    touched: bool,
+}
+
+impl Seen {
+    /// Seen now.
+    fn now() -> Self {
+        Seen {
+            last: Instant::now(),
+            touched: false,
+        }
+    }
+
+    /// A message was sent to the key (no clock read).
+    fn touch(&mut self) {
+        self.touched = true;
+    }
+
+    /// How long the key has been idle at `now`, folding a touch into `last`.
+    fn idle_at(&mut self, now: Instant) -> Duration {
+        if self.touched {
+            self.last = now;
+            self.touched = false;
+        }
+        now.saturating_duration_since(self.last)
+    }
 }
 
 #[derive(Default)]
@@ -188,8 +224,8 @@ impl Keyed {
         }
         let mut t = self.table();
         let from = match t.keys.get_mut(key) {
-            Some(Entry::Live { route, last }) => {
-                *last = Instant::now();
+            Some(Entry::Live { route, seen }) => {
+                seen.touch();
                 return deliver(route, msg).map_err(|_| KeyedRefusal::NotRunning);
             }
             Some(Entry::Activating { queue }) | Some(Entry::Passivating { queue }) => {
@@ -250,14 +286,9 @@ impl Keyed {
                 for msg in queue {
                     let _ = deliver(&route, msg);
                 }
-                let enqueued = Instant::now();
-                t.keys.insert(
-                    key,
-                    Entry::Live {
-                        route,
-                        last: enqueued,
-                    },
-                );
+                let seen = Seen::now();
+                let enqueued = seen.last;
+                t.keys.insert(key, Entry::Live { route, seen });
                 Ok(enqueued)
             }
             started => {
@@ -402,5 +433,28 @@ fn fail(msg: ModuleMsg, why: &str) {
             kind: ErrorKind::Failed,
             message: RString::from(format!("the key's actor could not be activated: {why}")),
         }));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Seen;
+    use std::time::Duration;
+
+    /// A touch (a send, no clock read) counts as a message at the next
+    /// look: the key is never seen idle longer than since its last message.
+    #[test]
+    fn a_touch_restarts_the_idle_time_at_the_next_look() {
+        let mut seen = Seen::now();
+        let start = seen.last;
+        let later = start + Duration::from_secs(10);
+        assert_eq!(seen.idle_at(later), Duration::from_secs(10));
+        seen.touch();
+        assert_eq!(seen.idle_at(later), Duration::ZERO, "touched: busy now");
+        assert_eq!(
+            seen.idle_at(later + Duration::from_secs(3)),
+            Duration::from_secs(3),
+            "the touch is dated once"
+        );
     }
 }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use ractor::ActorId;
 use tokio::sync::oneshot;
 
-use super::{deliver, Entry, Keyed};
+use super::{deliver, Entry, Keyed, Seen};
 use crate::module_actor::ModuleMsg;
 
 /// Runs until the registry is closed or dropped: every quarter of the idle
@@ -45,15 +45,14 @@ async fn sweep(keyed: &Arc<Keyed>) {
     };
     let idle = keyed.spec.idle_passivate;
     let due: Vec<Vec<u8>> = {
-        let t = keyed.table();
+        let mut t = keyed.table();
+        let now = Instant::now();
         t.keys
-            .iter()
+            .iter_mut()
             .filter_map(|(k, e)| match e {
-                Entry::Live { route, last }
-                    if last.elapsed() >= idle && route.shared.mailbox_depth() == 0 =>
-                {
-                    Some(k.clone())
-                }
+                Entry::Live { route, seen } => (seen.idle_at(now) >= idle
+                    && route.shared.mailbox_depth() == 0)
+                    .then(|| k.clone()),
                 _ => None,
             })
             .collect()
@@ -105,12 +104,13 @@ pub(super) async fn passivate(keyed: &Arc<Keyed>, key: &[u8], why: Why) -> Passi
         let Some(entry) = t.keys.get_mut(key) else {
             return Passivated::Skipped;
         };
-        let Entry::Live { route, last } = entry else {
+        let Entry::Live { route, seen } = entry else {
             return Passivated::Skipped;
         };
         let wanted = match why {
             Why::Idle => {
-                last.elapsed() >= keyed.spec.idle_passivate && route.shared.mailbox_depth() == 0
+                seen.idle_at(Instant::now()) >= keyed.spec.idle_passivate
+                    && route.shared.mailbox_depth() == 0
             }
             Why::SwitchOver { voted, .. } => route.actor.get_id() == voted,
         };
@@ -159,7 +159,7 @@ pub(super) async fn passivate(keyed: &Arc<Keyed>, key: &[u8], why: Why) -> Passi
                     key.to_vec(),
                     Entry::Live {
                         route,
-                        last: Instant::now(),
+                        seen: Seen::now(),
                     },
                 );
                 return Passivated::Failed(e);

@@ -15,8 +15,7 @@ use common::cart::keyed_status_of;
 use common::fault::{hang_until, keyed_node, log, push, tag};
 use common::fault_proto::Msg;
 use common::FaultProto;
-use molt::{ModuleHandle, ReloadOptions};
-use serde_json::json;
+use molt::ModuleHandle;
 
 const KEYS: i64 = 200;
 /// Casts per key sent while the reload finishes (through the switch-over).
@@ -28,7 +27,6 @@ fn first(k: i64) -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn live_keys_answer_with_the_old_code_during_the_vote_then_the_new_code_in_order() {
-    let f = common::fixtures();
     let node = keyed_node("keyed-keeps-serving", "a").await;
     let module = node.module::<FaultProto>("fault").unwrap();
     let dir = common::scratch_dir();
@@ -43,18 +41,7 @@ async fn live_keys_answer_with_the_old_code_during_the_vote_then_the_new_code_in
     assert_eq!(keyed_status_of(&node, "fault").await.live, KEYS as u64 + 1);
 
     let mut events = node.subscribe();
-    let reload = {
-        let admin = node.admin();
-        let v2 = f.fault_v2.clone();
-        tokio::spawn(async move {
-            admin
-                .reload(
-                    "fault",
-                    ReloadOptions::library(v2).with_config(json!({ "tag": "b" })),
-                )
-                .await
-        })
-    };
+    let reload = common::fault::reload_to_v2_in_background(&node);
     // The template instance is migrating: every live key was asked for its
     // vote's snapshot before that.
     common::next_event(&mut events, "module.published").await;

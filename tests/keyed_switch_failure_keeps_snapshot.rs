@@ -12,14 +12,12 @@ use common::cart::keyed_status_of;
 use common::fault::{hang_until, keyed_node, log, push, tag};
 use common::fault_proto::{Msg, REFUSED_BY_V2};
 use common::FaultProto;
-use molt::{Event, Outcome, ReloadOptions};
-use serde_json::json;
+use molt::{Event, Outcome};
 
 const REFUSAL: &str = "refuses a log holding -666";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_state_refused_after_its_vote_ends_passivated_with_its_exact_state() {
-    let f = common::fixtures();
     let node = keyed_node("keyed-switch-failure", "a").await;
     let module = node.module::<FaultProto>("fault").unwrap();
     let dir = common::scratch_dir();
@@ -33,18 +31,7 @@ async fn a_state_refused_after_its_vote_ends_passivated_with_its_exact_state() {
     push(&other, 7).await;
 
     let mut events = node.subscribe();
-    let reload = {
-        let admin = node.admin();
-        let v2 = f.fault_v2.clone();
-        tokio::spawn(async move {
-            admin
-                .reload(
-                    "fault",
-                    ReloadOptions::library(v2).with_config(json!({ "tag": "b" })),
-                )
-                .await
-        })
-    };
+    let reload = common::fault::reload_to_v2_in_background(&node);
     // Every live key was asked for its vote's snapshot before the template
     // instance migrates: this push comes after `late`'s vote.
     common::next_event(&mut events, "module.published").await;

@@ -351,6 +351,23 @@ pub mod fault {
     use molt::{KeyedSpec, ModuleHandle, ModuleSpec, Node};
     use serde_json::json;
 
+    /// Starts a reload of `fault` to the fault-v2 fixture with config tag
+    /// "b" in a task of its own, so the test can act while it runs.
+    pub fn reload_to_v2_in_background(
+        node: &Node,
+    ) -> tokio::task::JoinHandle<Result<molt::ReloadReport, molt::Error>> {
+        let admin = node.admin();
+        let v2 = super::fixtures().fault_v2.clone();
+        tokio::spawn(async move {
+            admin
+                .reload(
+                    "fault",
+                    molt::ReloadOptions::library(v2).with_config(json!({ "tag": "b" })),
+                )
+                .await
+        })
+    }
+
     /// A node running the fault fixture (1.0.0) as a keyed module with
     /// config tag `tag`; keys never passivate for idleness during a test.
     pub async fn keyed_node(name: &str, tag: &str) -> Node {

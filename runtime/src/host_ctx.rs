@@ -101,6 +101,26 @@ impl HostContext {
     }
 }
 
+/// A module's log line as a `tracing` event with target `molt::module`
+/// (`rehearsal`: the line comes from a rehearsal's throwaway copy, and says
+/// so with a `rehearsal = true` field).
+pub(crate) fn module_log(level: u8, module: &str, instance: u32, rehearsal: bool, msg: &str) {
+    let rehearsal = rehearsal.then_some(true);
+    match Level::from_u8(level) {
+        Level::Trace => {
+            tracing::trace!(target: "molt::module", module, instance, rehearsal, "{msg}")
+        }
+        Level::Debug => {
+            tracing::debug!(target: "molt::module", module, instance, rehearsal, "{msg}")
+        }
+        Level::Info => tracing::info!(target: "molt::module", module, instance, rehearsal, "{msg}"),
+        Level::Warn => tracing::warn!(target: "molt::module", module, instance, rehearsal, "{msg}"),
+        Level::Error => {
+            tracing::error!(target: "molt::module", module, instance, rehearsal, "{msg}")
+        }
+    }
+}
+
 impl HostCtx for HostContext {
     fn module(&self) -> RStr<'_> {
         RStr::from_str(&self.module)
@@ -111,14 +131,7 @@ impl HostCtx for HostContext {
     }
 
     fn log(&self, level: u8, message: RStr<'_>) {
-        let (module, instance, msg) = (&*self.module, self.instance, message.as_str());
-        match Level::from_u8(level) {
-            Level::Trace => tracing::trace!(target: "molt::module", module, instance, "{msg}"),
-            Level::Debug => tracing::debug!(target: "molt::module", module, instance, "{msg}"),
-            Level::Info => tracing::info!(target: "molt::module", module, instance, "{msg}"),
-            Level::Warn => tracing::warn!(target: "molt::module", module, instance, "{msg}"),
-            Level::Error => tracing::error!(target: "molt::module", module, instance, "{msg}"),
-        }
+        module_log(level, &self.module, self.instance, false, message.as_str());
     }
 
     fn counter(&self, name: RStr<'_>, delta: u64) {

@@ -9,7 +9,6 @@ use std::sync::Arc;
 use abi_stable::sabi_trait::TD_Opaque;
 use abi_stable::std_types::{RArc, RErr, RResult, RSlice, RStr, RString};
 use molt_abi::ffi::{ErrorKind, HostCtx, HostCtxBox, HostCtx_TO, ModError};
-use molt_abi::Level;
 
 /// A context that reaches nothing but the log.
 #[derive(Clone)]
@@ -46,24 +45,7 @@ impl HostCtx for ScratchCtx {
     }
 
     fn log(&self, level: u8, message: RStr<'_>) {
-        let (module, instance, msg) = (&*self.module, self.instance, message.as_str());
-        match Level::from_u8(level) {
-            Level::Trace => {
-                tracing::trace!(target: "molt::module", module, instance, rehearsal = true, "{msg}")
-            }
-            Level::Debug => {
-                tracing::debug!(target: "molt::module", module, instance, rehearsal = true, "{msg}")
-            }
-            Level::Info => {
-                tracing::info!(target: "molt::module", module, instance, rehearsal = true, "{msg}")
-            }
-            Level::Warn => {
-                tracing::warn!(target: "molt::module", module, instance, rehearsal = true, "{msg}")
-            }
-            Level::Error => {
-                tracing::error!(target: "molt::module", module, instance, rehearsal = true, "{msg}")
-            }
-        }
+        crate::host_ctx::module_log(level, &self.module, self.instance, true, message.as_str());
     }
 
     fn counter(&self, _name: RStr<'_>, _delta: u64) {}

@@ -13,6 +13,7 @@ mod common;
 mod address_survives_reload;
 mod admin_calls_bounded;
 mod admin_listener_limits;
+mod answer_the_sender;
 mod ask_between_modules;
 mod audit_file_robust;
 mod call_from_outside;

@@ -188,12 +188,12 @@ impl HostCtx for HostContext {
     }
 
     fn sender(&self) -> ROption<RAddress> {
-        match self.delivery.sender() {
+        self.delivery.with_sender(|sender| match sender {
             // A sender's index is one the host gave out (a `u32`), so it
             // always converts.
-            Some(a) => RAddress::try_from(&*a).ok().into(),
+            Some(a) => RAddress::try_from(&**a).ok().into(),
             None => ROption::RNone,
-        }
+        })
     }
 
     fn instances(&self, module: RStr<'_>) -> RResult<u32, ModError> {
@@ -210,7 +210,9 @@ impl HostCtx for HostContext {
 
     fn send_addr(&self, to: AddressRef<'_>, msg: RSlice<'_, u8>) -> RResult<(), ModError> {
         let msg = ModuleMsg::Cast(msg.to_vec(), Some(self.me.clone()));
-        self.deliver(to, msg).map_err(ModError::from).into()
+        self.deliver(Dest::from(to), msg)
+            .map_err(ModError::from)
+            .into()
     }
 
     fn ask(
@@ -226,7 +228,7 @@ impl HostCtx for HostContext {
         };
         let (port, reply) = oneshot::channel();
         let call = ModuleMsg::Call(msg.to_vec(), port, Some(self.me.clone()));
-        if let Err(e) = self.deliver(to, call) {
+        if let Err(e) = self.deliver(Dest::from(to), call) {
             return RErr(e.into());
         }
         let asked = Arc::new(Address::from(to));
@@ -282,6 +284,64 @@ impl HostCtx for HostContext {
         self.send_to_key(module.as_str(), key.as_slice(), msg)
             .map_err(ModError::from)
             .into()
+    }
+
+    fn send_sender(&self, msg: RSlice<'_, u8>) -> RResult<(), ModError> {
+        self.delivery
+            .with_sender(|to| {
+                let to = to.ok_or_else(molt_abi::ffi::no_sender)?;
+                let msg = ModuleMsg::Cast(msg.to_vec(), Some(self.me.clone()));
+                self.deliver(Dest::from(&**to), msg)
+                    .map_err(ModError::from)
+            })
+            .into()
+    }
+}
+
+/// An actor's address as [`HostContext::deliver`] takes it: borrowed, from
+/// the library ([`AddressRef`]) or from the host (a sender's [`Address`]).
+#[derive(Clone, Copy)]
+struct Dest<'a> {
+    node: &'a str,
+    module: &'a str,
+    instance: usize,
+    key: Option<&'a [u8]>,
+}
+
+impl<'a> From<AddressRef<'a>> for Dest<'a> {
+    fn from(a: AddressRef<'a>) -> Self {
+        Dest {
+            node: a.node.as_str(),
+            module: a.module.as_str(),
+            instance: index::from_ffi(a.instance),
+            key: a.key.into_option().map(|k| k.as_slice()),
+        }
+    }
+}
+
+impl<'a> From<&'a Address> for Dest<'a> {
+    fn from(a: &'a Address) -> Self {
+        let (instance, key) = match &a.target {
+            molt_abi::Target::Instance(i) => (*i, None),
+            molt_abi::Target::Key(k) => (0, Some(k.as_bytes())),
+        };
+        Dest {
+            node: &a.node,
+            module: &a.module,
+            instance,
+            key,
+        }
+    }
+}
+
+impl Dest<'_> {
+    /// The address, for an error message.
+    fn address(&self) -> String {
+        match self.key {
+            Some(key) => Address::key(self.node, self.module, key),
+            None => Address::instance(self.node, self.module, self.instance),
+        }
+        .to_string()
     }
 }
 
@@ -369,18 +429,18 @@ impl HostContext {
 
     /// Delivers `msg` to the actor at `to`, resolved now: the lane of its
     /// instance as the module's slot has it (no wrap), or the keyed path.
-    fn deliver(&self, to: AddressRef<'_>, msg: ModuleMsg) -> Result<(), NoActor> {
-        let address = || Address::from(to).to_string();
-        if to.node.as_str() != self.me.node {
+    fn deliver(&self, to: Dest<'_>, msg: ModuleMsg) -> Result<(), NoActor> {
+        let address = || to.address();
+        if to.node != self.me.node {
             return Err(NoActor::OtherNode {
                 address: address(),
-                node: to.node.as_str().to_string(),
+                node: to.node.to_string(),
                 this: self.me.node.clone(),
             });
         }
-        let module = to.module.as_str();
-        if let ROption::RSome(key) = to.key {
-            return self.send_to_key(module, key.as_slice(), msg);
+        let module = to.module;
+        if let Some(key) = to.key {
+            return self.send_to_key(module, key, msg);
         }
         // The slot is used under the cache's lock, not cloned: no
         // reference count touched per message on a slot that every sender
@@ -392,7 +452,7 @@ impl HostContext {
                 address: address(),
                 module: module.to_string(),
             })?;
-        resolve::send_to_instance(&cache[pos].1, index::from_ffi(to.instance), address, msg)
+        resolve::send_to_instance(&cache[pos].1, to.instance, address, msg)
     }
 
     /// Sends to the actor for `key` of a keyed module (see

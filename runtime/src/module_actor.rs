@@ -253,26 +253,24 @@ impl Actor for ModuleActor {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             ModuleMsg::Cast(bytes, sender) => {
-                inst.delivery.begin(sender, None);
-                let failed = inst
-                    .behaviour
-                    .handle(RSlice::from_slice(&bytes), false)
-                    .into_result()
-                    .err()
-                    .map(|e| e.kind);
-                inst.delivery.end();
+                let (failed, _) = inst.delivery.run(sender, None, || {
+                    inst.behaviour
+                        .handle(RSlice::from_slice(&bytes), false)
+                        .into_result()
+                        .err()
+                        .map(|e| e.kind)
+                });
                 if inst.record(failed) {
                     inst.restart_in_place();
                 }
             }
             ModuleMsg::Call(bytes, reply, sender) => {
-                inst.delivery.begin(sender, Some(reply));
-                let result = inst
-                    .behaviour
-                    .handle(RSlice::from_slice(&bytes), true)
-                    .into_result()
-                    .map(|v| v.into_vec());
-                let ended = inst.delivery.end();
+                let (result, ended) = inst.delivery.run(sender, Some(reply), || {
+                    inst.behaviour
+                        .handle(RSlice::from_slice(&bytes), true)
+                        .into_result()
+                        .map(|v| v.into_vec())
+                });
                 // Counted before the reply, so a status read after the
                 // reply includes this message.
                 let restart = inst.record(result.as_ref().err().map(|e| e.kind));
@@ -299,12 +297,11 @@ impl Actor for ModuleActor {
                     from,
                     result,
                 } = *answer;
-                inst.delivery.begin(from, None);
-                let outcome = inst
-                    .behaviour
-                    .answer(correlation, result.map(RVec::from).into())
-                    .into_result();
-                inst.delivery.end();
+                let (outcome, _) = inst.delivery.run(from, None, || {
+                    inst.behaviour
+                        .answer(correlation, result.map(RVec::from).into())
+                        .into_result()
+                });
                 let failed = outcome.as_ref().err().map(|e| e.kind);
                 if let Err(e) = outcome {
                     tracing::warn!(target: "molt::module", module = &*inst.module, instance = inst.index(), correlation, "handle_answer failed: {e}");

@@ -243,6 +243,32 @@ impl Ctx {
         })
     }
 
+    /// Casts a message to the sender of the message being handled (the
+    /// actor [`Ctx::sender`] names), typed by its module's protocol:
+    /// `ctx.cast_sender::<PingerProto>(&PingerMsg::Pong)`. The same as
+    /// `ctx.cast_addr::<P>(&ctx.sender()?, msg)`, without building the
+    /// sender's address: the host routes the message back from what it
+    /// knows of the sender, so answering costs what a cast costs. The
+    /// sender is resolved now, as for [`Ctx::cast_addr`] (valid across
+    /// reloads and restarts in place of either side).
+    ///
+    /// # Errors
+    /// When the message cannot be encoded; when the message being handled
+    /// has no sender (it came from an application handle, HTTP or the CLI,
+    /// or no message is being handled on this thread: `init`, `start`,
+    /// `handle_event`, a thread the module started); or when the sender no
+    /// longer exists (its module was removed, its instance is gone after a
+    /// scale-down).
+    pub fn cast_sender<P: Protocol>(&self, msg: &P::Msg) -> Result<(), Error> {
+        let on_error = |e| Error::msg(format!("cannot encode a message to the sender: {e}"));
+        with_encoded(msg, on_error, |bytes| {
+            self.host
+                .send_sender(RSlice::from_slice(bytes))
+                .into_result()
+                .map_err(Error::from)
+        })
+    }
+
     /// Asks the actor at `to`: a call whose answer comes back as a message.
     /// Nothing waits: the reply arrives later as a message to this actor,
     /// [`crate::Module::handle_answer`], carrying `correlation` (any number

@@ -244,6 +244,44 @@ pub trait HostCtx: Send + Sync + Clone {
         let _ = (module, key, msg);
         RResult::RErr(host_predates("cast_key"))
     }
+
+    /// Sends (casts) a msgpack-encoded message to the sender of the
+    /// message being handled (`Ctx::cast_sender`): the host routes it back
+    /// from what it knows of the sender, so no address crosses the
+    /// boundary. An error ([`no_sender`]) when the message has none (it
+    /// came from an application handle, HTTP or the CLI, or no message is
+    /// being handled on the calling thread).
+    ///
+    /// Added after `send_key` (append-only, issue #11): libraries built
+    /// before it never call it and load and run as before. A library built
+    /// with it, on a host that predates it, gets this default body, which
+    /// does the same through `sender` and `send_addr`.
+    fn send_sender(&self, msg: RSlice<'_, u8>) -> RResult<(), ModError> {
+        match self.sender() {
+            ROption::RSome(to) => {
+                let to = AddressRef {
+                    node: to.node.as_rstr(),
+                    module: to.module.as_rstr(),
+                    instance: to.instance,
+                    key: to.key.as_ref().map(|k| k.as_rslice()),
+                };
+                self.send_addr(to, msg)
+            }
+            ROption::RNone => RResult::RErr(no_sender()),
+        }
+    }
+}
+
+/// The error of a cast to the sender ([`HostCtx::send_sender`]) when the
+/// message being handled has none.
+pub fn no_sender() -> ModError {
+    ModError {
+        kind: ErrorKind::Failed,
+        message: RString::from(
+            "the message being handled has no sender to answer: it came from an application \
+             handle, HTTP or the CLI (or no message is being handled on this thread)",
+        ),
+    }
 }
 
 /// The context as it crosses the boundary.

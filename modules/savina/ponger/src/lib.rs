@@ -1,6 +1,6 @@
 //! Savina ping-pong, the ponger: answers every ping with a pong to its
-//! sender (`Ctx::sender`), as Savina's ponger answers the actor reference
-//! the ping carries.
+//! sender (`Ctx::cast_sender`), as Savina's ponger answers the actor
+//! reference the ping carries.
 #![warn(missing_docs)]
 
 use molt_abi::{Ctx, Error, Module};
@@ -30,10 +30,7 @@ impl Module for Ponger {
         match msg {
             PongerMsg::Ping => {
                 self.pings += 1;
-                let pinger = ctx
-                    .sender()
-                    .ok_or_else(|| Error::msg("a ping without a sender: nobody to answer"))?;
-                ctx.cast_addr::<PingerProto>(&pinger, &PingerMsg::Pong)
+                ctx.cast_sender::<PingerProto>(&PingerMsg::Pong)
             }
         }
     }

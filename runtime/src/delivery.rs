@@ -1,7 +1,7 @@
 //! The message an instance is handling, as its module's context sees it:
 //! who sent it (`ctx.sender()`) and, for a call, the reply port a handler
 //! may keep open (`ctx.reply_later()`). The module actor runs every
-//! delivery through [`Delivery::run`]; the context reads it. Shared by the
+//! delivery through [`Runner::run`]; the context reads it. Shared by the
 //! actor and the instance's [`crate::host_ctx::HostContext`] (one per
 //! actor, kept across reloads and restarts in place).
 //!
@@ -13,12 +13,13 @@
 //! thread of its own) sees no message being handled: no sender, and
 //! `reply_later` is an error saying why (`docs/semantics.md`, "Addresses").
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::sync::Arc;
 
 use molt_abi::Address;
 
 use crate::replies::{self, ReplyPort};
+use crate::routes::Routes;
 
 /// The sender of a message: the address of the module actor that sent it,
 /// or none (an application handle, HTTP, the CLI).
@@ -34,6 +35,8 @@ struct Frame {
     port: Cell<Option<ReplyPort>>,
     /// The token of the call, when the handler kept it open.
     kept: Cell<Option<u64>>,
+    /// The routes of the [`Runner`] running this frame (it outlives it).
+    routes: *const RefCell<Routes>,
 }
 
 thread_local! {
@@ -63,14 +66,25 @@ pub(crate) struct Ended {
 #[derive(Default)]
 struct Owner;
 
-/// One instance's deliveries: the actor runs them, the context reads the
-/// one running on the calling thread.
+/// One instance's deliveries as its context sees them: the one running on
+/// the calling thread, if any.
 #[derive(Default, Clone)]
 pub(crate) struct Delivery(Arc<Owner>);
 
-impl Delivery {
-    fn id(&self) -> *const Owner {
-        Arc::as_ptr(&self.0)
+/// The actor's side of its deliveries: runs them, one at a time (it is not
+/// `Sync`), and keeps the routes its handlers resolved by address.
+pub(crate) struct Runner {
+    delivery: Delivery,
+    routes: RefCell<Routes>,
+}
+
+impl Runner {
+    /// Runs the deliveries its context reads through `delivery`.
+    pub(crate) fn new(delivery: Delivery) -> Self {
+        Runner {
+            delivery,
+            routes: RefCell::default(),
+        }
     }
 
     /// Runs `handle`, the module's handler of a message from `sender`
@@ -84,10 +98,11 @@ impl Delivery {
         handle: impl FnOnce() -> R,
     ) -> (R, Ended) {
         let frame = Frame {
-            owner: self.id(),
+            owner: self.delivery.id(),
             sender,
             port: Cell::new(port),
             kept: Cell::new(None),
+            routes: &self.routes,
         };
         let restore = Restore(CURRENT.with(|c| c.replace(&frame)));
         let result = handle();
@@ -97,6 +112,12 @@ impl Delivery {
             kept: frame.kept.get(),
         };
         (result, ended)
+    }
+}
+
+impl Delivery {
+    fn id(&self) -> *const Owner {
+        Arc::as_ptr(&self.0)
     }
 
     /// Calls `f` with this instance's delivery running on the calling
@@ -117,6 +138,22 @@ impl Delivery {
     /// thread (none from another thread, or outside a delivery).
     pub(crate) fn with_sender<R>(&self, f: impl FnOnce(Option<&Arc<Address>>) -> R) -> R {
         self.with_frame(|frame| f(frame.and_then(|frame| frame.sender.as_ref())))
+    }
+
+    /// Calls `f` with the routes of the actor whose delivery runs on the
+    /// calling thread (none from another thread, outside a delivery, or
+    /// while they are in use).
+    pub(crate) fn with_routes<R>(&self, f: impl FnOnce(Option<&mut Routes>) -> R) -> R {
+        self.with_frame(|frame| {
+            // SAFETY: the frame's runner outlives the frame (`run` borrows
+            // it for the frame's whole life), and is not `Sync`: its routes
+            // are only reached from this thread.
+            let routes = frame.map(|frame| unsafe { &*frame.routes });
+            match routes.and_then(|r| r.try_borrow_mut().ok()) {
+                Some(mut routes) => f(Some(&mut routes)),
+                None => f(None),
+            }
+        })
     }
 
     /// Moves the call's reply port to the host's table of open calls and
@@ -158,7 +195,7 @@ mod tests {
     fn the_sender_is_seen_during_the_delivery_only() {
         let d = Delivery::default();
         assert_eq!(seen(&d), None);
-        let (inside, _) = d.run(sender(), None, || seen(&d));
+        let (inside, _) = Runner::new(d.clone()).run(sender(), None, || seen(&d));
         assert_eq!(inside, Some(Address::instance("n", "m", 3)));
         assert_eq!(seen(&d), None);
     }
@@ -166,7 +203,7 @@ mod tests {
     #[test]
     fn another_instance_or_thread_sees_no_delivery() {
         let (d, other) = (Delivery::default(), Delivery::default());
-        let ((by_other, on_thread), _) = d.run(sender(), None, || {
+        let ((by_other, on_thread), _) = Runner::new(d.clone()).run(sender(), None, || {
             let d2 = d.clone();
             let on_thread = std::thread::spawn(move || seen(&d2)).join().unwrap();
             (seen(&other), on_thread)
@@ -179,7 +216,8 @@ mod tests {
     fn a_kept_call_leaves_its_token_and_no_port() {
         let d = Delivery::default();
         let (port, _rx) = tokio::sync::oneshot::channel();
-        let (token, ended) = d.run(None, Some(port), || {
+        let runner = Runner::new(d.clone());
+        let (token, ended) = runner.run(None, Some(port), || {
             let token = d.keep_open().unwrap();
             assert!(d.keep_open().unwrap_err().contains("already kept open"));
             token
@@ -187,7 +225,7 @@ mod tests {
         assert!(ended.port.is_none());
         assert_eq!(ended.kept, Some(token));
         assert!(d.keep_open().unwrap_err().contains("only possible while handling"));
-        let (_, ended) = d.run(None, None, || {
+        let (_, ended) = runner.run(None, None, || {
             assert!(d.keep_open().unwrap_err().contains("not a call"));
         });
         assert!(ended.port.is_none() && ended.kept.is_none());
@@ -197,7 +235,7 @@ mod tests {
     fn a_handler_that_unwinds_leaves_no_delivery_behind() {
         let d = Delivery::default();
         let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            d.run(sender(), None, || panic!("handler"))
+            Runner::new(d.clone()).run(sender(), None, || panic!("handler"))
         }));
         assert!(unwound.is_err());
         assert_eq!(seen(&d), None);

@@ -17,6 +17,7 @@ use crate::directory::{lookup, Directory, Lane, ModuleSlot};
 use crate::events::{Event, EventBus};
 use crate::module_actor::{AnswerMsg, ModuleMsg};
 use crate::resolve::{self, NoActor};
+use crate::routes::{Routes, To};
 
 /// A routing slot by module name, with the lanes this instance resolved in
 /// it (by the instance index asked for).
@@ -291,7 +292,7 @@ impl HostCtx for HostContext {
             .with_sender(|to| {
                 let to = to.ok_or_else(molt_abi::ffi::no_sender)?;
                 let msg = ModuleMsg::Cast(msg.to_vec(), Some(self.me.clone()));
-                self.deliver(Dest::from(&**to), msg)
+                self.deliver(Dest::from(to), msg)
                     .map_err(ModError::from)
             })
             .into()
@@ -299,13 +300,16 @@ impl HostCtx for HostContext {
 }
 
 /// An actor's address as [`HostContext::deliver`] takes it: borrowed, from
-/// the library ([`AddressRef`]) or from the host (a sender's [`Address`]).
+/// the library ([`AddressRef`]) or from the host (a message's sender).
 #[derive(Clone, Copy)]
 struct Dest<'a> {
     node: &'a str,
     module: &'a str,
     instance: usize,
     key: Option<&'a [u8]>,
+    /// The sender this address is, by identity (a kept route is found by
+    /// it: no name compared).
+    origin: Option<&'a Arc<Address>>,
 }
 
 impl<'a> From<AddressRef<'a>> for Dest<'a> {
@@ -315,12 +319,14 @@ impl<'a> From<AddressRef<'a>> for Dest<'a> {
             module: a.module.as_str(),
             instance: index::from_ffi(a.instance),
             key: a.key.into_option().map(|k| k.as_slice()),
+            origin: None,
         }
     }
 }
 
-impl<'a> From<&'a Address> for Dest<'a> {
-    fn from(a: &'a Address) -> Self {
+impl<'a> From<&'a Arc<Address>> for Dest<'a> {
+    /// A message's sender.
+    fn from(a: &'a Arc<Address>) -> Self {
         let (instance, key) = match &a.target {
             molt_abi::Target::Instance(i) => (*i, None),
             molt_abi::Target::Key(k) => (0, Some(k.as_bytes())),
@@ -330,6 +336,7 @@ impl<'a> From<&'a Address> for Dest<'a> {
             module: &a.module,
             instance,
             key,
+            origin: Some(a),
         }
     }
 }
@@ -442,6 +449,21 @@ impl HostContext {
         if let Some(key) = to.key {
             return self.send_to_key(module, key, msg);
         }
+        let kept = match to.origin {
+            Some(sender) => To::Sender(sender),
+            None => To::Instance {
+                module,
+                index: to.instance,
+            },
+        };
+        // On the handler's thread: the route the actor kept, no lock.
+        let msg = match self.delivery.with_routes(|routes| match routes {
+            Some(routes) => Ok(self.send_kept(routes, &kept, to, msg)),
+            None => Err(msg),
+        }) {
+            Ok(sent) => return sent,
+            Err(msg) => msg,
+        };
         // The slot is used under the cache's lock, not cloned: no
         // reference count touched per message on a slot that every sender
         // to the module shares.
@@ -453,6 +475,31 @@ impl HostContext {
                 module: module.to_string(),
             })?;
         resolve::send_to_instance(&cache[pos].1, to.instance, address, msg)
+    }
+
+    /// Sends `msg` to the instance at `to` through the route `routes` kept
+    /// for it while it is valid, else resolved now and kept
+    /// ([`crate::routes`]).
+    fn send_kept(
+        &self,
+        routes: &mut Routes,
+        kept: &To<'_>,
+        to: Dest<'_>,
+        msg: ModuleMsg,
+    ) -> Result<(), NoActor> {
+        let address = || to.address();
+        if let Some(lane) = routes.lane(kept) {
+            return lane.send(msg).map_err(|_| NoActor::Gone { address: address() });
+        }
+        let slot = self.slot(to.module).ok_or_else(|| NoActor::NoModule {
+            address: address(),
+            module: to.module.to_string(),
+        })?;
+        let lane = resolve::lane_of(&slot, to.instance, address)?;
+        lane.send(msg)
+            .map_err(|_| NoActor::Gone { address: address() })?;
+        routes.keep(kept, slot, lane);
+        Ok(())
     }
 
     /// Sends to the actor for `key` of a keyed module (see

@@ -42,6 +42,7 @@ pub mod reload;
 mod replies;
 mod resolve;
 mod restart;
+mod routes;
 pub mod shutdown;
 mod status;
 mod supervisor;

@@ -14,7 +14,7 @@ use molt_abi::ErrorKind;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
 use crate::config::Limits;
-use crate::delivery::{Delivery, Origin};
+use crate::delivery::{Delivery, Origin, Runner};
 use crate::directory::{Checkpoint, Directory, InstanceShared, Snapshot};
 use crate::events::{Event, EventBus};
 use crate::host_ctx::{CtxParts, HostContext};
@@ -100,8 +100,8 @@ pub(crate) struct Instance {
     pub behaviour: BehaviourBox,
     pub config: Arc<Vec<u8>>,
     pub ctx: HostCtxBox,
-    /// The message being handled, as the context sees it.
-    delivery: Delivery,
+    /// Runs the deliveries (the message being handled, as the context sees it).
+    delivery: Runner,
     pub shared: Arc<InstanceShared>,
     pub limits: Limits,
     on_restart: RestartSink,
@@ -231,7 +231,7 @@ impl Actor for ModuleActor {
             behaviour,
             config: args.config,
             ctx,
-            delivery,
+            delivery: Runner::new(delivery),
             shared: args.shared,
             limits: args.limits,
             on_restart: args.on_restart,

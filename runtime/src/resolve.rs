@@ -59,6 +59,29 @@ pub(crate) fn send_to_instance(
     address: impl Fn() -> String,
     msg: ModuleMsg,
 ) -> Result<(), NoActor> {
+    with_lane(slot, index, &address, |lane| lane.send(msg))?
+        .map_err(|_| NoActor::Gone { address: address() })
+}
+
+/// The lane of instance `index` of the module in `slot`, resolved now (as
+/// [`send_to_instance`] resolves it), for a cache that keeps it while it
+/// stays valid (`crate::routes`).
+pub(crate) fn lane_of(
+    slot: &ModuleSlot,
+    index: usize,
+    address: impl Fn() -> String,
+) -> Result<std::sync::Arc<Lane>, NoActor> {
+    with_lane(slot, index, address, |lane| lane.clone())
+}
+
+/// Calls `f` with the lane of instance `index` of the module in `slot`:
+/// an error when the module is removed or keyed, or has no such instance.
+fn with_lane<R>(
+    slot: &ModuleSlot,
+    index: usize,
+    address: impl Fn() -> String,
+    f: impl FnOnce(&std::sync::Arc<Lane>) -> R,
+) -> Result<R, NoActor> {
     let lanes = slot.lanes.load();
     if slot.is_closed() {
         return Err(NoActor::NoModule {
@@ -72,14 +95,13 @@ pub(crate) fn send_to_instance(
             module: slot.name.to_string(),
         });
     }
-    let lane: &Lane = lanes.get(index).ok_or_else(|| NoActor::NoInstance {
+    let lane = lanes.get(index).ok_or_else(|| NoActor::NoInstance {
         address: address(),
         module: slot.name.to_string(),
         index,
         count: lanes.len(),
     })?;
-    lane.send(msg)
-        .map_err(|_| NoActor::Gone { address: address() })
+    Ok(f(lane))
 }
 
 /// Sends `msg` to the actor for `key` of the keyed module `module`. The

@@ -10,6 +10,7 @@
 
 mod common;
 
+mod address_resolved_every_send;
 mod address_survives_reload;
 mod admin_calls_bounded;
 mod admin_listener_limits;

@@ -26,7 +26,10 @@ async fn a_removed_then_re_added_module_is_reached_again_by_its_address() {
     assert_eq!(sent(&sender, note(&peer, "first")).await, Ok(()));
     until_notes(&on(&node, "peer", 0), 1).await;
 
-    node.admin().remove_module("peer").await.expect("remove peer");
+    node.admin()
+        .remove_module("peer")
+        .await
+        .expect("remove peer");
     let err = sent(&sender, note(&peer, "gone"))
         .await
         .expect_err("peer was removed");

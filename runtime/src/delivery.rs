@@ -161,8 +161,10 @@ impl Delivery {
     pub(crate) fn keep_open(&self) -> Result<u64, &'static str> {
         self.with_frame(|frame| {
             let Some(frame) = frame else {
-                return Err("reply_later is only possible while handling a message, on the \
-                            thread that runs the handler");
+                return Err(
+                    "reply_later is only possible while handling a message, on the \
+                            thread that runs the handler",
+                );
             };
             let Some(port) = frame.port.take() else {
                 return Err(if frame.kept.get().is_some() {
@@ -224,7 +226,10 @@ mod tests {
         });
         assert!(ended.port.is_none());
         assert_eq!(ended.kept, Some(token));
-        assert!(d.keep_open().unwrap_err().contains("only possible while handling"));
+        assert!(d
+            .keep_open()
+            .unwrap_err()
+            .contains("only possible while handling"));
         let (_, ended) = runner.run(None, None, || {
             assert!(d.keep_open().unwrap_err().contains("not a call"));
         });

@@ -292,8 +292,7 @@ impl HostCtx for HostContext {
             .with_sender(|to| {
                 let to = to.ok_or_else(molt_abi::ffi::no_sender)?;
                 let msg = ModuleMsg::Cast(msg.to_vec(), Some(self.me.clone()));
-                self.deliver(Dest::from(to), msg)
-                    .map_err(ModError::from)
+                self.deliver(Dest::from(to), msg).map_err(ModError::from)
             })
             .into()
     }
@@ -489,7 +488,9 @@ impl HostContext {
     ) -> Result<(), NoActor> {
         let address = || to.address();
         if let Some(lane) = routes.lane(kept) {
-            return lane.send(msg).map_err(|_| NoActor::Gone { address: address() });
+            return lane
+                .send(msg)
+                .map_err(|_| NoActor::Gone { address: address() });
         }
         let slot = self.slot(to.module).ok_or_else(|| NoActor::NoModule {
             address: address(),

@@ -45,7 +45,9 @@ impl MsgBytes {
     ///
     /// # Errors
     /// When `value` does not serialize.
-    pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Self, rmp_serde::encode::Error> {
+    pub(crate) fn encode<T: Serialize + ?Sized>(
+        value: &T,
+    ) -> Result<Self, rmp_serde::encode::Error> {
         let mut bytes = MsgBytes::new();
         rmp_serde::encode::write_named(&mut bytes, value)?;
         Ok(bytes)

@@ -36,7 +36,12 @@ impl<H> Default for MetricHandles<H> {
 impl<H> MetricHandles<H> {
     /// Calls `use_handle` with the handle of `name`, registered with
     /// `register` the first time the name is used.
-    pub(super) fn with(&self, name: &str, register: impl FnOnce() -> H, use_handle: impl FnOnce(&H)) {
+    pub(super) fn with(
+        &self,
+        name: &str,
+        register: impl FnOnce() -> H,
+        use_handle: impl FnOnce(&H),
+    ) {
         if let Some(h) = self.find_first(name) {
             return use_handle(h);
         }

@@ -5,7 +5,7 @@ files are what profile.sh leaves)."""
 import os, subprocess, sys
 m_txt, r_txt, msgs, title = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
 def run(t):
-    out = subprocess.run(["python3", os.path.join(os.path.dirname(__file__), "breakdown.py"), t, "999", msgs, "target/release", "--tsv"], capture_output=True, text=True).stdout
+    out = subprocess.run(["python3", os.path.join(os.path.dirname(__file__), "breakdown.py"), t, "999", msgs, os.path.join(os.environ.get("CARGO_TARGET_DIR", "target"), "release"), "--tsv"], capture_output=True, text=True).stdout
     d = {}
     for line in out.splitlines():
         k, v = line.rsplit("\t", 1); d[k] = float(v)

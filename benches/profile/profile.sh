@@ -26,5 +26,5 @@ MOLT_BENCH_SIDE=$SIDE MOLT_BENCH_ROWS="$ROWS" MOLT_BENCH_ROUNDS=$ROUNDS \
 echo "load after: $(cat /proc/loadavg)" >> "$OUT/$NAME.load"
 perf script -i "$OUT/$NAME.data" -F comm,ip,sym,dso 2>/dev/null > "$OUT/$NAME.txt"
 MSGS=$(( (ROUNDS + 1) * PER ))
-python3 "$HERE/breakdown.py" "$OUT/$NAME.txt" 999 $MSGS target/release -v > "$OUT/$NAME.breakdown"
+python3 "$HERE/breakdown.py" "$OUT/$NAME.txt" 999 $MSGS "${CARGO_TARGET_DIR:-target}/release" -v > "$OUT/$NAME.breakdown"
 rm -f "$OUT/$NAME.data"

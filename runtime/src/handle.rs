@@ -8,6 +8,7 @@ use molt_abi::{Protocol, Request};
 
 use crate::directory::ModuleSlot;
 use crate::error::{CallError, SendError};
+use crate::msg_bytes::MsgBytes;
 use crate::raw_handle::RawHandle;
 
 /// A cloneable handle to a module, typed by its protocol.
@@ -101,8 +102,10 @@ impl<P: Protocol> ModuleHandle<P> {
         }
     }
 
-    fn encode(&self, msg: &P::Msg) -> Result<Vec<u8>, CallError> {
-        rmp_serde::to_vec_named(msg).map_err(|e| CallError::Codec {
+    /// The message's bytes, inline when small (no allocation per send:
+    /// see [`MsgBytes`]).
+    fn encode(&self, msg: &P::Msg) -> Result<MsgBytes, CallError> {
+        MsgBytes::encode(msg).map_err(|e| CallError::Codec {
             module: self.module().to_string(),
             what: "encode the message",
             error: e.to_string(),

@@ -3,7 +3,7 @@
 //! node's bus, messages to other actors through the directory, and the
 //! current delivery (sender, calls kept open).
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use abi_stable::sabi_trait::TD_Opaque;
@@ -19,12 +19,23 @@ use crate::module_actor::{AnswerMsg, ModuleMsg};
 use crate::resolve::{self, NoActor};
 use crate::routes::{Routes, To};
 
+mod metric_handles;
+use metric_handles::MetricHandles;
+
 /// A routing slot by module name, with the lanes this instance resolved in
 /// it (by the instance index asked for).
 type CachedSlot = (String, Arc<ModuleSlot>, Vec<(u32, Arc<Lane>)>);
 
 /// The routing slots this instance sends to.
 type SlotCache = Mutex<Vec<CachedSlot>>;
+
+/// A lane `ctx.cast` resolved (module name, instance index asked for, the
+/// module's slot, the lane), found without a lock: see
+/// [`HostContext::send_pinned`].
+type PinnedLane = (Box<str>, u32, Arc<ModuleSlot>, Arc<Lane>);
+
+/// How many of the lanes `ctx.cast` resolves are found without a lock.
+const PINNED_FAST: usize = 4;
 
 /// What one instance's module code can reach.
 #[derive(Clone)]
@@ -40,12 +51,15 @@ pub(crate) struct HostContext {
     /// How long a request made with `ask` waits for its reply.
     call_timeout: Duration,
     /// Metric handles by name: registering (name formatting, label
-    /// allocation, registry lookup) happens once per name, not per call. A
-    /// module uses a handful of names: a linear scan beats hashing the name.
-    counters: Arc<Mutex<Vec<(String, metrics::Counter)>>>,
+    /// allocation, registry lookup) happens once per name, not per call; a
+    /// name already registered is found without a lock.
+    counters: Arc<MetricHandles<metrics::Counter>>,
     /// Routing slots of the modules this one sends to, by name.
     slots: Arc<SlotCache>,
-    gauges: Arc<Mutex<Vec<(String, metrics::Gauge)>>>,
+    /// The first lanes `ctx.cast` resolved, in order, each set once under
+    /// `slots`' lock (the same `Arc<Lane>` as there): read without a lock.
+    pinned: Arc<[OnceLock<PinnedLane>; PINNED_FAST]>,
+    gauges: Arc<MetricHandles<metrics::Gauge>>,
 }
 
 /// What an instance's context is made of.
@@ -95,6 +109,7 @@ impl HostContext {
                 call_timeout: parts.call_timeout,
                 counters: Arc::default(),
                 slots: Arc::default(),
+                pinned: Arc::default(),
                 gauges: Arc::default(),
             }),
             TD_Opaque,
@@ -136,25 +151,21 @@ impl HostCtx for HostContext {
     }
 
     fn counter(&self, name: RStr<'_>, delta: u64) {
-        let mut counters = self.counters.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((_, c)) = counters.iter().find(|(n, _)| n == name.as_str()) {
-            c.increment(delta);
-            return;
-        }
-        let c = metrics::counter!(format!("molt_module_{}", name.as_str()), "module" => self.module.to_string());
-        c.increment(delta);
-        counters.push((name.as_str().to_string(), c));
+        let name = name.as_str();
+        self.counters.with(
+            name,
+            || metrics::counter!(format!("molt_module_{name}"), "module" => self.module.to_string()),
+            |c| c.increment(delta),
+        );
     }
 
     fn gauge(&self, name: RStr<'_>, value: f64) {
-        let mut gauges = self.gauges.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((_, g)) = gauges.iter().find(|(n, _)| n == name.as_str()) {
-            g.set(value);
-            return;
-        }
-        let g = metrics::gauge!(format!("molt_module_{}", name.as_str()), "module" => self.module.to_string());
-        g.set(value);
-        gauges.push((name.as_str().to_string(), g));
+        let name = name.as_str();
+        self.gauges.with(
+            name,
+            || metrics::gauge!(format!("molt_module_{name}"), "module" => self.module.to_string()),
+            |g| g.set(value),
+        );
     }
 
     fn publish(&self, topic: RStr<'_>, json: RStr<'_>) {
@@ -210,7 +221,7 @@ impl HostCtx for HostContext {
     }
 
     fn send_addr(&self, to: AddressRef<'_>, msg: RSlice<'_, u8>) -> RResult<(), ModError> {
-        let msg = ModuleMsg::Cast(msg.to_vec(), Some(self.me.clone()));
+        let msg = ModuleMsg::Cast(msg.as_slice().into(), Some(self.me.clone()));
         self.deliver(Dest::from(to), msg)
             .map_err(ModError::from)
             .into()
@@ -228,7 +239,7 @@ impl HostCtx for HostContext {
             ));
         };
         let (port, reply) = oneshot::channel();
-        let call = ModuleMsg::Call(msg.to_vec(), port, Some(self.me.clone()));
+        let call = ModuleMsg::Call(msg.as_slice().into(), port, Some(self.me.clone()));
         if let Err(e) = self.deliver(Dest::from(to), call) {
             return RErr(e.into());
         }
@@ -281,7 +292,7 @@ impl HostCtx for HostContext {
         key: RSlice<'_, u8>,
         msg: RSlice<'_, u8>,
     ) -> RResult<(), ModError> {
-        let msg = ModuleMsg::Cast(msg.to_vec(), Some(self.me.clone()));
+        let msg = ModuleMsg::Cast(msg.as_slice().into(), Some(self.me.clone()));
         self.send_to_key(module.as_str(), key.as_slice(), msg)
             .map_err(ModError::from)
             .into()
@@ -291,7 +302,7 @@ impl HostCtx for HostContext {
         self.delivery
             .with_sender(|to| {
                 let to = to.ok_or_else(molt_abi::ffi::no_sender)?;
-                let msg = ModuleMsg::Cast(msg.to_vec(), Some(self.me.clone()));
+                let msg = ModuleMsg::Cast(msg.as_slice().into(), Some(self.me.clone()));
                 self.deliver(Dest::from(to), msg).map_err(ModError::from)
             })
             .into()
@@ -383,13 +394,33 @@ impl HostContext {
     /// a handle keeps its lane (issue #8 item 11): scaling never reorders
     /// what this instance sends there with `send`. `None` (and `msg`
     /// dropped) when there is no such lane: the module is not running, or
-    /// is keyed. The lane is used under the cache's lock, not cloned.
+    /// is keyed.
+    ///
+    /// The first [`PINNED_FAST`] lanes resolved are found without a lock
+    /// (a producer's `ctx.cast` per message took the cache's mutex and
+    /// compared names under it); the others are used under the cache's
+    /// lock, not cloned. Both hold the same lane for a (slot, instance):
+    /// the order of what this instance sends is the same either way.
     fn send_pinned(
         &self,
         module: &str,
         instance: u32,
         msg: ModuleMsg,
     ) -> Option<Result<(), crate::directory::Closed>> {
+        for entry in self.pinned.iter() {
+            match entry.get() {
+                Some((name, i, slot, lane))
+                    if *i == instance
+                        && &**name == module
+                        && !slot.is_closed()
+                        && slot.keyed().is_none() =>
+                {
+                    return Some(lane.send(msg));
+                }
+                Some(_) => {}
+                None => break,
+            }
+        }
         let mut cache = self.slots.lock().unwrap_or_else(|p| p.into_inner());
         let pos = self.cached_slot(&mut cache, module)?;
         let (_, slot, lanes) = &mut cache[pos];
@@ -402,6 +433,11 @@ impl HostContext {
         }
         let lane = slot.resolve(instance as usize)?;
         let sent = lane.send(msg);
+        // Set under the cache's lock: the first empty entry stays empty
+        // until this one is set.
+        if let Some(free) = self.pinned.iter().find(|e| e.get().is_none()) {
+            let _ = free.set((Box::from(module), instance, slot.clone(), lane.clone()));
+        }
         lanes.push((instance, lane));
         Some(sent)
     }
@@ -415,7 +451,7 @@ impl HostContext {
         msg: RSlice<'_, u8>,
     ) -> RResult<(), ModError> {
         let not_running = || failed(format!("module {} is not running", module.as_str()));
-        let msg = ModuleMsg::Cast(msg.to_vec(), Some(self.me.clone()));
+        let msg = ModuleMsg::Cast(msg.as_slice().into(), Some(self.me.clone()));
         let Some(sent) = self.send_pinned(module.as_str(), instance, msg) else {
             if crate::directory::lookup(&self.directory, module.as_str())
                 .is_some_and(|s| s.keyed().is_some())

@@ -33,6 +33,7 @@ mod keyed;
 pub mod loader;
 pub mod metrics;
 mod module_actor;
+mod msg_bytes;
 mod node;
 mod phase;
 mod raw_handle;

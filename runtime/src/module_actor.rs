@@ -19,6 +19,7 @@ use crate::directory::{Checkpoint, Directory, InstanceShared, Snapshot};
 use crate::events::{Event, EventBus};
 use crate::host_ctx::{CtxParts, HostContext};
 use crate::loader::Library;
+use crate::msg_bytes::MsgBytes;
 use crate::rehearsal::RehearseRequest;
 use crate::reload::{self, SwapRequest};
 use crate::replies::{self, ReplyPort};
@@ -27,9 +28,9 @@ use crate::restart::RestartSink;
 /// The messages a module instance takes.
 pub(crate) enum ModuleMsg {
     /// A message whose reply nobody waits for, and its sender.
-    Cast(Vec<u8>, Origin),
+    Cast(MsgBytes, Origin),
     /// A message with a reply port, and its sender.
-    Call(Vec<u8>, ReplyPort, Origin),
+    Call(MsgBytes, ReplyPort, Origin),
     /// The answer to a request this instance made with `ctx.ask`.
     Answer(Box<AnswerMsg>),
     /// Phase 2 of a reload: everything sent before this is handled by the old
@@ -134,7 +135,11 @@ impl Instance {
     /// checkpoints"): an error is an answer (a refused request, an undecodable
     /// message), not a broken state.
     fn record(&mut self, failed: Option<ErrorKind>) -> bool {
-        self.shared.handled.fetch_add(1, Ordering::Relaxed);
+        // This actor is the only writer of its `handled` (a replacement
+        // after a forced reload gets an `InstanceShared` of its own): a
+        // load and a store, no locked read-modify-write per message.
+        let handled = &self.shared.handled;
+        handled.store(handled.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
         self.handled_one();
         let Some(kind) = failed else {
             self.consecutive_panics = 0;

@@ -12,6 +12,7 @@ use tokio::sync::oneshot;
 use crate::directory::{Lane, ModuleSlot};
 use crate::error::CallError;
 use crate::module_actor::ModuleMsg;
+use crate::msg_bytes::MsgBytes;
 
 /// Where the reply of a delivered call arrives.
 pub(crate) type PendingReply = oneshot::Receiver<Result<Vec<u8>, molt_abi::ffi::ModError>>;
@@ -100,15 +101,15 @@ impl RawHandle {
     }
 
     /// Sends an encoded message without waiting for its handling.
-    pub(crate) fn cast_bytes(&self, bytes: Vec<u8>) -> Result<(), CallError> {
-        self.send(ModuleMsg::Cast(bytes, None))
+    pub(crate) fn cast_bytes(&self, bytes: impl Into<MsgBytes>) -> Result<(), CallError> {
+        self.send(ModuleMsg::Cast(bytes.into(), None))
     }
 
     /// Sends an encoded message and waits up to `timeout` for the encoded
     /// reply.
     pub(crate) async fn call_bytes(
         &self,
-        bytes: Vec<u8>,
+        bytes: impl Into<MsgBytes>,
         timeout: Duration,
     ) -> Result<Vec<u8>, CallError> {
         let pending = self.send_call(bytes)?;
@@ -116,9 +117,9 @@ impl RawHandle {
     }
 
     /// Puts an encoded call in the mailbox; the receiver gets its reply.
-    pub(crate) fn send_call(&self, bytes: Vec<u8>) -> Result<PendingReply, CallError> {
+    pub(crate) fn send_call(&self, bytes: impl Into<MsgBytes>) -> Result<PendingReply, CallError> {
         let (tx, rx) = oneshot::channel();
-        self.send(ModuleMsg::Call(bytes, tx, None))?;
+        self.send(ModuleMsg::Call(bytes.into(), tx, None))?;
         Ok(rx)
     }
 

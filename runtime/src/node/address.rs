@@ -8,11 +8,12 @@ use tokio::sync::oneshot;
 use super::Node;
 use crate::error::CallError;
 use crate::module_actor::ModuleMsg;
+use crate::msg_bytes::MsgBytes;
 use crate::raw_handle::await_reply;
 use crate::resolve;
 
-fn encode<T: serde::Serialize>(to: &Address, msg: &T) -> Result<Vec<u8>, CallError> {
-    rmp_serde::to_vec_named(msg).map_err(|e| CallError::Codec {
+fn encode<T: serde::Serialize>(to: &Address, msg: &T) -> Result<MsgBytes, CallError> {
+    MsgBytes::encode(msg).map_err(|e| CallError::Codec {
         module: to.module.clone(),
         what: "encode the message",
         error: e.to_string(),

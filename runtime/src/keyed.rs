@@ -19,6 +19,7 @@
 //! a key (handles and module contexts both use it).
 
 mod events;
+mod hot;
 mod passivate;
 pub(crate) mod reload;
 pub(crate) mod switch;
@@ -108,9 +109,31 @@ impl Seen {
 #[derive(Default)]
 struct Table {
     keys: HashMap<Vec<u8>, Entry>,
+    /// Live keys a sender keeps sending to, found without hashing.
+    hot: hot::Hot,
     /// Live, activating and passivating entries.
     live: u64,
     passivated: u64,
+}
+
+impl Table {
+    /// Folds the idle marks of the hot keys' hits into their entries
+    /// (before anyone asks how long a key has been idle).
+    fn fold_hot(&mut self) {
+        let Table { keys, hot, .. } = self;
+        hot.fold(|key| {
+            if let Some(Entry::Live { seen, .. }) = keys.get_mut(key) {
+                seen.touch();
+            }
+        });
+    }
+
+    /// `key`'s entry stops being live: it leaves the hot keys, its hits
+    /// folded into its idle mark first.
+    fn leaving_live(&mut self, key: &[u8]) {
+        self.fold_hot();
+        self.hot.forget(key);
+    }
 }
 
 /// The keyed actors of one module.
@@ -222,10 +245,15 @@ impl Keyed {
         if self.closed.load(Ordering::Acquire) {
             return Err(KeyedRefusal::NotRunning);
         }
-        let mut t = self.table();
+        let mut guard = self.table();
+        let t = &mut *guard;
+        if let Some(route) = t.hot.get(key) {
+            return deliver(route, msg).map_err(|_| KeyedRefusal::NotRunning);
+        }
         let from = match t.keys.get_mut(key) {
             Some(Entry::Live { route, seen }) => {
                 seen.touch();
+                t.hot.offer(key, route);
                 return deliver(route, msg).map_err(|_| KeyedRefusal::NotRunning);
             }
             Some(Entry::Activating { queue }) | Some(Entry::Passivating { queue }) => {
@@ -251,7 +279,7 @@ impl Keyed {
             }
         };
         t.live += 1;
-        drop(t);
+        drop(guard);
         let Some(me) = self.me.upgrade() else {
             return Err(KeyedRefusal::NotRunning);
         };
@@ -388,6 +416,7 @@ impl Keyed {
     fn close_all(&self) -> Vec<Route> {
         self.closed.store(true, Ordering::Release);
         let mut t = self.table();
+        t.hot.clear();
         let mut routes = Vec::new();
         for (_, entry) in t.keys.drain() {
             if let Entry::Live { route, .. } = entry {

@@ -174,7 +174,7 @@ pub(super) async fn passivate(keyed: &Arc<Keyed>, key: &[u8], why: Why) -> Passi
         Some((cp, began)) => Passivated::Activated(
             keyed
                 .activate(
-                    key.to_vec(),
+                    Arc::from(key),
                     (!matches!(why, Why::SwitchOver { fresh: true, .. })).then_some(cp),
                 )
                 .await

@@ -26,9 +26,7 @@ async fn a_fresh_keyed_actor_restarts_from_its_start_state() {
         idle_passivate: Duration::from_secs(600),
         max_live: 16,
     });
-    let node = Node::start(config.module(spec))
-        .await
-        .expect("node starts");
+    let node = Node::start(config.module(spec)).await.expect("node starts");
     let mut events = node.subscribe();
     let k = node.module::<FaultProto>("fault").unwrap().key("k");
     push(&k, 1).await;

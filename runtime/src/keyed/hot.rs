@@ -127,11 +127,7 @@ mod tests {
         type State = ();
         type Arguments = ();
 
-        async fn pre_start(
-            &self,
-            _: ActorRef<Self::Msg>,
-            _: (),
-        ) -> Result<(), ActorProcessingErr> {
+        async fn pre_start(&self, _: ActorRef<Self::Msg>, _: ()) -> Result<(), ActorProcessingErr> {
             Ok(())
         }
     }

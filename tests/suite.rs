@@ -47,7 +47,6 @@ mod keyed_order_under_reload;
 mod keyed_reload_all_or_nothing;
 mod keyed_reload_keeps_serving;
 mod keyed_reset_rollback;
-mod keyed_restart_from_start;
 mod keyed_snapshots_migrate_on_activation;
 mod keyed_status;
 mod keyed_switch_failure_keeps_snapshot;

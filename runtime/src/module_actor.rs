@@ -196,13 +196,7 @@ impl Actor for ModuleActor {
         let checkpoint = match args.start {
             // Restarted with the code that wrote the checkpoint: it stays
             // the newest (and keeps its age).
-            StartFrom::Checkpoint(c) if Arc::ptr_eq(&c.lib, &args.lib) => Some(c),
-            // A keyed actor activated fresh takes no snapshot of its start
-            // state (an activation costs what a spawn does, issue #11 §3):
-            // its first checkpoint comes at the first interval, and a
-            // restart before it runs `init` again (docs/semantics.md
-            // "Restarts and checkpoints").
-            StartFrom::Fresh if args.key.is_some() => None,
+            StartFrom::Checkpoint(c) if Arc::ptr_eq(&c.lib, &args.lib) => c,
             // New code (a forced reload): a restart must rebuild with it, so
             // its own snapshot of the same state, dated as the checkpoint.
             start => {
@@ -218,7 +212,7 @@ impl Actor for ModuleActor {
                     .snapshot()
                     .into_result()
                     .map_err(|e| format!("snapshot {}: {e}", e.kind.as_str()))?;
-                Some(Checkpoint {
+                Checkpoint {
                     lib: args.lib.clone(),
                     snapshot: Snapshot {
                         version: args.lib.state_version,
@@ -227,10 +221,9 @@ impl Actor for ModuleActor {
                     at,
                     from_start,
                     handled,
-                })
+                }
             }
         };
-        let started = checkpoint.as_ref().map_or_else(Instant::now, |c| c.at);
         let instance = Instance {
             module: args.module,
             bus: args.bus,
@@ -244,12 +237,10 @@ impl Actor for ModuleActor {
             on_restart: args.on_restart,
             consecutive_panics: 0,
             myself,
-            checkpoints: checkpoint::Schedule::new(started),
+            checkpoints: checkpoint::Schedule::new(checkpoint.at),
         };
-        if let Some(checkpoint) = checkpoint {
-            if let Ok(mut g) = instance.shared.last_good.lock() {
-                *g = Some(checkpoint);
-            }
+        if let Ok(mut g) = instance.shared.last_good.lock() {
+            *g = Some(checkpoint);
         }
         Ok(instance)
     }

@@ -30,8 +30,6 @@ pub(crate) struct Schedule {
     due: bool,
     /// The last checkpoint (or attempt).
     last: Instant,
-    /// When the start state was taken: the age of a restart from `init`.
-    started: Instant,
 }
 
 impl Schedule {
@@ -40,7 +38,6 @@ impl Schedule {
             dirty: false,
             due: false,
             last,
-            started: last,
         }
     }
 }
@@ -156,42 +153,36 @@ impl Instance {
 
     /// Rebuilds the behaviour from the newest checkpoint, keeping the actor
     /// (and so its mailbox); reports the restart (event and history). State
-    /// changes since that checkpoint are lost. A keyed actor activated fresh
-    /// has none before its first checkpoint (`pre_start`): it is rebuilt
-    /// from its start state by `init` again.
+    /// changes since that checkpoint are lost.
     pub(super) fn restart_in_place(&mut self) {
-        let cp = self.shared.checkpoint();
+        let Some(cp) = self.shared.checkpoint() else {
+            return;
+        };
         let limit = self.limits.restart_after_failures;
         // Stop before start, as in a swap (docs/semantics.md "Reload phases").
         let _ = self.behaviour.stop();
-        let rebuilt = match &cp {
-            Some(cp) => cp.lib.migrate(
+        let rebuilt = cp
+            .lib
+            .migrate(
                 cp.snapshot.version,
                 &cp.snapshot.bytes,
                 &self.config,
                 self.ctx.clone(),
-            ),
-            None => self.lib.init(&self.config, self.ctx.clone()),
-        }
-        .and_then(|mut b| b.start().into_result().map(|()| b));
+            )
+            .and_then(|mut b| b.start().into_result().map(|()| b));
         match rebuilt {
             Ok(new) => {
                 self.behaviour = new;
-                if let Some(cp) = &cp {
-                    self.lib = cp.lib.clone();
-                }
+                self.lib = cp.lib.clone();
                 self.shared.restarts.fetch_add(1, Ordering::Relaxed);
                 // The state is the checkpoint's again: nothing new to save.
                 self.checkpoints.dirty = false;
-                let (restored, age) = match &cp {
-                    Some(cp) => (cp.source(), cp.at.elapsed()),
-                    None => ("start", self.checkpoints.started.elapsed()),
-                };
+                let age = cp.at.elapsed();
                 tracing::warn!(
                     target: "molt::supervisor",
                     module = &*self.module,
                     instance = self.index(),
-                    restored,
+                    restored = cp.source(),
                     state_age_ms = age.as_millis() as u64,
                     "restarted in place after {limit} handler panics in a row"
                 );
@@ -200,7 +191,7 @@ impl Instance {
                     instance: self.index(),
                     code_version: self.lib.code_version.clone(),
                     reason: format!("{limit} handler panics in a row"),
-                    restored,
+                    restored: cp.source(),
                     state_age: age,
                     forced: false,
                     stuck_messages: 0,

@@ -26,6 +26,9 @@
 //! `MOLT_BENCH_ROWS` (`activate`, `cast`, `call`, `reload`) as in
 //! `support/side_by_side.rs`; with `MOLT_BENCH_SIDE=molt` the keyed side
 //! runs alone, with `ractor` the plain / pool side.
+//! `MOLT_BENCH_CHECKPOINT_MS` sets `limits.checkpoint_interval` of the
+//! side-by-side nodes (default: the node default, 1 s; `0` turns periodic
+//! checkpoints off, to see what scheduling them costs an activation).
 
 #[path = "support/side_by_side.rs"]
 #[allow(dead_code)] // the ratio cells here are costs (`cost_cells`)
@@ -167,18 +170,24 @@ fn rate(n: u64, d: Duration) -> f64 {
 async fn side_by_side_rows(v1: &std::path::Path) {
     let rounds = side_by_side::rounds();
     let load_before = side_by_side::load_average();
-    let config =
+    let mut config =
         NodeConfig::new("bench-keyed-sbs").module(ModuleSpec::new("cart", v1).keyed(KeyedSpec {
             idle_passivate: Duration::from_secs(3600),
             max_live: ((side_by_side::WARMUP_ROUNDS + rounds) * ACTIVATIONS + 16) as u32,
         }));
-    let node = Node::start(config).await.unwrap();
     // The same library as a plain module (one instance), on a node of its
     // own: a module's name is its library's.
-    let pool_node =
-        Node::start(NodeConfig::new("bench-keyed-pool").module(ModuleSpec::new("cart", v1)))
-            .await
-            .unwrap();
+    let mut pool_config = NodeConfig::new("bench-keyed-pool").module(ModuleSpec::new("cart", v1));
+    if let Some(ms) = std::env::var("MOLT_BENCH_CHECKPOINT_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        config.limits.checkpoint_interval = Duration::from_millis(ms);
+        pool_config.limits.checkpoint_interval = Duration::from_millis(ms);
+        eprintln!("checkpoint_interval = {ms} ms");
+    }
+    let node = Node::start(config).await.unwrap();
+    let pool_node = Node::start(pool_config).await.unwrap();
     let carts = node.module::<Proto>("cart").unwrap();
     let pool = pool_node.module::<Proto>("cart").unwrap();
     let live = carts.key("live");

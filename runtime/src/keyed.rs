@@ -19,6 +19,7 @@
 //! a key (handles and module contexts both use it).
 
 mod events;
+mod hot;
 mod passivate;
 pub(crate) mod reload;
 pub(crate) mod switch;
@@ -108,9 +109,31 @@ impl Seen {
 #[derive(Default)]
 struct Table {
     keys: HashMap<Vec<u8>, Entry>,
+    /// Live keys a sender keeps sending to, found without hashing.
+    hot: hot::Hot,
     /// Live, activating and passivating entries.
     live: u64,
     passivated: u64,
+}
+
+impl Table {
+    /// Folds the idle marks of the hot keys' hits into their entries
+    /// (before anyone asks how long a key has been idle).
+    fn fold_hot(&mut self) {
+        let Table { keys, hot, .. } = self;
+        hot.fold(|key| {
+            if let Some(Entry::Live { seen, .. }) = keys.get_mut(key) {
+                seen.touch();
+            }
+        });
+    }
+
+    /// `key`'s entry stops being live: it leaves the hot keys, its hits
+    /// folded into its idle mark first.
+    fn leaving_live(&mut self, key: &[u8]) {
+        self.fold_hot();
+        self.hot.forget(key);
+    }
 }
 
 /// The keyed actors of one module.
@@ -222,10 +245,15 @@ impl Keyed {
         if self.closed.load(Ordering::Acquire) {
             return Err(KeyedRefusal::NotRunning);
         }
-        let mut t = self.table();
+        let mut guard = self.table();
+        let t = &mut *guard;
+        if let Some(route) = t.hot.get(key) {
+            return deliver(route, msg).map_err(|_| KeyedRefusal::NotRunning);
+        }
         let from = match t.keys.get_mut(key) {
             Some(Entry::Live { route, seen }) => {
                 seen.touch();
+                t.hot.offer(key, route);
                 return deliver(route, msg).map_err(|_| KeyedRefusal::NotRunning);
             }
             Some(Entry::Activating { queue }) | Some(Entry::Passivating { queue }) => {
@@ -251,11 +279,11 @@ impl Keyed {
             }
         };
         t.live += 1;
-        drop(t);
+        drop(guard);
         let Some(me) = self.me.upgrade() else {
             return Err(KeyedRefusal::NotRunning);
         };
-        let key = key.to_vec();
+        let key: Arc<[u8]> = Arc::from(key);
         self.runtime.spawn(async move {
             let gate = me.gate.clone();
             let _open = gate.read().await;
@@ -269,29 +297,33 @@ impl Keyed {
     /// fresh, then hands it the messages that waited, in order; returns when
     /// they were enqueued. A start that fails keeps the snapshot and fails
     /// the waiting calls with the cause, which it returns.
-    async fn activate(&self, key: Vec<u8>, from: Option<Checkpoint>) -> Result<Instant, String> {
+    async fn activate(&self, key: Arc<[u8]>, from: Option<Checkpoint>) -> Result<Instant, String> {
         let serving = self.serving.load_full();
         let started = match self.readable(from.clone(), &serving) {
-            Ok(start) => self.spawn(&key, start, &serving).await,
+            Ok(start) => self.spawn(key.clone(), start, &serving).await,
             Err(e) => Err(e),
         };
-        let mut t = self.table();
-        let queue = match t.keys.remove(&key) {
-            Some(Entry::Activating { queue }) => queue,
+        let mut guard = self.table();
+        let t = &mut *guard;
+        // The entry turns live in place (no second insert into the table).
+        let entry = t.keys.get_mut(&*key);
+        let queue = match entry {
+            Some(Entry::Activating { queue }) => std::mem::take(queue),
             _ => Vec::new(),
         };
-        match started {
-            Ok(route) if !self.closed.load(Ordering::Acquire) => {
+        match (started, entry) {
+            (Ok(route), Some(entry)) if !self.closed.load(Ordering::Acquire) => {
                 self.activations.fetch_add(1, Ordering::Relaxed);
                 for msg in queue {
                     let _ = deliver(&route, msg);
                 }
                 let seen = Seen::now();
                 let enqueued = seen.last;
-                t.keys.insert(key, Entry::Live { route, seen });
+                *entry = Entry::Live { route, seen };
                 Ok(enqueued)
             }
-            started => {
+            (started, _) => {
+                t.keys.remove(&*key);
                 let why = match started {
                     Ok(route) => {
                         route.actor.stop(None);
@@ -300,9 +332,10 @@ impl Keyed {
                     Err(e) => e,
                 };
                 tracing::warn!(target: "molt::keyed", module = &*self.module, key = %String::from_utf8_lossy(&key), "activation failed: {why}");
-                t.live -= 1;
+                // (Closed meanwhile: the count was reset to 0.)
+                t.live = t.live.saturating_sub(1);
                 if let Some(cp) = from {
-                    t.keys.insert(key, Entry::Passivated(cp));
+                    t.keys.insert(key.to_vec(), Entry::Passivated(cp));
                     t.passivated += 1;
                 }
                 for msg in queue {
@@ -359,14 +392,14 @@ impl Keyed {
 
     async fn spawn(
         &self,
-        key: &[u8],
+        key: Arc<[u8]>,
         start: StartFrom,
         serving: &Serving,
     ) -> Result<Route, String> {
         let shared = InstanceShared::new(self.next_index.fetch_add(1, Ordering::Relaxed));
         let args = InstanceArgs {
             node: self.node.clone(),
-            key: Some(Arc::from(key)),
+            key: Some(key),
             module: self.module.clone(),
             lib: serving.lib.clone(),
             config: serving.config.clone(),
@@ -388,6 +421,7 @@ impl Keyed {
     fn close_all(&self) -> Vec<Route> {
         self.closed.store(true, Ordering::Release);
         let mut t = self.table();
+        t.hot.clear();
         let mut routes = Vec::new();
         for (_, entry) in t.keys.drain() {
             if let Entry::Live { route, .. } = entry {

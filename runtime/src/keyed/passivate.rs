@@ -46,6 +46,7 @@ async fn sweep(keyed: &Arc<Keyed>) {
     let idle = keyed.spec.idle_passivate;
     let due: Vec<Vec<u8>> = {
         let mut t = keyed.table();
+        t.fold_hot();
         let now = Instant::now();
         t.keys
             .iter_mut()
@@ -101,6 +102,7 @@ pub(super) async fn passivate(keyed: &Arc<Keyed>, key: &[u8], why: Why) -> Passi
     let (tx, rx) = oneshot::channel();
     let route = {
         let mut t = keyed.table();
+        t.fold_hot();
         let Some(entry) = t.keys.get_mut(key) else {
             return Passivated::Skipped;
         };
@@ -122,6 +124,7 @@ pub(super) async fn passivate(keyed: &Arc<Keyed>, key: &[u8], why: Why) -> Passi
             return Passivated::Skipped;
         }
         *entry = Entry::Passivating { queue: Vec::new() };
+        t.leaving_live(key);
         route
     };
     let taken = match tokio::time::timeout(keyed.limits.prepare_timeout, rx).await {
@@ -171,7 +174,7 @@ pub(super) async fn passivate(keyed: &Arc<Keyed>, key: &[u8], why: Why) -> Passi
         Some((cp, began)) => Passivated::Activated(
             keyed
                 .activate(
-                    key.to_vec(),
+                    Arc::from(key),
                     (!matches!(why, Why::SwitchOver { fresh: true, .. })).then_some(cp),
                 )
                 .await

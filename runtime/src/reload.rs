@@ -252,6 +252,10 @@ pub(crate) async fn on_instance(inst: &mut Instance, req: SwapRequest) {
     )
     .instrument(span)
     .await;
+    // A lone instance's vote, sent once its pause is over: the decision is
+    // taken in `progress` already, and waking the coordinator inside the
+    // pause would only delay the instance.
+    let mut vote_after_pause = None;
     let committed = match outcome {
         Err(failure) => {
             let _ = prepared.send(Err(failure));
@@ -265,9 +269,8 @@ pub(crate) async fn on_instance(inst: &mut Instance, req: SwapRequest) {
             // coordinator decided first (docs/semantics.md "Two-phase
             // decision").
             let decided = if solo {
-                let decided = commit::solo_decision(&progress);
-                let _ = prepared.send(Ok(()));
-                decided
+                vote_after_pause = Some(prepared);
+                commit::solo_decision(&progress)
             } else {
                 // Having voted, the instance never decides alone: it waits
                 // for the coordinator, however long that takes.
@@ -291,6 +294,9 @@ pub(crate) async fn on_instance(inst: &mut Instance, req: SwapRequest) {
         }
     };
     let pause = replay::resume(inst, paused_at);
+    if let Some(prepared) = vote_after_pause {
+        let _ = prepared.send(Ok(()));
+    }
     crate::metrics::pause(&inst.module, pause);
     let _ = done.send(InstanceReport {
         index: inst.index(),

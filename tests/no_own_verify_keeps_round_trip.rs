@@ -78,7 +78,13 @@ async fn its_verify_is_never_called() {
         )
         .await;
     assert!(
-        matches!(result, Err(Error::ReloadFailed { phase: Phase::Verify, .. })),
+        matches!(
+            result,
+            Err(Error::ReloadFailed {
+                phase: Phase::Verify,
+                ..
+            })
+        ),
         "{result:?}"
     );
     assert_eq!(fault::tag(&h).await, "b");

@@ -177,11 +177,25 @@ impl Progress {
 }
 
 /// What an instance reports when it leaves `Swap`.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct InstanceReport {
     pub index: u32,
     pub committed: bool,
     pub pause: Duration,
+    /// What a commit replaced, for the coordinator to free off the pause.
+    pub replaced: Option<commit::Replaced>,
+}
+
+impl InstanceReport {
+    /// Sends the report; what it carries is freed here (off the pause)
+    /// when the coordinator no longer listens.
+    fn send(self, done: oneshot::Sender<InstanceReport>) {
+        if let Err(unread) = done.send(self) {
+            if let Some(replaced) = unread.replaced {
+                replaced.free_off_pause();
+            }
+        }
+    }
 }
 
 /// The `Swap` message's payload.
@@ -234,11 +248,13 @@ pub(crate) async fn on_instance(inst: &mut Instance, req: SwapRequest) {
         // The coordinator gave up before this instance took `Swap` (the
         // messages ahead of it took too long): nothing of the new code runs.
         tracing::debug!(target: "molt::reload", module = &*inst.module, instance = inst.index(), "skipping a swap rolled back before it began");
-        let _ = done.send(InstanceReport {
+        InstanceReport {
             index: inst.index(),
             committed: false,
             pause: paused_at.elapsed(),
-        });
+            replaced: None,
+        }
+        .send(done);
         return;
     }
     let outcome = prepare_instance(
@@ -256,6 +272,7 @@ pub(crate) async fn on_instance(inst: &mut Instance, req: SwapRequest) {
     // taken in `progress` already, and waking the coordinator inside the
     // pause would only delay the instance.
     let mut vote_after_pause = None;
+    let mut replaced = None;
     let committed = match outcome {
         Err(failure) => {
             let _ = prepared.send(Err(failure));
@@ -280,7 +297,12 @@ pub(crate) async fn on_instance(inst: &mut Instance, req: SwapRequest) {
             crate::metrics::phase(&inst.module, Phase::Commit, t.elapsed());
             match decided {
                 Decision::Commit => {
-                    commit::apply(inst, candidate, target.clone(), config.clone());
+                    replaced = Some(commit::swap_in(
+                        inst,
+                        candidate,
+                        target.clone(),
+                        config.clone(),
+                    ));
                     if let (Some(log), Some(restore)) = (&force, restore) {
                         log.push(restore);
                     }
@@ -298,11 +320,13 @@ pub(crate) async fn on_instance(inst: &mut Instance, req: SwapRequest) {
         let _ = prepared.send(Ok(()));
     }
     crate::metrics::pause(&inst.module, pause);
-    let _ = done.send(InstanceReport {
+    InstanceReport {
         index: inst.index(),
         committed,
         pause,
-    });
+        replaced,
+    }
+    .send(done);
 }
 
 /// A new behaviour that passed phases 3–6 and waits for the decision. The old

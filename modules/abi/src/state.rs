@@ -92,8 +92,14 @@ mod tests {
         assert!(encodes_to(&state, &bytes).unwrap());
         let mut longer = bytes.clone();
         longer.push(0xc0);
-        assert!(!encodes_to(&state, &longer).unwrap(), "a longer expectation");
-        assert!(!encodes_to(&state, &bytes[..bytes.len() - 1]).unwrap(), "a shorter one");
+        assert!(
+            !encodes_to(&state, &longer).unwrap(),
+            "a longer expectation"
+        );
+        assert!(
+            !encodes_to(&state, &bytes[..bytes.len() - 1]).unwrap(),
+            "a shorter one"
+        );
         let mut other = bytes.clone();
         let last = other.len() - 1;
         other[last] ^= 1;

@@ -197,7 +197,7 @@ impl Loader {
             }));
         }
         // Its first calls come inside a swap's pause: not a page fault each.
-        warm::touch_mappings_of(root.migrate() as usize);
+        warm::touch_mappings_of(root.migrate() as *const () as usize);
         Ok(Arc::new(Library {
             path: path.to_path_buf(),
             name,

@@ -58,7 +58,16 @@ async fn its_round_trip_is_still_checked() {
 async fn its_verify_is_never_called() {
     let (node, h) = node_with_a_log("no-own-verify-not-called").await;
     let f = common::fixtures();
-    // Its `verify` would fail: declared absent, it is not called.
+    // Its `verify` would fail: declared absent, it is not called, neither
+    // by a rehearsal (which would say so) nor by the reload.
+    let rehearsed = node
+        .rehearse(
+            "fault",
+            ReloadOptions::library(&f.fault_no_verify).with_config(fault_at("Verify", "b")),
+        )
+        .await
+        .expect("rehearsed");
+    assert!(rehearsed.would_commit, "{rehearsed:#?}");
     let report = node
         .reload(
             "fault",

@@ -12,7 +12,9 @@
 //! Also the library load time (copy + dlopen + layout check).
 //!
 //! Run: `cargo bench --bench reload_pause` (prints tables; BENCHMARKS.md
-//! records them). `MOLT_BENCH_ROUNDS=n` sets the counted rounds.
+//! records them). `MOLT_BENCH_ROUNDS=n` sets the counted rounds;
+//! `MOLT_BENCH_CASES=1KiB` runs only the cases whose name (spaces removed)
+//! contains that text (for a profiler: many rounds of one case).
 
 #[path = "support/side_by_side.rs"]
 #[allow(dead_code, unused_imports, unused_macros)]
@@ -176,7 +178,11 @@ async fn main() {
         "|---|---|---|---|---|---|---|".to_string(),
     ];
     let mut loads = Vec::new();
-    for case in CASES {
+    let only = std::env::var("MOLT_BENCH_CASES").unwrap_or_default();
+    for case in CASES
+        .iter()
+        .filter(|c| c.name.replace(' ', "").contains(&only))
+    {
         let state = state_of(case);
         let on = node_with(&v1, &state, true).await;
         let off = node_with(&v1, &state, false).await;

@@ -56,6 +56,7 @@ mod library_checked_before_copy;
 mod library_dirs_strict;
 mod module_context;
 mod molt_new_scaffold;
+mod no_own_verify_keeps_round_trip;
 mod properties;
 mod reload_zero_loss;
 mod reply_later;

@@ -13,7 +13,8 @@
 //! all checked before a byte is copied), [`copy_dir`] writes the copy into
 //! a folder nobody else can write to, `elf` checks ELF headers,
 //! `mappings` counts and caps mapped copies, `stale` removes what dead
-//! nodes left behind, `abi_errors` turns abi_stable's errors into causes.
+//! nodes left behind, `abi_errors` turns abi_stable's errors into causes,
+//! `warm` maps a loaded library's pages before its code first runs.
 
 mod abi_errors;
 pub mod copy_dir;
@@ -21,6 +22,7 @@ mod elf;
 mod mappings;
 mod source;
 pub mod stale;
+mod warm;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -194,6 +196,8 @@ impl Loader {
                 found: name,
             }));
         }
+        // Its first calls come inside a swap's pause: not a page fault each.
+        warm::touch_mappings_of(root.migrate() as *const () as usize);
         Ok(Arc::new(Library {
             path: path.to_path_buf(),
             name,

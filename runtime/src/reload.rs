@@ -177,11 +177,25 @@ impl Progress {
 }
 
 /// What an instance reports when it leaves `Swap`.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct InstanceReport {
     pub index: u32,
     pub committed: bool,
     pub pause: Duration,
+    /// What a commit replaced, for the coordinator to free off the pause.
+    pub replaced: Option<commit::Replaced>,
+}
+
+impl InstanceReport {
+    /// Sends the report; what it carries is freed here (off the pause)
+    /// when the coordinator no longer listens.
+    fn send(self, done: oneshot::Sender<InstanceReport>) {
+        if let Err(unread) = done.send(self) {
+            if let Some(replaced) = unread.replaced {
+                replaced.free_off_pause();
+            }
+        }
+    }
 }
 
 /// The `Swap` message's payload.
@@ -234,11 +248,13 @@ pub(crate) async fn on_instance(inst: &mut Instance, req: SwapRequest) {
         // The coordinator gave up before this instance took `Swap` (the
         // messages ahead of it took too long): nothing of the new code runs.
         tracing::debug!(target: "molt::reload", module = &*inst.module, instance = inst.index(), "skipping a swap rolled back before it began");
-        let _ = done.send(InstanceReport {
+        InstanceReport {
             index: inst.index(),
             committed: false,
             pause: paused_at.elapsed(),
-        });
+            replaced: None,
+        }
+        .send(done);
         return;
     }
     let outcome = prepare_instance(
@@ -252,6 +268,11 @@ pub(crate) async fn on_instance(inst: &mut Instance, req: SwapRequest) {
     )
     .instrument(span)
     .await;
+    // A lone instance's vote, sent once its pause is over: the decision is
+    // taken in `progress` already, and waking the coordinator inside the
+    // pause would only delay the instance.
+    let mut vote_after_pause = None;
+    let mut replaced = None;
     let committed = match outcome {
         Err(failure) => {
             let _ = prepared.send(Err(failure));
@@ -265,9 +286,8 @@ pub(crate) async fn on_instance(inst: &mut Instance, req: SwapRequest) {
             // coordinator decided first (docs/semantics.md "Two-phase
             // decision").
             let decided = if solo {
-                let decided = commit::solo_decision(&progress);
-                let _ = prepared.send(Ok(()));
-                decided
+                vote_after_pause = Some(prepared);
+                commit::solo_decision(&progress)
             } else {
                 // Having voted, the instance never decides alone: it waits
                 // for the coordinator, however long that takes.
@@ -277,7 +297,12 @@ pub(crate) async fn on_instance(inst: &mut Instance, req: SwapRequest) {
             crate::metrics::phase(&inst.module, Phase::Commit, t.elapsed());
             match decided {
                 Decision::Commit => {
-                    commit::apply(inst, candidate, target.clone(), config.clone());
+                    replaced = Some(commit::swap_in(
+                        inst,
+                        candidate,
+                        target.clone(),
+                        config.clone(),
+                    ));
                     if let (Some(log), Some(restore)) = (&force, restore) {
                         log.push(restore);
                     }
@@ -291,12 +316,17 @@ pub(crate) async fn on_instance(inst: &mut Instance, req: SwapRequest) {
         }
     };
     let pause = replay::resume(inst, paused_at);
+    if let Some(prepared) = vote_after_pause {
+        let _ = prepared.send(Ok(()));
+    }
     crate::metrics::pause(&inst.module, pause);
-    let _ = done.send(InstanceReport {
+    InstanceReport {
         index: inst.index(),
         committed,
         pause,
-    });
+        replaced,
+    }
+    .send(done);
 }
 
 /// A new behaviour that passed phases 3–6 and waits for the decision. The old

@@ -32,6 +32,8 @@ pub struct Fixtures {
     pub fault: PathBuf,
     /// The fault fixture's source as code 2.0.0, state version 2.
     pub fault_v2: PathBuf,
+    /// The fault fixture's source as code 1.1.0 without a verify of its own.
+    pub fault_no_verify: PathBuf,
     pub not_a_module: PathBuf,
     pub abi_mismatch: PathBuf,
     /// Module `actors`: addresses, senders, replies later, asks.
@@ -70,6 +72,7 @@ pub fn fixtures() -> &'static Fixtures {
             "checkout",
             "fault",
             "fault-v2",
+            "fault-no-verify",
             "not-a-module",
             "actors",
             "actors-peer",
@@ -105,6 +108,7 @@ pub fn fixtures() -> &'static Fixtures {
             checkout: find(&libs, "checkout"),
             fault: find(&libs, "fault"),
             fault_v2: find(&libs, "fault_v2"),
+            fault_no_verify: find(&libs, "fault_no_verify"),
             not_a_module: find(&libs, "not_a_module"),
             abi_mismatch: find(&mismatch, "abi_mismatch"),
             actors: find(&libs, "actors"),

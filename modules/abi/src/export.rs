@@ -175,6 +175,20 @@ impl<M: Module> Behaviour for Instance<M> {
         guard("verify", || self.module()?.verify(&self.ctx))
     }
 
+    fn has_verify(&self) -> bool {
+        M::HAS_VERIFY
+    }
+
+    fn snapshot_into(&self, out: &mut RVec<u8>) -> RResult<(), ModError> {
+        guard("snapshot", || state::encode_into(out, self.module()?))
+    }
+
+    fn snapshot_is(&self, expected: RSlice<'_, u8>) -> RResult<bool, ModError> {
+        guard("snapshot", || {
+            state::encodes_to(self.module()?, expected.as_slice())
+        })
+    }
+
     fn answer(
         &mut self,
         correlation: u64,

@@ -86,6 +86,41 @@ pub trait Behaviour: Send {
             )),
         })
     }
+
+    /// Whether the module has a `verify` of its own. When it has none, the
+    /// host does not call `verify` during a swap (it would only return `Ok`)
+    /// and spares the hand-off to another thread that bounds it by
+    /// `limits.verify_timeout`. A library built before this method counts
+    /// as having one (the default body).
+    fn has_verify(&self) -> bool {
+        true
+    }
+
+    /// Writes the state as msgpack (exactly what `snapshot` returns) at the
+    /// end of `out`, a buffer the host allocated: the host then keeps the
+    /// bytes without copying them out of the library's allocation. A
+    /// library built before this method gets the default body, which
+    /// copies `snapshot`'s bytes.
+    fn snapshot_into(&self, out: &mut RVec<u8>) -> RResult<(), ModError> {
+        match self.snapshot() {
+            RResult::ROk(bytes) => {
+                out.extend_from_copy_slice(&bytes);
+                RResult::ROk(())
+            }
+            RResult::RErr(e) => RResult::RErr(e),
+        }
+    }
+
+    /// Whether `snapshot` would return exactly `expected`, found by encoding
+    /// the state against it without building a buffer of its own (the
+    /// verify round trip's comparison): `false` when it would not, or when
+    /// the library cannot tell (the default body, for a library built
+    /// before this method: the host then takes a full `snapshot`). An
+    /// error is the module's: its state does not encode.
+    fn snapshot_is(&self, expected: RSlice<'_, u8>) -> RResult<bool, ModError> {
+        let _ = expected;
+        RResult::ROk(false)
+    }
 }
 
 /// An actor's address as the host hands it to a module (see

@@ -22,6 +22,13 @@ pub trait Module: Serialize + DeserializeOwned + Send + Sized + 'static {
     const STATE_VERSION: u32;
     /// Whether host events are delivered to [`Module::handle_event`].
     const EVENTS: bool = false;
+    /// Whether the module has a [`Module::verify`] of its own. Set it to
+    /// `false` when it keeps the default one: the host then does not call
+    /// `verify` during a swap and spares the hand-off to another thread that
+    /// bounds it by `limits.verify_timeout`, a large part of a small state's
+    /// swap pause. The snapshot round trip is checked either way. With
+    /// `false`, a `verify` the module defines is never called.
+    const HAS_VERIFY: bool = true;
 
     /// The module's configuration (the `config` table of its module entry).
     type Config: DeserializeOwned + Default;

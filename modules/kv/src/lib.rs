@@ -33,6 +33,8 @@ impl Module for Kv {
     const NAME: &'static str = "kv";
     const CODE_VERSION: &'static str = "1.0.0";
     const STATE_VERSION: u32 = 1;
+    // No `verify` of its own: a swap needs no hand-off to check it.
+    const HAS_VERIFY: bool = false;
 
     type Config = KvConfig;
     type Msg = Msg;

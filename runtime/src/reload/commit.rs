@@ -13,7 +13,7 @@ use tokio::time::{timeout_at, Instant};
 use super::drain::Pending;
 use super::{Candidate, Committed, Decision, Phase, PhaseFailure, Progress};
 use crate::config::Limits;
-use crate::directory::Snapshot;
+use crate::directory::{Checkpoint, Snapshot};
 use crate::loader::Library;
 use crate::module_actor::Instance;
 
@@ -111,7 +111,10 @@ pub(crate) async fn coordinate(
     let report_deadline = Instant::now() + limits.decision_timeout + limits.prepare_timeout;
     for p in pending {
         match timeout_at(report_deadline, p.done).await {
-            Ok(Ok(report)) => {
+            Ok(Ok(mut report)) => {
+                if let Some(replaced) = report.replaced.take() {
+                    replaced.free_off_pause();
+                }
                 if report.committed != (decision == Decision::Commit) {
                     // Cannot happen: a voted instance applies the decision.
                     tracing::error!(target: "molt::reload", instance = report.index, ?decision, "an instance reported an outcome other than the decision");
@@ -204,25 +207,61 @@ pub(crate) fn apply(
     target: Arc<Library>,
     config: Arc<Vec<u8>>,
 ) {
+    swap_in(inst, candidate, target, config).free_off_pause();
+}
+
+/// Commit on this instance, as [`apply`], but returns what the commit
+/// replaced instead of freeing it: a swap hands it to its coordinator with
+/// its report, after its pause, so even handing it to the blocking pool is
+/// not inside the pause.
+pub(crate) fn swap_in(
+    inst: &mut Instance,
+    candidate: Candidate,
+    target: Arc<Library>,
+    config: Arc<Vec<u8>>,
+) -> Replaced {
     let old = std::mem::replace(&mut inst.behaviour, candidate.behaviour);
     inst.lib = target.clone();
     inst.config = config;
-    let replaced = if let Some(snapshot) = candidate.snapshot {
+    let checkpoint = if let Some(snapshot) = candidate.snapshot {
         inst.set_last_good(target, snapshot)
-    } else if let Ok(bytes) = inst.behaviour.snapshot().into_result() {
+    } else if let Ok(bytes) = super::snapshot::bytes_of(&inst.behaviour, 0) {
         inst.set_last_good(
             target.clone(),
             Snapshot {
                 version: target.state_version,
-                bytes: Arc::new(bytes.into_vec()),
+                bytes: Arc::new(bytes),
             },
         )
     } else {
         None
     };
-    // Freeing a large old state (and the checkpoint the new one replaces)
-    // takes milliseconds: not inside the pause.
-    tokio::task::spawn_blocking(move || drop((old, replaced)));
+    Replaced { old, checkpoint }
+}
+
+/// What a commit replaced: the old behaviour (stopped) with its state, and
+/// the checkpoint the new state replaced. Freeing a large state takes
+/// milliseconds: never inside a pause.
+pub(crate) struct Replaced {
+    old: molt_abi::ffi::BehaviourBox,
+    checkpoint: Option<Checkpoint>,
+}
+
+impl Replaced {
+    /// Drops it on the blocking pool (the old behaviour's library stays
+    /// mapped).
+    pub(crate) fn free_off_pause(self) {
+        let Replaced { old, checkpoint } = self;
+        tokio::task::spawn_blocking(move || drop((old, checkpoint)));
+    }
+}
+
+impl std::fmt::Debug for Replaced {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Replaced")
+            .field("checkpoint", &self.checkpoint.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 /// Rollback on this instance: stop the new behaviour, start the old one again.

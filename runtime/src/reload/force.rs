@@ -300,6 +300,7 @@ fn replaced(
             index,
             committed,
             pause: since.elapsed(),
+            replaced: None,
         });
     });
     Pending {

@@ -12,9 +12,10 @@
 
 use std::sync::Arc;
 
+use abi_stable::std_types::RSlice;
 use molt_abi::ffi::{BehaviourBox, HostCtxBox};
 
-use super::{Candidate, Phase, PhaseFailure, Progress};
+use super::{snapshot, Candidate, Phase, PhaseFailure, Progress};
 use crate::config::Limits;
 use crate::directory::Snapshot;
 use crate::loader::Library;
@@ -27,6 +28,11 @@ const FREE_OFF_PAUSE: usize = 256 << 10;
 /// Verifies the new behaviour; `handed` is the state phase 4 migrated it
 /// from (`None`: a reset). On failure the new behaviour is stopped (if
 /// `verify` hangs: as soon as it returns).
+///
+/// The module's own `verify` runs on the blocking pool, bounded by
+/// `limits.verify_timeout`; a module that has none (`has_verify`) is not
+/// handed over at all. The round trip runs on the instance, like the
+/// snapshot and the migrate before it.
 pub(crate) async fn check(
     ctx: HostCtxBox,
     new: BehaviourBox,
@@ -36,37 +42,10 @@ pub(crate) async fn check(
     limits: &Limits,
     progress: &Progress,
 ) -> Result<Candidate, PhaseFailure> {
-    let task = tokio::task::spawn_blocking(move || {
-        let result = new.verify().into_result();
-        (new, result)
-    });
-    let mut task = task;
-    let mut new = match tokio::time::timeout(limits.verify_timeout, &mut task).await {
-        Err(_) => {
-            // The new behaviour is stuck in `verify` on its blocking thread.
-            // The old one is started again now; the new one is stopped (and
-            // dropped) whenever `verify` returns.
-            tokio::spawn(async move {
-                if let Ok((mut late, _)) = task.await {
-                    let _ = late.stop();
-                }
-            });
-            return Err(PhaseFailure::new(
-                Phase::Verify,
-                format!("verify did not finish within {:?}", limits.verify_timeout),
-            ));
-        }
-        Ok(Err(join)) => {
-            return Err(PhaseFailure::new(
-                Phase::Verify,
-                format!("verify task failed: {join}"),
-            ))
-        }
-        Ok(Ok((mut new, Err(e)))) => {
-            let _ = new.stop();
-            return Err(PhaseFailure::module(Phase::Verify, "verify", e));
-        }
-        Ok(Ok((new, Ok(())))) => new,
+    let mut new = if new.has_verify() {
+        own_verify(new, limits).await?
+    } else {
+        new
     };
     if !limits.verify_round_trip {
         return Ok(Candidate {
@@ -74,32 +53,7 @@ pub(crate) async fn check(
             snapshot: None,
         });
     }
-    let round_trip = new
-        .snapshot()
-        .into_result()
-        .map_err(|e| PhaseFailure::module(Phase::Verify, "snapshot round trip", e))
-        .and_then(|bytes| {
-            if let Some(same) = handed.filter(|h| already_read(h, target, &bytes)) {
-                // Phase 4's `migrate` has read exactly these bytes.
-                if bytes.len() >= FREE_OFF_PAUSE {
-                    tokio::task::spawn_blocking(move || drop(bytes));
-                }
-                return Ok(same.clone());
-            }
-            progress.go_on("the round trip's migrate")?;
-            let snapshot = Snapshot {
-                version: target.state_version,
-                bytes: Arc::new(bytes.into_vec()),
-            };
-            let scratch = target
-                .migrate(snapshot.version, &snapshot.bytes, config, ctx)
-                .map_err(|e| PhaseFailure::module(Phase::Verify, "snapshot round trip", e))?;
-            // Freeing a large scratch state takes milliseconds: not inside
-            // the pause.
-            tokio::task::spawn_blocking(move || drop(scratch));
-            Ok(snapshot)
-        });
-    match round_trip {
+    match round_trip(ctx, &new, target, handed, config, progress) {
         Ok(snapshot) => Ok(Candidate {
             behaviour: new,
             snapshot: Some(snapshot),
@@ -109,6 +63,90 @@ pub(crate) async fn check(
             Err(f)
         }
     }
+}
+
+/// The module's own `verify`, on the blocking pool within
+/// `limits.verify_timeout`: a `verify` that hangs holds a blocking thread,
+/// not the instance, which serves the old code again after the rollback.
+async fn own_verify(new: BehaviourBox, limits: &Limits) -> Result<BehaviourBox, PhaseFailure> {
+    let mut task = tokio::task::spawn_blocking(move || {
+        let result = new.verify().into_result();
+        (new, result)
+    });
+    match tokio::time::timeout(limits.verify_timeout, &mut task).await {
+        Err(_) => {
+            // The new behaviour is stuck in `verify` on its blocking thread.
+            // The old one is started again now; the new one is stopped (and
+            // dropped) whenever `verify` returns.
+            tokio::spawn(async move {
+                if let Ok((mut late, _)) = task.await {
+                    let _ = late.stop();
+                }
+            });
+            Err(PhaseFailure::new(
+                Phase::Verify,
+                format!("verify did not finish within {:?}", limits.verify_timeout),
+            ))
+        }
+        Ok(Err(join)) => Err(PhaseFailure::new(
+            Phase::Verify,
+            format!("verify task failed: {join}"),
+        )),
+        Ok(Ok((mut new, Err(e)))) => {
+            let _ = new.stop();
+            Err(PhaseFailure::module(Phase::Verify, "verify", e))
+        }
+        Ok(Ok((new, Ok(())))) => Ok(new),
+    }
+}
+
+/// The snapshot round trip: the new code's snapshot of its state, read back
+/// by the same library unless phase 4's `migrate` has just read exactly
+/// those bytes at that state version. Returns the snapshot a restart of the
+/// new code would rebuild from.
+fn round_trip(
+    ctx: HostCtxBox,
+    new: &BehaviourBox,
+    target: &Arc<Library>,
+    handed: Option<&Snapshot>,
+    config: &Arc<Vec<u8>>,
+    progress: &Progress,
+) -> Result<Snapshot, PhaseFailure> {
+    let handed = handed.filter(|h| h.version == target.state_version);
+    if let Some(same) = handed {
+        // Compared as the module encodes, without a buffer of its own;
+        // `false` (or a library that predates `snapshot_is`) takes the full
+        // snapshot below.
+        let same_bytes = new
+            .snapshot_is(RSlice::from_slice(&same.bytes))
+            .into_result()
+            .map_err(|e| PhaseFailure::module(Phase::Verify, "snapshot round trip", e))?;
+        if same_bytes {
+            return Ok(same.clone());
+        }
+    }
+    let hint = handed.map_or(0, |h| h.bytes.len());
+    let bytes = snapshot::bytes_of(new, hint)
+        .map_err(|e| PhaseFailure::module(Phase::Verify, "snapshot round trip", e))?;
+    if let Some(same) = handed.filter(|h| already_read(h, target, &bytes)) {
+        // Phase 4's `migrate` has read exactly these bytes.
+        if bytes.len() >= FREE_OFF_PAUSE {
+            tokio::task::spawn_blocking(move || drop(bytes));
+        }
+        return Ok(same.clone());
+    }
+    progress.go_on("the round trip's migrate")?;
+    let snapshot = Snapshot {
+        version: target.state_version,
+        bytes: Arc::new(bytes),
+    };
+    let scratch = target
+        .migrate(snapshot.version, &snapshot.bytes, config, ctx)
+        .map_err(|e| PhaseFailure::module(Phase::Verify, "snapshot round trip", e))?;
+    // Freeing a large scratch state takes milliseconds: not inside the
+    // pause.
+    tokio::task::spawn_blocking(move || drop(scratch));
+    Ok(snapshot)
 }
 
 /// Whether the new code's snapshot `bytes` is, byte for byte and at its

@@ -7,32 +7,17 @@
 //! The `fault-no-verify` fixture is the fault module's source declaring
 //! `HAS_VERIFY = false`; its config injects a fault at one entry point.
 
-use crate::common::{self, fault, FaultProto};
-use molt::{Error, ModuleSpec, Node, Phase, ReloadOptions};
+use crate::common::{self, fault};
+use molt::{Error, Phase, ReloadOptions};
 use serde_json::{json, Value};
 
 fn fault_at(point: &str, tag: &str) -> Value {
     json!({ "fault": { "at": point, "how": "Error" }, "tag": tag })
 }
 
-async fn node_with_a_log(name: &str) -> (Node, molt::ModuleHandle<FaultProto>) {
-    let f = common::fixtures();
-    assert!(common::test_limits().verify_round_trip, "the default");
-    let node = common::start(
-        name,
-        ModuleSpec::new("fault", &f.fault).config(json!({ "tag": "a" })),
-    )
-    .await;
-    let h = node.module::<FaultProto>("fault").unwrap();
-    for v in [1, 2, 3] {
-        fault::push(&h, v).await;
-    }
-    (node, h)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn its_round_trip_is_still_checked() {
-    let (node, h) = node_with_a_log("no-own-verify-round-trip").await;
+    let (node, h) = fault::node_with_a_log("no-own-verify-round-trip").await;
     let f = common::fixtures();
     // The new code's snapshot fails: only the round trip takes one.
     let result = node
@@ -56,7 +41,7 @@ async fn its_round_trip_is_still_checked() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn its_verify_is_never_called() {
-    let (node, h) = node_with_a_log("no-own-verify-not-called").await;
+    let (node, h) = fault::node_with_a_log("no-own-verify-not-called").await;
     let f = common::fixtures();
     // Its `verify` would fail: declared absent, it is not called, neither
     // by a rehearsal (which would say so) nor by the reload.

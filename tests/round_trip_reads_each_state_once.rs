@@ -11,8 +11,8 @@
 
 use std::time::Duration;
 
-use crate::common::{self, fault, FaultProto};
-use molt::{Event, EventStream, ModuleSpec, Node, ReloadOptions};
+use crate::common::{self, fault};
+use molt::{Event, EventStream, Node, ReloadOptions};
 use serde_json::json;
 
 /// How many `migrate`s published `fault.migrating` with `tag` before the
@@ -42,25 +42,9 @@ async fn migrates_with(node: &Node, events: &mut EventStream, tag: &str) -> usiz
     .expect("the marker event arrives")
 }
 
-async fn node_with_a_log(name: &str) -> (Node, molt::ModuleHandle<FaultProto>) {
-    let f = common::fixtures();
-    // The round trip is on: the tests' limits keep the default.
-    assert!(common::test_limits().verify_round_trip);
-    let node = common::start(
-        name,
-        ModuleSpec::new("fault", &f.fault).config(json!({ "tag": "a" })),
-    )
-    .await;
-    let h = node.module::<FaultProto>("fault").unwrap();
-    for v in [1, 2, 3] {
-        fault::push(&h, v).await;
-    }
-    (node, h)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_state_the_new_code_has_just_read_is_not_decoded_again() {
-    let (node, h) = node_with_a_log("round-trip-same-state").await;
+    let (node, h) = fault::node_with_a_log("round-trip-same-state").await;
     let mut events = node.subscribe();
     let f = common::fixtures();
     // The same library, another config: the state layout (and its bytes) is
@@ -83,7 +67,7 @@ async fn a_state_the_new_code_has_just_read_is_not_decoded_again() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_state_the_new_code_wrote_differently_is_decoded_again() {
-    let (node, h) = node_with_a_log("round-trip-new-version").await;
+    let (node, h) = fault::node_with_a_log("round-trip-new-version").await;
     let mut events = node.subscribe();
     let f = common::fixtures();
     // 2.0.0 reads state 1 and writes state 2: its snapshot is not what it

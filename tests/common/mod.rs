@@ -425,6 +425,27 @@ pub mod fault {
             Reply::Log(vec![])
         );
     }
+
+    /// A node running the fault fixture (config tag "a") with the log
+    /// `[1, 2, 3]`, under the tests' limits, whose verify round trip is on
+    /// (the default: asserted).
+    pub async fn node_with_a_log(name: &str) -> (Node, ModuleHandle<FaultProto>) {
+        assert!(
+            super::test_limits().verify_round_trip,
+            "the tests' limits keep the default: the round trip on"
+        );
+        let f = super::fixtures();
+        let node = super::start(
+            name,
+            ModuleSpec::new("fault", &f.fault).config(json!({ "tag": "a" })),
+        )
+        .await;
+        let h = node.module::<FaultProto>("fault").unwrap();
+        for v in [1, 2, 3] {
+            push(&h, v).await;
+        }
+        (node, h)
+    }
 }
 
 /// Makes a FIFO (named pipe) at `path`.

@@ -112,9 +112,50 @@ pub(crate) struct Instance {
     checkpoints: checkpoint::Schedule,
 }
 
+/// `behaviour`'s state as bytes, written by the module into a buffer the
+/// host allocated (`snapshot_into`), so the bytes are not copied again out
+/// of the library's allocation (a library built before `snapshot_into`
+/// copies them once, as `snapshot` did). `hint`: the size expected.
+///
+/// # Errors
+/// The module's error when its state does not encode.
+pub(crate) fn snapshot_bytes(behaviour: &BehaviourBox, hint: usize) -> Result<Vec<u8>, ModError> {
+    let mut out = RVec::with_capacity(hint);
+    behaviour.snapshot_into(&mut out).into_result()?;
+    Ok(out.into_vec())
+}
+
 impl Instance {
     pub(crate) fn index(&self) -> u32 {
         self.shared.index
+    }
+
+    /// The state now, at the library's state version (what a reload hands
+    /// to the new code, a checkpoint keeps and a passivation stores; see
+    /// [`snapshot_bytes`]).
+    ///
+    /// # Errors
+    /// The module's error when its state does not encode.
+    pub(crate) fn snapshot_now(&self) -> Result<Snapshot, ModError> {
+        let bytes = snapshot_bytes(&self.behaviour, self.snapshot_size_hint())?;
+        Ok(Snapshot {
+            version: self.lib.state_version,
+            bytes: Arc::new(bytes),
+        })
+    }
+
+    /// The size the next snapshot is expected to have: that of the last
+    /// checkpoint, with some room to grow (a large state's buffer is then
+    /// not reallocated, and copied, while it is written).
+    fn snapshot_size_hint(&self) -> usize {
+        let last = self
+            .shared
+            .last_good
+            .lock()
+            .ok()
+            .and_then(|g| g.as_ref().map(|c| c.snapshot.bytes.len()))
+            .unwrap_or(0);
+        last + last / 16 + 256
     }
 
     /// Records the state a restart would rebuild this instance from: a
@@ -213,15 +254,13 @@ impl Actor for ModuleActor {
                         args.shared.handled.load(Ordering::Relaxed),
                     ),
                 };
-                let bytes = behaviour
-                    .snapshot()
-                    .into_result()
+                let bytes = snapshot_bytes(&behaviour, 0)
                     .map_err(|e| format!("snapshot {}: {e}", e.kind.as_str()))?;
                 Checkpoint {
                     lib: args.lib.clone(),
                     snapshot: Snapshot {
                         version: args.lib.state_version,
-                        bytes: Arc::new(bytes.into_vec()),
+                        bytes: Arc::new(bytes),
                     },
                     at,
                     from_start,
@@ -326,15 +365,10 @@ impl Actor for ModuleActor {
             ModuleMsg::Passivate(reply) => {
                 let began = Instant::now();
                 let taken = inst
-                    .behaviour
-                    .snapshot()
-                    .into_result()
-                    .map(|bytes| Checkpoint {
+                    .snapshot_now()
+                    .map(|snapshot| Checkpoint {
                         lib: inst.lib.clone(),
-                        snapshot: Snapshot {
-                            version: inst.lib.state_version,
-                            bytes: Arc::new(bytes.into_vec()),
-                        },
+                        snapshot,
                         at: Instant::now(),
                         from_start: false,
                         handled: inst.shared.handled.load(Ordering::Relaxed),

@@ -10,7 +10,9 @@ use crate::Error;
 /// # Errors
 /// [`crate::ErrorKind::Failed`] when the value cannot be serialized.
 pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, Error> {
-    rmp_serde::to_vec_named(value).map_err(|e| Error::msg(format!("cannot encode state: {e}")))
+    let mut out = Vec::new();
+    encode_into(&mut out, value)?;
+    Ok(out)
 }
 
 /// Decodes msgpack produced by [`encode`] (or by an older library version).

@@ -89,12 +89,8 @@ impl Instance {
     fn take_checkpoint(&mut self) {
         let started = Instant::now();
         self.checkpoints.last = started;
-        match self.behaviour.snapshot().into_result() {
-            Ok(bytes) => {
-                let snapshot = Snapshot {
-                    version: self.lib.state_version,
-                    bytes: Arc::new(bytes.into_vec()),
-                };
+        match self.snapshot_now() {
+            Ok(snapshot) => {
                 self.store_checkpoint(self.lib.clone(), snapshot, started);
                 let took = started.elapsed();
                 crate::metrics::checkpoint(&self.module, took);

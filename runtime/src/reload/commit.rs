@@ -13,7 +13,7 @@ use tokio::time::{timeout_at, Instant};
 use super::drain::Pending;
 use super::{Candidate, Committed, Decision, Phase, PhaseFailure, Progress};
 use crate::config::Limits;
-use crate::directory::{Checkpoint, Snapshot};
+use crate::directory::Checkpoint;
 use crate::loader::Library;
 use crate::module_actor::Instance;
 
@@ -225,14 +225,8 @@ pub(crate) fn swap_in(
     inst.config = config;
     let checkpoint = if let Some(snapshot) = candidate.snapshot {
         inst.set_last_good(target, snapshot)
-    } else if let Ok(bytes) = super::snapshot::bytes_of(&inst.behaviour, 0) {
-        inst.set_last_good(
-            target.clone(),
-            Snapshot {
-                version: target.state_version,
-                bytes: Arc::new(bytes),
-            },
-        )
+    } else if let Ok(snapshot) = inst.snapshot_now() {
+        inst.set_last_good(target.clone(), snapshot)
     } else {
         None
     };

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use abi_stable::std_types::RSlice;
 use molt_abi::ffi::{BehaviourBox, HostCtxBox};
 
-use super::{snapshot, Candidate, Phase, PhaseFailure, Progress};
+use super::{Candidate, Phase, PhaseFailure, Progress};
 use crate::config::Limits;
 use crate::directory::Snapshot;
 use crate::loader::Library;
@@ -126,7 +126,7 @@ fn round_trip(
         }
     }
     let hint = handed.map_or(0, |h| h.bytes.len());
-    let bytes = snapshot::bytes_of(new, hint)
+    let bytes = crate::module_actor::snapshot_bytes(new, hint)
         .map_err(|e| PhaseFailure::module(Phase::Verify, "snapshot round trip", e))?;
     if let Some(same) = handed.filter(|h| already_read(h, target, &bytes)) {
         // Phase 4's `migrate` has read exactly these bytes.

@@ -47,6 +47,11 @@ pub enum SupervisorMsg {
     Internal(InternalMsg),
 }
 
+// With ractor's `cluster` feature (molt-runtime's `cluster`) ractor has no
+// blanket `Message` impl: a local-only message type says so.
+#[cfg(feature = "cluster")]
+impl ractor::Message for SupervisorMsg {}
+
 impl From<AdminMsg> for SupervisorMsg {
     fn from(m: AdminMsg) -> Self {
         SupervisorMsg::Admin(m)

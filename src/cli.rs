@@ -1,5 +1,6 @@
 //! The `molt` command line: argument parsing and dispatch.
 
+mod cluster_status;
 mod config_check;
 mod message;
 mod new;
@@ -61,13 +62,18 @@ pub enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
-    /// Show a running node's modules, versions, instances and mailboxes.
+    /// Show a running node's modules, versions, instances and mailboxes
+    /// (with --cluster: its cluster's members, their reachability and each
+    /// one's module versions).
     Status {
         #[command(flatten)]
         node: NodeArgs,
         /// Print the JSON the node answers.
         #[arg(long)]
         json: bool,
+        /// Show the cluster as the node sees it instead (`GET /cluster`).
+        #[arg(long)]
+        cluster: bool,
     },
     /// Reload a module of a running node, showing the phases as they
     /// happen. Exits 1 when the reload failed (the old code keeps serving).
@@ -252,7 +258,12 @@ pub async fn dispatch(cli: Cli) -> ExitCode {
             },
             None => config_check::check(&file, against.as_deref()).await,
         },
-        Some(Command::Status { node, json }) => remote::status(&node, json).await,
+        Some(Command::Status {
+            node,
+            json,
+            cluster: true,
+        }) => cluster_status::show(&node, json).await,
+        Some(Command::Status { node, json, .. }) => remote::status(&node, json).await,
         Some(Command::Reload {
             name,
             library,

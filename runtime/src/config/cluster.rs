@@ -31,8 +31,7 @@ pub struct ClusterSpec {
     #[serde(with = "super::millis")]
     pub heartbeat_interval: Duration,
     /// How long without hearing from a peer before it is marked
-    /// unreachable (a frozen or cut-off node; a closed connection is
-    /// noticed at once).
+    /// unreachable (dead, frozen or cut off: all look the same).
     #[serde(with = "super::millis")]
     pub unreachable_after: Duration,
 }

@@ -95,13 +95,17 @@ impl Actor for Heartbeat {
         myself: ActorRef<BeatMsg>,
         args: HeartbeatArgs,
     ) -> Result<HeartbeatState, ActorProcessingErr> {
+        // The first heartbeat already says which versions run here.
+        let modules = modules_now(&args.admin, args.interval * 5)
+            .await
+            .unwrap_or_default();
         ractor::pg::join(GROUP.to_string(), vec![myself.get_cell()]);
         let ticker = myself.send_interval(args.interval, || BeatMsg::Tick);
         Ok(HeartbeatState {
             view: args.view,
             admin: args.admin,
             interval: args.interval,
-            modules: Vec::new(),
+            modules,
             asking: false,
             ticker: Some(ticker),
         })
@@ -173,20 +177,7 @@ impl Heartbeat {
         st.asking = true;
         let (admin, me, within) = (st.admin.clone(), myself.clone(), st.interval * 5);
         tokio::spawn(async move {
-            let modules = match tokio::time::timeout(within, admin.status()).await {
-                Ok(Ok(status)) => Some(
-                    status
-                        .modules
-                        .into_iter()
-                        .map(|m| ModuleVersion {
-                            name: m.name,
-                            code_version: m.code_version,
-                            state_version: m.state_version,
-                        })
-                        .collect(),
-                ),
-                _ => None,
-            };
+            let modules = modules_now(&admin, within).await;
             let _ = me.send_message(BeatMsg::Modules(modules));
         });
     }
@@ -209,6 +200,25 @@ impl Heartbeat {
             // A closed session's actor is gone: nothing to tell.
             let _ = ActorRef::<BeatMsg>::from(member).send_message(BeatMsg::Beat(beat));
         }
+    }
+}
+
+/// This node's modules and their versions, as the supervisor answers
+/// within `within` (`None` past it).
+async fn modules_now(admin: &Admin, within: Duration) -> Option<Vec<ModuleVersion>> {
+    match tokio::time::timeout(within, admin.status()).await {
+        Ok(Ok(status)) => Some(
+            status
+                .modules
+                .into_iter()
+                .map(|m| ModuleVersion {
+                    name: m.name,
+                    code_version: m.code_version,
+                    state_version: m.state_version,
+                })
+                .collect(),
+        ),
+        _ => None,
     }
 }
 

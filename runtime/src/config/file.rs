@@ -973,6 +973,20 @@ mod tests {
     }
 
     #[test]
+    fn the_example_cluster_configs_read() {
+        let root = root();
+        for n in 1..=3 {
+            let c = load(&root.join(format!("examples/cluster/node{n}.toml"))).unwrap();
+            let cluster = c.cluster.expect("a [cluster] section");
+            assert_eq!(cluster.listen.port(), 7100 + n);
+            assert_eq!(cluster.seeds, ["127.0.0.1:7101"]);
+            assert!(c.modules[0]
+                .library
+                .ends_with("target/release/libcounter.so"));
+        }
+    }
+
+    #[test]
     fn cluster_problems_name_the_file_and_key() {
         let err = |text: &str| {
             parse(text, Path::new("/etc/molt/node.toml"))

@@ -46,7 +46,7 @@ fn nodes_mesh_agree_and_see_a_killed_node_leave_and_come_back_new() {
     let agreed = members(&views[0]);
     for (n, v) in nodes.iter().zip(&views) {
         assert_eq!(members(v), agreed, "{}'s view", n.name);
-        assert_eq!(v.member(&n.name).unwrap().this_node, true);
+        assert!(v.member(&n.name).unwrap().this_node);
         for m in &v.members {
             let versions: Vec<_> = m
                 .modules

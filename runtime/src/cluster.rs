@@ -155,6 +155,8 @@ pub(crate) async fn start(
     let args = heartbeat::HeartbeatArgs {
         view: view.clone(),
         interval: spec.heartbeat_interval,
+        unreachable_after: spec.unreachable_after,
+        server: server.clone(),
         admin,
     };
     let heartbeat = match Actor::spawn(None, heartbeat::Heartbeat, args).await {

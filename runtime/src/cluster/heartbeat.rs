@@ -4,12 +4,20 @@
 //! (docs/semantics.md "Cluster membership"). ractor_cluster notices only a
 //! closed connection; a frozen node (SIGSTOP, a partition) keeps its
 //! connection open and is found only this way.
+//!
+//! A peer marked unreachable gets one heartbeat per timeout instead of one
+//! per interval: what is sent to a frozen peer waits in its session's
+//! queue, and this keeps that queue small (one heartbeat, not each, lets
+//! a peer that resumes hear this node again; both sides of a long freeze
+//! mark each other unreachable, so neither may stop sending).
 
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use ractor::concurrency::JoinHandle;
 use ractor::message::{BoxedDowncastErr, SerializedMessage};
-use ractor::{Actor, ActorProcessingErr, ActorRef};
+use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef};
+use ractor_cluster::NodeServerMessage;
 
 use super::membership::{Beat, ClusterView, Heard, ModuleVersion};
 use crate::admin::Admin;
@@ -71,6 +79,9 @@ pub(crate) struct Heartbeat;
 pub(crate) struct HeartbeatArgs {
     pub view: ClusterView,
     pub interval: Duration,
+    pub unreachable_after: Duration,
+    /// The node server: which session (node id) is which peer.
+    pub server: ActorRef<NodeServerMessage>,
     /// Asked for this node's module versions.
     pub admin: Admin,
 }
@@ -79,6 +90,10 @@ pub(crate) struct HeartbeatState {
     view: ClusterView,
     admin: Admin,
     interval: Duration,
+    unreachable_after: Duration,
+    server: ActorRef<NodeServerMessage>,
+    /// When each unreachable peer was last sent a heartbeat.
+    slow: HashMap<String, Instant>,
     modules: Vec<ModuleVersion>,
     /// A status request to the supervisor is under way.
     asking: bool,
@@ -105,6 +120,9 @@ impl Actor for Heartbeat {
             view: args.view,
             admin: args.admin,
             interval: args.interval,
+            unreachable_after: args.unreachable_after,
+            server: args.server,
+            slow: HashMap::new(),
             modules,
             asking: false,
             ticker: Some(ticker),
@@ -139,7 +157,7 @@ impl Actor for Heartbeat {
                     tracing::warn!(target: "molt::cluster", peer = %node, "peer unreachable: not heard from within cluster.unreachable_after_ms");
                 }
                 Self::ask_modules(&myself, st);
-                Self::send_beats(&myself, st);
+                Self::send_beats(&myself, st).await;
             }
             BeatMsg::Beat(beat) => {
                 let (node, incarnation) = (beat.node.clone(), beat.incarnation);
@@ -182,14 +200,53 @@ impl Heartbeat {
         });
     }
 
-    /// This node's heartbeat to every peer's heartbeat actor.
-    fn send_beats(myself: &ActorRef<BeatMsg>, st: &HeartbeatState) {
-        let Some(me) = st.view.with(|v| v.me().clone()) else {
+    /// This node's heartbeat to every peer's heartbeat actor (to an
+    /// unreachable one, once per timeout).
+    async fn send_beats(myself: &ActorRef<BeatMsg>, st: &mut HeartbeatState) {
+        let Some((me, unreachable)) = st.view.with(|v| (v.me().clone(), v.unreachable())) else {
             return;
         };
+        let now = Instant::now();
+        st.slow.retain(|name, _| unreachable.contains(name));
+        // Which session is which peer: asked only while one is unreachable.
+        let mut slowed: HashSet<u64> = HashSet::new();
+        if !unreachable.is_empty() {
+            let sessions = ractor::call_t!(
+                st.server,
+                NodeServerMessage::GetSessions,
+                st.interval.as_millis() as u64
+            )
+            .unwrap_or_default();
+            for (node_id, session) in sessions {
+                let Some(peer) = session.peer_name else {
+                    continue;
+                };
+                let name = peer
+                    .name
+                    .rsplit_once('@')
+                    .map_or(peer.name.as_str(), |(n, _)| n);
+                if !unreachable.iter().any(|u| u == name) {
+                    continue;
+                }
+                match st.slow.get(name) {
+                    Some(&at) if now.duration_since(at) < st.unreachable_after => {
+                        slowed.insert(node_id);
+                    }
+                    _ => {
+                        st.slow.insert(name.to_string(), now);
+                    }
+                }
+            }
+        }
         for member in ractor::pg::get_members(&GROUP.to_string()) {
-            if member.get_id() == myself.get_id() || member.get_id().is_local() {
+            let id = member.get_id();
+            if id == myself.get_id() || id.is_local() {
                 continue;
+            }
+            if let ActorId::Remote { node_id, .. } = id {
+                if slowed.contains(&node_id) {
+                    continue;
+                }
             }
             let beat = Beat {
                 node: me.node.clone(),

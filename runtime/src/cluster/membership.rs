@@ -218,6 +218,15 @@ impl View {
         lost
     }
 
+    /// The names of the peers marked unreachable.
+    pub(crate) fn unreachable(&self) -> Vec<String> {
+        self.peers
+            .iter()
+            .filter(|(_, p)| !p.reachable)
+            .map(|(name, _)| name.clone())
+            .collect()
+    }
+
     /// The peers' addresses (reachable or not): where to keep connected.
     pub(crate) fn addresses(&self) -> Vec<String> {
         self.peers.values().map(|p| p.address.clone()).collect()

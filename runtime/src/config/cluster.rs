@@ -167,6 +167,25 @@ mod tests {
     }
 
     #[test]
+    fn a_cluster_change_needs_a_restart() {
+        let alone = crate::config::NodeConfig::new("n");
+        let joined = crate::config::NodeConfig {
+            cluster: Some(ClusterSpec::default()),
+            ..alone.clone()
+        };
+        let moved = crate::config::NodeConfig {
+            cluster: Some(spec("127.0.0.1:7001")),
+            ..alone.clone()
+        };
+        for (from, to) in [(&alone, &joined), (&joined, &alone), (&joined, &moved)] {
+            let plan = crate::config::diff::plan(from, to);
+            assert_eq!(plan.restart_keys, ["cluster"]);
+            assert!(!plan.is_applicable());
+        }
+        assert!(crate::config::diff::plan(&joined, &joined.clone()).is_applicable());
+    }
+
+    #[test]
     fn seeds_and_timing_are_checked() {
         for bad in ["nohost", ":7879", "a:b", "a:0", "a:70000"] {
             let s = ClusterSpec {

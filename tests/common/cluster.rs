@@ -14,7 +14,7 @@ use super::{admin_addr_of, fixtures, http_get, MoltProcess};
 /// The test clusters' heartbeat interval: short, to keep the suite quick.
 pub const HEARTBEAT_MS: u64 = 100;
 /// The test clusters' unreachable timeout.
-pub const UNREACHABLE_MS: u64 = 1000;
+pub const UNREACHABLE_MS: u64 = 1500;
 /// The failure detector's bound (the timeout plus one heartbeat, when a
 /// silent peer is swept) and a margin for a machine loaded by other tests:
 /// past it, a silent peer must be marked unreachable.

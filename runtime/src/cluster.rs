@@ -216,3 +216,37 @@ impl Cluster {
         match self.0 {}
     }
 }
+
+#[cfg(all(test, feature = "cluster"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cookie_comes_from_the_config_or_its_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("cluster.cookie");
+        let with_file = ClusterSpec {
+            cookie_file: Some(file.clone()),
+            ..ClusterSpec::default()
+        };
+        let e = cookie(&with_file).unwrap_err().to_string();
+        assert!(
+            e.contains(&format!(
+                "cluster.cookie_file: cannot read {}",
+                file.display()
+            )),
+            "{e}"
+        );
+        std::fs::write(&file, "  \n").unwrap();
+        let e = cookie(&with_file).unwrap_err().to_string();
+        assert!(e.contains("is empty"), "{e}");
+        std::fs::write(&file, "s3cret\n").unwrap();
+        assert_eq!(cookie(&with_file).unwrap(), "s3cret");
+        let inline = ClusterSpec {
+            cookie: Some("inline".into()),
+            ..ClusterSpec::default()
+        };
+        assert_eq!(cookie(&inline).unwrap(), "inline");
+        assert_eq!(cookie(&ClusterSpec::default()).unwrap(), LOOPBACK_COOKIE);
+    }
+}

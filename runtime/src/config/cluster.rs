@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 /// A node in a cluster (`[cluster]` in the config file). Without it the
 /// node runs alone, as a single node.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ClusterSpec {
     /// Where this node listens for its peers, `ip:port` (never `[::]`
@@ -34,6 +34,20 @@ pub struct ClusterSpec {
     /// unreachable (dead, frozen or cut off: all look the same).
     #[serde(with = "super::millis")]
     pub unreachable_after: Duration,
+}
+
+/// The cookie is never shown (a config is logged and printed with `{:?}`).
+impl std::fmt::Debug for ClusterSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterSpec")
+            .field("listen", &self.listen)
+            .field("seeds", &self.seeds)
+            .field("cookie", &self.cookie.as_ref().map(|_| "<hidden>"))
+            .field("cookie_file", &self.cookie_file)
+            .field("heartbeat_interval", &self.heartbeat_interval)
+            .field("unreachable_after", &self.unreachable_after)
+            .finish()
+    }
 }
 
 /// The cluster port used when `listen` gives none: next to the admin
@@ -183,6 +197,19 @@ mod tests {
             assert!(!plan.is_applicable());
         }
         assert!(crate::config::diff::plan(&joined, &joined.clone()).is_applicable());
+    }
+
+    #[test]
+    fn the_cookie_is_never_shown() {
+        let s = ClusterSpec {
+            cookie: Some("s3cret".into()),
+            ..ClusterSpec::default()
+        };
+        let shown = format!("{s:?}");
+        assert!(
+            !shown.contains("s3cret") && shown.contains("<hidden>"),
+            "{shown}"
+        );
     }
 
     #[test]

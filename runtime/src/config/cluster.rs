@@ -50,7 +50,7 @@ impl std::fmt::Debug for ClusterSpec {
     }
 }
 
-/// The cluster port used when `listen` gives none: next to the admin
+/// The port of the default `listen`: next to the admin
 /// surface's 7878.
 pub const DEFAULT_PORT: u16 = 7879;
 

@@ -215,13 +215,15 @@ pub enum ConfigCommand {
     },
 }
 
-/// Sets up `tracing` with an env filter (`RUST_LOG`, default `info`), on
-/// stderr; colour codes only when stderr is a terminal (a log sent to a
-/// file or a pipe stays plain text).
+/// Sets up `tracing` with an env filter (`RUST_LOG`, default `info`, with
+/// ractor_cluster's own lines at `error`: it logs every connection attempt,
+/// and molt says what matters under `molt::cluster`), on stderr; colour
+/// codes only when stderr is a terminal (a log sent to a file or a pipe
+/// stays plain text).
 pub fn init_tracing(json: bool) {
     use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,ractor_cluster=error"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())

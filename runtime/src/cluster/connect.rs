@@ -21,6 +21,9 @@ pub(crate) const MAX_BACKOFF: Duration = Duration::from_secs(2);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long a seed's host name resolution is kept.
 const RESOLVED_FOR: Duration = Duration::from_secs(30);
+/// Connections in a row to one address that open but bring no session up
+/// before it is worth a warning (the peer refuses this node).
+const REFUSED_AFTER: u32 = 3;
 
 /// One address to keep connected to.
 #[derive(Debug)]
@@ -29,6 +32,8 @@ struct Target {
     resolved_at: Option<Instant>,
     next_try: Instant,
     backoff: Duration,
+    /// Connections opened since a session last ran with this address.
+    opened_in_vain: u32,
 }
 
 /// Runs until aborted: every `every`, connects to the seeds and known
@@ -55,6 +60,7 @@ pub(crate) async fn keep_connected(
                 resolved_at: None,
                 next_try: now,
                 backoff: MIN_BACKOFF,
+                opened_in_vain: 0,
             });
             if target.resolved_at.is_none_or(|at| now - at > RESOLVED_FOR) {
                 target.resolved = resolve(&address).await;
@@ -65,6 +71,7 @@ pub(crate) async fn keep_connected(
             }
             if target.resolved.iter().any(|a| connected.contains(a)) {
                 target.backoff = MIN_BACKOFF;
+                target.opened_in_vain = 0;
                 continue;
             }
             if now < target.next_try {
@@ -83,7 +90,12 @@ pub(crate) async fn keep_connected(
             .await
             {
                 Ok(Ok(())) => {
-                    tracing::debug!(target: "molt::cluster", %address, "connected")
+                    target.opened_in_vain += 1;
+                    if target.opened_in_vain == REFUSED_AFTER {
+                        tracing::warn!(target: "molt::cluster", %address, "connections to this peer open but never become a session: it refuses this node (another cookie? a node name used twice?); still retrying");
+                    } else {
+                        tracing::debug!(target: "molt::cluster", %address, "connected");
+                    }
                 }
                 Ok(Err(e)) => {
                     tracing::debug!(target: "molt::cluster", %address, error = %e, "cannot connect; retrying with backoff")

@@ -1,8 +1,9 @@
 //! docs/semantics.md "Cluster membership": only nodes that share the cookie
 //! join; a node whose cookie differs never appears in the cluster's view
 //! (nor the cluster in its), while a node with the right cookie, started
-//! after it, joins. A listener on a non-loopback address without a cookie
-//! is refused at start, naming the config file and the key.
+//! after it, joins; the refused node warns that the peer refuses it. A
+//! listener on a non-loopback address without a cookie is refused at
+//! start, naming the config file and the key.
 
 use crate::common;
 
@@ -40,6 +41,16 @@ fn a_node_with_another_cookie_does_not_join() {
     });
     let alone = intruder.view().expect("the intruder answers");
     assert!(all_reachable(&alone, &["intruder"]), "{alone:#?}");
+    // It says why it stays alone.
+    let line = intruder
+        .process
+        .as_mut()
+        .unwrap()
+        .wait_for_line("refuses this node", JOINED_WITHIN);
+    assert!(
+        line.contains("another cookie") && line.contains(&a.listen.to_string()),
+        "{line}"
+    );
 }
 
 #[test]

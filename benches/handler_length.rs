@@ -48,6 +48,11 @@ enum PongerMsg {
 
 struct Ponger;
 
+// ractor's `cluster` feature (on in molt by default) removes its
+// blanket `Message` impl: a plain actor's message type says it is one.
+#[cfg(feature = "cluster")]
+impl ractor::Message for PongerMsg {}
+
 impl Actor for Ponger {
     type Msg = PongerMsg;
     type State = u64;
@@ -82,6 +87,11 @@ struct PingerState {
     done: Option<oneshot::Sender<()>>,
     spin_ns: u64,
 }
+
+// ractor's `cluster` feature (on in molt by default) removes its
+// blanket `Message` impl: a plain actor's message type says it is one.
+#[cfg(feature = "cluster")]
+impl ractor::Message for PingerMsg {}
 
 impl Actor for Pinger {
     type Msg = PingerMsg;

@@ -78,6 +78,11 @@ enum PlainMsg {
     Push(u64, RpcReplyPort<()>),
 }
 
+// ractor's `cluster` feature (on in molt by default) removes its
+// blanket `Message` impl: a plain actor's message type says it is one.
+#[cfg(feature = "cluster")]
+impl ractor::Message for PlainMsg {}
+
 impl Actor for PlainCart {
     type Msg = PlainMsg;
     type State = CartState;

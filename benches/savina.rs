@@ -199,6 +199,11 @@ mod plain {
         }
     }
 
+    // ractor's `cluster` feature (on in molt by default) removes its
+    // blanket `Message` impl: a plain actor's message type says it is one.
+    #[cfg(feature = "cluster")]
+    impl ractor::Message for PingerMsg {}
+
     impl Actor for Pinger {
         type Msg = PingerMsg;
         type State = PingerState;
@@ -248,6 +253,11 @@ mod plain {
 
     pub struct Ponger;
 
+    // ractor's `cluster` feature (on in molt by default) removes its
+    // blanket `Message` impl: a plain actor's message type says it is one.
+    #[cfg(feature = "cluster")]
+    impl ractor::Message for PongerMsg {}
+
     impl Actor for Ponger {
         type Msg = PongerMsg;
         type State = u64;
@@ -276,6 +286,11 @@ mod plain {
     }
 
     pub struct Producer;
+
+    // ractor's `cluster` feature (on in molt by default) removes its
+    // blanket `Message` impl: a plain actor's message type says it is one.
+    #[cfg(feature = "cluster")]
+    impl ractor::Message for ProducerMsg {}
 
     impl Actor for Producer {
         type Msg = ProducerMsg;
@@ -315,6 +330,11 @@ mod plain {
     }
 
     pub struct Counter;
+
+    // ractor's `cluster` feature (on in molt by default) removes its
+    // blanket `Message` impl: a plain actor's message type says it is one.
+    #[cfg(feature = "cluster")]
+    impl ractor::Message for CounterMsg {}
 
     impl Actor for Counter {
         type Msg = CounterMsg;
@@ -373,6 +393,11 @@ mod plain {
         }
     }
 
+    // ractor's `cluster` feature (on in molt by default) removes its
+    // blanket `Message` impl: a plain actor's message type says it is one.
+    #[cfg(feature = "cluster")]
+    impl ractor::Message for RingMsg {}
+
     impl Actor for Position {
         type Msg = RingMsg;
         type State = PositionState;
@@ -424,6 +449,11 @@ mod plain {
         handled: u64,
         done: UnboundedSender<u32>,
     }
+
+    // ractor's `cluster` feature (on in molt by default) removes its
+    // blanket `Message` impl: a plain actor's message type says it is one.
+    #[cfg(feature = "cluster")]
+    impl ractor::Message for WorkerMsg {}
 
     impl Actor for Worker {
         type Msg = WorkerMsg;

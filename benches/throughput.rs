@@ -66,6 +66,11 @@ impl PlainState {
 
 struct Plain;
 
+// ractor's `cluster` feature (on in molt by default) removes its
+// blanket `Message` impl: a plain actor's message type says it is one.
+#[cfg(feature = "cluster")]
+impl ractor::Message for PlainMsg {}
+
 impl Actor for Plain {
     type Msg = PlainMsg;
     type State = PlainState;

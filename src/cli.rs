@@ -1,5 +1,6 @@
 //! The `molt` command line: argument parsing and dispatch.
 
+mod cluster_status;
 mod config_check;
 mod message;
 mod new;
@@ -61,13 +62,18 @@ pub enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
-    /// Show a running node's modules, versions, instances and mailboxes.
+    /// Show a running node's modules, versions, instances and mailboxes
+    /// (with --cluster: its cluster's members, their reachability and each
+    /// one's module versions).
     Status {
         #[command(flatten)]
         node: NodeArgs,
         /// Print the JSON the node answers.
         #[arg(long)]
         json: bool,
+        /// Show the cluster as the node sees it instead (`GET /cluster`).
+        #[arg(long)]
+        cluster: bool,
     },
     /// Reload a module of a running node, showing the phases as they
     /// happen. Exits 1 when the reload failed (the old code keeps serving).
@@ -209,13 +215,15 @@ pub enum ConfigCommand {
     },
 }
 
-/// Sets up `tracing` with an env filter (`RUST_LOG`, default `info`), on
-/// stderr; colour codes only when stderr is a terminal (a log sent to a
-/// file or a pipe stays plain text).
+/// Sets up `tracing` with an env filter (`RUST_LOG`, default `info`, with
+/// ractor_cluster's own lines at `error`: it logs every connection attempt,
+/// and molt says what matters under `molt::cluster`), on stderr; colour
+/// codes only when stderr is a terminal (a log sent to a file or a pipe
+/// stays plain text).
 pub fn init_tracing(json: bool) {
     use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,ractor_cluster=error"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())
@@ -252,7 +260,12 @@ pub async fn dispatch(cli: Cli) -> ExitCode {
             },
             None => config_check::check(&file, against.as_deref()).await,
         },
-        Some(Command::Status { node, json }) => remote::status(&node, json).await,
+        Some(Command::Status {
+            node,
+            json,
+            cluster: true,
+        }) => cluster_status::show(&node, json).await,
+        Some(Command::Status { node, json, .. }) => remote::status(&node, json).await,
         Some(Command::Reload {
             name,
             library,

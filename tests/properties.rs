@@ -87,7 +87,7 @@ fn check_parse(text: &str) -> Result<(), TestCaseError> {
 }
 
 // The parser's own key lists: the generated files use every key it knows.
-use molt::config::file::{LIMIT_KEYS, MODULE_KEYS, NODE_KEYS};
+use molt::config::file::{CLUSTER_KEYS, LIMIT_KEYS, MODULE_KEYS, NODE_KEYS};
 
 /// A TOML string literal (JSON's escapes are TOML's).
 fn quoted(s: &str) -> String {
@@ -171,6 +171,7 @@ enum Kind {
     Path,
     Paths,
     Addr,
+    Addrs,
 }
 
 /// Mostly a value of the right kind (at its edges), sometimes any value.
@@ -206,6 +207,9 @@ fn typed_value(kind: Kind) -> BoxedStrategy<String> {
             1 => "[a-z0-9:.\\[\\]]{0,16}".prop_map(|s| quoted(&s)),
         ]
         .boxed(),
+        Kind::Addrs => proptest::collection::vec(typed_value(Kind::Addr), 0..3)
+            .prop_map(|v| format!("[{}]", v.join(", ")))
+            .boxed(),
     };
     prop_oneof![15 => right, 1 => toml_value()].boxed()
 }
@@ -268,6 +272,14 @@ const LIMITS_TYPED: &[(&str, Kind)] = &[
     ("http_max_event_streams", Kind::Int),
     ("history_file_max_bytes", Kind::Int),
 ];
+const CLUSTER_TYPED: &[(&str, Kind)] = &[
+    ("listen", Kind::Addr),
+    ("seeds", Kind::Addrs),
+    ("cookie", Kind::Name),
+    ("cookie_file", Kind::Path),
+    ("heartbeat_interval_ms", Kind::Int),
+    ("unreachable_after_ms", Kind::Int),
+];
 const MODULE_TYPED: &[(&str, Kind)] = &[
     ("library", Kind::Path),
     ("crate", Kind::Path),
@@ -298,9 +310,10 @@ fn near_valid_toml() -> impl Strategy<Value = String> {
         typed_entries(NODE_TYPED, NODE_KEYS),
         proptest::option::of(typed_entries(LIMITS_TYPED, LIMIT_KEYS)),
         proptest::collection::vec(module, 0..4),
-        proptest::option::weighted(0.1, junk_entries(&["node", "modules"], 2)),
+        proptest::option::weighted(0.1, junk_entries(&["node", "modules", "cluster"], 2)),
+        proptest::option::weighted(0.2, typed_entries(CLUSTER_TYPED, CLUSTER_KEYS)),
     )
-        .prop_map(|(node, limits, modules, top)| {
+        .prop_map(|(node, limits, modules, top, cluster)| {
             let top = top.unwrap_or_default().join("\n");
             let mut t = format!("{top}\n[node]\n{}\n", node.join("\n"));
             if let Some(l) = limits {
@@ -308,6 +321,9 @@ fn near_valid_toml() -> impl Strategy<Value = String> {
             }
             for m in modules {
                 t.push_str(&m);
+            }
+            if let Some(c) = cluster {
+                t.push_str(&format!("[cluster]\n{}\n", c.join("\n")));
             }
             t
         })

@@ -20,6 +20,13 @@ mod audit_file_robust;
 mod call_from_outside;
 mod cli;
 mod cli_first_run;
+// The cluster tests need the `cluster` feature (on by default).
+#[cfg(feature = "cluster")]
+mod cluster_cookie;
+#[cfg(feature = "cluster")]
+mod cluster_frozen_node;
+#[cfg(feature = "cluster")]
+mod cluster_membership;
 mod concurrent_reloads;
 mod config_check_validates_modules;
 mod config_diff;

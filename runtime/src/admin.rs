@@ -152,6 +152,13 @@ pub enum AdminMsg {
         /// Where the result goes.
         reply: RpcReplyPort<NodeStatus>,
     },
+    /// The cluster as this node sees it (README "Cluster"): its members,
+    /// their reachability and incarnations, each one's module versions.
+    /// [`Error::NotInCluster`] when the node has no `[cluster]`.
+    Cluster {
+        /// Where the result goes.
+        reply: RpcReplyPort<Result<crate::cluster::ClusterStatus, Error>>,
+    },
     /// Every reload attempt, oldest first.
     History {
         /// Where the result goes.
@@ -398,6 +405,17 @@ impl Admin {
     /// every request).
     pub async fn status(&self) -> Result<NodeStatus, Error> {
         self.ask("status", |reply| AdminMsg::Status { reply }).await
+    }
+
+    /// The cluster as this node sees it: members, reachability,
+    /// incarnations, each member's module versions.
+    ///
+    /// # Errors
+    /// [`Error::NotInCluster`] when the node has no `[cluster]`;
+    /// [`Error::NodeDown`], [`Error::Busy`] as for every request.
+    pub async fn cluster(&self) -> Result<crate::cluster::ClusterStatus, Error> {
+        self.ask("cluster", |reply| AdminMsg::Cluster { reply })
+            .await?
     }
 
     /// The reload history, oldest first.

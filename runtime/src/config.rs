@@ -1,8 +1,11 @@
 //! The node configuration, as a typed struct. (Reading it from a file is the
 //! job of the config-file layer; the runtime takes the struct.)
 
+pub mod cluster;
 pub mod diff;
 pub mod file;
+
+pub use cluster::ClusterSpec;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -215,7 +218,7 @@ impl Default for Limits {
     }
 }
 
-mod millis {
+pub(crate) mod millis {
     use std::time::Duration;
 
     use serde::{Deserialize, Deserializer, Serializer};
@@ -290,6 +293,10 @@ pub struct NodeConfig {
     /// `molt_runtime::http`); a non-loopback one refuses to start.
     #[serde(default)]
     pub admin_token_file: Option<PathBuf>,
+    /// The cluster this node is part of (`[cluster]`); `None`: it runs
+    /// alone. Needs molt-runtime's `cluster` feature (README "Cluster").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<ClusterSpec>,
 }
 
 fn yes() -> bool {
@@ -325,6 +332,7 @@ impl NodeConfig {
             target_dir: None,
             admin_listen: admin_listen(),
             admin_token_file: None,
+            cluster: None,
         }
     }
 
@@ -398,6 +406,11 @@ impl NodeConfig {
         let bad = |m: String| Err(crate::Error::Config(m));
         if self.name.trim().is_empty() {
             return bad("node name is empty".into());
+        }
+        if let Some(cluster) = &self.cluster {
+            if let Err((key, why)) = cluster.check() {
+                return bad(format!("cluster.{key}: {why}"));
+            }
         }
         let mut seen = std::collections::HashSet::new();
         for m in &self.modules {

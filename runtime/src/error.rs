@@ -185,6 +185,10 @@ pub enum Error {
     /// Change detection (hot reload) could not start watching.
     #[error("cannot watch for changes: {0}")]
     Watch(String),
+    /// A cluster request to a node that is not in a cluster (its config has
+    /// no `[cluster]`).
+    #[error("this node is not in a cluster (its config has no [cluster] section)")]
+    NotInCluster,
 }
 
 impl Error {

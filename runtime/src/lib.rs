@@ -18,6 +18,7 @@
 
 pub mod admin;
 pub mod cargo_build;
+mod cluster;
 pub mod config;
 mod delivery;
 pub mod dev;
@@ -53,9 +54,10 @@ pub use admin::{
     Admin, AdminMsg, ConfigReport, InstanceStatus, KeyedStatus, LibrarySource, ModuleStatus,
     NodeStatus, ReloadOptions, ReloadReport,
 };
+pub use cluster::{ClusterStatus, MemberStatus, ModuleVersion};
 pub use config::diff::{Change, Plan as ConfigPlan};
 pub use config::KeyedSpec;
-pub use config::{Limits, ModuleSpec, NodeConfig};
+pub use config::{ClusterSpec, Limits, ModuleSpec, NodeConfig};
 pub use dev::DevMode;
 pub use error::{CallError, Error, LoadCause, SendError};
 pub use events::{Event, EventBus, EventStream, Received, Stamped};

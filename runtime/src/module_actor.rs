@@ -55,6 +55,11 @@ pub(crate) enum ModuleMsg {
     Passivate(tokio::sync::oneshot::Sender<Result<(Checkpoint, Instant), String>>),
 }
 
+// With ractor's `cluster` feature (molt-runtime's `cluster`) ractor has no
+// blanket `Message` impl: a local-only message type says so.
+#[cfg(feature = "cluster")]
+impl ractor::Message for ModuleMsg {}
+
 /// The answer to a request an instance made (`ctx.ask`), delivered to it
 /// through its mailbox like any message.
 pub(crate) struct AnswerMsg {

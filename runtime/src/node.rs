@@ -48,6 +48,8 @@ pub struct Node {
     dev: Option<crate::dev::DevMode>,
     /// Change detection (hot reload); `None` when `hot_reload` is off.
     watcher: Option<Watcher>,
+    /// Its part in a cluster (`config.cluster`), left at shutdown.
+    cluster: Option<crate::cluster::Cluster>,
 }
 
 impl std::fmt::Debug for Node {
@@ -129,6 +131,7 @@ impl Node {
             &config.limits,
         );
         let directory: Directory = Arc::new(RwLock::new(HashMap::new()));
+        let cluster_view = crate::cluster::membership::ClusterView::default();
         let args = SupervisorArgs {
             base: config.clone(),
             node: config.name.clone(),
@@ -137,6 +140,7 @@ impl Node {
             directory: directory.clone(),
             limits: config.limits.clone(),
             history_len: config.history_len,
+            cluster: cluster_view.clone(),
         };
         let (sup, _join) = Actor::spawn(
             Some(format!("molt.supervisor/{}", config.name)),
@@ -155,6 +159,7 @@ impl Node {
             temp_copy_dir: copy_dir.is_private().then(|| copy_dir.path().to_path_buf()),
             dev: None,
             watcher: None,
+            cluster: None,
         };
         for spec in config.modules.iter().cloned() {
             if let Err(e) = node.admin().add_module(spec).await {
@@ -165,6 +170,17 @@ impl Node {
         if let Err(e) = node.watch(&config, config_file) {
             node.shutdown().await;
             return Err(e);
+        }
+        // The cluster (docs/semantics.md "Cluster membership"), once the
+        // modules run: the first heartbeat reports their versions.
+        if let Some(spec) = &config.cluster {
+            match crate::cluster::start(spec, &config.name, cluster_view, node.admin()).await {
+                Ok(cluster) => node.cluster = Some(cluster),
+                Err(e) => {
+                    node.shutdown().await;
+                    return Err(e);
+                }
+            }
         }
         // Dev mode (docs/semantics.md "Watch and dev mode"): rebuild and reload
         // module crates on save.
@@ -336,6 +352,14 @@ impl Node {
         self.admin().status().await
     }
 
+    /// The cluster as this node sees it. See [`Admin::cluster`].
+    ///
+    /// # Errors
+    /// As [`Admin::cluster`].
+    pub async fn cluster(&self) -> Result<crate::cluster::ClusterStatus, Error> {
+        self.admin().cluster().await
+    }
+
     /// The reload history. See [`Admin::history`].
     ///
     /// # Errors
@@ -354,7 +378,11 @@ impl Node {
     /// Returns what could not be handled in time, per module and instance
     /// (also logged); ignoring it is fine.
     pub async fn shutdown(mut self) -> ShutdownReport {
-        // Dev mode first: no build may reload a module that is stopping.
+        // Out of the cluster first: peers mark it unreachable.
+        if let Some(cluster) = self.cluster.take() {
+            cluster.stop();
+        }
+        // Then dev mode: no build may reload a module that is stopping.
         if let Some(dev) = self.dev.take() {
             dev.stop();
         }

@@ -3,6 +3,7 @@
 //! messages and restarts instances whose actor failed. It overrides ractor's
 //! default child-failure handling, which would stop the supervisor.
 
+mod cluster;
 mod config_changes;
 mod modules;
 mod rehearsals;
@@ -46,6 +47,11 @@ pub enum SupervisorMsg {
     /// Internal bookkeeping (opaque).
     Internal(InternalMsg),
 }
+
+// With ractor's `cluster` feature (molt-runtime's `cluster`) ractor has no
+// blanket `Message` impl: a local-only message type says so.
+#[cfg(feature = "cluster")]
+impl ractor::Message for SupervisorMsg {}
 
 impl From<AdminMsg> for SupervisorMsg {
     fn from(m: AdminMsg) -> Self {
@@ -131,6 +137,8 @@ pub(crate) struct SupervisorArgs {
     pub directory: Directory,
     pub limits: Limits,
     pub history_len: usize,
+    /// The cluster membership view (empty when the node is not in one).
+    pub cluster: crate::cluster::membership::ClusterView,
 }
 
 pub(crate) struct SupState {
@@ -153,6 +161,7 @@ pub(crate) struct SupState {
     bus: EventBus,
     directory: Directory,
     limits: Limits,
+    cluster: crate::cluster::membership::ClusterView,
 }
 
 pub(crate) struct Supervisor;
@@ -199,6 +208,7 @@ impl Actor for Supervisor {
             bus: args.bus,
             directory: args.directory,
             limits: args.limits,
+            cluster: args.cluster,
         })
     }
 
@@ -248,6 +258,9 @@ impl Actor for Supervisor {
             }) => Self::start_rehearsal(st, module, options, reply),
             SupervisorMsg::Admin(AdminMsg::Status { reply }) => {
                 let _ = reply.send(Self::status(st));
+            }
+            SupervisorMsg::Admin(AdminMsg::Cluster { reply }) => {
+                let _ = reply.send(Self::cluster(st));
             }
             SupervisorMsg::Admin(AdminMsg::History { reply }) => {
                 let _ = reply.send(st.history.entries());

@@ -26,7 +26,7 @@ pub(super) fn client(node: &NodeArgs) -> Result<AdminClient, ExitCode> {
     })
 }
 
-fn failed(e: ClientError) -> ExitCode {
+pub(super) fn failed(e: ClientError) -> ExitCode {
     eprintln!("molt: {e}");
     ExitCode::FAILURE
 }

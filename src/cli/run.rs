@@ -301,6 +301,17 @@ async fn print_summary(node: &Node, config: &NodeConfig, file: Option<&Path>, ro
     } else {
         println!("  hot reload is off (hot_reload = false): reload through the admin surface");
     }
+    if let Some(c) = &config.cluster {
+        let seeds = if c.seeds.is_empty() {
+            "no seeds: peers connect to it".to_string()
+        } else {
+            format!("seeds {}", c.seeds.join(", "))
+        };
+        println!(
+            "  cluster    listening on {} for peers, {seeds}; see `molt status --cluster`",
+            c.listen
+        );
+    }
     let example = config.modules.iter().find(|m| m.crate_dir.is_some());
     match example {
         Some(m) if config.dev => println!(

@@ -13,6 +13,7 @@ use molt::{Event, EventStream, Limits, ModuleSpec, Node, NodeConfig};
 
 /// A headless Chromium driven over the DevTools protocol (the browser tests).
 pub mod chromium;
+pub mod cluster;
 
 /// The fixture libraries, freshly built for this test binary.
 pub struct Fixtures {

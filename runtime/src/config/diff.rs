@@ -145,6 +145,9 @@ pub fn plan(running: &NodeConfig, new: &NodeConfig) -> Plan {
     node_key("limits", running.limits != new.limits);
     node_key("history_len", running.history_len != new.history_len);
     node_key("history_file", running.history_file != new.history_file);
+    if running.cluster != new.cluster {
+        restart_keys.push("cluster".to_string());
+    }
 
     let mut removed = Vec::new();
     let mut changed = Vec::new();

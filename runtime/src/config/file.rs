@@ -48,6 +48,14 @@
 //!
 //! [modules.kv.config]             # free-form, handed to the module's init/migrate
 //! max_value_len = 4096
+//!
+//! [cluster]                       # absent: the node runs alone
+//! listen = "127.0.0.1:7879"       # where peers connect, "ip:port" (loopback by default)
+//! seeds = ["127.0.0.1:7880"]      # peers to connect to at start, "host:port"
+//! cookie_file = "cluster.cookie"  # the shared secret (or cookie = "..."); needed
+//!                                 # for a non-loopback listen
+//! heartbeat_interval_ms = 200     # how often each peer is told this node is alive
+//! unreachable_after_ms = 2000     # silence after which a peer is marked unreachable
 //! ```
 //!
 //! In dev mode a module may give only `crate`: its library is then
@@ -72,7 +80,7 @@ use serde::de::{DeserializeOwned, IntoDeserializer};
 use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
-use crate::config::{Limits, ModuleSpec, NodeConfig};
+use crate::config::{ClusterSpec, Limits, ModuleSpec, NodeConfig};
 use crate::error::Error;
 
 /// Reads and parses a config file.
@@ -200,6 +208,23 @@ pub fn to_toml(config: &NodeConfig) -> String {
 
     let mut root = Table::new();
     root.insert("node".into(), Value::Table(node));
+    if let Some(c) = &config.cluster {
+        let mut cluster = Table::new();
+        cluster.insert("listen".into(), Value::String(c.listen.to_string()));
+        cluster.insert(
+            "seeds".into(),
+            Value::Array(c.seeds.iter().cloned().map(Value::String).collect()),
+        );
+        if let Some(cookie) = &c.cookie {
+            cluster.insert("cookie".into(), Value::String(cookie.clone()));
+        }
+        if let Some(f) = &c.cookie_file {
+            cluster.insert("cookie_file".into(), path(f));
+        }
+        cluster.insert("heartbeat_interval_ms".into(), ms(c.heartbeat_interval));
+        cluster.insert("unreachable_after_ms".into(), ms(c.unreachable_after));
+        root.insert("cluster".into(), Value::Table(cluster));
+    }
     let mut text = toml::to_string(&root).expect("a TOML table always serializes");
     // One document per module keeps them in order (a Table sorts its keys).
     for m in &config.modules {
@@ -288,6 +313,15 @@ pub const LIMIT_KEYS: &[&str] = &[
     "http_max_event_streams",
     "history_file_max_bytes",
 ];
+/// The keys of the `[cluster]` table.
+pub const CLUSTER_KEYS: &[&str] = &[
+    "listen",
+    "seeds",
+    "cookie",
+    "cookie_file",
+    "heartbeat_interval_ms",
+    "unreachable_after_ms",
+];
 /// The keys of a `[modules.NAME]` table.
 pub const MODULE_KEYS: &[&str] = &[
     "library",
@@ -326,10 +360,12 @@ impl<'a> File<'a> {
         let root = DeTable::parse(self.text).map_err(|e| self.syntax_error(&e))?;
         let mut node = None;
         let mut modules = None;
+        let mut cluster = None;
         for (key, value) in sorted(root.into_inner()) {
             match key.get_ref().as_ref() {
                 "node" => node = Some(value),
                 "modules" => modules = Some(value),
+                "cluster" => cluster = Some(value),
                 other => return Err(self.unknown(&key, other, None, &[])),
             }
         }
@@ -340,6 +376,9 @@ impl<'a> File<'a> {
             ));
         };
         let mut config = self.node(node)?;
+        if let Some(cluster) = cluster {
+            config.cluster = Some(self.cluster(cluster)?);
+        }
         let mut raw = Vec::new();
         if let Some(modules) = modules {
             let span = modules.span();
@@ -443,6 +482,62 @@ impl<'a> File<'a> {
             }
         }
         Ok(l)
+    }
+
+    /// The `[cluster]` table; a problem [`ClusterSpec::check`] finds is
+    /// reported at its key (or at the table when the key is absent).
+    fn cluster(&self, cluster: Item<'_>) -> Result<ClusterSpec, Error> {
+        let header = cluster.span();
+        let mut c = ClusterSpec::default();
+        let mut spans: Vec<(&'static str, Range<usize>)> = Vec::new();
+        for (key, value) in self.table("cluster", cluster)? {
+            let name = format!("cluster.{}", key.get_ref());
+            let span = value.span();
+            let ms = |v| self.value::<u64>(&name, v).map(Duration::from_millis);
+            let known = match key.get_ref().as_ref() {
+                "listen" => {
+                    let s: String = self.value(&name, value)?;
+                    c.listen = s.parse::<SocketAddr>().map_err(|e| {
+                        self.at(
+                            span.clone(),
+                            format!("cluster.listen: {s:?} is not ip:port ({e}); e.g. \"127.0.0.1:7879\""),
+                        )
+                    })?;
+                    "listen"
+                }
+                "seeds" => {
+                    c.seeds = self.value(&name, value)?;
+                    "seeds"
+                }
+                "cookie" => {
+                    c.cookie = Some(self.value(&name, value)?);
+                    "cookie"
+                }
+                "cookie_file" => {
+                    c.cookie_file = Some(self.path_value(&name, value)?);
+                    "cookie_file"
+                }
+                "heartbeat_interval_ms" => {
+                    c.heartbeat_interval = ms(value)?;
+                    "heartbeat_interval_ms"
+                }
+                "unreachable_after_ms" => {
+                    c.unreachable_after = ms(value)?;
+                    "unreachable_after_ms"
+                }
+                other => return Err(self.unknown(&key, other, Some("cluster"), CLUSTER_KEYS)),
+            };
+            spans.push((known, span));
+        }
+        if let Err((key, why)) = c.check() {
+            let span = spans
+                .iter()
+                .find(|(k, _)| *k == key)
+                .map(|(_, s)| s.clone())
+                .unwrap_or(header);
+            return Err(self.at(span, format!("cluster.{key}: {why}")));
+        }
+        Ok(c)
     }
 
     fn module(&self, key: Key<'_>, value: Item<'_>) -> Result<RawModule, Error> {
@@ -649,7 +744,7 @@ impl<'a> File<'a> {
             None => "at the top level".into(),
         };
         let expected = match table {
-            None => "expected [node] or [modules.NAME]".to_string(),
+            None => "expected [node], [modules.NAME] or [cluster]".to_string(),
             Some(_) => format!("expected one of {}", expected.join(", ")),
         };
         self.at(
@@ -858,6 +953,13 @@ mod tests {
         c.limits.call_timeout = Duration::from_millis(1500);
         c.limits.verify_round_trip = false;
         c.limits.restart_after_failures = 0;
+        c.cluster = Some(crate::config::ClusterSpec {
+            listen: "10.1.2.3:7001".parse().unwrap(),
+            seeds: vec!["node-b:7001".into(), "10.1.2.4:7001".into()],
+            cookie_file: Some("/etc/molt/cookie".into()),
+            heartbeat_interval: Duration::from_millis(100),
+            ..crate::config::ClusterSpec::default()
+        });
         c.modules[0].instances = 3;
         c.modules[0].config = serde_json::json!({
             "max": 4096, "tags": ["a", "b"], "nested": { "on": true, "ratio": 0.5 }
@@ -868,6 +970,54 @@ mod tests {
             c,
             "{text}"
         );
+    }
+
+    #[test]
+    fn the_example_cluster_configs_read() {
+        let root = root();
+        for n in 1..=3 {
+            let c = load(&root.join(format!("examples/cluster/node{n}.toml"))).unwrap();
+            let cluster = c.cluster.expect("a [cluster] section");
+            assert_eq!(cluster.listen.port(), 7100 + n);
+            assert_eq!(cluster.seeds, ["127.0.0.1:7101"]);
+            assert!(c.modules[0]
+                .library
+                .ends_with("target/release/libcounter.so"));
+        }
+    }
+
+    #[test]
+    fn cluster_problems_name_the_file_and_key() {
+        let err = |text: &str| {
+            parse(text, Path::new("/etc/molt/node.toml"))
+                .unwrap_err()
+                .to_string()
+        };
+        let e = err("[node]\nname = \"a\"\n[cluster]\nlisten = \"10.0.0.1:7879\"\n");
+        assert!(
+            e.starts_with("/etc/molt/node.toml:4:10: cluster.listen: 10.0.0.1:7879 is not a loopback address: set cluster.cookie_file"),
+            "{e}"
+        );
+        let e = err("[node]\nname = \"a\"\n[cluster]\nlisen = \"127.0.0.1:7879\"\n");
+        assert!(
+            e.contains(
+                "node.toml:4:1: unknown key `lisen` in [cluster]; expected one of listen, seeds"
+            ),
+            "{e}"
+        );
+        let e = err("[node]\nname = \"a\"\n[cluster]\nseeds = [\"b\"]\n");
+        assert!(
+            e.contains("cluster.seeds: \"b\": expected host:port"),
+            "{e}"
+        );
+        let c = parse(
+            "[node]\nname = \"a\"\n[cluster]\ncookie_file = \"c\"\n",
+            Path::new("/etc/molt/node.toml"),
+        )
+        .unwrap();
+        let cluster = c.cluster.unwrap();
+        assert_eq!(cluster.cookie_file, Some(PathBuf::from("/etc/molt/c")));
+        assert_eq!(cluster.listen, crate::config::ClusterSpec::default().listen);
     }
 
     #[test]

@@ -191,6 +191,15 @@ impl AdminClient {
         self.json(Method::GET, &["modules", name], None).await
     }
 
+    /// `GET /cluster`: the cluster as the node sees it.
+    ///
+    /// # Errors
+    /// [`ClientError::Api`] 404 (`not_in_cluster`) when the node is not in
+    /// a cluster.
+    pub async fn cluster(&self) -> Result<crate::cluster::ClusterStatus, ClientError> {
+        self.json(Method::GET, &["cluster"], None).await
+    }
+
     /// `GET /history`.
     ///
     /// # Errors

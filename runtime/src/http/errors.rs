@@ -104,7 +104,7 @@ impl IntoResponse for ApiError {
 /// too busy to take the request within `limits.admin_timeout`.
 pub(crate) fn status_of(e: &Error) -> StatusCode {
     match e {
-        Error::UnknownModule(_) => StatusCode::NOT_FOUND,
+        Error::UnknownModule(_) | Error::NotInCluster => StatusCode::NOT_FOUND,
         Error::ReloadInProgress(_)
         | Error::RollbackRefused { .. }
         | Error::NotForKeyed { .. }
@@ -136,6 +136,7 @@ pub(crate) fn kind_of(e: &Error) -> &'static str {
         Error::Busy { .. } => "busy",
         Error::Spawn(_) => "spawn",
         Error::Watch(_) => "watch",
+        Error::NotInCluster => "not_in_cluster",
     }
 }
 

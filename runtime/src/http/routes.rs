@@ -140,6 +140,7 @@ pub(crate) fn router(state: AppState, auth: Auth, loopback: bool) -> Router {
         .route("/status", get(status))
         .route("/modules/{name}", get(module))
         .route("/history", get(history))
+        .route("/cluster", get(cluster))
         .route("/events", get(sse::events))
         .route("/ws", get(ws::events));
     if !loopback {
@@ -186,6 +187,12 @@ async fn module(
         Some(m) => Ok(Json(m)),
         None => Err(Error::UnknownModule(name).into()),
     }
+}
+
+async fn cluster(
+    State(st): State<AppState>,
+) -> Result<Json<crate::cluster::ClusterStatus>, ApiError> {
+    Ok(Json(st.admin.cluster().await?))
 }
 
 async fn history(State(st): State<AppState>) -> Result<Json<Vec<HistoryEntry>>, ApiError> {

@@ -1,0 +1,318 @@
+//! The membership view: who is in the cluster as this node sees it, each
+//! member's address, incarnation, reachability, when it was last heard
+//! from and which module versions it runs (docs/semantics.md "Cluster
+//! membership"). Plain data: the heartbeats write it, the admin surfaces
+//! read it.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use super::incarnation::Incarnation;
+
+/// The cluster as one node sees it: `molt status --cluster`, `GET /cluster`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterStatus {
+    /// The node answering.
+    pub node: String,
+    /// Every member it knows of, itself included, by node name.
+    pub members: Vec<MemberStatus>,
+}
+
+impl ClusterStatus {
+    /// The member named `node`.
+    pub fn member(&self, node: &str) -> Option<&MemberStatus> {
+        self.members.iter().find(|m| m.node == node)
+    }
+}
+
+/// One member of the cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberStatus {
+    /// Its node name (`node.name`).
+    pub node: String,
+    /// Where it listens for its peers (its `cluster.listen`).
+    pub address: String,
+    /// Its incarnation: drawn at each start, so a restarted node shows a
+    /// new one.
+    pub incarnation: String,
+    /// Whether it was heard from within `cluster.unreachable_after_ms`.
+    pub reachable: bool,
+    /// Whether it is the node answering.
+    pub this_node: bool,
+    /// Milliseconds since it was last heard from (absent for the node
+    /// answering).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_heard_ms: Option<u64>,
+    /// Its modules and the versions they run, as it last reported them.
+    pub modules: Vec<ModuleVersion>,
+}
+
+/// A module and the version it runs on a member.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModuleVersion {
+    /// The module.
+    pub name: String,
+    /// Its serving code version.
+    pub code_version: String,
+    /// Its serving state version.
+    pub state_version: u32,
+}
+
+/// What a node tells its peers at each heartbeat (the wire format, msgpack).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Beat {
+    pub node: String,
+    pub address: String,
+    pub incarnation: Incarnation,
+    pub modules: Vec<ModuleVersion>,
+}
+
+/// The view, shared by the heartbeat actor (which updates it) and the
+/// supervisor (which answers the admin request with it). Empty when the
+/// node is not in a cluster.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ClusterView(Arc<Mutex<Option<View>>>);
+
+impl ClusterView {
+    /// The node has joined a cluster: its view starts with itself.
+    pub(crate) fn start(&self, view: View) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(view);
+    }
+
+    /// The node left its cluster (shutdown).
+    pub(crate) fn clear(&self) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
+    /// Runs `f` on the view; `None` when the node is not in a cluster.
+    pub(crate) fn with<R>(&self, f: impl FnOnce(&mut View) -> R) -> Option<R> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_mut()
+            .map(f)
+    }
+
+    /// The status, with this node's own modules as given; `None` when the
+    /// node is not in a cluster.
+    pub(crate) fn status(&self, own_modules: Vec<ModuleVersion>) -> Option<ClusterStatus> {
+        self.with(|v| v.status(own_modules, Instant::now()))
+    }
+}
+
+/// This node, as its peers know it.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Me {
+    pub node: String,
+    pub address: String,
+    pub incarnation: Incarnation,
+}
+
+#[derive(Debug)]
+struct Peer {
+    address: String,
+    incarnation: Incarnation,
+    last_heard: Instant,
+    reachable: bool,
+    modules: Vec<ModuleVersion>,
+    /// Its incarnations before this one: a late heartbeat of one is
+    /// ignored (a few, newest last).
+    retired: Vec<Incarnation>,
+}
+
+/// What a heartbeat changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Heard {
+    /// A member not known before.
+    Joined,
+    /// A known member with a new incarnation: it restarted.
+    Restarted { was: Incarnation },
+    /// A member marked unreachable is heard from again.
+    Reachable,
+    /// Nothing new (or a heartbeat to ignore).
+    Nothing,
+}
+
+/// The membership as this node sees it.
+#[derive(Debug)]
+pub(crate) struct View {
+    me: Me,
+    unreachable_after: Duration,
+    peers: BTreeMap<String, Peer>,
+}
+
+impl View {
+    pub(crate) fn new(me: Me, unreachable_after: Duration) -> Self {
+        View {
+            me,
+            unreachable_after,
+            peers: BTreeMap::new(),
+        }
+    }
+
+    /// This node.
+    pub(crate) fn me(&self) -> &Me {
+        &self.me
+    }
+
+    /// Records a heartbeat received at `now`.
+    pub(crate) fn heard(&mut self, beat: Beat, now: Instant) -> Heard {
+        if beat.node == self.me.node {
+            // Another node with this node's name: its heartbeats would
+            // overwrite this node's entry; never taken.
+            if beat.incarnation != self.me.incarnation {
+                tracing::warn!(target: "molt::cluster", node = %beat.node, address = %beat.address, "a peer has this node's name: ignored (node names must be unique in a cluster)");
+            }
+            return Heard::Nothing;
+        }
+        let Some(peer) = self.peers.get_mut(&beat.node) else {
+            self.peers.insert(
+                beat.node,
+                Peer {
+                    address: beat.address,
+                    incarnation: beat.incarnation,
+                    last_heard: now,
+                    reachable: true,
+                    modules: beat.modules,
+                    retired: Vec::new(),
+                },
+            );
+            return Heard::Joined;
+        };
+        if peer.retired.contains(&beat.incarnation) {
+            return Heard::Nothing;
+        }
+        let change = if peer.incarnation != beat.incarnation {
+            let was = peer.incarnation;
+            peer.retired.push(was);
+            if peer.retired.len() > 8 {
+                peer.retired.remove(0);
+            }
+            peer.incarnation = beat.incarnation;
+            Heard::Restarted { was }
+        } else if !peer.reachable {
+            Heard::Reachable
+        } else {
+            Heard::Nothing
+        };
+        peer.address = beat.address;
+        peer.last_heard = now;
+        peer.reachable = true;
+        peer.modules = beat.modules;
+        change
+    }
+
+    /// Marks unreachable the peers not heard from within the timeout:
+    /// the names of those newly marked.
+    pub(crate) fn sweep(&mut self, now: Instant) -> Vec<String> {
+        let mut lost = Vec::new();
+        for (name, peer) in &mut self.peers {
+            if peer.reachable && now.duration_since(peer.last_heard) > self.unreachable_after {
+                peer.reachable = false;
+                lost.push(name.clone());
+            }
+        }
+        lost
+    }
+
+    /// The names of the peers marked unreachable.
+    pub(crate) fn unreachable(&self) -> Vec<String> {
+        self.peers
+            .iter()
+            .filter(|(_, p)| !p.reachable)
+            .map(|(name, _)| name.clone())
+            .collect()
+    }
+
+    /// The peers' addresses (reachable or not): where to keep connected.
+    pub(crate) fn addresses(&self) -> Vec<String> {
+        self.peers.values().map(|p| p.address.clone()).collect()
+    }
+
+    fn status(&self, own_modules: Vec<ModuleVersion>, now: Instant) -> ClusterStatus {
+        let mut members = vec![MemberStatus {
+            node: self.me.node.clone(),
+            address: self.me.address.clone(),
+            incarnation: self.me.incarnation.to_string(),
+            reachable: true,
+            this_node: true,
+            last_heard_ms: None,
+            modules: own_modules,
+        }];
+        members.extend(self.peers.iter().map(|(name, p)| MemberStatus {
+            node: name.clone(),
+            address: p.address.clone(),
+            incarnation: p.incarnation.to_string(),
+            reachable: p.reachable,
+            this_node: false,
+            last_heard_ms: Some(now.duration_since(p.last_heard).as_millis() as u64),
+            modules: p.modules.clone(),
+        }));
+        members.sort_by(|a, b| a.node.cmp(&b.node));
+        ClusterStatus {
+            node: self.me.node.clone(),
+            members,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn beat(node: &str, incarnation: u64) -> Beat {
+        Beat {
+            node: node.into(),
+            address: format!("127.0.0.1:{}", 7000 + incarnation),
+            incarnation: Incarnation(incarnation),
+            modules: vec![],
+        }
+    }
+
+    fn view() -> View {
+        let me = Me {
+            node: "a".into(),
+            address: "127.0.0.1:7000".into(),
+            incarnation: Incarnation(1),
+        };
+        View::new(me, Duration::from_secs(2))
+    }
+
+    #[test]
+    fn a_peer_joins_goes_silent_comes_back_and_restarts() {
+        let mut v = view();
+        let t = Instant::now();
+        assert_eq!(v.heard(beat("b", 2), t), Heard::Joined);
+        assert_eq!(v.heard(beat("b", 2), t), Heard::Nothing);
+        assert!(v.sweep(t + Duration::from_secs(1)).is_empty());
+        assert_eq!(
+            v.sweep(t + Duration::from_millis(2100)),
+            vec!["b".to_string()]
+        );
+        assert!(v.sweep(t + Duration::from_secs(3)).is_empty(), "once");
+        let s = v.status(vec![], t + Duration::from_secs(3));
+        assert!(!s.member("b").unwrap().reachable);
+        assert!(s.member("a").unwrap().this_node);
+        let t2 = t + Duration::from_secs(4);
+        assert_eq!(v.heard(beat("b", 2), t2), Heard::Reachable);
+        assert_eq!(
+            v.heard(beat("b", 3), t2),
+            Heard::Restarted {
+                was: Incarnation(2)
+            }
+        );
+        // A late heartbeat of the old incarnation changes nothing.
+        assert_eq!(v.heard(beat("b", 2), t2), Heard::Nothing);
+        let s = v.status(vec![], t2);
+        assert_eq!(
+            s.member("b").unwrap().incarnation,
+            Incarnation(3).to_string()
+        );
+        // Its own name from elsewhere is never taken.
+        assert_eq!(v.heard(beat("a", 9), t2), Heard::Nothing);
+        assert_eq!(s.members.len(), 2);
+    }
+}

@@ -1,0 +1,148 @@
+//! Clusters of real `molt` processes on 127.0.0.1 for the cluster tests:
+//! each node's config file, its start (a [`MoltProcess`], killed on drop),
+//! and its view of the cluster read over `GET /cluster`, awaited with a
+//! bound.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use molt::ClusterStatus;
+
+use super::{admin_addr_of, fixtures, http_get, MoltProcess};
+
+/// The test clusters' heartbeat interval: short, to keep the suite quick.
+pub const HEARTBEAT_MS: u64 = 100;
+/// The test clusters' unreachable timeout.
+pub const UNREACHABLE_MS: u64 = 1500;
+/// The failure detector's bound (the timeout plus one heartbeat, when a
+/// silent peer is swept) and a margin for a machine loaded by other tests:
+/// past it, a silent peer must be marked unreachable.
+pub const DETECTED_WITHIN: Duration = Duration::from_millis(UNREACHABLE_MS + HEARTBEAT_MS + 4000);
+/// How long a node may take to start (load its module, bind, print its
+/// admin address) and a cluster to converge, on a loaded machine.
+pub const START_WITHIN: Duration = Duration::from_secs(60);
+/// How long joining or rejoining may take (connect, authenticate, the
+/// first heartbeats; reconnects back off up to 2 s).
+pub const JOINED_WITHIN: Duration = Duration::from_secs(20);
+
+/// A port nothing listens on (bound, then freed).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A cluster node for a test: its settings and, while it runs, its process.
+pub struct ClusterNode {
+    pub name: String,
+    /// Its cluster address.
+    pub listen: SocketAddr,
+    /// Its config file.
+    pub config: PathBuf,
+    /// Its HTTP admin address (known once it started).
+    pub admin: Option<SocketAddr>,
+    pub process: Option<MoltProcess>,
+    /// Where its admin token and config go.
+    dir: PathBuf,
+}
+
+impl ClusterNode {
+    /// Writes the config of node `name` in `dir`: the counter module from
+    /// `library`, the cluster on a free loopback port with these seeds and
+    /// these extra `[cluster]` lines (a cookie...), the test heartbeat.
+    pub fn new(dir: &Path, name: &str, library: &Path, seeds: &[SocketAddr], extra: &str) -> Self {
+        let listen: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let config = dir.join(format!("{name}.toml"));
+        let dirs: Vec<String> = fixtures()
+            .dirs
+            .iter()
+            .map(|d| format!("{:?}", d.display().to_string()))
+            .collect();
+        let seeds: Vec<String> = seeds.iter().map(|s| format!("\"{s}\"")).collect();
+        std::fs::write(
+            &config,
+            format!(
+                "[node]\nname = \"{name}\"\nhot_reload = false\nadmin_listen = \"127.0.0.1:0\"\n\
+                 library_dirs = [{}]\n\
+                 [modules.counter]\nlibrary = {:?}\n\
+                 [cluster]\nlisten = \"{listen}\"\nseeds = [{}]\n\
+                 heartbeat_interval_ms = {HEARTBEAT_MS}\nunreachable_after_ms = {UNREACHABLE_MS}\n{extra}\n",
+                dirs.join(", "),
+                library.display().to_string(),
+                seeds.join(", "),
+            ),
+        )
+        .unwrap();
+        ClusterNode {
+            name: name.into(),
+            listen,
+            config,
+            admin: None,
+            process: None,
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    /// Starts it (again) and waits for its HTTP admin.
+    pub fn start(&mut self) -> &mut Self {
+        let mut p = MoltProcess::start(&["run", self.config.to_str().unwrap()], &self.dir);
+        let line = p.wait_for_line("HTTP admin on http://", START_WITHIN);
+        self.admin = Some(admin_addr_of(&line));
+        self.process = Some(p);
+        self
+    }
+
+    /// Its process (it must run).
+    pub fn process(&self) -> &MoltProcess {
+        self.process.as_ref().expect("the node runs")
+    }
+
+    /// Its view of the cluster now (`None` when it does not answer).
+    pub fn view(&self) -> Option<ClusterStatus> {
+        let (code, body) = http_get(self.admin?, "/cluster", Duration::from_secs(5))?;
+        assert_eq!(code, 200, "GET /cluster: {body}");
+        Some(serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}")))
+    }
+
+    /// Polls its view until `ok` holds, for at most `within`: that view.
+    /// Panics naming `what`, with the last view and the node's output.
+    pub fn await_view(
+        &self,
+        what: &str,
+        within: Duration,
+        ok: impl Fn(&ClusterStatus) -> bool,
+    ) -> ClusterStatus {
+        let deadline = Instant::now() + within;
+        let mut last = None;
+        loop {
+            if let Some(view) = self.view() {
+                if ok(&view) {
+                    return view;
+                }
+                last = Some(view);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{}: {what} not seen within {within:?}; last view {last:#?}\noutput:\n{}",
+                self.name,
+                self.process
+                    .as_ref()
+                    .map(|p| p.output())
+                    .unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// Whether `view` shows exactly these nodes, every one reachable.
+pub fn all_reachable(view: &ClusterStatus, nodes: &[&str]) -> bool {
+    let mut names: Vec<&str> = view.members.iter().map(|m| m.node.as_str()).collect();
+    names.sort_unstable();
+    let mut wanted = nodes.to_vec();
+    wanted.sort_unstable();
+    names == wanted && view.members.iter().all(|m| m.reachable)
+}

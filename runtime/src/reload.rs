@@ -566,6 +566,7 @@ pub(crate) async fn run_guarded(plan: Plan) -> Outcome {
 }
 
 async fn run_phases(plan: Plan, ledger: &Ledger) -> Outcome {
+    let loaded_before = matches!(plan.source, Source::Loaded(_));
     let target = match plan.source {
         Source::Loaded(lib) => lib,
         Source::Path(path) => match prepare::load(&plan.loader, path, &plan.module).await {
@@ -591,6 +592,7 @@ async fn run_phases(plan: Plan, ledger: &Ledger) -> Outcome {
         },
     };
     tracing::Span::current().record("to", target.code_version.as_str());
+    prepare::warm(&plan.routes, loaded_before.then_some(&target)).await;
     let mode = plan.mode.toward(plan.from_state, &target);
     let log = plan
         .force

@@ -8,7 +8,10 @@
 //! ratios and their interquartile range; the per-phase breakdown of the
 //! default reload (medians of the `module.reload_phase` events; "rest" is the
 //! median of each round's pause minus its phases: the commit, resuming the
-//! mailbox, the events).
+//! mailbox; the events are published after the pause). `kv` declares no
+//! `verify` of its own; the last case reloads `kv_v2`, which has one (its
+//! swap hands it to the blocking pool), onto a new copy of itself (its raw
+//! cost is still that of the `kv` state's map).
 //! Also the library load time (copy + dlopen + layout check).
 //!
 //! Run: `cargo bench --bench reload_pause` (prints tables; BENCHMARKS.md
@@ -31,6 +34,9 @@ struct Case {
     name: &'static str,
     records: usize,
     value_len: usize,
+    /// The library reloaded onto a new copy of itself: `kv` declares no
+    /// `verify` of its own, `kv_v2` has one (its swap hands it over).
+    library: &'static str,
 }
 
 const CASES: &[Case] = &[
@@ -38,26 +44,37 @@ const CASES: &[Case] = &[
         name: "1 KiB, 20 records",
         records: 20,
         value_len: 40,
+        library: "kv",
     },
     Case {
         name: "64 KiB, 1.3k records",
         records: 1_300,
         value_len: 40,
+        library: "kv",
     },
     Case {
         name: "1 MiB, 21k records",
         records: 21_000,
         value_len: 40,
+        library: "kv",
     },
     Case {
         name: "4 MiB, 85k records",
         records: 85_000,
         value_len: 40,
+        library: "kv",
     },
     Case {
         name: "4 MiB, one blob",
         records: 1,
         value_len: 4 << 20,
+        library: "kv",
+    },
+    Case {
+        name: "1 KiB, 20 records, own verify",
+        records: 20,
+        value_len: 40,
+        library: "kv-v2",
     },
 ];
 
@@ -155,16 +172,17 @@ async fn reload(
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let root = molt::workspace_dir();
-    eprintln!("building kv (release)...");
+    eprintln!("building kv and kv_v2 (release)...");
     let libs = build(&BuildRequest {
         manifest: root.join("Cargo.toml"),
-        packages: vec!["kv".into()],
+        packages: vec!["kv".into(), "kv-v2".into()],
         release: true,
         target_dir: None,
         progress: false,
     })
     .expect("build the kv library");
-    let v1 = molt::cargo_build::library_of(&libs, "kv").unwrap();
+    let library = |name: &str| molt::cargo_build::library_of(&libs, name).unwrap();
+    let v1 = library("kv");
     let v1_size = std::fs::metadata(&v1).unwrap().len();
     let rounds = side_by_side::rounds();
     let load_before = side_by_side::load_average();
@@ -184,6 +202,7 @@ async fn main() {
         .filter(|c| c.name.replace(' ', "").contains(&only))
     {
         let state = state_of(case);
+        let v1 = library(case.library);
         let on = node_with(&v1, &state, true).await;
         let off = node_with(&v1, &state, false).await;
         let (mut ev_on, mut ev_off) = (

@@ -20,6 +20,7 @@ pub(crate) mod commit;
 pub(crate) mod drain;
 pub(crate) mod force;
 pub(crate) mod migrate;
+pub(crate) mod phase_log;
 pub(crate) mod prepare;
 pub(crate) mod replay;
 pub(crate) mod snapshot;
@@ -184,6 +185,10 @@ pub(crate) struct InstanceReport {
     pub pause: Duration,
     /// What a commit replaced, for the coordinator to free off the pause.
     pub replaced: Option<commit::Replaced>,
+    /// The instance's phase records and pause, for the coordinator to
+    /// publish while the instance serves again (`None`: an instance
+    /// replaced by a forced reload, which went through no phase).
+    pub phases: Option<phase_log::PhaseLog>,
 }
 
 impl InstanceReport {
@@ -244,6 +249,11 @@ pub(crate) async fn on_instance(inst: &mut Instance, req: SwapRequest) {
         from = %inst.lib.code_version,
         to = %target.code_version
     );
+    let mut log = phase_log::PhaseLog::new(
+        inst.module.clone(),
+        inst.bus.clone(),
+        molt_abi::index::from_ffi(inst.index()),
+    );
     if progress.abandoned() {
         // The coordinator gave up before this instance took `Swap` (the
         // messages ahead of it took too long): nothing of the new code runs.
@@ -253,21 +263,22 @@ pub(crate) async fn on_instance(inst: &mut Instance, req: SwapRequest) {
             committed: false,
             pause: paused_at.elapsed(),
             replaced: None,
+            phases: Some(log),
         }
         .send(done);
         return;
     }
-    let outcome = prepare_instance(
-        inst,
-        &target,
-        &config,
+    let swapping = Swapping {
+        target: &target,
+        config: &config,
         mode,
-        &limits,
-        &progress,
-        force.is_some(),
-    )
-    .instrument(span)
-    .await;
+        limits: &limits,
+        progress: &progress,
+        forced: force.is_some(),
+    };
+    let outcome = prepare_instance(inst, &swapping, &mut log)
+        .instrument(span)
+        .await;
     // A lone instance's vote, sent once its pause is over: the decision is
     // taken in `progress` already, and waking the coordinator inside the
     // pause would only delay the instance.
@@ -294,7 +305,7 @@ pub(crate) async fn on_instance(inst: &mut Instance, req: SwapRequest) {
                 let _ = prepared.send(Ok(()));
                 commit::await_decision(decision, &progress).await
             };
-            crate::metrics::phase(&inst.module, Phase::Commit, t.elapsed());
+            log.record_commit(t.elapsed());
             match decided {
                 Decision::Commit => {
                     replaced = Some(commit::swap_in(
@@ -319,12 +330,13 @@ pub(crate) async fn on_instance(inst: &mut Instance, req: SwapRequest) {
     if let Some(prepared) = vote_after_pause {
         let _ = prepared.send(Ok(()));
     }
-    crate::metrics::pause(&inst.module, pause);
+    log.record_pause(pause);
     InstanceReport {
         index: inst.index(),
         committed,
         pause,
         replaced,
+        phases: Some(log),
     }
     .send(done);
 }
@@ -338,39 +350,44 @@ pub(crate) struct Candidate {
     pub snapshot: Option<Snapshot>,
 }
 
+/// What one instance's swap runs with (its `SwapRequest`'s inputs).
+struct Swapping<'a> {
+    target: &'a Arc<Library>,
+    config: &'a Arc<Vec<u8>>,
+    mode: SwapMode,
+    limits: &'a Limits,
+    progress: &'a Progress,
+    /// A forced reload.
+    forced: bool,
+}
+
 /// Phases 3 to 6 on one instance. In a forced reload, the state may come
 /// from the newest checkpoint instead of the old code: that restore is
 /// returned with the candidate (reported only if it commits).
 async fn prepare_instance(
     inst: &mut Instance,
-    target: &Arc<Library>,
-    config: &Arc<Vec<u8>>,
-    mode: SwapMode,
-    limits: &Limits,
-    progress: &Progress,
-    forced: bool,
+    swapping: &Swapping<'_>,
+    log: &mut phase_log::PhaseLog,
 ) -> Result<(Candidate, Option<force::Restore>), PhaseFailure> {
-    let (module, bus, index) = (inst.module.clone(), inst.bus.clone(), inst.index());
-    // One child span, one duration sample and one progress event per phase;
-    // the coordinator sees which phase the instance is in.
+    let Swapping {
+        target,
+        config,
+        mode,
+        limits,
+        progress,
+        forced,
+    } = *swapping;
+    // One child span per phase (the module's logs in it are in its
+    // context); the coordinator sees which phase the instance is in. The
+    // duration sample and the progress event of each are noted in `log`
+    // and published after the pause (`phase_log`).
     let phase = |phase: Phase| {
         progress.enter(phase);
         tracing::info_span!("phase", name = phase.as_str())
     };
-    let done = |p: Phase, since: Instant, ok: bool| {
-        let took = since.elapsed();
-        crate::metrics::phase(&module, p, took);
-        bus.publish(Event::ReloadPhase {
-            name: module.to_string(),
-            phase: p,
-            instance: Some(molt_abi::index::from_ffi(index)),
-            took_us: took.as_micros() as u64,
-            ok,
-        });
-    };
     let t = Instant::now();
     let state = phase(Phase::Snapshot).in_scope(|| snapshot::take(inst, mode));
-    done(Phase::Snapshot, t, state.is_ok());
+    log.record(Phase::Snapshot, t.elapsed(), state.is_ok());
     let mut restore = None;
     let state = match state {
         // The old code cannot hand over its state: a forced reload starts
@@ -390,13 +407,13 @@ async fn prepare_instance(
     let t = Instant::now();
     let new =
         phase(Phase::Migrate).in_scope(|| migrate::restore(inst, target, state.as_ref(), config));
-    done(Phase::Migrate, t, new.is_ok());
+    log.record(Phase::Migrate, t.elapsed(), new.is_ok());
     let new = new?;
     // (An abandoned `new` is dropped unstarted.)
     progress.go_on("the swap")?;
     let t = Instant::now();
     let new = phase(Phase::Swap).in_scope(|| swap::start_new(inst, new, progress, forced));
-    done(Phase::Swap, t, new.is_ok());
+    log.record(Phase::Swap, t.elapsed(), new.is_ok());
     let mut new = new?;
     if let Err(abandoned) = progress.go_on("verify") {
         let _ = new.stop();
@@ -415,7 +432,7 @@ async fn prepare_instance(
     )
     .instrument(phase(Phase::Verify))
     .await;
-    done(Phase::Verify, t, verified.is_ok());
+    log.record(Phase::Verify, t.elapsed(), verified.is_ok());
     match verified {
         // Without a round-trip snapshot, the state handed over is the last
         // good one: the new library has just migrated it successfully.
@@ -549,6 +566,7 @@ pub(crate) async fn run_guarded(plan: Plan) -> Outcome {
 }
 
 async fn run_phases(plan: Plan, ledger: &Ledger) -> Outcome {
+    let loaded_before = matches!(plan.source, Source::Loaded(_));
     let target = match plan.source {
         Source::Loaded(lib) => lib,
         Source::Path(path) => match prepare::load(&plan.loader, path, &plan.module).await {
@@ -574,6 +592,7 @@ async fn run_phases(plan: Plan, ledger: &Ledger) -> Outcome {
         },
     };
     tracing::Span::current().record("to", target.code_version.as_str());
+    prepare::warm(&plan.routes, loaded_before.then_some(&target)).await;
     let mode = plan.mode.toward(plan.from_state, &target);
     let log = plan
         .force

@@ -115,6 +115,11 @@ pub(crate) async fn coordinate(
                 if let Some(replaced) = report.replaced.take() {
                     replaced.free_off_pause();
                 }
+                // Published here, while the instance serves again, and
+                // before the outcome (docs/semantics.md "Reload phases").
+                if let Some(mut phases) = report.phases.take() {
+                    phases.publish();
+                }
                 if report.committed != (decision == Decision::Commit) {
                     // Cannot happen: a voted instance applies the decision.
                     tracing::error!(target: "molt::reload", instance = report.index, ?decision, "an instance reported an outcome other than the decision");

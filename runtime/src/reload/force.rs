@@ -301,6 +301,7 @@ fn replaced(
             committed,
             pause: since.elapsed(),
             replaced: None,
+            phases: None,
         });
     });
     Pending {

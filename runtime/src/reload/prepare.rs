@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::directory::Route;
 use crate::error::{Error, LoadCause};
 use crate::loader::{Library, Loader};
 
@@ -65,4 +66,24 @@ async fn load_retrying(
         }
     }
     unreachable!("the second attempt always returns")
+}
+
+/// Brings the code the instances' swaps are about to run into the CPU's
+/// caches, on the blocking pool, before the swaps begin: the serving
+/// library (the one that wrote the newest checkpoint: its `snapshot` and
+/// `stop` run first in each pause, and it was loaded one reload ago, so its
+/// code is cold by now) and, unless it was loaded just now (the load warms
+/// it), the target. Without this, each first run of a piece of code inside
+/// the pause waits for memory (a few µs per phase for a 1 KiB state:
+/// BENCHMARKS.md, "Third round: the 1 KiB floor").
+pub(crate) async fn warm(routes: &[Route], target: Option<&Arc<Library>>) {
+    let serving = routes
+        .first()
+        .and_then(|r| r.shared.checkpoint())
+        .map(|c| c.lib);
+    let libs: Vec<Arc<Library>> = serving.into_iter().chain(target.cloned()).collect();
+    if libs.is_empty() {
+        return;
+    }
+    let _ = tokio::task::spawn_blocking(move || libs.iter().for_each(|l| l.warm())).await;
 }

@@ -13,9 +13,6 @@ use ractor::ActorRef;
 use crate::loader::Library;
 use crate::module_actor::ModuleMsg;
 
-mod route_cache;
-use route_cache::VersionedRoute;
-
 /// A value alone on its cache line (128 bytes: two lines, for CPUs that
 /// prefetch lines in pairs).
 #[derive(Debug, Default)]
@@ -176,33 +173,6 @@ pub(crate) struct Route {
     pub shared: Arc<InstanceShared>,
 }
 
-/// Why a route's actor did not take a message.
-enum Refused {
-    /// It is gone for good.
-    Closed,
-    /// It stopped taking messages (the message back, and who refused it).
-    Back(ModuleMsg, ractor::ActorId),
-}
-
-impl Route {
-    /// Counts and sends `msg` to the route's actor.
-    fn send(&self, msg: ModuleMsg) -> Result<(), Refused> {
-        self.shared.enqueued.fetch_add(1, Ordering::Relaxed);
-        match self.actor.send_message(msg) {
-            Ok(()) => Ok(()),
-            Err(e) => {
-                self.shared.enqueued.fetch_sub(1, Ordering::Relaxed);
-                match e {
-                    ractor::MessagingErr::SendErr(back) => {
-                        Err(Refused::Back(back, self.actor.get_id()))
-                    }
-                    _ => Err(Refused::Closed),
-                }
-            }
-        }
-    }
-}
-
 /// The instance's actor is gone (the node is stopping or the module was removed).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Closed;
@@ -218,8 +188,7 @@ pub(crate) struct Closed;
 pub(crate) struct Lane {
     /// The instance index the lane was made for.
     pub index: u32,
-    /// Read per message from the sending thread's copy (`route_cache`).
-    route: VersionedRoute,
+    route: ArcSwap<Route>,
     /// Where a retired lane's messages go on to.
     forward: std::sync::OnceLock<Arc<Lane>>,
 }
@@ -228,7 +197,7 @@ impl Lane {
     pub(crate) fn new(route: Route) -> Arc<Self> {
         Arc::new(Lane {
             index: route.shared.index,
-            route: VersionedRoute::new(route),
+            route: ArcSwap::from_pointee(route),
             forward: std::sync::OnceLock::new(),
         })
     }
@@ -247,29 +216,28 @@ impl Lane {
     /// refuses (it is draining for a scale-down and the lane was switched to
     /// its forwarder meanwhile), the message goes to the new route: it is
     /// later than everything the old actor took, so order holds.
-    pub(crate) fn send(&self, msg: ModuleMsg) -> Result<(), Closed> {
-        // The hot path: the sending thread's copy of the route, one plain
-        // load per message (`route_cache`).
-        let (mut msg, mut refused_by) = match self.route.with(|route| route.send(msg)) {
-            Ok(()) => return Ok(()),
-            Err(Refused::Closed) => return Err(Closed),
-            Err(Refused::Back(msg, by)) => (msg, by),
-        };
+    pub(crate) fn send(&self, mut msg: ModuleMsg) -> Result<(), Closed> {
         loop {
             let route = self.route.load();
-            if route.actor.get_id() == refused_by {
-                return Err(Closed);
-            }
-            match route.send(msg) {
+            route.shared.enqueued.fetch_add(1, Ordering::Relaxed);
+            match route.actor.send_message(msg) {
                 Ok(()) => return Ok(()),
-                Err(Refused::Closed) => return Err(Closed),
-                Err(Refused::Back(back, by)) => (msg, refused_by) = (back, by),
+                Err(e) => {
+                    route.shared.enqueued.fetch_sub(1, Ordering::Relaxed);
+                    let ractor::MessagingErr::SendErr(back) = e else {
+                        return Err(Closed);
+                    };
+                    if self.route.load().actor.get_id() == route.actor.get_id() {
+                        return Err(Closed);
+                    }
+                    msg = back;
+                }
             }
         }
     }
 
     fn set_route(&self, route: Route) {
-        self.route.store(route);
+        self.route.store(Arc::new(route));
     }
 }
 
@@ -484,36 +452,6 @@ mod tests {
             actor,
             shared: InstanceShared::new(index),
         }
-    }
-
-    /// A thread that sent through a lane keeps a copy of its route
-    /// (`route_cache`); a change of the route reaches it at its next send.
-    #[tokio::test]
-    async fn a_lane_sends_through_its_new_route_from_a_thread_that_sent_before() {
-        let (first, second) = (route(0).await, route(0).await);
-        let lane = Lane::new(first.clone());
-        let enqueued = |r: &Route| r.shared.enqueued.load(Ordering::Relaxed);
-        for _ in 0..2 {
-            lane.send(ModuleMsg::Checkpoint).unwrap();
-        }
-        assert_eq!((enqueued(&first), enqueued(&second)), (2, 0));
-        lane.set_route(second.clone());
-        lane.send(ModuleMsg::Checkpoint).unwrap();
-        assert_eq!((enqueued(&first), enqueued(&second)), (2, 1));
-        second.actor.stop(None);
-        let stopped = async {
-            while second.actor.get_status() != ractor::ActorStatus::Stopped {
-                tokio::task::yield_now().await;
-            }
-        };
-        tokio::time::timeout(std::time::Duration::from_secs(10), stopped)
-            .await
-            .expect("the actor stops within 10 s");
-        assert!(
-            lane.send(ModuleMsg::Checkpoint).is_err(),
-            "its actor is gone"
-        );
-        assert_eq!(enqueued(&second), 1, "a refused message is not counted");
     }
 
     #[tokio::test]

@@ -175,7 +175,6 @@ impl Instance {
     /// toward `restart_after_failures` (docs/semantics.md "Restarts and
     /// checkpoints"): an error is an answer (a refused request, an undecodable
     /// message), not a broken state.
-    #[inline]
     fn record(&mut self, failed: Option<ErrorKind>) -> bool {
         // This actor is the only writer of its `handled` (a replacement
         // after a forced reload gets an `InstanceShared` of its own): a
@@ -183,20 +182,10 @@ impl Instance {
         let handled = &self.shared.handled;
         handled.store(handled.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
         self.handled_one();
-        match failed {
-            None => {
-                self.consecutive_panics = 0;
-                false
-            }
-            Some(kind) => self.record_failure(kind),
-        }
-    }
-
-    /// The rest of [`Instance::record`] for a failed handler: out of the
-    /// message's hot path.
-    #[cold]
-    #[inline(never)]
-    fn record_failure(&mut self, kind: ErrorKind) -> bool {
+        let Some(kind) = failed else {
+            self.consecutive_panics = 0;
+            return false;
+        };
         self.shared.failed.fetch_add(1, Ordering::Relaxed);
         if kind != ErrorKind::Panicked {
             return false;

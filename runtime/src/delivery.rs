@@ -16,14 +16,14 @@
 use std::cell::{Cell, RefCell};
 use std::sync::Arc;
 
-use molt_abi::Address;
-
 use crate::replies::{self, ReplyPort};
 use crate::routes::Routes;
+use crate::sender::Sender;
 
-/// The sender of a message: the address of the module actor that sent it,
-/// or none (an application handle, HTTP, the CLI).
-pub(crate) type Origin = Option<Arc<Address>>;
+/// The sender of a message: the address of the module actor that sent it
+/// (no reference count per message for an instance's: [`Sender`]), or none
+/// (an application handle, HTTP, the CLI).
+pub(crate) type Origin = Option<Sender>;
 
 /// One message being handled: on the stack of the thread handling it, for
 /// as long as its handler runs.
@@ -136,7 +136,7 @@ impl Delivery {
 
     /// Calls `f` with the sender of the message being handled on the calling
     /// thread (none from another thread, or outside a delivery).
-    pub(crate) fn with_sender<R>(&self, f: impl FnOnce(Option<&Arc<Address>>) -> R) -> R {
+    pub(crate) fn with_sender<R>(&self, f: impl FnOnce(Option<&Sender>) -> R) -> R {
         self.with_frame(|frame| f(frame.and_then(|frame| frame.sender.as_ref())))
     }
 
@@ -184,9 +184,10 @@ impl Delivery {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use molt_abi::Address;
 
     fn sender() -> Origin {
-        Some(Arc::new(Address::instance("n", "m", 3)))
+        Some(Sender::of(Address::instance("n", "m", 3)))
     }
 
     fn seen(d: &Delivery) -> Option<Address> {

@@ -18,6 +18,7 @@ use crate::events::{Event, EventBus};
 use crate::module_actor::{AnswerMsg, ModuleMsg};
 use crate::resolve::{self, NoActor};
 use crate::routes::{Routes, To};
+use crate::sender::Sender;
 
 mod metric_handles;
 use metric_handles::MetricHandles;
@@ -42,8 +43,9 @@ const PINNED_FAST: usize = 4;
 pub(crate) struct HostContext {
     module: Arc<str>,
     instance: u32,
-    /// This actor's address: the sender of what it sends.
-    me: Arc<Address>,
+    /// This actor's address: the sender of what it sends (an instance's is
+    /// interned: no reference count per message).
+    me: Sender,
     bus: EventBus,
     directory: Directory,
     /// The message being handled (sender, call kept open).
@@ -90,7 +92,7 @@ impl From<NoActor> for ModError {
 
 impl HostContext {
     pub(crate) fn boxed(parts: CtxParts) -> HostCtxBox {
-        let me = Arc::new(match &parts.key {
+        let me = Sender::of(match &parts.key {
             Some(key) => Address::key(&*parts.node, &*parts.module, key.to_vec()),
             None => Address::instance(
                 &*parts.node,
@@ -265,11 +267,11 @@ impl HostCtx for HostContext {
             };
             let answer = ModuleMsg::Answer(Box::new(AnswerMsg {
                 correlation,
-                from: Some(asked),
+                from: Some(Sender::Shared(asked)),
                 result,
             }));
             if let Err(e) = resolve::send(&directory, &asker.node, &asker, answer) {
-                tracing::warn!(target: "molt::module", asker = %asker, correlation, "the answer to a request is dropped: the asker is gone ({e})");
+                tracing::warn!(target: "molt::module", asker = %*asker, correlation, "the answer to a request is dropped: the asker is gone ({e})");
             }
         });
         ROk(())
@@ -319,7 +321,7 @@ struct Dest<'a> {
     key: Option<&'a [u8]>,
     /// The sender this address is, by identity (a kept route is found by
     /// it: no name compared).
-    origin: Option<&'a Arc<Address>>,
+    origin: Option<&'a Sender>,
 }
 
 impl<'a> From<AddressRef<'a>> for Dest<'a> {
@@ -334,9 +336,9 @@ impl<'a> From<AddressRef<'a>> for Dest<'a> {
     }
 }
 
-impl<'a> From<&'a Arc<Address>> for Dest<'a> {
+impl<'a> From<&'a Sender> for Dest<'a> {
     /// A message's sender.
-    fn from(a: &'a Arc<Address>) -> Self {
+    fn from(a: &'a Sender) -> Self {
         let (instance, key) = match &a.target {
             molt_abi::Target::Instance(i) => (*i, None),
             molt_abi::Target::Key(k) => (0, Some(k.as_bytes())),

@@ -45,6 +45,7 @@ mod replies;
 mod resolve;
 mod restart;
 mod routes;
+mod sender;
 pub mod shutdown;
 mod status;
 mod supervisor;

@@ -15,9 +15,8 @@
 
 use std::sync::Arc;
 
-use molt_abi::Address;
-
 use crate::directory::{Lane, ModuleSlot};
+use crate::sender::Sender;
 
 /// How many routes an actor keeps (a handler sends to a handful of actors;
 /// past that, the oldest is replaced).
@@ -25,23 +24,23 @@ const KEEP: usize = 8;
 
 /// An address whose route is kept.
 pub(crate) enum To<'a> {
-    /// The sender of a message this actor handled, by identity: the host's
-    /// `Arc` of its address, which the kept route holds (so it is never
-    /// another address's).
-    Sender(&'a Arc<Address>),
+    /// The sender of a message this actor handled, by identity (its
+    /// interned or shared address, which the kept route holds: so it is
+    /// never another address's).
+    Sender(&'a Sender),
     /// An instance of a module on this node.
     Instance { module: &'a str, index: usize },
 }
 
 enum Kept {
-    Sender(Arc<Address>),
+    Sender(Sender),
     Instance { module: Box<str>, index: usize },
 }
 
 impl Kept {
     fn is(&self, to: &To<'_>) -> bool {
         match (self, to) {
-            (Kept::Sender(a), To::Sender(b)) => Arc::ptr_eq(a, b),
+            (Kept::Sender(a), To::Sender(b)) => a.same(b),
             (
                 Kept::Instance { module, index },
                 To::Instance {
@@ -89,7 +88,7 @@ impl Routes {
     /// Keeps the route just resolved for `to`.
     pub(crate) fn keep(&mut self, to: &To<'_>, slot: Arc<ModuleSlot>, lane: Arc<Lane>) {
         let kept = match to {
-            To::Sender(a) => Kept::Sender(Arc::clone(a)),
+            To::Sender(a) => Kept::Sender((*a).clone()),
             To::Instance { module, index } => Kept::Instance {
                 module: (*module).into(),
                 index: *index,

@@ -13,6 +13,14 @@
 //! per-round ratios) is `support/side_by_side.rs`, shared with
 //! `savina.rs`.
 //!
+//! The `floor` row (issue #11 §1) runs the design's floor for a cast
+//! against the same plain actor: a plain ractor actor doing only what every
+//! molt message must do in this design (the msgpack codec, a guarded
+//! indirect call), `support/design_floor.rs`. Its ratio is the most any
+//! host work can reach; molt's cast minus the floor is the host's share.
+//! Its typed variant (the message value crosses, no codec) is the most a
+//! typed fast path could reach.
+//!
 //! Also the cost of what molt adds per message for status and metrics (two
 //! relaxed atomic adds: one by the sender, one by the actor), measured alone.
 //!
@@ -27,6 +35,8 @@ use molt::cargo_build::{build, BuildRequest};
 use molt::{ModuleSpec, Node, NodeConfig};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
+#[path = "support/design_floor.rs"]
+mod design_floor;
 #[path = "support/side_by_side.rs"]
 mod side_by_side;
 use side_by_side::{both, median, Pair};
@@ -218,7 +228,10 @@ async fn main() {
         side_by_side::selected("cast"),
         side_by_side::selected("call"),
     );
+    let floor_row = side_by_side::selected("floor");
+    let (floor_actor, _) = Actor::spawn(None, design_floor::Floor, ()).await.unwrap();
     let (mut casts, mut calls) = (Pair::default(), Pair::default());
+    let (mut floor, mut typed) = (Pair::default(), Pair::default());
     let (mut mpsc, mut counters) = (vec![], vec![]);
     for round in side_by_side::schedule(rounds) {
         let mut line = format!(
@@ -241,6 +254,24 @@ async fn main() {
             let (m, r) = both!(round, molt_calls(&h).await, ractor_calls(&plain).await);
             calls.push(round, (m, r));
             line += &format!(" call molt {:.0} ms, ractor {:.0} ms", ms(m), ms(r));
+        }
+        if floor_row {
+            // The design's floor against the same plain actor: the `molt`
+            // column of this pair is the floor.
+            let (f, r) = both!(
+                round,
+                design_floor::casts(&floor_actor).await,
+                ractor_casts(&plain).await
+            );
+            floor.push(round, (f, r));
+            line += &format!(" floor {:.0} ms, ractor {:.0} ms;", ms(f), ms(r));
+            let (t, r) = both!(
+                round,
+                design_floor::typed_casts(&floor_actor).await,
+                ractor_casts(&plain).await
+            );
+            typed.push(round, (t, r));
+            line += &format!(" typed floor {:.0} ms, ractor {:.0} ms", ms(t), ms(r));
         }
         eprintln!("{line}");
     }
@@ -274,6 +305,24 @@ async fn main() {
             call.extra_ns(CALLS),
         );
     }
+    if floor_row {
+        let f = floor.summary();
+        println!(
+            "| design floor (plain ractor + msgpack + a guarded indirect call; see support/design_floor.rs), cast, {CASTS} msgs, in the molt column | {:.2} M msg/s | {:.2} M msg/s | {} | {:.0} ns | |",
+            rate(CASTS, f.molt),
+            rate(CASTS, f.ractor),
+            f.ratio_cells(),
+            f.extra_ns(CASTS),
+        );
+        let t = typed.summary();
+        println!(
+            "| typed floor (the same without the codec: the message value crosses), cast, {CASTS} msgs, in the molt column | {:.2} M msg/s | {:.2} M msg/s | {} | {:.0} ns | |",
+            rate(CASTS, t.molt),
+            rate(CASTS, t.ractor),
+            t.ratio_cells(),
+            t.extra_ns(CASTS),
+        );
+    }
     println!();
     if cast_row && !counters.is_empty() {
         let cast = casts.summary();
@@ -286,5 +335,6 @@ async fn main() {
     }
     println!("{}", side_by_side::method_note(rounds, &load_before));
     plain.stop(None);
+    floor_actor.stop(None);
     node.shutdown().await;
 }

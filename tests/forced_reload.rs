@@ -166,9 +166,10 @@ async fn an_instance_hung_in_a_handler_is_replaced_and_its_stuck_messages_report
     // The hang outlasts the failed reload (which waits up to prepare +
     // decision timeout for the hung instance's report) and the forced one
     // by far; the test waits for it only at the end, when the runtime
-    // shuts down.
-    let prepare = Duration::from_millis(400);
-    let hang_ms = 8_000;
+    // shuts down. The prepare timeout also bounds the library's load: 400 ms
+    // timed that load out once on a loaded 2-core machine.
+    let prepare = Duration::from_millis(1_200);
+    let hang_ms = 10_000;
     let node = fault_node("forced-hung-handler", 2, prepare).await;
     let h0 = node.module::<FaultProto>("fault").unwrap().on_instance(0);
     let h1 = h0.on_instance(1);

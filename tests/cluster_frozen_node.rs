@@ -7,7 +7,9 @@
 
 use crate::common;
 
-use common::cluster::{all_reachable, ClusterNode, DETECTED_WITHIN, JOINED_WITHIN, UNREACHABLE_MS};
+use common::cluster::{
+    all_reachable, versions, ClusterNode, DETECTED_WITHIN, JOINED_WITHIN, UNREACHABLE_MS,
+};
 
 #[test]
 fn a_frozen_node_is_marked_unreachable_then_rejoins_with_its_own_version() {
@@ -47,13 +49,8 @@ fn a_frozen_node_is_marked_unreachable_then_rejoins_with_its_own_version() {
         });
         let m = v.member("c").unwrap();
         assert_eq!(m.incarnation, incarnation, "c did not restart");
-        let versions: Vec<_> = m
-            .modules
-            .iter()
-            .map(|v| (v.name.as_str(), v.code_version.as_str()))
-            .collect();
         assert_eq!(
-            versions,
+            versions(m),
             [("counter", "2.0.0")],
             "c's own version, seen from {}",
             n.name

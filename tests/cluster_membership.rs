@@ -10,7 +10,9 @@ use crate::common;
 
 use std::collections::BTreeMap;
 
-use common::cluster::{all_reachable, ClusterNode, DETECTED_WITHIN, JOINED_WITHIN, UNREACHABLE_MS};
+use common::cluster::{
+    all_reachable, versions, ClusterNode, DETECTED_WITHIN, JOINED_WITHIN, UNREACHABLE_MS,
+};
 use molt::ClusterStatus;
 
 /// Each member's (address, incarnation) in a view.
@@ -48,13 +50,8 @@ fn nodes_mesh_agree_and_see_a_killed_node_leave_and_come_back_new() {
         assert_eq!(members(v), agreed, "{}'s view", n.name);
         assert!(v.member(&n.name).unwrap().this_node);
         for m in &v.members {
-            let versions: Vec<_> = m
-                .modules
-                .iter()
-                .map(|v| (v.name.as_str(), v.code_version.as_str()))
-                .collect();
             assert_eq!(
-                versions,
+                versions(m),
                 [("counter", "1.0.0")],
                 "{} seen from {}",
                 m.node,

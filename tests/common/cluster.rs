@@ -146,3 +146,12 @@ pub fn all_reachable(view: &ClusterStatus, nodes: &[&str]) -> bool {
     wanted.sort_unstable();
     names == wanted && view.members.iter().all(|m| m.reachable)
 }
+
+/// The (module, code version) pairs a member reports, in its order.
+pub fn versions(member: &molt::MemberStatus) -> Vec<(&str, &str)> {
+    member
+        .modules
+        .iter()
+        .map(|v| (v.name.as_str(), v.code_version.as_str()))
+        .collect()
+}

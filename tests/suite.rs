@@ -24,6 +24,8 @@ mod cli_first_run;
 #[cfg(feature = "cluster")]
 mod cluster_cookie;
 #[cfg(feature = "cluster")]
+mod cluster_events;
+#[cfg(feature = "cluster")]
 mod cluster_frozen_node;
 #[cfg(feature = "cluster")]
 mod cluster_membership;

@@ -23,6 +23,7 @@ pub use membership::{ClusterStatus, MemberStatus, ModuleVersion};
 use crate::admin::Admin;
 use crate::config::ClusterSpec;
 use crate::error::Error;
+use crate::events::EventBus;
 use membership::ClusterView;
 
 /// The cookie of nodes that listen on loopback and set none: any process
@@ -96,7 +97,7 @@ impl std::fmt::Debug for Cluster {
 /// Joins the cluster `spec` describes as node `node`: listens on
 /// `spec.listen` (never on every interface unless told), connects to the
 /// seeds, starts the heartbeats; `view` starts with this node and a new
-/// incarnation.
+/// incarnation, and its changes are published on `bus`.
 ///
 /// # Errors
 /// [`Error::Config`] for settings [`ClusterSpec::check`] refuses, a cookie
@@ -108,6 +109,7 @@ pub(crate) async fn start(
     node: &str,
     view: ClusterView,
     admin: Admin,
+    bus: EventBus,
 ) -> Result<Cluster, Error> {
     use ractor::Actor;
     use ractor_cluster::node::NodeConnectionMode;
@@ -158,6 +160,7 @@ pub(crate) async fn start(
         unreachable_after: spec.unreachable_after,
         server: server.clone(),
         admin,
+        bus,
     };
     let heartbeat = match Actor::spawn(None, heartbeat::Heartbeat, args).await {
         Ok((h, _)) => h,
@@ -193,6 +196,7 @@ pub(crate) async fn start(
     _node: &str,
     _view: ClusterView,
     _admin: Admin,
+    _bus: EventBus,
 ) -> Result<Cluster, Error> {
     Err(Error::Config(
         "[cluster]: this build of molt has no cluster support (molt-runtime's cargo feature `cluster`, on by default in the molt package)".into(),

@@ -2,7 +2,9 @@
 //! actors (through `Module::handle_event`) and the HTTP admin's `/events` stream.
 //!
 //! Events are published by the supervisor, one at a time, so every subscriber
-//! sees them in the order they happened.
+//! sees them in the order they happened; the cluster's membership changes
+//! (`cluster.*`) are published by its heartbeat actor, in the order it saw
+//! them.
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, RwLock};
@@ -173,6 +175,53 @@ pub enum Event {
         /// The payload, as JSON text.
         json: String,
     },
+    /// A peer joined this node's view of the cluster (docs/semantics.md
+    /// "Cluster membership"): its first heartbeat was heard.
+    #[serde(rename = "cluster.member_joined")]
+    MemberJoined {
+        /// The peer's node name.
+        node: String,
+        /// Its cluster address.
+        address: String,
+        /// Its incarnation (16 hex digits).
+        incarnation: String,
+    },
+    /// A peer was not heard from within `cluster.unreachable_after_ms`
+    /// (dead, frozen or cut off): this node marked it unreachable.
+    #[serde(rename = "cluster.member_unreachable")]
+    MemberUnreachable {
+        /// The peer's node name.
+        node: String,
+        /// Its cluster address.
+        address: String,
+        /// Its incarnation (the one last heard).
+        incarnation: String,
+    },
+    /// A peer marked unreachable was heard from again, with the same
+    /// incarnation (it did not restart).
+    #[serde(rename = "cluster.member_reachable")]
+    MemberReachable {
+        /// The peer's node name.
+        node: String,
+        /// Its cluster address.
+        address: String,
+        /// Its incarnation.
+        incarnation: String,
+    },
+    /// A known peer was heard from with a new incarnation: it restarted and
+    /// lost its in-memory state. It is reachable (no `member_reachable`
+    /// follows).
+    #[serde(rename = "cluster.member_restarted")]
+    MemberRestarted {
+        /// The peer's node name.
+        node: String,
+        /// Its cluster address.
+        address: String,
+        /// Its new incarnation.
+        incarnation: String,
+        /// The incarnation it had before.
+        previous_incarnation: String,
+    },
     /// An entry could not be appended to the history's audit file (disk
     /// full, out of file descriptors, ...): it is kept in memory only.
     #[serde(rename = "history.write_failed")]
@@ -201,6 +250,10 @@ impl Event {
             Event::Published { .. } => "module.published",
             Event::HistoryWriteFailed { .. } => "history.write_failed",
             Event::KeyedSwitchFailed { .. } => "keyed.switch_failed",
+            Event::MemberJoined { .. } => "cluster.member_joined",
+            Event::MemberUnreachable { .. } => "cluster.member_unreachable",
+            Event::MemberReachable { .. } => "cluster.member_reachable",
+            Event::MemberRestarted { .. } => "cluster.member_restarted",
         }
     }
 
@@ -210,12 +263,17 @@ impl Event {
         matches!(self, Event::ReloadPhase { .. })
     }
 
-    /// The module the event is about ("" for config and history events).
+    /// The module the event is about ("" for config, history and cluster
+    /// events).
     pub fn module(&self) -> &str {
         match self {
             Event::ConfigApplied { .. }
             | Event::ConfigRejected { .. }
-            | Event::HistoryWriteFailed { .. } => "",
+            | Event::HistoryWriteFailed { .. }
+            | Event::MemberJoined { .. }
+            | Event::MemberUnreachable { .. }
+            | Event::MemberReachable { .. }
+            | Event::MemberRestarted { .. } => "",
             Event::ModuleLoaded { name, .. }
             | Event::ModuleReloaded { name, .. }
             | Event::ReloadPhase { name, .. }

@@ -174,7 +174,15 @@ impl Node {
         // The cluster (docs/semantics.md "Cluster membership"), once the
         // modules run: the first heartbeat reports their versions.
         if let Some(spec) = &config.cluster {
-            match crate::cluster::start(spec, &config.name, cluster_view, node.admin()).await {
+            match crate::cluster::start(
+                spec,
+                &config.name,
+                cluster_view,
+                node.admin(),
+                node.bus.clone(),
+            )
+            .await
+            {
                 Ok(cluster) => node.cluster = Some(cluster),
                 Err(e) => {
                     node.shutdown().await;

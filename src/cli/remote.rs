@@ -444,9 +444,12 @@ pub async fn events(node: &NodeArgs, json: bool, wait: Duration) -> ExitCode {
                         println!("{data}");
                     } else {
                         let color = match kind.as_str() {
-                            "module.reloaded" | "config.applied" | "module.loaded" => "32",
-                            "module.reload_failed" | "config.rejected" => "31",
-                            "module.rolled_back" | "module.restarted" => "33",
+                            "module.reloaded" | "config.applied" | "module.loaded"
+                            | "cluster.member_joined" | "cluster.member_reachable" => "32",
+                            "module.reload_failed" | "config.rejected"
+                            | "cluster.member_unreachable" => "31",
+                            "module.rolled_back" | "module.restarted"
+                            | "cluster.member_restarted" => "33",
                             _ => "2",
                         };
                         let mut fields = data.as_object().cloned().unwrap_or_default();

@@ -14,6 +14,8 @@ use molt::{Event, EventStream, Limits, ModuleSpec, Node, NodeConfig};
 /// A headless Chromium driven over the DevTools protocol (the browser tests).
 pub mod chromium;
 pub mod cluster;
+/// A node's `GET /events` stream, read from a test thread.
+pub mod event_feed;
 
 /// The fixture libraries, freshly built for this test binary.
 pub struct Fixtures {

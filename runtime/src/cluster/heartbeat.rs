@@ -19,8 +19,9 @@ use ractor::message::{BoxedDowncastErr, SerializedMessage};
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef};
 use ractor_cluster::NodeServerMessage;
 
-use super::membership::{Beat, ClusterView, Heard, ModuleVersion};
+use super::membership::{Beat, Change, ClusterView, ModuleVersion, What};
 use crate::admin::Admin;
+use crate::events::EventBus;
 
 /// The process group of the heartbeat actors (ractor_cluster shares the
 /// groups' members between connected nodes).
@@ -84,11 +85,14 @@ pub(crate) struct HeartbeatArgs {
     pub server: ActorRef<NodeServerMessage>,
     /// Asked for this node's module versions.
     pub admin: Admin,
+    /// Where the view's changes are published (`cluster.member_*`).
+    pub bus: EventBus,
 }
 
 pub(crate) struct HeartbeatState {
     view: ClusterView,
     admin: Admin,
+    bus: EventBus,
     interval: Duration,
     unreachable_after: Duration,
     server: ActorRef<NodeServerMessage>,
@@ -119,6 +123,7 @@ impl Actor for Heartbeat {
         Ok(HeartbeatState {
             view: args.view,
             admin: args.admin,
+            bus: args.bus,
             interval: args.interval,
             unreachable_after: args.unreachable_after,
             server: args.server,
@@ -149,29 +154,19 @@ impl Actor for Heartbeat {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             BeatMsg::Tick => {
-                for node in st
+                for change in st
                     .view
                     .with(|v| v.sweep(Instant::now()))
                     .unwrap_or_default()
                 {
-                    tracing::warn!(target: "molt::cluster", peer = %node, "peer unreachable: not heard from within cluster.unreachable_after_ms");
+                    report(&st.bus, change);
                 }
                 Self::ask_modules(&myself, st);
                 Self::send_beats(&myself, st).await;
             }
             BeatMsg::Beat(beat) => {
-                let (node, incarnation) = (beat.node.clone(), beat.incarnation);
-                match st.view.with(|v| v.heard(beat, Instant::now())) {
-                    Some(Heard::Joined) => {
-                        tracing::info!(target: "molt::cluster", peer = %node, %incarnation, "peer joined")
-                    }
-                    Some(Heard::Restarted { was }) => {
-                        tracing::info!(target: "molt::cluster", peer = %node, %incarnation, %was, "peer restarted: a new incarnation")
-                    }
-                    Some(Heard::Reachable) => {
-                        tracing::info!(target: "molt::cluster", peer = %node, "peer reachable again")
-                    }
-                    Some(Heard::Nothing) | None => {}
+                if let Some(change) = st.view.with(|v| v.heard(beat, Instant::now())).flatten() {
+                    report(&st.bus, change);
                 }
             }
             BeatMsg::Modules(modules) => {
@@ -258,6 +253,27 @@ impl Heartbeat {
             let _ = ActorRef::<BeatMsg>::from(member).send_message(BeatMsg::Beat(beat));
         }
     }
+}
+
+/// Logs a change of the view and publishes its `cluster.member_*` event
+/// (docs/semantics.md "Cluster membership").
+fn report(bus: &EventBus, change: Change) {
+    let (peer, incarnation) = (&change.node, change.incarnation);
+    match change.what {
+        What::Joined => {
+            tracing::info!(target: "molt::cluster", %peer, %incarnation, "peer joined")
+        }
+        What::Unreachable => {
+            tracing::warn!(target: "molt::cluster", %peer, "peer unreachable: not heard from within cluster.unreachable_after_ms")
+        }
+        What::Reachable => {
+            tracing::info!(target: "molt::cluster", %peer, "peer reachable again")
+        }
+        What::Restarted { was } => {
+            tracing::info!(target: "molt::cluster", %peer, %incarnation, %was, "peer restarted: a new incarnation")
+        }
+    }
+    bus.publish(change.event());
 }
 
 /// This node's modules and their versions, as the supervisor answers

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use super::incarnation::Incarnation;
+use crate::events::Event;
 
 /// The cluster as one node sees it: `molt status --cluster`, `GET /cluster`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -123,17 +124,67 @@ struct Peer {
     retired: Vec<Incarnation>,
 }
 
-/// What a heartbeat changed.
+/// A change of the view, about one peer: what a `cluster.member_*` event
+/// reports (docs/semantics.md "Cluster membership"). Each change is
+/// returned once, by the call that made it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Heard {
+pub(crate) struct Change {
+    /// The peer's node name.
+    pub node: String,
+    /// Its cluster address.
+    pub address: String,
+    /// Its incarnation (the new one for a restart).
+    pub incarnation: Incarnation,
+    /// What changed.
+    pub what: What,
+}
+
+/// Which change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum What {
     /// A member not known before.
     Joined,
-    /// A known member with a new incarnation: it restarted.
-    Restarted { was: Incarnation },
+    /// A member not heard from within the timeout.
+    Unreachable,
     /// A member marked unreachable is heard from again.
     Reachable,
-    /// Nothing new (or a heartbeat to ignore).
-    Nothing,
+    /// A known member with a new incarnation: it restarted (and is
+    /// reachable, whether it was marked unreachable or not).
+    Restarted { was: Incarnation },
+}
+
+impl Change {
+    /// The bus event that reports it.
+    pub(crate) fn event(&self) -> Event {
+        let (node, address, incarnation) = (
+            self.node.clone(),
+            self.address.clone(),
+            self.incarnation.to_string(),
+        );
+        match self.what {
+            What::Joined => Event::MemberJoined {
+                node,
+                address,
+                incarnation,
+            },
+            What::Unreachable => Event::MemberUnreachable {
+                node,
+                address,
+                incarnation,
+            },
+            What::Reachable => Event::MemberReachable {
+                node,
+                address,
+                incarnation,
+            },
+            What::Restarted { was } => Event::MemberRestarted {
+                node,
+                address,
+                incarnation,
+                previous_incarnation: was.to_string(),
+            },
+        }
+    }
 }
 
 /// The membership as this node sees it.
@@ -158,17 +209,25 @@ impl View {
         &self.me
     }
 
-    /// Records a heartbeat received at `now`.
-    pub(crate) fn heard(&mut self, beat: Beat, now: Instant) -> Heard {
+    /// Records a heartbeat received at `now`: the change it made, if any
+    /// (none for a known reachable member, a late heartbeat of a retired
+    /// incarnation, or one with this node's name).
+    pub(crate) fn heard(&mut self, beat: Beat, now: Instant) -> Option<Change> {
         if beat.node == self.me.node {
             // Another node with this node's name: its heartbeats would
             // overwrite this node's entry; never taken.
             if beat.incarnation != self.me.incarnation {
                 tracing::warn!(target: "molt::cluster", node = %beat.node, address = %beat.address, "a peer has this node's name: ignored (node names must be unique in a cluster)");
             }
-            return Heard::Nothing;
+            return None;
         }
         let Some(peer) = self.peers.get_mut(&beat.node) else {
+            let change = Change {
+                node: beat.node.clone(),
+                address: beat.address.clone(),
+                incarnation: beat.incarnation,
+                what: What::Joined,
+            };
             self.peers.insert(
                 beat.node,
                 Peer {
@@ -180,39 +239,49 @@ impl View {
                     retired: Vec::new(),
                 },
             );
-            return Heard::Joined;
+            return Some(change);
         };
         if peer.retired.contains(&beat.incarnation) {
-            return Heard::Nothing;
+            return None;
         }
-        let change = if peer.incarnation != beat.incarnation {
+        let what = if peer.incarnation != beat.incarnation {
             let was = peer.incarnation;
             peer.retired.push(was);
             if peer.retired.len() > 8 {
                 peer.retired.remove(0);
             }
             peer.incarnation = beat.incarnation;
-            Heard::Restarted { was }
+            Some(What::Restarted { was })
         } else if !peer.reachable {
-            Heard::Reachable
+            Some(What::Reachable)
         } else {
-            Heard::Nothing
+            None
         };
         peer.address = beat.address;
         peer.last_heard = now;
         peer.reachable = true;
         peer.modules = beat.modules;
-        change
+        what.map(|what| Change {
+            node: beat.node,
+            address: peer.address.clone(),
+            incarnation: peer.incarnation,
+            what,
+        })
     }
 
     /// Marks unreachable the peers not heard from within the timeout:
-    /// the names of those newly marked.
-    pub(crate) fn sweep(&mut self, now: Instant) -> Vec<String> {
+    /// one change for each newly marked.
+    pub(crate) fn sweep(&mut self, now: Instant) -> Vec<Change> {
         let mut lost = Vec::new();
         for (name, peer) in &mut self.peers {
             if peer.reachable && now.duration_since(peer.last_heard) > self.unreachable_after {
                 peer.reachable = false;
-                lost.push(name.clone());
+                lost.push(Change {
+                    node: name.clone(),
+                    address: peer.address.clone(),
+                    incarnation: peer.incarnation,
+                    what: What::Unreachable,
+                });
             }
         }
         lost
@@ -281,38 +350,77 @@ mod tests {
         View::new(me, Duration::from_secs(2))
     }
 
+    /// The kind of the event a change yields, with its peer.
+    fn what(change: Option<Change>) -> Option<(&'static str, String)> {
+        change.map(|c| (c.event().kind(), c.node))
+    }
+
     #[test]
     fn a_peer_joins_goes_silent_comes_back_and_restarts() {
         let mut v = view();
         let t = Instant::now();
-        assert_eq!(v.heard(beat("b", 2), t), Heard::Joined);
-        assert_eq!(v.heard(beat("b", 2), t), Heard::Nothing);
-        assert!(v.sweep(t + Duration::from_secs(1)).is_empty());
         assert_eq!(
-            v.sweep(t + Duration::from_millis(2100)),
-            vec!["b".to_string()]
+            what(v.heard(beat("b", 2), t)),
+            Some(("cluster.member_joined", "b".into()))
+        );
+        assert_eq!(v.heard(beat("b", 2), t), None, "joined once");
+        assert!(v.sweep(t + Duration::from_secs(1)).is_empty());
+        let lost = v.sweep(t + Duration::from_millis(2100));
+        assert_eq!(
+            lost.iter().map(Change::event).collect::<Vec<_>>(),
+            [Event::MemberUnreachable {
+                node: "b".into(),
+                address: "127.0.0.1:7002".into(),
+                incarnation: Incarnation(2).to_string(),
+            }]
         );
         assert!(v.sweep(t + Duration::from_secs(3)).is_empty(), "once");
         let s = v.status(vec![], t + Duration::from_secs(3));
         assert!(!s.member("b").unwrap().reachable);
         assert!(s.member("a").unwrap().this_node);
         let t2 = t + Duration::from_secs(4);
-        assert_eq!(v.heard(beat("b", 2), t2), Heard::Reachable);
         assert_eq!(
-            v.heard(beat("b", 3), t2),
-            Heard::Restarted {
-                was: Incarnation(2)
-            }
+            what(v.heard(beat("b", 2), t2)),
+            Some(("cluster.member_reachable", "b".into()))
         );
+        assert_eq!(v.heard(beat("b", 2), t2), None, "reachable once");
+        assert_eq!(
+            v.heard(beat("b", 3), t2).map(|c| c.event()),
+            Some(Event::MemberRestarted {
+                node: "b".into(),
+                address: "127.0.0.1:7003".into(),
+                incarnation: Incarnation(3).to_string(),
+                previous_incarnation: Incarnation(2).to_string(),
+            })
+        );
+        assert_eq!(v.heard(beat("b", 3), t2), None, "restarted once");
         // A late heartbeat of the old incarnation changes nothing.
-        assert_eq!(v.heard(beat("b", 2), t2), Heard::Nothing);
+        assert_eq!(v.heard(beat("b", 2), t2), None);
         let s = v.status(vec![], t2);
         assert_eq!(
             s.member("b").unwrap().incarnation,
             Incarnation(3).to_string()
         );
         // Its own name from elsewhere is never taken.
-        assert_eq!(v.heard(beat("a", 9), t2), Heard::Nothing);
+        assert_eq!(v.heard(beat("a", 9), t2), None);
         assert_eq!(s.members.len(), 2);
+    }
+
+    #[test]
+    fn a_restart_seen_while_unreachable_is_one_restart() {
+        let mut v = view();
+        let t = Instant::now();
+        assert!(v.heard(beat("b", 2), t).is_some());
+        assert_eq!(v.sweep(t + Duration::from_secs(3)).len(), 1);
+        // Killed and started again: its new incarnation is the one change
+        // (it is reachable again too, without a second event).
+        let t2 = t + Duration::from_secs(5);
+        assert_eq!(
+            what(v.heard(beat("b", 4), t2)),
+            Some(("cluster.member_restarted", "b".into()))
+        );
+        assert!(v.status(vec![], t2).member("b").unwrap().reachable);
+        assert_eq!(v.heard(beat("b", 4), t2), None);
+        assert!(v.sweep(t2 + Duration::from_secs(1)).is_empty());
     }
 }

@@ -233,7 +233,7 @@ async function refreshHistory() {
 function showEvent(kind, data) {
   const li = el("li");
   li.dataset.kind = kind;
-  li.append(el("span", new Date().toLocaleTimeString() + " ", "dim"), el("span", kind, kind.endsWith("failed") ? "kind failed" : "kind"));
+  li.append(el("span", new Date().toLocaleTimeString() + " ", "dim"), el("span", kind, kind.endsWith("failed") || kind.endsWith("unreachable") ? "kind failed" : "kind"));
   const fields = Object.assign({}, data);
   delete fields.kind;
   li.append(" " + Object.entries(fields).map(([k, v]) => k + "=" + (typeof v === "string" ? v : JSON.stringify(v))).join(" "));

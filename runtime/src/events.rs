@@ -18,8 +18,13 @@ use crate::module_actor::ModuleMsg;
 use crate::phase::Phase;
 
 /// One event. Serializes as `{"kind": "module.reloaded", ...fields}`.
+///
+/// Non-exhaustive: new kinds come as molt grows (the cluster's membership
+/// events came this way), so a program that matches events keeps a `_` arm
+/// and keeps compiling when one is added.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "kind")]
+#[non_exhaustive]
 pub enum Event {
     /// A module started with its first library.
     #[serde(rename = "module.loaded")]

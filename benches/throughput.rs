@@ -191,6 +191,19 @@ enum PlainMsg2 {
     Get(tokio::sync::oneshot::Sender<i64>),
 }
 
+/// One row of casts in the table: rates, ratio, extra per message, and the
+/// tokio mpsc floor's rate when there is one.
+fn cast_line(what: &str, s: &side_by_side::Summary, mpsc: Option<f64>) {
+    println!(
+        "| {what} | {:.2} M msg/s | {:.2} M msg/s | {} | {:.0} ns | {} |",
+        rate(CASTS, s.molt),
+        rate(CASTS, s.ractor),
+        s.ratio_cells(),
+        s.extra_ns(CASTS),
+        mpsc.map(|r| format!("{r:.2} M msg/s")).unwrap_or_default(),
+    );
+}
+
 fn counters_cost() -> Duration {
     let (enqueued, handled) = (AtomicU64::new(0), AtomicU64::new(0));
     let t = Instant::now();
@@ -281,19 +294,8 @@ async fn main() {
     );
     println!("|---|---|---|---|---|---|---|---|");
     if cast_row {
-        let cast = casts.summary();
-        println!(
-            "| cast, {CASTS} msgs | {:.2} M msg/s | {:.2} M msg/s | {} | {:.0} ns | {:.2} M msg/s |",
-            rate(CASTS, cast.molt),
-            rate(CASTS, cast.ractor),
-            cast.ratio_cells(),
-            cast.extra_ns(CASTS),
-            if mpsc.is_empty() {
-                f64::NAN
-            } else {
-                rate(CASTS, median(mpsc))
-            },
-        );
+        let mpsc = (!mpsc.is_empty()).then(|| rate(CASTS, median(mpsc)));
+        cast_line(&format!("cast, {CASTS} msgs"), &casts.summary(), mpsc);
     }
     if call_row {
         let call = calls.summary();
@@ -306,21 +308,15 @@ async fn main() {
         );
     }
     if floor_row {
-        let f = floor.summary();
-        println!(
-            "| design floor (plain ractor + msgpack + a guarded indirect call; see support/design_floor.rs), cast, {CASTS} msgs, in the molt column | {:.2} M msg/s | {:.2} M msg/s | {} | {:.0} ns | |",
-            rate(CASTS, f.molt),
-            rate(CASTS, f.ractor),
-            f.ratio_cells(),
-            f.extra_ns(CASTS),
+        cast_line(
+            &format!("design floor (plain ractor + msgpack + a guarded indirect call; see support/design_floor.rs), cast, {CASTS} msgs, in the molt column"),
+            &floor.summary(),
+            None,
         );
-        let t = typed.summary();
-        println!(
-            "| typed floor (the same without the codec: the message value crosses), cast, {CASTS} msgs, in the molt column | {:.2} M msg/s | {:.2} M msg/s | {} | {:.0} ns | |",
-            rate(CASTS, t.molt),
-            rate(CASTS, t.ractor),
-            t.ratio_cells(),
-            t.extra_ns(CASTS),
+        cast_line(
+            &format!("typed floor (the same without the codec: the message value crosses), cast, {CASTS} msgs, in the molt column"),
+            &typed.summary(),
+            None,
         );
     }
     println!();

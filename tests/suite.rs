@@ -29,6 +29,8 @@ mod cluster_events;
 mod cluster_frozen_node;
 #[cfg(feature = "cluster")]
 mod cluster_membership;
+#[cfg(feature = "cluster")]
+mod cluster_versions_follow_reloads;
 mod concurrent_reloads;
 mod config_check_validates_modules;
 mod config_diff;

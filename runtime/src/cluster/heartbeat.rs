@@ -21,7 +21,7 @@ use ractor_cluster::NodeServerMessage;
 
 use super::membership::{Beat, Change, ClusterView, ModuleVersion, What};
 use crate::admin::Admin;
-use crate::events::EventBus;
+use crate::events::{Event, EventBus, Received};
 
 /// The process group of the heartbeat actors (ractor_cluster shares the
 /// groups' members between connected nodes).
@@ -40,6 +40,9 @@ pub(crate) enum BeatMsg {
     /// This node's modules, as the supervisor reports them (`None`: it did
     /// not answer in time; the last known ones are kept).
     Modules(Option<Vec<ModuleVersion>>),
+    /// This node's module versions may have changed ([`watch_versions`]):
+    /// ask the supervisor at the next tick.
+    VersionsChanged,
 }
 
 impl ractor::Message for BeatMsg {
@@ -55,7 +58,7 @@ impl ractor::Message for BeatMsg {
                 metadata: None,
             }),
             // Local only.
-            BeatMsg::Tick | BeatMsg::Modules(_) => Err(BoxedDowncastErr),
+            BeatMsg::Tick | BeatMsg::Modules(_) | BeatMsg::VersionsChanged => Err(BoxedDowncastErr),
         }
     }
 
@@ -101,7 +104,11 @@ pub(crate) struct HeartbeatState {
     modules: Vec<ModuleVersion>,
     /// A status request to the supervisor is under way.
     asking: bool,
+    /// The versions may have changed since they were last asked for.
+    stale: bool,
     ticker: Option<JoinHandle<()>>,
+    /// Turns the bus's module events into [`BeatMsg::VersionsChanged`].
+    watcher: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Actor for Heartbeat {
@@ -115,11 +122,12 @@ impl Actor for Heartbeat {
         args: HeartbeatArgs,
     ) -> Result<HeartbeatState, ActorProcessingErr> {
         // The first heartbeat already says which versions run here.
-        let modules = modules_now(&args.admin, args.interval * 5)
-            .await
-            .unwrap_or_default();
+        let modules = modules_now(&args.admin, args.interval * 5).await;
+        let stale = modules.is_none();
+        let modules = modules.unwrap_or_default();
         ractor::pg::join(GROUP.to_string(), vec![myself.get_cell()]);
         let ticker = myself.send_interval(args.interval, || BeatMsg::Tick);
+        let watcher = watch_versions(&args.bus, myself.clone());
         Ok(HeartbeatState {
             view: args.view,
             admin: args.admin,
@@ -130,7 +138,9 @@ impl Actor for Heartbeat {
             slow: HashMap::new(),
             modules,
             asking: false,
+            stale,
             ticker: Some(ticker),
+            watcher: Some(watcher),
         })
     }
 
@@ -142,6 +152,9 @@ impl Actor for Heartbeat {
         ractor::pg::leave(GROUP.to_string(), vec![myself.get_cell()]);
         if let Some(t) = st.ticker.take() {
             t.abort();
+        }
+        if let Some(w) = st.watcher.take() {
+            w.abort();
         }
         Ok(())
     }
@@ -161,9 +174,12 @@ impl Actor for Heartbeat {
                 {
                     report(&st.bus, change);
                 }
-                Self::ask_modules(&myself, st);
+                if st.stale {
+                    Self::ask_modules(&myself, st);
+                }
                 Self::send_beats(&myself, st).await;
             }
+            BeatMsg::VersionsChanged => st.stale = true,
             BeatMsg::Beat(beat) => {
                 if let Some(change) = st.view.with(|v| v.heard(beat, Instant::now())).flatten() {
                     report(&st.bus, change);
@@ -171,8 +187,9 @@ impl Actor for Heartbeat {
             }
             BeatMsg::Modules(modules) => {
                 st.asking = false;
-                if let Some(m) = modules {
-                    st.modules = m;
+                match modules {
+                    Some(m) => st.modules = m,
+                    None => st.stale = true,
                 }
             }
         }
@@ -182,12 +199,15 @@ impl Actor for Heartbeat {
 
 impl Heartbeat {
     /// Asks the supervisor for this node's module versions, one request at
-    /// a time, answered within a few heartbeats (else the last known stay).
+    /// a time, answered within a few heartbeats (else the last known stay
+    /// and the next tick asks again). A change noticed while a request is
+    /// under way marks the versions stale again: asked once more after it.
     fn ask_modules(myself: &ActorRef<BeatMsg>, st: &mut HeartbeatState) {
         if st.asking {
             return;
         }
         st.asking = true;
+        st.stale = false;
         let (admin, me, within) = (st.admin.clone(), myself.clone(), st.interval * 5);
         tokio::spawn(async move {
             let modules = modules_now(&admin, within).await;
@@ -278,6 +298,34 @@ fn report(bus: &EventBus, change: Change) {
 
 /// This node's modules and their versions, as the supervisor answers
 /// within `within` (`None` past it).
+/// Tells the heartbeat actor whenever this node's module versions may have
+/// changed (a module loaded, reloaded, rolled back, restarted, or a config
+/// change applied; or events were missed), so that it asks the supervisor
+/// then, not on every tick: a status request goes through the
+/// supervisor's mailbox, where reloads are coordinated.
+fn watch_versions(bus: &EventBus, heartbeat: ActorRef<BeatMsg>) -> tokio::task::JoinHandle<()> {
+    let mut events = bus.subscribe();
+    tokio::spawn(async move {
+        loop {
+            let changed = match events.recv().await {
+                Received::Event(e) => matches!(
+                    e.event,
+                    Event::ModuleLoaded { .. }
+                        | Event::ModuleReloaded { .. }
+                        | Event::ModuleRolledBack { .. }
+                        | Event::ModuleRestarted { .. }
+                        | Event::ConfigApplied { .. }
+                ),
+                Received::Lagged(_) => true,
+                Received::Closed => return,
+            };
+            if changed && heartbeat.send_message(BeatMsg::VersionsChanged).is_err() {
+                return;
+            }
+        }
+    })
+}
+
 async fn modules_now(admin: &Admin, within: Duration) -> Option<Vec<ModuleVersion>> {
     match tokio::time::timeout(within, admin.status()).await {
         Ok(Ok(status)) => Some(

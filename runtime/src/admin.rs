@@ -222,6 +222,38 @@ pub enum AdminMsg {
         /// Where the result goes.
         reply: RpcReplyPort<Result<ConfigReport, Error>>,
     },
+    /// Coordinates a cluster rollout from this node (README "Rolling out a
+    /// new version"): library check, canary, gate, waves; answered when it
+    /// committed or halted (its steps are published as `rollout.*` events
+    /// on every member meanwhile). [`Error::NotInCluster`] without
+    /// `[cluster]`, [`Error::RolloutRefused`] when refused before any node
+    /// changed.
+    Rollout {
+        /// What to roll out.
+        request: crate::rollout::RolloutRequest,
+        /// Where the result goes.
+        reply: RpcReplyPort<Result<crate::rollout::RolloutReport, Error>>,
+    },
+    /// The rollout coordinated on this node, under way or the last one
+    /// (`None`: none yet).
+    RolloutStatus {
+        /// Where the result goes.
+        reply: RpcReplyPort<Result<Option<crate::rollout::RolloutReport>, Error>>,
+    },
+    /// Records the end of a cluster rollout this node took part in, in its
+    /// history (sent by the node's rollout agent).
+    RecordRollout {
+        /// The module.
+        module: String,
+        /// The code version before.
+        from: String,
+        /// The code version rolled out.
+        to: String,
+        /// Committed everywhere (else halted and rolled back).
+        committed: bool,
+        /// Why it halted.
+        error: Option<String>,
+    },
     /// Records a reload that failed before the protocol could start (dev
     /// mode: a compile error, `phase` = build): history and
     /// `module.reload_failed`. The old version keeps serving.
@@ -511,6 +543,54 @@ impl Admin {
             reply,
         })
         .await?
+    }
+
+    /// Coordinates a cluster rollout from this node and waits for its end
+    /// (see [`AdminMsg::Rollout`]).
+    ///
+    /// # Errors
+    /// [`Error::NotInCluster`], [`Error::RolloutRefused`] (nothing
+    /// changed), [`Error::NodeDown`], [`Error::Busy`]. A rollout that
+    /// halted is an `Ok` report with outcome `halted`.
+    pub async fn rollout(
+        &self,
+        request: crate::rollout::RolloutRequest,
+    ) -> Result<crate::rollout::RolloutReport, Error> {
+        self.ask("rollout", |reply| AdminMsg::Rollout { request, reply })
+            .await?
+    }
+
+    /// The rollout coordinated on this node, under way or the last one.
+    ///
+    /// # Errors
+    /// [`Error::NotInCluster`], [`Error::NodeDown`], [`Error::Busy`].
+    pub async fn rollout_status(&self) -> Result<Option<crate::rollout::RolloutReport>, Error> {
+        self.ask("rollout status", |reply| AdminMsg::RolloutStatus { reply })
+            .await?
+    }
+
+    /// Records a rollout's end in the history (see
+    /// [`AdminMsg::RecordRollout`]).
+    ///
+    /// # Errors
+    /// [`Error::NodeDown`].
+    pub(crate) fn record_rollout(
+        &self,
+        module: &str,
+        from: String,
+        to: String,
+        committed: bool,
+        error: Option<String>,
+    ) -> Result<(), Error> {
+        self.sup
+            .send_message(SupervisorMsg::Admin(AdminMsg::RecordRollout {
+                module: module.to_string(),
+                from,
+                to,
+                committed,
+                error,
+            }))
+            .map_err(|_| Error::NodeDown)
     }
 
     /// Records a failure outside the protocol (see [`AdminMsg::RecordFailure`]).

@@ -70,6 +70,8 @@ fn cookie(spec: &ClusterSpec) -> Result<String, Error> {
 pub(crate) struct Cluster {
     server: ractor::ActorRef<ractor_cluster::NodeServerMessage>,
     heartbeat: ractor::ActorRef<heartbeat::BeatMsg>,
+    /// This node's rollout agent (README "Rolling out a new version").
+    agent: ractor::ActorRef<crate::rollout::wire::AgentMsg>,
     connector: tokio::task::JoinHandle<()>,
     view: ClusterView,
 }
@@ -110,6 +112,7 @@ pub(crate) async fn start(
     view: ClusterView,
     admin: Admin,
     bus: EventBus,
+    rollout: &crate::config::RolloutSpec,
 ) -> Result<Cluster, Error> {
     use ractor::Actor;
     use ractor_cluster::node::NodeConnectionMode;
@@ -154,6 +157,13 @@ pub(crate) async fn start(
     };
     tracing::info!(target: "molt::cluster", listen = %spec.listen, incarnation = %me.incarnation, seeds = ?spec.seeds, "joining the cluster");
     view.start(membership::View::new(me, spec.unreachable_after));
+    let agent_args = crate::rollout::agent::AgentArgs {
+        node: node.to_string(),
+        admin: admin.clone(),
+        bus: bus.clone(),
+        view: view.clone(),
+        spec: rollout.clone(),
+    };
     let args = heartbeat::HeartbeatArgs {
         view: view.clone(),
         interval: spec.heartbeat_interval,
@@ -170,6 +180,15 @@ pub(crate) async fn start(
             return Err(Error::Spawn(format!("the cluster heartbeat: {e}")));
         }
     };
+    let agent = match crate::rollout::agent::start(agent_args).await {
+        Ok(a) => a,
+        Err(e) => {
+            heartbeat.stop(None);
+            server.kill();
+            view.clear();
+            return Err(e);
+        }
+    };
     let connector = tokio::spawn(connect::keep_connected(
         server.clone(),
         spec.listen,
@@ -181,6 +200,7 @@ pub(crate) async fn start(
     Ok(Cluster {
         server,
         heartbeat,
+        agent,
         connector,
         view,
     })
@@ -197,6 +217,7 @@ pub(crate) async fn start(
     _view: ClusterView,
     _admin: Admin,
     _bus: EventBus,
+    _rollout: &crate::config::RolloutSpec,
 ) -> Result<Cluster, Error> {
     Err(Error::Config(
         "[cluster]: this build of molt has no cluster support (molt-runtime's cargo feature `cluster`, on by default in the molt package)".into(),
@@ -210,6 +231,7 @@ impl Cluster {
         #[cfg(feature = "cluster")]
         {
             self.connector.abort();
+            self.agent.stop(None);
             self.heartbeat.stop(None);
             // The listener waits in accept(): a stop message would wait
             // behind it.

@@ -2,10 +2,12 @@
 //! job of the config-file layer; the runtime takes the struct.)
 
 pub mod cluster;
+pub mod rollout;
 pub mod diff;
 pub mod file;
 
 pub use cluster::ClusterSpec;
+pub use rollout::RolloutSpec;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -297,6 +299,10 @@ pub struct NodeConfig {
     /// alone. Needs molt-runtime's `cluster` feature (README "Cluster").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster: Option<ClusterSpec>,
+    /// How this node coordinates cluster rollouts (`[rollout]`; README
+    /// "Rolling out a new version"). Used only in a cluster.
+    #[serde(default)]
+    pub rollout: RolloutSpec,
 }
 
 fn yes() -> bool {
@@ -333,6 +339,7 @@ impl NodeConfig {
             admin_listen: admin_listen(),
             admin_token_file: None,
             cluster: None,
+            rollout: RolloutSpec::default(),
         }
     }
 
@@ -406,6 +413,9 @@ impl NodeConfig {
         let bad = |m: String| Err(crate::Error::Config(m));
         if self.name.trim().is_empty() {
             return bad("node name is empty".into());
+        }
+        if let Err((key, why)) = self.rollout.check() {
+            return bad(format!("rollout.{key}: {why}"));
         }
         if let Some(cluster) = &self.cluster {
             if let Err((key, why)) = cluster.check() {

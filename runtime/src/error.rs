@@ -189,6 +189,12 @@ pub enum Error {
     /// no `[cluster]`).
     #[error("this node is not in a cluster (its config has no [cluster] section)")]
     NotInCluster,
+    /// A cluster rollout was refused before any node changed (README
+    /// "Rolling out a new version"): a member unreachable, a library
+    /// missing or different on a node (named, with both hashes), the module
+    /// unknown somewhere, or another rollout under way.
+    #[error("rollout refused: {0}")]
+    RolloutRefused(String),
 }
 
 impl Error {

@@ -10,7 +10,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, RwLock};
 use std::time::SystemTime;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
 use crate::directory::Directory;
@@ -22,7 +22,7 @@ use crate::phase::Phase;
 /// Non-exhaustive: new kinds come as molt grows (the cluster's membership
 /// events came this way), so a program that matches events keeps a `_` arm
 /// and keeps compiling when one is added.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind")]
 #[non_exhaustive]
 pub enum Event {
@@ -227,6 +227,123 @@ pub enum Event {
         /// The incarnation it had before.
         previous_incarnation: String,
     },
+    /// A cluster rollout began (README "Rolling out a new version"): the
+    /// library is the same file on every member, and this is the plan.
+    /// Published on every member, as each step below.
+    #[serde(rename = "rollout.started")]
+    RolloutStarted {
+        /// The rollout's id (unique per coordinator run).
+        rollout: String,
+        /// The module.
+        module: String,
+        /// The code version serving on the canary before.
+        from: String,
+        /// The library's path (the same file on every member).
+        library: String,
+        /// The node coordinating it.
+        coordinator: String,
+        /// The canary node.
+        canary: String,
+        /// The remaining nodes, wave by wave.
+        waves: Vec<Vec<String>>,
+    },
+    /// The canary took the new version (a normal reload there).
+    #[serde(rename = "rollout.canary")]
+    RolloutCanary {
+        /// The rollout's id.
+        rollout: String,
+        /// The module.
+        module: String,
+        /// The canary node.
+        node: String,
+        /// The code version before.
+        from: String,
+        /// The code version now serving there.
+        to: String,
+        /// How long its reload took, in milliseconds.
+        took_ms: u64,
+    },
+    /// The canary's figures over the gate window stayed within the
+    /// thresholds against the old version's on the same node.
+    #[serde(rename = "rollout.gate_passed")]
+    RolloutGatePassed {
+        /// The rollout's id.
+        rollout: String,
+        /// The module.
+        module: String,
+        /// The canary node.
+        node: String,
+        /// The figures compared, in words.
+        reading: String,
+    },
+    /// The canary's figures crossed a threshold (or could not be read):
+    /// the rollout halts.
+    #[serde(rename = "rollout.gate_failed")]
+    RolloutGateFailed {
+        /// The rollout's id.
+        rollout: String,
+        /// The module.
+        module: String,
+        /// The canary node.
+        node: String,
+        /// Which threshold, with the figures.
+        reason: String,
+    },
+    /// A wave of nodes took the new version (a normal reload on each, in
+    /// parallel).
+    #[serde(rename = "rollout.wave")]
+    RolloutWave {
+        /// The rollout's id.
+        rollout: String,
+        /// The module.
+        module: String,
+        /// The wave's number, from 1.
+        wave: usize,
+        /// Its nodes.
+        nodes: Vec<String>,
+        /// How long its reloads took, in milliseconds.
+        took_ms: u64,
+    },
+    /// Every member runs the new version: the rollout is over.
+    #[serde(rename = "rollout.committed")]
+    RolloutCommitted {
+        /// The rollout's id.
+        rollout: String,
+        /// The module.
+        module: String,
+        /// The code version now serving everywhere.
+        to: String,
+        /// The members.
+        nodes: Vec<String>,
+        /// How long the whole rollout took, in milliseconds.
+        took_ms: u64,
+    },
+    /// A failed gate, a failed wave or a lost node stopped the rollout;
+    /// every node that took the new version is rolled back.
+    #[serde(rename = "rollout.halted")]
+    RolloutHalted {
+        /// The rollout's id.
+        rollout: String,
+        /// The module.
+        module: String,
+        /// Why.
+        reason: String,
+    },
+    /// The nodes that had taken the new version are back on the old one
+    /// (`unreached`: those whose rollback could not be asked in time; each
+    /// rolls itself back when it finds its coordinator's rollout halted or
+    /// lost).
+    #[serde(rename = "rollout.rolled_back")]
+    RolloutRolledBack {
+        /// The rollout's id.
+        rollout: String,
+        /// The module.
+        module: String,
+        /// The nodes rolled back.
+        nodes: Vec<String>,
+        /// The nodes that could not be reached for it.
+        unreached: Vec<String>,
+    },
     /// An entry could not be appended to the history's audit file (disk
     /// full, out of file descriptors, ...): it is kept in memory only.
     #[serde(rename = "history.write_failed")]
@@ -259,6 +376,14 @@ impl Event {
             Event::MemberUnreachable { .. } => "cluster.member_unreachable",
             Event::MemberReachable { .. } => "cluster.member_reachable",
             Event::MemberRestarted { .. } => "cluster.member_restarted",
+            Event::RolloutStarted { .. } => "rollout.started",
+            Event::RolloutCanary { .. } => "rollout.canary",
+            Event::RolloutGatePassed { .. } => "rollout.gate_passed",
+            Event::RolloutGateFailed { .. } => "rollout.gate_failed",
+            Event::RolloutWave { .. } => "rollout.wave",
+            Event::RolloutCommitted { .. } => "rollout.committed",
+            Event::RolloutHalted { .. } => "rollout.halted",
+            Event::RolloutRolledBack { .. } => "rollout.rolled_back",
         }
     }
 
@@ -287,7 +412,16 @@ impl Event {
             | Event::ModuleRestarted { name, .. }
             | Event::ModuleRolledBack { name, .. }
             | Event::ModuleRehearsed { name, .. } => name,
-            Event::Published { module, .. } | Event::KeyedSwitchFailed { module, .. } => module,
+            Event::Published { module, .. }
+            | Event::KeyedSwitchFailed { module, .. }
+            | Event::RolloutStarted { module, .. }
+            | Event::RolloutCanary { module, .. }
+            | Event::RolloutGatePassed { module, .. }
+            | Event::RolloutGateFailed { module, .. }
+            | Event::RolloutWave { module, .. }
+            | Event::RolloutCommitted { module, .. }
+            | Event::RolloutHalted { module, .. }
+            | Event::RolloutRolledBack { module, .. } => module,
         }
     }
 

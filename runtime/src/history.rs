@@ -22,6 +22,10 @@ pub enum Action {
     /// An instance restarted (repeated handler panics, or its actor failed):
     /// `error` says why, `restored` what state it restarted from.
     Restart,
+    /// A cluster rollout of `module` ended (README "Rolling out a new
+    /// version"): recorded on every node it reached, with its outcome
+    /// (committed everywhere, or rolled back: `error` says why it halted).
+    Rollout,
 }
 
 /// Who asked for an attempt.
@@ -42,6 +46,10 @@ pub enum Trigger {
     /// The node itself: a restart after repeated handler panics or a
     /// failed instance actor.
     Node,
+    /// A cluster rollout (`molt rollout`): its coordinator asked this
+    /// node's rollout agent, or the agent rolled back on its own when its
+    /// coordinator was lost.
+    Rollout,
 }
 
 /// How it ended.

@@ -44,6 +44,7 @@ pub mod reload;
 mod replies;
 mod resolve;
 mod restart;
+pub mod rollout;
 mod routes;
 mod sender;
 pub mod shutdown;
@@ -58,7 +59,7 @@ pub use admin::{
 pub use cluster::{ClusterStatus, MemberStatus, ModuleVersion};
 pub use config::diff::{Change, Plan as ConfigPlan};
 pub use config::KeyedSpec;
-pub use config::{ClusterSpec, Limits, ModuleSpec, NodeConfig};
+pub use config::{ClusterSpec, Limits, ModuleSpec, NodeConfig, RolloutSpec};
 pub use dev::DevMode;
 pub use error::{CallError, Error, LoadCause, SendError};
 pub use events::{Event, EventBus, EventStream, Received, Stamped};
@@ -69,6 +70,9 @@ pub use molt_abi::{Address, ErrorKind, Key, Protocol, Request, Target, WrongRepl
 pub use node::Node;
 pub use rehearsal::{InstanceRehearsal, ModuleCheck, RehearsalReport};
 pub use reload::Phase;
+pub use rollout::{
+    GateReading, RolloutOutcome, RolloutReport, RolloutRequest, RolloutStep,
+};
 pub use shutdown::{InstanceDrain, ModuleDrain, ShutdownReport};
 pub use supervisor::{InternalMsg, SupervisorMsg};
 pub use watcher::Watcher;

@@ -48,11 +48,14 @@ pub enum LibrarySource {
     /// The node itself (it never picks a library on its own today; kept so
     /// every [`crate::Trigger`] has a source).
     Node,
+    /// A cluster rollout (`molt rollout`, README "Rolling out a new
+    /// version").
+    Rollout,
 }
 
 impl LibrarySource {
     /// Its name as in status and JSON: `config`, `admin`, `http`, `watch`,
-    /// `dev`, `rollback`.
+    /// `dev`, `rollback`, `rollout`.
     pub fn as_str(self) -> &'static str {
         match self {
             LibrarySource::Config => "config",
@@ -62,6 +65,7 @@ impl LibrarySource {
             LibrarySource::Dev => "dev",
             LibrarySource::Node => "node",
             LibrarySource::Rollback => "rollback",
+            LibrarySource::Rollout => "rollout",
         }
     }
 }

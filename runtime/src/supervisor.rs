@@ -9,6 +9,7 @@ mod modules;
 mod rehearsals;
 mod reloads;
 mod restarts;
+mod rollout;
 mod versions;
 
 use config_changes::ConfigDone;
@@ -291,6 +292,19 @@ impl Actor for Supervisor {
                     Err(e) => Self::reject_config(st, e, Trigger::Watch, reply),
                 }
             }
+            SupervisorMsg::Admin(AdminMsg::Rollout { request, reply }) => {
+                Self::rollout(st, request, reply)
+            }
+            SupervisorMsg::Admin(AdminMsg::RolloutStatus { reply }) => {
+                Self::rollout_status(st, reply)
+            }
+            SupervisorMsg::Admin(AdminMsg::RecordRollout {
+                module,
+                from,
+                to,
+                committed,
+                error,
+            }) => Self::record_rollout(st, module, from, to, committed, error),
             SupervisorMsg::Admin(AdminMsg::RecordFailure {
                 module,
                 phase,

@@ -344,6 +344,7 @@ fn history_line(h: &HistoryEntry) -> String {
         Attempt::Rollback => "rollback",
         Attempt::ApplyConfig => "config change",
         Attempt::Restart => "restart",
+        Attempt::Rollout => "cluster rollout",
     };
     let trigger = match h.trigger {
         Trigger::Admin => "the admin API",
@@ -352,6 +353,7 @@ fn history_line(h: &HistoryEntry) -> String {
         Trigger::Config => "a config change",
         Trigger::Dev => "dev mode",
         Trigger::Node => "the node",
+        Trigger::Rollout => "a cluster rollout",
     };
     let versions = match (h.from.is_empty(), h.to.is_empty()) {
         (false, false) => format!(", {} -> {}", h.from, h.to),

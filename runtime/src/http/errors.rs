@@ -108,7 +108,8 @@ pub(crate) fn status_of(e: &Error) -> StatusCode {
         Error::ReloadInProgress(_)
         | Error::RollbackRefused { .. }
         | Error::NotForKeyed { .. }
-        | Error::ConfigRejected { .. } => StatusCode::CONFLICT,
+        | Error::ConfigRejected { .. }
+        | Error::RolloutRefused(_) => StatusCode::CONFLICT,
         Error::Load { .. }
         | Error::Config(_)
         | Error::ConfigFile { .. }
@@ -137,6 +138,7 @@ pub(crate) fn kind_of(e: &Error) -> &'static str {
         Error::Spawn(_) => "spawn",
         Error::Watch(_) => "watch",
         Error::NotInCluster => "not_in_cluster",
+        Error::RolloutRefused(_) => "rollout_refused",
     }
 }
 

@@ -49,6 +49,7 @@ impl From<Trigger> for LibrarySource {
             Trigger::Config => LibrarySource::Config,
             Trigger::Dev => LibrarySource::Dev,
             Trigger::Node => LibrarySource::Node,
+            Trigger::Rollout => LibrarySource::Rollout,
         }
     }
 }

@@ -5,6 +5,7 @@ mod config_check;
 mod message;
 mod new;
 mod remote;
+mod rollout;
 mod run;
 
 use std::path::PathBuf;
@@ -115,6 +116,14 @@ pub enum Command {
         #[command(flatten)]
         node: NodeArgs,
     },
+    /// Roll a new version of a module out to every node of the running
+    /// node's cluster, coordinated by that node: the same library file
+    /// (content hash) must be at the path on every member; a canary takes
+    /// it first, a gate compares its figures with the old version's, then
+    /// the other nodes take it in waves. A failed gate or wave, or a lost
+    /// node, halts it and rolls back every node that took it. Prints each
+    /// step; exits 0 when committed, 1 when halted or refused.
+    Rollout(rollout::RolloutArgs),
     /// Show a running node's reload history.
     History {
         #[command(flatten)]
@@ -288,6 +297,7 @@ pub async fn dispatch(cli: Cli) -> ExitCode {
             node,
         }) => remote::rollback(&node, &name, to, reset_state).await,
         Some(Command::History { node, json }) => remote::history(&node, json).await,
+        Some(Command::Rollout(args)) => rollout::run(args).await,
         Some(Command::Events { node, json, wait }) => {
             remote::events(&node, json, std::time::Duration::from_secs(wait)).await
         }

@@ -574,6 +574,7 @@ impl Admin {
     ///
     /// # Errors
     /// [`Error::NodeDown`].
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
     pub(crate) fn record_rollout(
         &self,
         module: &str,

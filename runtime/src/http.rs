@@ -20,6 +20,8 @@
 //! | POST | `/modules/{name}/call` | 200 the module's reply as JSON; body: the message as JSON (`{"Put": {"key": "a", "value": "1"}}`, `"Dump"`); `?instance=N` picks the instance (default: round robin) |
 //! | POST | `/modules/{name}/cast` | 202 [`CastAccepted`] (queued, not awaited); body and query as `call` |
 //! | POST | `/config/check` | 200 [`ConfigCheck`] (dry run of the TOML text in the body) |
+//! | POST | `/rollout` | 200 [`RolloutReport`](crate::RolloutReport) once the cluster rollout committed or halted; body [`RolloutRequest`](crate::RolloutRequest); 409 `rollout_refused` (nothing changed), 404 `not_in_cluster` |
+//! | GET | `/rollout` | 200 the [`RolloutReport`](crate::RolloutReport) of the rollout coordinated on this node, under way or the last one (`null`: none) |
 //!
 //! Errors answer a 4xx/5xx with an [`ErrorBody`]
 //! (`{"error": "...", "kind": "...", "phase": "..."}`):
@@ -31,7 +33,7 @@
 //! | 403 | `no_admin_token` (the server has no token, so it takes no changes), `forbidden_host` |
 //! | 404 | `unknown_module`, `not_found` (no such endpoint) |
 //! | 405 | `method_not_allowed` |
-//! | 409 | `reload_in_progress`, `rollback_refused`, `config_rejected` (the node's state forbids it) |
+//! | 409 | `reload_in_progress`, `rollback_refused`, `config_rejected`, `rollout_refused` (the node's or the cluster's state forbids it) |
 //! | 422 | `load` (with `phase` = prepare and the `cause`, e.g. `outside_library_dirs`), `reload_failed` (with the `phase`; rolled back), `config`, `config_file`, `start_failed` (what the request names cannot be used), `handler` (`call`: the handler failed or panicked, `cause` = the module's error kind) |
 //! | 500 | `metrics_unavailable` |
 //! | 502 | `bad_reply` (`call`: the module's reply has no JSON form, e.g. a map with non-string keys) |

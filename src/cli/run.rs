@@ -425,7 +425,15 @@ async fn follow(mut events: molt::EventStream) {
                     };
                     println!("molt: {name}#{instance} restarted from its {restored} ({state_age_ms} ms old): {reason}{stuck}")
                 }
-                _ => {}
+                // Rollout steps and cluster membership changes.
+                other => {
+                    let line = serde_json::to_value(&other)
+                        .ok()
+                        .and_then(|v| super::rollout::describe(other.kind(), &v));
+                    if let Some(line) = line {
+                        println!("molt: {line}");
+                    }
+                }
             },
             Received::Lagged(n) => println!("molt: ({n} events skipped)"),
             Received::Closed => return,

@@ -200,6 +200,33 @@ impl AdminClient {
         self.json(Method::GET, &["cluster"], None).await
     }
 
+    /// `POST /rollout`: coordinates a cluster rollout from the node and
+    /// waits for its end (committed or halted: the report says).
+    ///
+    /// # Errors
+    /// [`ClientError::Api`]: 409 `rollout_refused` (nothing changed), 404
+    /// `not_in_cluster`, 400, 401.
+    pub async fn rollout(
+        &self,
+        request: &crate::rollout::RolloutRequest,
+    ) -> Result<crate::rollout::RolloutReport, ClientError> {
+        let mut request = request.clone();
+        request.library = std::path::absolute(&request.library).unwrap_or(request.library);
+        self.json(Method::POST, &["rollout"], Some(to_json(&request)))
+            .await
+    }
+
+    /// `GET /rollout`: the rollout coordinated on the node, under way or
+    /// the last one.
+    ///
+    /// # Errors
+    /// [`ClientError::Api`] 404 (`not_in_cluster`).
+    pub async fn rollout_status(
+        &self,
+    ) -> Result<Option<crate::rollout::RolloutReport>, ClientError> {
+        self.json(Method::GET, &["rollout"], None).await
+    }
+
     /// `GET /history`.
     ///
     /// # Errors

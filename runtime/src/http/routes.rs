@@ -135,12 +135,14 @@ pub(crate) fn router(state: AppState, auth: Auth, loopback: bool) -> Router {
         .route("/modules/{name}/call", post(call::call))
         .route("/modules/{name}/cast", post(call::cast))
         .route("/config/check", post(config_check))
+        .route("/rollout", post(rollout))
         .route_layer(need_token.clone());
     let mut reads = Router::new()
         .route("/status", get(status))
         .route("/modules/{name}", get(module))
         .route("/history", get(history))
         .route("/cluster", get(cluster))
+        .route("/rollout", get(rollout_status))
         .route("/events", get(sse::events))
         .route("/ws", get(ws::events));
     if !loopback {
@@ -193,6 +195,33 @@ async fn cluster(
     State(st): State<AppState>,
 ) -> Result<Json<crate::cluster::ClusterStatus>, ApiError> {
     Ok(Json(st.admin.cluster().await?))
+}
+
+/// `POST /rollout`: coordinates a cluster rollout from this node and
+/// answers its [`crate::RolloutReport`] once it committed or halted (the
+/// steps come as `rollout.*` events meanwhile).
+async fn rollout(
+    State(st): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<crate::rollout::RolloutReport>, ApiError> {
+    let body = body?;
+    let req: crate::rollout::RolloutRequest = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("malformed JSON body: {e}")))?;
+    if !req.library.is_absolute() {
+        return Err(ApiError::bad_request(format!(
+            "library path {} must be absolute (each node reads it from its own disk)",
+            req.library.display()
+        )));
+    }
+    Ok(Json(st.admin.rollout(req).await?))
+}
+
+/// `GET /rollout`: the rollout coordinated on this node, under way or the
+/// last one (`null`: none yet).
+async fn rollout_status(
+    State(st): State<AppState>,
+) -> Result<Json<Option<crate::rollout::RolloutReport>>, ApiError> {
+    Ok(Json(st.admin.rollout_status().await?))
 }
 
 async fn history(State(st): State<AppState>) -> Result<Json<Vec<HistoryEntry>>, ApiError> {

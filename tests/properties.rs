@@ -87,7 +87,7 @@ fn check_parse(text: &str) -> Result<(), TestCaseError> {
 }
 
 // The parser's own key lists: the generated files use every key it knows.
-use molt::config::file::{CLUSTER_KEYS, LIMIT_KEYS, MODULE_KEYS, NODE_KEYS};
+use molt::config::file::{CLUSTER_KEYS, LIMIT_KEYS, MODULE_KEYS, NODE_KEYS, ROLLOUT_KEYS};
 
 /// A TOML string literal (JSON's escapes are TOML's).
 fn quoted(s: &str) -> String {
@@ -280,6 +280,15 @@ const CLUSTER_TYPED: &[(&str, Kind)] = &[
     ("heartbeat_interval_ms", Kind::Int),
     ("unreachable_after_ms", Kind::Int),
 ];
+const ROLLOUT_TYPED: &[(&str, Kind)] = &[
+    ("gate_window_ms", Kind::Int),
+    ("max_error_rate_increase", Kind::Int),
+    ("max_restarts", Kind::Int),
+    ("wave_size", Kind::Int),
+    ("wave_watch_ms", Kind::Int),
+    ("request_timeout_ms", Kind::Int),
+    ("lease_ms", Kind::Int),
+];
 const MODULE_TYPED: &[(&str, Kind)] = &[
     ("library", Kind::Path),
     ("crate", Kind::Path),
@@ -310,10 +319,14 @@ fn near_valid_toml() -> impl Strategy<Value = String> {
         typed_entries(NODE_TYPED, NODE_KEYS),
         proptest::option::of(typed_entries(LIMITS_TYPED, LIMIT_KEYS)),
         proptest::collection::vec(module, 0..4),
-        proptest::option::weighted(0.1, junk_entries(&["node", "modules", "cluster"], 2)),
+        proptest::option::weighted(
+            0.1,
+            junk_entries(&["node", "modules", "cluster", "rollout"], 2),
+        ),
         proptest::option::weighted(0.2, typed_entries(CLUSTER_TYPED, CLUSTER_KEYS)),
+        proptest::option::weighted(0.2, typed_entries(ROLLOUT_TYPED, ROLLOUT_KEYS)),
     )
-        .prop_map(|(node, limits, modules, top, cluster)| {
+        .prop_map(|(node, limits, modules, top, cluster, rollout)| {
             let top = top.unwrap_or_default().join("\n");
             let mut t = format!("{top}\n[node]\n{}\n", node.join("\n"));
             if let Some(l) = limits {
@@ -324,6 +337,9 @@ fn near_valid_toml() -> impl Strategy<Value = String> {
             }
             if let Some(c) = cluster {
                 t.push_str(&format!("[cluster]\n{}\n", c.join("\n")));
+            }
+            if let Some(r) = rollout {
+                t.push_str(&format!("[rollout]\n{}\n", r.join("\n")));
             }
             t
         })

@@ -56,6 +56,15 @@
 //!                                 # for a non-loopback listen
 //! heartbeat_interval_ms = 200     # how often each peer is told this node is alive
 //! unreachable_after_ms = 2000     # silence after which a peer is marked unreachable
+//!
+//! [rollout]                       # cluster rollouts coordinated by this node (defaults shown)
+//! gate_window_ms = 30000          # how long the gate watches the canary
+//! max_error_rate_increase = 0.01  # the canary's error rate may exceed the old one's by this
+//! max_restarts = 0                # instance restarts allowed on the canary in the window
+//! wave_size = 1                   # nodes per wave after the gate
+//! wave_watch_ms = 5000            # how long each wave is watched before the next
+//! request_timeout_ms = 30000      # the bound on each request to a node
+//! lease_ms = 15000                # how long a node keeps an uncommitted version without word
 //! ```
 //!
 //! In dev mode a module may give only `crate`: its library is then
@@ -225,6 +234,21 @@ pub fn to_toml(config: &NodeConfig) -> String {
         cluster.insert("unreachable_after_ms".into(), ms(c.unreachable_after));
         root.insert("cluster".into(), Value::Table(cluster));
     }
+    let r = &config.rollout;
+    if *r != crate::config::RolloutSpec::default() {
+        let mut rollout = Table::new();
+        rollout.insert("gate_window_ms".into(), ms(r.gate_window));
+        rollout.insert(
+            "max_error_rate_increase".into(),
+            Value::Float(r.max_error_rate_increase),
+        );
+        rollout.insert("max_restarts".into(), int(r.max_restarts));
+        rollout.insert("wave_size".into(), int(r.wave_size as u64));
+        rollout.insert("wave_watch_ms".into(), ms(r.wave_watch));
+        rollout.insert("request_timeout_ms".into(), ms(r.request_timeout));
+        rollout.insert("lease_ms".into(), ms(r.lease));
+        root.insert("rollout".into(), Value::Table(rollout));
+    }
     let mut text = toml::to_string(&root).expect("a TOML table always serializes");
     // One document per module keeps them in order (a Table sorts its keys).
     for m in &config.modules {
@@ -322,6 +346,16 @@ pub const CLUSTER_KEYS: &[&str] = &[
     "heartbeat_interval_ms",
     "unreachable_after_ms",
 ];
+/// The keys of the `[rollout]` table.
+pub const ROLLOUT_KEYS: &[&str] = &[
+    "gate_window_ms",
+    "max_error_rate_increase",
+    "max_restarts",
+    "wave_size",
+    "wave_watch_ms",
+    "request_timeout_ms",
+    "lease_ms",
+];
 /// The keys of a `[modules.NAME]` table.
 pub const MODULE_KEYS: &[&str] = &[
     "library",
@@ -361,11 +395,13 @@ impl<'a> File<'a> {
         let mut node = None;
         let mut modules = None;
         let mut cluster = None;
+        let mut rollout = None;
         for (key, value) in sorted(root.into_inner()) {
             match key.get_ref().as_ref() {
                 "node" => node = Some(value),
                 "modules" => modules = Some(value),
                 "cluster" => cluster = Some(value),
+                "rollout" => rollout = Some(value),
                 other => return Err(self.unknown(&key, other, None, &[])),
             }
         }
@@ -378,6 +414,9 @@ impl<'a> File<'a> {
         let mut config = self.node(node)?;
         if let Some(cluster) = cluster {
             config.cluster = Some(self.cluster(cluster)?);
+        }
+        if let Some(rollout) = rollout {
+            config.rollout = self.rollout(rollout)?;
         }
         let mut raw = Vec::new();
         if let Some(modules) = modules {
@@ -538,6 +577,60 @@ impl<'a> File<'a> {
             return Err(self.at(span, format!("cluster.{key}: {why}")));
         }
         Ok(c)
+    }
+
+    /// The `[rollout]` table; a problem [`crate::config::RolloutSpec::check`]
+    /// finds is reported at its key.
+    fn rollout(&self, rollout: Item<'_>) -> Result<crate::config::RolloutSpec, Error> {
+        let header = rollout.span();
+        let mut r = crate::config::RolloutSpec::default();
+        let mut spans: Vec<(&'static str, Range<usize>)> = Vec::new();
+        for (key, value) in self.table("rollout", rollout)? {
+            let name = format!("rollout.{}", key.get_ref());
+            let span = value.span();
+            let ms = |v| self.value::<u64>(&name, v).map(Duration::from_millis);
+            let known = match key.get_ref().as_ref() {
+                "gate_window_ms" => {
+                    r.gate_window = ms(value)?;
+                    "gate_window_ms"
+                }
+                "max_error_rate_increase" => {
+                    r.max_error_rate_increase = self.value(&name, value)?;
+                    "max_error_rate_increase"
+                }
+                "max_restarts" => {
+                    r.max_restarts = self.value(&name, value)?;
+                    "max_restarts"
+                }
+                "wave_size" => {
+                    r.wave_size = self.value(&name, value)?;
+                    "wave_size"
+                }
+                "wave_watch_ms" => {
+                    r.wave_watch = ms(value)?;
+                    "wave_watch_ms"
+                }
+                "request_timeout_ms" => {
+                    r.request_timeout = ms(value)?;
+                    "request_timeout_ms"
+                }
+                "lease_ms" => {
+                    r.lease = ms(value)?;
+                    "lease_ms"
+                }
+                other => return Err(self.unknown(&key, other, Some("rollout"), ROLLOUT_KEYS)),
+            };
+            spans.push((known, span));
+        }
+        if let Err((key, why)) = r.check() {
+            let span = spans
+                .iter()
+                .find(|(k, _)| *k == key)
+                .map(|(_, s)| s.clone())
+                .unwrap_or(header);
+            return Err(self.at(span, format!("rollout.{key}: {why}")));
+        }
+        Ok(r)
     }
 
     fn module(&self, key: Key<'_>, value: Item<'_>) -> Result<RawModule, Error> {
@@ -744,7 +837,7 @@ impl<'a> File<'a> {
             None => "at the top level".into(),
         };
         let expected = match table {
-            None => "expected [node], [modules.NAME] or [cluster]".to_string(),
+            None => "expected [node], [modules.NAME], [cluster] or [rollout]".to_string(),
             Some(_) => format!("expected one of {}", expected.join(", ")),
         };
         self.at(
@@ -960,6 +1053,10 @@ mod tests {
             heartbeat_interval: Duration::from_millis(100),
             ..crate::config::ClusterSpec::default()
         });
+        c.rollout.gate_window = Duration::from_millis(2500);
+        c.rollout.max_error_rate_increase = 0.05;
+        c.rollout.wave_size = 2;
+        c.rollout.lease = Duration::from_secs(4);
         c.modules[0].instances = 3;
         c.modules[0].config = serde_json::json!({
             "max": 4096, "tags": ["a", "b"], "nested": { "on": true, "ratio": 0.5 }
@@ -984,6 +1081,33 @@ mod tests {
                 .library
                 .ends_with("target/release/libcounter.so"));
         }
+    }
+
+    #[test]
+    fn rollout_problems_name_the_file_and_key() {
+        let err = |text: &str| {
+            parse(text, Path::new("/etc/molt/node.toml"))
+                .unwrap_err()
+                .to_string()
+        };
+        let e = err("[node]\nname = \"a\"\n[rollout]\nwave_size = 0\n");
+        assert!(
+            e.starts_with("/etc/molt/node.toml:4:13: rollout.wave_size: must be at least 1"),
+            "{e}"
+        );
+        let e = err("[node]\nname = \"a\"\n[rollout]\ngate_ms = 5\n");
+        assert!(
+            e.contains("unknown key `gate_ms` in [rollout]; expected one of gate_window_ms"),
+            "{e}"
+        );
+        let c = parse(
+            "[node]\nname = \"a\"\n[rollout]\ngate_window_ms = 900\nmax_error_rate_increase = 0\n",
+            Path::new("/etc/molt/node.toml"),
+        )
+        .unwrap();
+        assert_eq!(c.rollout.gate_window, Duration::from_millis(900));
+        assert_eq!(c.rollout.max_error_rate_increase, 0.0);
+        assert_eq!(c.rollout.wave_size, 1);
     }
 
     #[test]

@@ -74,6 +74,7 @@ mod reply_later;
 mod restart_keeps_checkpoint;
 mod rollback_on_failure;
 mod rollback_restores_library;
+mod rollout_commits_everywhere;
 mod round_trip_reads_each_state_once;
 mod run_builds_once;
 mod savina;

@@ -54,6 +54,21 @@ impl ClusterNode {
     /// `library`, the cluster on a free loopback port with these seeds and
     /// these extra `[cluster]` lines (a cookie...), the test heartbeat.
     pub fn new(dir: &Path, name: &str, library: &Path, seeds: &[SocketAddr], extra: &str) -> Self {
+        Self::running(dir, name, ("counter", library, ""), seeds, extra, "")
+    }
+
+    /// Like [`ClusterNode::new`], running `module` = (its name, its
+    /// library, the lines of its `[modules.NAME.config]` table), with
+    /// `tail` appended to the file (more tables, e.g. `[rollout]`).
+    pub fn running(
+        dir: &Path,
+        name: &str,
+        module: (&str, &Path, &str),
+        seeds: &[SocketAddr],
+        extra: &str,
+        tail: &str,
+    ) -> Self {
+        let (module, library, module_config) = module;
         let listen: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let config = dir.join(format!("{name}.toml"));
         let dirs: Vec<String> = fixtures()
@@ -62,14 +77,19 @@ impl ClusterNode {
             .map(|d| format!("{:?}", d.display().to_string()))
             .collect();
         let seeds: Vec<String> = seeds.iter().map(|s| format!("\"{s}\"")).collect();
+        let module_config = if module_config.is_empty() {
+            String::new()
+        } else {
+            format!("[modules.{module}.config]\n{module_config}\n")
+        };
         std::fs::write(
             &config,
             format!(
                 "[node]\nname = \"{name}\"\nhot_reload = false\nadmin_listen = \"127.0.0.1:0\"\n\
                  library_dirs = [{}]\n\
-                 [modules.counter]\nlibrary = {:?}\n\
+                 [modules.{module}]\nlibrary = {:?}\n{module_config}\
                  [cluster]\nlisten = \"{listen}\"\nseeds = [{}]\n\
-                 heartbeat_interval_ms = {HEARTBEAT_MS}\nunreachable_after_ms = {UNREACHABLE_MS}\n{extra}\n",
+                 heartbeat_interval_ms = {HEARTBEAT_MS}\nunreachable_after_ms = {UNREACHABLE_MS}\n{extra}\n{tail}\n",
                 dirs.join(", "),
                 library.display().to_string(),
                 seeds.join(", "),
@@ -84,6 +104,19 @@ impl ClusterNode {
             process: None,
             dir: dir.to_path_buf(),
         }
+    }
+
+    /// The admin token it generated for its run (it must run).
+    pub fn token(&self) -> String {
+        let admin = self.admin.expect("the node runs");
+        let file = self
+            .dir
+            .join("molt")
+            .join(format!("admin-{}-{}.token", admin.ip(), admin.port()));
+        std::fs::read_to_string(&file)
+            .unwrap_or_else(|e| panic!("{}: {e}", file.display()))
+            .trim()
+            .to_string()
     }
 
     /// Starts it (again) and waits for its HTTP admin.

@@ -16,6 +16,7 @@ pub mod chromium;
 pub mod cluster;
 /// A node's `GET /events` stream, read from a test thread.
 pub mod event_feed;
+pub mod rollout;
 
 /// The fixture libraries, freshly built for this test binary.
 pub struct Fixtures {

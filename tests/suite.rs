@@ -75,6 +75,7 @@ mod restart_keeps_checkpoint;
 mod rollback_on_failure;
 mod rollback_restores_library;
 mod rollout_commits_everywhere;
+mod rollout_gate_rolls_back;
 mod round_trip_reads_each_state_once;
 mod run_builds_once;
 mod savina;

@@ -1,0 +1,87 @@
+//! docs/semantics.md "Rollouts": a canary whose new version errors under
+//! traffic fails its gate; the rollout halts, the canary rolls back to the
+//! old version, and the other nodes never load the new one (their history
+//! has no reload). Nothing is lost or reordered on any node, the canary
+//! included (its new version records each message before failing it).
+
+use std::time::Duration;
+
+use crate::common;
+
+use common::event_feed::EventFeed;
+use common::rollout::{
+    assert_all_handled_in_order, history, start_rollout, three_nodes, version, Traffic,
+    ROLLOUT_WITHIN,
+};
+
+#[test]
+fn a_canary_that_fails_its_gate_is_rolled_back_and_no_other_node_loads_it() {
+    let dir = common::scratch_dir();
+    let f = common::fixtures();
+    // 2.0.0 fails every Seq message it handles; 1.0.0 none.
+    let nodes = three_nodes(dir.path(), "fail_seq_in = \"2.0.0\"");
+    let feeds: Vec<EventFeed> = nodes.iter().map(|n| EventFeed::open(n.admin.unwrap())).collect();
+    let traffic = Traffic::start(&nodes);
+    std::thread::sleep(Duration::from_millis(300));
+
+    let mut cli = start_rollout(
+        &nodes[0],
+        dir.path(),
+        &f.fault_v2,
+        &["--gate-window-ms", "5000"],
+    );
+    let status = cli
+        .wait_exit(ROLLOUT_WITHIN)
+        .unwrap_or_else(|| panic!("molt rollout still runs:\n{}", cli.output()));
+    let out = cli.output();
+    std::thread::sleep(Duration::from_millis(200));
+    let sent = traffic.stop();
+    assert_eq!(status.code(), Some(1), "{out}");
+    for step in [
+        "canary a: 1.0.0 -> 2.0.0",
+        "gate FAILED on a: error rate",
+        "HALTED: the canary a failed its gate",
+        "rolled back: [a]",
+    ] {
+        assert!(out.contains(step), "no {step:?} in:\n{out}");
+    }
+    assert!(!out.contains("wave 1"), "{out}");
+
+    for (node, sent) in nodes.iter().zip(&sent) {
+        assert_eq!(sent.error, None, "{}: {sent:?}", node.name);
+        assert_eq!(version(node), "1.0.0", "{}", node.name);
+        assert_all_handled_in_order(node, sent);
+        let h = history(node);
+        let reloads: Vec<_> = h.iter().filter(|e| e["action"] == "reload").collect();
+        if node.name == "a" {
+            assert_eq!(reloads.len(), 1, "{h:#?}");
+            assert!(
+                h.iter().any(|e| e["action"] == "rollback"
+                    && e["trigger"] == "rollout"
+                    && e["outcome"] == "committed"
+                    && e["to"] == "1.0.0"),
+                "{h:#?}"
+            );
+        } else {
+            assert!(reloads.is_empty(), "{} loaded it: {h:#?}", node.name);
+        }
+        assert!(
+            h.iter()
+                .any(|e| e["action"] == "rollout" && e["outcome"] == "rolled_back"),
+            "{}: {h:#?}",
+            node.name
+        );
+    }
+    for (node, feed) in nodes.iter().zip(&feeds) {
+        let failed = feed.await_event("rollout.gate_failed", Duration::from_secs(10), |_| true);
+        assert_eq!(failed["node"], "a", "{}", node.name);
+        feed.await_event("rollout.halted", Duration::from_secs(10), |_| true);
+        let back = feed.await_event("rollout.rolled_back", Duration::from_secs(10), |_| true);
+        assert_eq!(back["nodes"], serde_json::json!(["a"]), "{}", node.name);
+        assert!(
+            !feed.seen().iter().any(|e| e.kind == "rollout.wave"),
+            "{}",
+            node.name
+        );
+    }
+}

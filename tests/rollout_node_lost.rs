@@ -31,15 +31,32 @@ fn rollout_until_b_upgraded(
 ) -> (common::MoltProcess, EventFeed) {
     let f = common::fixtures();
     let feed = EventFeed::open(nodes[0].admin.unwrap());
-    let cli = start_rollout(
+    let mut cli = start_rollout(
         &nodes[0],
         dir,
         &f.fault_v2,
         &["--gate-window-ms", "1000", "--wave-watch-ms", "15000"],
     );
-    feed.await_event("rollout.wave", ROLLOUT_WITHIN, |d| {
-        d["nodes"] == serde_json::json!(["b"])
-    });
+    let deadline = Instant::now() + ROLLOUT_WITHIN;
+    while !feed
+        .seen()
+        .iter()
+        .any(|e| e.kind == "rollout.wave" && e.data["nodes"] == serde_json::json!(["b"]))
+    {
+        if let Some(status) = cli.wait_exit(Duration::from_millis(20)) {
+            panic!(
+                "molt rollout exited ({status}) before b's wave:\n{}\nevents: {:#?}",
+                cli.output(),
+                feed.seen()
+            );
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no wave [b] within {ROLLOUT_WITHIN:?}:\n{}\nevents: {:#?}",
+            cli.output(),
+            feed.seen()
+        );
+    }
     (cli, feed)
 }
 
@@ -126,19 +143,31 @@ fn a_frozen_node_halts_the_rollout_and_rolls_itself_back_when_it_resumes() {
     assert_survivors_on_the_old_version(&nodes);
 
     nodes[1].process().signal("CONT");
-    // It rejoins with its own, old, version (the rollback asked while it
-    // was frozen, or its lease running out).
-    nodes[0].await_view("b reachable on 1.0.0", JOINED_WITHIN, |v| {
-        v.member("b")
-            .is_some_and(|m| m.reachable && versions(m) == [("fault", "1.0.0")])
-    });
-    let h = history(&nodes[1]);
-    assert!(
-        h.iter().any(|e| e["action"] == "rollback"
-            && e["trigger"] == "rollout"
-            && e["outcome"] == "committed"),
-        "{h:#?}"
-    );
+    // It rolls itself back (the rollback asked while it was frozen, or its
+    // lease running out) ...
+    let deadline = Instant::now() + JOINED_WITHIN;
+    loop {
+        let h = history(&nodes[1]);
+        if h.iter().any(|e| {
+            e["action"] == "rollback" && e["trigger"] == "rollout" && e["outcome"] == "committed"
+        }) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "b did not roll back: {h:#?}\nb's output:\n{}",
+            nodes[1].process().output()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(version(&nodes[1]), "1.0.0");
+    // ... and rejoins, reporting its own old version.
+    for n in [&nodes[0], &nodes[2]] {
+        n.await_view("b reachable on 1.0.0", JOINED_WITHIN, |v| {
+            v.member("b")
+                .is_some_and(|m| m.reachable && versions(m) == [("fault", "1.0.0")])
+        });
+    }
     let sent = traffic.stop();
     for (node, sent) in nodes.iter().zip(&sent) {
         // b's sender may have given up while b was frozen: a cast it gave

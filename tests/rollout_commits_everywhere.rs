@@ -18,7 +18,10 @@ fn a_rollout_under_load_commits_on_every_node() {
     let dir = common::scratch_dir();
     let f = common::fixtures();
     let nodes = three_nodes(dir.path(), "");
-    let feeds: Vec<EventFeed> = nodes.iter().map(|n| EventFeed::open(n.admin.unwrap())).collect();
+    let feeds: Vec<EventFeed> = nodes
+        .iter()
+        .map(|n| EventFeed::open(n.admin.unwrap()))
+        .collect();
     let traffic = Traffic::start(&nodes);
     std::thread::sleep(Duration::from_millis(300));
 
@@ -43,6 +46,20 @@ fn a_rollout_under_load_commits_on_every_node() {
         "committed: fault 1.0.0 -> 2.0.0 on every member",
     ] {
         assert!(out.contains(step), "no {step:?} in:\n{out}");
+    }
+
+    // Where it is: the coordinator keeps the last rollout with its steps.
+    let admin = nodes[0].admin.unwrap().to_string();
+    let mut status = common::MoltProcess::start(&["rollout", "--status", "--addr", &admin], dir.path());
+    assert_eq!(
+        status.wait_exit(Duration::from_secs(30)).and_then(|s| s.code()),
+        Some(0),
+        "{}",
+        status.output()
+    );
+    let shown = status.output();
+    for step in ["(Committed)", "canary", "gate", "wave 1", "wave 2", "commit"] {
+        assert!(shown.contains(step), "no {step:?} in:\n{shown}");
     }
 
     for (node, sent) in nodes.iter().zip(&sent) {

@@ -20,7 +20,10 @@ fn a_canary_that_fails_its_gate_is_rolled_back_and_no_other_node_loads_it() {
     let f = common::fixtures();
     // 2.0.0 fails every Seq message it handles; 1.0.0 none.
     let nodes = three_nodes(dir.path(), "fail_seq_in = \"2.0.0\"");
-    let feeds: Vec<EventFeed> = nodes.iter().map(|n| EventFeed::open(n.admin.unwrap())).collect();
+    let feeds: Vec<EventFeed> = nodes
+        .iter()
+        .map(|n| EventFeed::open(n.admin.unwrap()))
+        .collect();
     let traffic = Traffic::start(&nodes);
     std::thread::sleep(Duration::from_millis(300));
 

@@ -76,6 +76,7 @@ mod rollback_on_failure;
 mod rollback_restores_library;
 mod rollout_commits_everywhere;
 mod rollout_gate_rolls_back;
+mod rollout_library_checked;
 mod rollout_node_lost;
 mod round_trip_reads_each_state_once;
 mod run_builds_once;

@@ -2,9 +2,9 @@
 //! job of the config-file layer; the runtime takes the struct.)
 
 pub mod cluster;
-pub mod rollout;
 pub mod diff;
 pub mod file;
+pub mod rollout;
 
 pub use cluster::ClusterSpec;
 pub use rollout::RolloutSpec;

@@ -70,9 +70,7 @@ pub use molt_abi::{Address, ErrorKind, Key, Protocol, Request, Target, WrongRepl
 pub use node::Node;
 pub use rehearsal::{InstanceRehearsal, ModuleCheck, RehearsalReport};
 pub use reload::Phase;
-pub use rollout::{
-    GateReading, RolloutOutcome, RolloutReport, RolloutRequest, RolloutStep,
-};
+pub use rollout::{GateReading, RolloutOutcome, RolloutReport, RolloutRequest, RolloutStep};
 pub use shutdown::{InstanceDrain, ModuleDrain, ShutdownReport};
 pub use supervisor::{InternalMsg, SupervisorMsg};
 pub use watcher::Watcher;

@@ -109,10 +109,10 @@ impl ClusterNode {
     /// The admin token it generated for its run (it must run).
     pub fn token(&self) -> String {
         let admin = self.admin.expect("the node runs");
-        let file = self
-            .dir
-            .join("molt")
-            .join(format!("admin-{}-{}.token", admin.ip(), admin.port()));
+        let file =
+            self.dir
+                .join("molt")
+                .join(format!("admin-{}-{}.token", admin.ip(), admin.port()));
         std::fs::read_to_string(&file)
             .unwrap_or_else(|e| panic!("{}: {e}", file.display()))
             .trim()

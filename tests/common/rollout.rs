@@ -236,9 +236,12 @@ pub fn history(node: &ClusterNode) -> Vec<serde_json::Value> {
 /// The code version `node` serves its `fault` module with (`GET
 /// /modules/fault`).
 pub fn version(node: &ClusterNode) -> String {
-    let (code, body) =
-        super::http_get(node.admin.unwrap(), "/modules/fault", Duration::from_secs(10))
-            .unwrap_or_else(|| panic!("{}: GET /modules/fault not answered", node.name));
+    let (code, body) = super::http_get(
+        node.admin.unwrap(),
+        "/modules/fault",
+        Duration::from_secs(10),
+    )
+    .unwrap_or_else(|| panic!("{}: GET /modules/fault not answered", node.name));
     assert_eq!(code, 200, "{body}");
     let m: serde_json::Value = serde_json::from_str(&body).unwrap();
     m["code_version"].as_str().unwrap().to_string()

@@ -9,7 +9,7 @@
 //! files instead of shipping bytes.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use futures_util::future::join_all;
@@ -38,6 +38,25 @@ pub(super) struct Plan {
 
 fn refused(why: String) -> Error {
     Error::RolloutRefused(why)
+}
+
+/// The library check's verdict on every member's SHA-256 of the file at
+/// `library`: the canary's is the reference.
+///
+/// # Errors
+/// [`Error::RolloutRefused`] naming the first member whose file differs,
+/// the path and both hashes.
+fn same_file(hashes: &BTreeMap<String, String>, canary: &str, library: &Path) -> Result<(), Error> {
+    let Some(reference) = hashes.get(canary) else {
+        return Err(refused(format!("the canary {canary} did not hash the library")));
+    };
+    match hashes.iter().find(|(_, h)| *h != reference) {
+        Some((node, hash)) => Err(refused(format!(
+            "node {node} has a different file at {}: sha256 {hash} there, {reference} on {canary}",
+            library.display()
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// Makes the plan of `request`, checking the library on every member.
@@ -112,9 +131,8 @@ pub(super) async fn make(
                         request.module
                     )));
                 };
-                let hash = hash.map_err(|e| {
-                    refused(format!("node {node} cannot read the library: {e}"))
-                })?;
+                let hash =
+                    hash.map_err(|e| refused(format!("node {node} cannot read the library: {e}")))?;
                 if node == canary {
                     from = version;
                 }
@@ -128,13 +146,7 @@ pub(super) async fn make(
             Err(e) => return Err(refused(format!("node {node}: library check: {e}"))),
         }
     }
-    let reference = &hashes[&canary];
-    if let Some((node, hash)) = hashes.iter().find(|(_, h)| *h != reference) {
-        return Err(refused(format!(
-            "node {node} has a different file at {}: sha256 {hash} there, {reference} on {canary}",
-            library.display()
-        )));
-    }
+    same_file(&hashes, &canary, &library)?;
     let others: Vec<String> = members.keys().filter(|n| **n != canary).cloned().collect();
     let waves = others
         .chunks(wave_size.max(1))
@@ -153,4 +165,28 @@ pub(super) async fn make(
         members,
         from,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_different_file_on_one_member_refuses_naming_it_and_both_hashes() {
+        let lib = Path::new("/srv/molt/libkv.so");
+        let mut hashes: BTreeMap<String, String> = ["a", "b", "c"]
+            .iter()
+            .map(|n| (n.to_string(), "aa11".to_string()))
+            .collect();
+        assert!(same_file(&hashes, "a", lib).is_ok());
+        hashes.insert("c".into(), "cc33".into());
+        let e = same_file(&hashes, "a", lib).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "rollout refused: node c has a different file at /srv/molt/libkv.so: sha256 cc33 there, aa11 on a"
+        );
+        // The canary's file is the reference.
+        let e = same_file(&hashes, "c", lib).unwrap_err().to_string();
+        assert!(e.contains("node a has a different file"), "{e}");
+    }
 }

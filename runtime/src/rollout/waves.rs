@@ -85,7 +85,14 @@ impl Run {
             Ok(r) => r,
             Err(e) => {
                 let why = format!("the canary's reload failed: {e}");
-                self.step("canary", vec![canary], began, t.elapsed(), false, why.clone());
+                self.step(
+                    "canary",
+                    vec![canary],
+                    began,
+                    t.elapsed(),
+                    false,
+                    why.clone(),
+                );
                 return Err(Halt::Other(why));
             }
         };
@@ -114,7 +121,9 @@ impl Run {
     async fn gate(&mut self, canary: &str, base: &GateReading) -> Result<(), Halt> {
         let began = self.started.elapsed();
         let t = Instant::now();
-        let verdict = self.watch(self.spec.gate_window, Some((canary, base))).await;
+        let verdict = self
+            .watch(self.spec.gate_window, Some((canary, base)))
+            .await;
         let (ok, words) = match &verdict {
             Ok(words) => (true, words.clone()),
             Err(Halt::Gate(why) | Halt::Other(why)) => (false, why.clone()),
@@ -144,7 +153,9 @@ impl Run {
                     node: canary.to_string(),
                     reason: reason.clone(),
                 });
-                Err(Halt::Gate(format!("the canary {canary} failed its gate: {reason}")))
+                Err(Halt::Gate(format!(
+                    "the canary {canary} failed its gate: {reason}"
+                )))
             }
             Err(other) => Err(other),
         }
@@ -173,7 +184,14 @@ impl Run {
         let step = format!("wave {number}");
         if !failures.is_empty() {
             let why = format!("{step} failed: {}", failures.join("; "));
-            self.step(&step, nodes.to_vec(), began, t.elapsed(), false, why.clone());
+            self.step(
+                &step,
+                nodes.to_vec(),
+                began,
+                t.elapsed(),
+                false,
+                why.clone(),
+            );
             return Err(Halt::Other(why));
         }
         let took_ms = t.elapsed().as_millis() as u64;
@@ -186,7 +204,14 @@ impl Run {
         });
         let watched = self.watch(self.spec.wave_watch, None).await;
         if let Err(Halt::Gate(why) | Halt::Other(why)) = &watched {
-            self.step(&step, nodes.to_vec(), began, t.elapsed(), false, why.clone());
+            self.step(
+                &step,
+                nodes.to_vec(),
+                began,
+                t.elapsed(),
+                false,
+                why.clone(),
+            );
             return watched.map(|_| ());
         }
         // Each node of the wave answers, on the new version.
@@ -198,7 +223,14 @@ impl Run {
                 Ok(r) => format!("node {node} serves {} after {step}", r.code_version),
                 Err(e) => e,
             };
-            self.step(&step, nodes.to_vec(), began, t.elapsed(), false, why.clone());
+            self.step(
+                &step,
+                nodes.to_vec(),
+                began,
+                t.elapsed(),
+                false,
+                why.clone(),
+            );
             return Err(Halt::Other(why));
         }
         self.step(
@@ -241,7 +273,8 @@ impl Run {
                 match gate::judge(base, &now, &self.report.to, t) {
                     Ok(w) => words = w,
                     Err(why)
-                        if over || now.handled.saturating_sub(base.handled) >= EARLY_VERDICT_AFTER =>
+                        if over
+                            || now.handled.saturating_sub(base.handled) >= EARLY_VERDICT_AFTER =>
                     {
                         return Err(Halt::Gate(why))
                     }

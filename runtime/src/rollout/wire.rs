@@ -89,7 +89,11 @@ pub(crate) enum Answer {
         version: Option<String>,
     },
     /// Reloaded.
-    Reloaded { from: String, to: String, took_ms: u64 },
+    Reloaded {
+        from: String,
+        to: String,
+        took_ms: u64,
+    },
     /// Rolled back.
     RolledBack { from: String, to: String },
     /// The node held no lease of that rollout: nothing to roll back (it
@@ -110,10 +114,7 @@ pub(crate) enum AgentMsg {
     /// on the port when there is one (msgpack of `Result<Answer, String>`).
     Remote(Request, Option<RpcReplyPort<Vec<u8>>>),
     /// Coordinate a rollout from this node (local only).
-    Rollout(
-        RolloutRequest,
-        RpcReplyPort<Result<RolloutReport, Error>>,
-    ),
+    Rollout(RolloutRequest, RpcReplyPort<Result<RolloutReport, Error>>),
     /// The current or last rollout coordinated here (local only).
     Status(RpcReplyPort<Option<RolloutReport>>),
     /// Time to look at the leases (local only).
@@ -230,7 +231,9 @@ mod tests {
             module: "kv".into(),
             reason: "gate".into(),
         });
-        let wire = AgentMsg::Remote(announce.clone(), None).serialize().unwrap();
+        let wire = AgentMsg::Remote(announce.clone(), None)
+            .serialize()
+            .unwrap();
         match AgentMsg::deserialize(wire).unwrap() {
             AgentMsg::Remote(back, None) => assert_eq!(back, announce),
             other => panic!("{other:?}"),

@@ -50,15 +50,25 @@ fn a_rollout_under_load_commits_on_every_node() {
 
     // Where it is: the coordinator keeps the last rollout with its steps.
     let admin = nodes[0].admin.unwrap().to_string();
-    let mut status = common::MoltProcess::start(&["rollout", "--status", "--addr", &admin], dir.path());
+    let mut status =
+        common::MoltProcess::start(&["rollout", "--status", "--addr", &admin], dir.path());
     assert_eq!(
-        status.wait_exit(Duration::from_secs(30)).and_then(|s| s.code()),
+        status
+            .wait_exit(Duration::from_secs(30))
+            .and_then(|s| s.code()),
         Some(0),
         "{}",
         status.output()
     );
     let shown = status.output();
-    for step in ["(Committed)", "canary", "gate", "wave 1", "wave 2", "commit"] {
+    for step in [
+        "(Committed)",
+        "canary",
+        "gate",
+        "wave 1",
+        "wave 2",
+        "commit",
+    ] {
         assert!(shown.contains(step), "no {step:?} in:\n{shown}");
     }
 

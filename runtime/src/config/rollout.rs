@@ -62,7 +62,7 @@ impl RolloutSpec {
         if self.wave_size == 0 {
             return Err(("wave_size", "must be at least 1".into()));
         }
-        if !(self.max_error_rate_increase >= 0.0) {
+        if self.max_error_rate_increase.is_nan() || self.max_error_rate_increase < 0.0 {
             return Err((
                 "max_error_rate_increase",
                 format!(

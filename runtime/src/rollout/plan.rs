@@ -48,7 +48,9 @@ fn refused(why: String) -> Error {
 /// the path and both hashes.
 fn same_file(hashes: &BTreeMap<String, String>, canary: &str, library: &Path) -> Result<(), Error> {
     let Some(reference) = hashes.get(canary) else {
-        return Err(refused(format!("the canary {canary} did not hash the library")));
+        return Err(refused(format!(
+            "the canary {canary} did not hash the library"
+        )));
     };
     match hashes.iter().find(|(_, h)| *h != reference) {
         Some((node, hash)) => Err(refused(format!(

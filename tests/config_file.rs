@@ -71,7 +71,7 @@ fn unknown_key() {
     bad(
         "name = \"n\"\n[node]\nname = \"n\"\n",
         1,
-        "unknown key `name` at the top level; expected [node], [modules.NAME] or [cluster]",
+        "unknown key `name` at the top level; expected [node], [modules.NAME], [cluster] or [rollout]",
     );
 }
 

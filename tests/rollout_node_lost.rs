@@ -4,8 +4,9 @@
 //! its next look. Frozen (SIGSTOP): the failure detector marks it
 //! unreachable within its bound, the rollout halts, its rollback cannot
 //! be asked (reported unreached); resumed (SIGCONT), it rejoins and rolls
-//! itself back, reporting its own old version. The surviving nodes handled
-//! every message in order.
+//! itself back, reporting its own old version. A node whose coordinator
+//! froze rolls itself back when its lease runs out. The surviving nodes
+//! handled every message in order.
 
 use std::time::{Duration, Instant};
 
@@ -176,6 +177,56 @@ fn a_frozen_node_halts_the_rollout_and_rolls_itself_back_when_it_resumes() {
             assert_all_handled_in_order(node, sent);
         } else {
             assert_eq!(node.name, "b", "{sent:?}");
+        }
+    }
+}
+
+#[test]
+fn a_node_whose_coordinator_froze_rolls_itself_back_when_its_lease_runs_out() {
+    let dir = common::scratch_dir();
+    let f = common::fixtures();
+    let nodes = three_nodes(dir.path(), "");
+    let traffic = Traffic::start(&nodes);
+    let b_feed = EventFeed::open(nodes[1].admin.unwrap());
+    // Coordinated by a, canary b, a long gate: a freezes during it.
+    let mut cli = start_rollout(
+        &nodes[0],
+        dir.path(),
+        &f.fault_v2,
+        &["--canary", "b", "--gate-window-ms", "60000"],
+    );
+    b_feed.await_event("rollout.canary", ROLLOUT_WITHIN, |d| d["node"] == "b");
+    assert_eq!(version(&nodes[1]), "2.0.0");
+
+    nodes[0].process().signal("STOP");
+    let frozen = Instant::now();
+    // b's lease (3 s) runs out, it cannot ask a (3 s bound): it rolls back.
+    let back = b_feed.await_event("rollout.rolled_back", Duration::from_secs(20), |_| true);
+    assert_eq!(back["nodes"], serde_json::json!(["b"]), "{back}");
+    assert!(frozen.elapsed() < Duration::from_secs(20));
+    assert_eq!(version(&nodes[1]), "1.0.0");
+    assert!(
+        !history(&nodes[2]).iter().any(|e| e["action"] == "reload"),
+        "c loaded it"
+    );
+
+    // Resumed, the coordinator halts (it lost sight of its members while
+    // frozen) and finds nothing left to roll back.
+    nodes[0].process().signal("CONT");
+    let status = cli
+        .wait_exit(ROLLOUT_WITHIN)
+        .unwrap_or_else(|| panic!("molt rollout still runs:\n{}", cli.output()));
+    assert_eq!(status.code(), Some(1), "{}", cli.output());
+    for n in &nodes {
+        assert_eq!(version(n), "1.0.0", "{}", n.name);
+    }
+    let sent = traffic.stop();
+    for (node, sent) in nodes.iter().zip(&sent) {
+        // a's sender may have given up while a was frozen.
+        if sent.error.is_none() {
+            assert_all_handled_in_order(node, sent);
+        } else {
+            assert_eq!(node.name, "a", "{sent:?}");
         }
     }
 }

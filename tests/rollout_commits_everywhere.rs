@@ -98,6 +98,13 @@ fn a_rollout_under_load_commits_on_every_node() {
         );
     }
     for (node, feed) in nodes.iter().zip(&feeds) {
+        // `molt run` prints the rollout's steps on every node.
+        let printed = node.process().output();
+        assert!(
+            printed.contains("committed: fault 2.0.0 on [a, b, c]"),
+            "{}:\n{printed}",
+            node.name
+        );
         for kind in [
             "rollout.started",
             "rollout.canary",

@@ -4,7 +4,8 @@
 //! Events are published by the supervisor, one at a time, so every subscriber
 //! sees them in the order they happened; the cluster's membership changes
 //! (`cluster.*`) are published by its heartbeat actor, in the order it saw
-//! them.
+//! them, and a cluster rollout's steps (`rollout.*`) by the node's rollout
+//! agent, in the order its coordinator announced them.
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, RwLock};

@@ -8,8 +8,9 @@
 //! ([`waves`]). A failed gate, a failed wave or a member lost halts it and
 //! rolls back every node that took the new version. Each node's rollout
 //! agent ([`agent`]) does what the coordinator asks on its node (a normal
-//! reload or rollback there) and holds a lease on an uncommitted new
-//! version: it rolls back on its own when its coordinator is lost.
+//! reload or rollback there) and holds a lease ([`lease`]) on an
+//! uncommitted new version: it rolls back on its own when its coordinator
+//! is lost.
 //!
 //! The types here are plain data (the admin and HTTP surfaces use them);
 //! the machinery needs molt-runtime's `cluster` feature.
@@ -21,6 +22,8 @@ mod coordinator;
 // Without the feature only the reading type is used.
 #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
 pub mod gate;
+#[cfg(feature = "cluster")]
+mod lease;
 #[cfg(feature = "cluster")]
 mod plan;
 #[cfg(feature = "cluster")]

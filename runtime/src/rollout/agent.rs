@@ -13,24 +13,23 @@
 //! coordinator how the rollout ended and rolls back unless it committed,
 //! or when the coordinator cannot be asked.
 
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use ractor::concurrency::JoinHandle;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 use super::coordinator::{self, Board};
+use super::lease::Leases;
 use super::wire::{self, AgentMsg, Answer, Request};
-use super::{GateReading, RolloutOutcome};
-use crate::admin::{Admin, ReloadOptions};
+use super::GateReading;
+use crate::admin::Admin;
 use crate::cluster::membership::ClusterView;
 use crate::config::RolloutSpec;
 use crate::error::Error;
-use crate::events::{Event, EventBus};
-use crate::history::Trigger;
+use crate::events::EventBus;
 
 /// The rollout agent actor.
 pub(crate) struct Agent;
@@ -46,21 +45,6 @@ pub(crate) struct AgentArgs {
     /// `[rollout]`.
     pub spec: RolloutSpec,
 }
-
-/// An uncommitted new version on this node.
-#[derive(Debug, Clone)]
-struct Lease {
-    rollout: String,
-    coordinator: String,
-    /// The version to go back to.
-    from: String,
-    expires: Instant,
-    /// Its expiry is being looked into.
-    checking: bool,
-}
-
-/// The leases by module (one rollout of a module at a time).
-type Leases = Arc<Mutex<HashMap<String, Lease>>>;
 
 pub(crate) struct AgentState {
     node: String,
@@ -89,13 +73,20 @@ impl Actor for Agent {
         ractor::pg::join(wire::group(&args.node), vec![myself.get_cell()]);
         let every = (args.spec.lease / 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
         let ticker = myself.send_interval(every, || AgentMsg::Tick);
+        let leases = Leases::new(
+            args.admin.clone(),
+            args.bus.clone(),
+            args.node.clone(),
+            args.spec.lease,
+            args.spec.request_timeout.min(Duration::from_secs(5)),
+        );
         Ok(AgentState {
             node: args.node,
             admin: args.admin,
             bus: args.bus,
             view: args.view,
             spec: args.spec,
-            leases: Arc::default(),
+            leases,
             board: Board::default(),
             coordinating: Arc::default(),
             ticker: Some(ticker),
@@ -126,7 +117,7 @@ impl Actor for Agent {
             AgentMsg::Status(reply) => {
                 let _ = reply.send(st.board.report());
             }
-            AgentMsg::Tick => st.look_at_leases(),
+            AgentMsg::Tick => st.leases.look(),
         }
         Ok(())
     }
@@ -150,16 +141,11 @@ impl AgentState {
                 send(reply, Ok(Answer::Done));
             }
             Request::Renew { rollout, lease_ms } => {
-                let until = Instant::now() + Duration::from_millis(lease_ms);
-                for lease in lock(&self.leases).values_mut() {
-                    if lease.rollout == rollout {
-                        lease.expires = lease.expires.max(until);
-                    }
-                }
+                self.leases.renew(&rollout, lease_ms);
                 send(reply, Ok(Answer::Done));
             }
             Request::Commit { rollout } => {
-                lock(&self.leases).retain(|_, l| l.rollout != rollout);
+                self.leases.commit(&rollout);
                 send(reply, Ok(Answer::Done));
             }
             Request::Outcome { rollout } => {
@@ -205,39 +191,18 @@ impl AgentState {
                 coordinator,
                 lease_ms,
             } => {
-                let (admin, leases) = (self.admin.clone(), self.leases.clone());
+                let leases = self.leases.clone();
                 tokio::spawn(async move {
-                    let answer = reload(
-                        &admin,
-                        &leases,
-                        module,
-                        library,
-                        Lease {
-                            rollout,
-                            coordinator,
-                            from: String::new(),
-                            expires: Instant::now() + Duration::from_millis(lease_ms),
-                            checking: false,
-                        },
-                    )
-                    .await;
+                    let answer = leases
+                        .reload(module, library, rollout, coordinator, lease_ms)
+                        .await;
                     send(reply, answer);
                 });
             }
             Request::Rollback { module, rollout } => {
-                let lease = {
-                    let mut leases = lock(&self.leases);
-                    match leases.get(&module) {
-                        Some(l) if l.rollout == rollout => leases.remove(&module),
-                        _ => None,
-                    }
-                };
-                let Some(lease) = lease else {
-                    return send(reply, Ok(Answer::NotHeld));
-                };
-                let admin = self.admin.clone();
+                let leases = self.leases.clone();
                 tokio::spawn(async move {
-                    send(reply, roll_back(&admin, &module, &lease).await);
+                    send(reply, leases.roll_back(module, &rollout).await);
                 });
             }
             Request::Record {
@@ -285,146 +250,6 @@ impl AgentState {
             let _ = reply.send(result);
         });
     }
-
-    /// Looks into the leases that ran out, each once at a time.
-    fn look_at_leases(&mut self) {
-        let now = Instant::now();
-        let expired: Vec<(String, Lease)> = lock(&self.leases)
-            .iter_mut()
-            .filter(|(_, l)| !l.checking && l.expires <= now)
-            .map(|(m, l)| {
-                l.checking = true;
-                (m.clone(), l.clone())
-            })
-            .collect();
-        for (module, lease) in expired {
-            let (admin, leases, bus, node) = (
-                self.admin.clone(),
-                self.leases.clone(),
-                self.bus.clone(),
-                self.node.clone(),
-            );
-            let (within, extend) = (
-                self.spec.request_timeout.min(Duration::from_secs(5)),
-                self.spec.lease,
-            );
-            tokio::spawn(async move {
-                lease_ran_out(admin, leases, bus, node, module, lease, within, extend).await;
-            });
-        }
-    }
-}
-
-/// A lease ran out without word from the coordinator: asks it how the
-/// rollout ended; committed → the lease is dropped, still running → it is
-/// extended, anything else (halted, unknown to it, no answer) → this node
-/// rolls back on its own.
-#[allow(clippy::too_many_arguments)]
-async fn lease_ran_out(
-    admin: Admin,
-    leases: Leases,
-    bus: EventBus,
-    node: String,
-    module: String,
-    lease: Lease,
-    within: Duration,
-    extend: Duration,
-) {
-    let outcome = match wire::agent_of(&lease.coordinator) {
-        Some(agent) => wire::ask(
-            &agent,
-            Request::Outcome {
-                rollout: lease.rollout.clone(),
-            },
-            within,
-        )
-        .await
-        .map_err(|e| format!("coordinator {}: {e}", lease.coordinator)),
-        None => Err(format!(
-            "coordinator {} is not connected",
-            lease.coordinator
-        )),
-    };
-    let why = match outcome {
-        Ok(Answer::Outcome(Some(RolloutOutcome::Committed))) => {
-            lock(&leases).retain(|_, l| l.rollout != lease.rollout);
-            return;
-        }
-        Ok(Answer::Outcome(Some(RolloutOutcome::Running))) => {
-            if let Some(l) = lock(&leases).get_mut(&module) {
-                l.expires = Instant::now() + extend;
-                l.checking = false;
-            }
-            return;
-        }
-        Ok(Answer::Outcome(Some(RolloutOutcome::Halted))) => "the rollout halted".to_string(),
-        Ok(Answer::Outcome(None)) => format!(
-            "coordinator {} does not know the rollout (it restarted)",
-            lease.coordinator
-        ),
-        Ok(other) => format!("coordinator {} answered {other:?}", lease.coordinator),
-        Err(e) => e,
-    };
-    // Still ours? (The coordinator's rollback may have come meanwhile.)
-    let held = {
-        let mut l = lock(&leases);
-        match l.get(&module) {
-            Some(x) if x.rollout == lease.rollout => l.remove(&module),
-            _ => None,
-        }
-    };
-    let Some(lease) = held else { return };
-    tracing::warn!(target: "molt::rollout", rollout = %lease.rollout, %module, "lease ran out ({why}): rolling back to {}", lease.from);
-    let ok = roll_back(&admin, &module, &lease).await.is_ok();
-    bus.publish(Event::RolloutRolledBack {
-        rollout: lease.rollout,
-        module,
-        nodes: if ok { vec![node.clone()] } else { Vec::new() },
-        unreached: if ok { Vec::new() } else { vec![node] },
-    });
-}
-
-/// A rollout's reload on this node; on success the lease is held.
-async fn reload(
-    admin: &Admin,
-    leases: &Leases,
-    module: String,
-    library: PathBuf,
-    mut lease: Lease,
-) -> Result<Answer, String> {
-    if let Some(other) = lock(leases).get(&module) {
-        return Err(format!(
-            "{module} is in rollout {} here, not committed yet",
-            other.rollout
-        ));
-    }
-    let started = Instant::now();
-    let report = admin
-        .reload(
-            &module,
-            ReloadOptions::library(library).by(Trigger::Rollout),
-        )
-        .await
-        .map_err(|e| e.to_string())?;
-    lease.from = report.from.clone();
-    lock(leases).insert(module, lease);
-    Ok(Answer::Reloaded {
-        from: report.from,
-        to: report.to,
-        took_ms: started.elapsed().as_millis() as u64,
-    })
-}
-
-/// Rolls `module` back to the version before `lease`'s rollout.
-async fn roll_back(admin: &Admin, module: &str, lease: &Lease) -> Result<Answer, String> {
-    admin
-        .rollback_to(module, Some(&lease.from), false, Trigger::Rollout)
-        .await
-        .map(|r| Answer::RolledBack {
-            from: r.from,
-            to: r.to,
-        })
-        .map_err(|e| e.to_string())
 }
 
 /// The SHA-256 of the file at `path`, hex; or why it cannot be read.
@@ -449,10 +274,6 @@ fn hash_file(path: &Path) -> Result<String, String> {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect())
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Starts this node's rollout agent.

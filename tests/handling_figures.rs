@@ -85,7 +85,7 @@ async fn figures_follow_traffic_and_survive_a_reload_per_version() {
     assert_eq!(v1.total, c.figures, "one version so far");
 
     // The HTTP surface answers the same reading.
-    let (server, client) = common::serve_admin(&node, "figures-token").await;
+    let (server, client) = common::serve_admin(&node, "figures-0123456789abcdef0123456789").await;
     let over_http = client.figures("fault").await.unwrap();
     assert_eq!(undated(&over_http), undated(&v1));
     let unknown = client.figures("nope").await.unwrap_err();

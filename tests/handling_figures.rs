@@ -99,7 +99,10 @@ async fn figures_follow_traffic_and_survive_a_reload_per_version() {
     .await
     .unwrap();
     let v2 = node.figures("fault").await.unwrap();
-    let previous = v2.previous.as_ref().expect("the replaced version's figures");
+    let previous = v2
+        .previous
+        .as_ref()
+        .expect("the replaced version's figures");
     assert_eq!(previous.code_version, "1.0.0");
     assert_eq!(previous.figures, v1.current.figures);
     assert_eq!(previous.since_unix_ms, v1.current.since_unix_ms);
@@ -131,6 +134,44 @@ async fn figures_follow_traffic_and_survive_a_reload_per_version() {
         undated(&client.figures("fault").await.unwrap()),
         undated(&v2_later)
     );
+
+    // `molt status NAME`: both versions' error rate and p99, short.
+    let addr = server.local_addr().to_string();
+    let out = tokio::task::spawn_blocking(move || {
+        common::molt_cli(&["status", "fault", "--addr", &addr])
+    })
+    .await
+    .unwrap();
+    let text = common::output_text(&out);
+    assert!(out.status.success(), "{text}");
+    let line = |what: &str| {
+        text.lines()
+            .find(|l| l.trim_start().starts_with(what))
+            .unwrap_or_else(|| panic!("no {what:?} line in {text}"))
+            .to_string()
+    };
+    let serving = line("serving");
+    assert!(serving.contains("2.0.0"), "{text}");
+    assert!(
+        serving.contains("errors 20.00 % (1 err, 0 panics of 5)"),
+        "{text}"
+    );
+    assert!(serving.contains("p99 "), "{text}");
+    let before = line("before");
+    assert!(before.contains("1.0.0"), "{text}");
+    assert!(
+        before.contains("errors 13.51 % (3 err, 2 panics of 37)"),
+        "{text}"
+    );
+    let p99: Vec<&str> = before
+        .split("p99 ")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .take(2)
+        .collect();
+    assert_eq!(p99[1], "ms", "{text}");
+    assert!(p99[0].parse::<u64>().unwrap() >= 10, "{text}");
 
     // A rollback starts a period too: 2.0.0's figures become the previous.
     node.rollback("fault", false).await.unwrap();

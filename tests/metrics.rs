@@ -117,7 +117,11 @@ async fn metrics_after_a_committed_and_a_rejected_reload() {
         Some(1.0)
     );
     assert_eq!(
-        sample(&text, "molt_handle_seconds_bucket", &[m, r#"le="17.179869184""#]),
+        sample(
+            &text,
+            "molt_handle_seconds_bucket",
+            &[m, r#"le="17.179869184""#]
+        ),
         Some(1.0),
         "{text}"
     );

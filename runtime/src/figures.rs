@@ -348,7 +348,10 @@ impl Default for FigureCells {
 /// `cell += by`, by its only writer.
 #[inline]
 fn bump(cell: &AtomicU64, by: u64) {
-    cell.store(cell.load(Ordering::Relaxed).wrapping_add(by), Ordering::Relaxed);
+    cell.store(
+        cell.load(Ordering::Relaxed).wrapping_add(by),
+        Ordering::Relaxed,
+    );
 }
 
 impl FigureCells {

@@ -113,7 +113,11 @@ fn handle_seconds(text: &mut String, figures: &[ModuleFigures]) {
         crate::figures::SAMPLE_EVERY
     );
     for f in figures {
-        let module = f.module.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n");
+        let module = f
+            .module
+            .replace('\\', "\\\\")
+            .replace('"', "\\\"")
+            .replace('\n', "\\n");
         let counts = f.total.latency.counts();
         let mut below = 0u64;
         let mut bucket = 0;
@@ -130,13 +134,19 @@ fn handle_seconds(text: &mut String, figures: &[ModuleFigures]) {
             );
         }
         let count = f.total.latency.count();
-        let _ = writeln!(text, "molt_handle_seconds_bucket{{module=\"{module}\",le=\"+Inf\"}} {count}");
+        let _ = writeln!(
+            text,
+            "molt_handle_seconds_bucket{{module=\"{module}\",le=\"+Inf\"}} {count}"
+        );
         let _ = writeln!(
             text,
             "molt_handle_seconds_sum{{module=\"{module}\"}} {}",
             f.total.latency_sum_ns as f64 / 1e9
         );
-        let _ = writeln!(text, "molt_handle_seconds_count{{module=\"{module}\"}} {count}");
+        let _ = writeln!(
+            text,
+            "molt_handle_seconds_count{{module=\"{module}\"}} {count}"
+        );
     }
 }
 

@@ -119,7 +119,10 @@ pub async fn module_status(node: &NodeArgs, name: &str, json: bool) -> ExitCode 
     };
     if json {
         let both = serde_json::json!({ "module": module, "figures": figures });
-        println!("{}", serde_json::to_string_pretty(&both).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&both).unwrap_or_default()
+        );
         return ExitCode::SUCCESS;
     }
     let handled: u64 = module.instances.iter().map(|i| i.handled).sum();
@@ -130,7 +133,11 @@ pub async fn module_status(node: &NodeArgs, name: &str, json: bool) -> ExitCode 
         module.code_version,
         module.state_version,
         module.instances.len(),
-        if module.reloading { "  (reloading)" } else { "" }
+        if module.reloading {
+            "  (reloading)"
+        } else {
+            ""
+        }
     );
     println!("  {}", figures_line("serving", &figures.current));
     if let Some(previous) = &figures.previous {

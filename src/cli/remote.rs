@@ -177,13 +177,23 @@ fn figures_line(what: &str, v: &molt::VersionFigures) -> String {
     )
 }
 
-/// A duration in nanoseconds, in the unit that reads best.
+/// A duration in nanoseconds, in the unit that reads best (two or three
+/// significant digits).
 fn show_ns(ns: u64) -> String {
+    let scaled = |unit: f64, name: &str| {
+        let v = ns as f64 / unit;
+        if v < 10.0 {
+            format!("{v:.1} {name}")
+        } else {
+            format!("{v:.0} {name}")
+        }
+    };
     match ns {
         0 => "-".to_string(),
-        1..=9_999 => format!("{ns} ns"),
-        10_000..=9_999_999 => format!("{} µs", ns / 1_000),
-        _ => format!("{} ms", ns / 1_000_000),
+        1..=999 => format!("{ns} ns"),
+        1_000..=999_999 => scaled(1e3, "µs"),
+        1_000_000..=999_999_999 => scaled(1e6, "ms"),
+        _ => scaled(1e9, "s"),
     }
 }
 

@@ -185,3 +185,52 @@ async fn figures_follow_traffic_and_survive_a_reload_per_version() {
     drop(server);
     node.shutdown().await;
 }
+
+/// A scale-down keeps what the removed instance counted in its module's
+/// figures (the serving version's period and the module's total).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_instance_keeps_its_counts_in_the_figures() {
+    let f = common::fixtures();
+    let node = common::start(
+        "handling-figures-scale",
+        ModuleSpec::new("fault", &f.fault)
+            .config(json!({ "tag": "a" }))
+            .instances(2),
+    )
+    .await;
+    let h = node.module::<FaultProto>("fault").unwrap();
+    let (first, second) = (h.on_instance(0), h.on_instance(1));
+    for _ in 0..3 {
+        assert_eq!(first.call(Msg::Tag).await.unwrap(), Reply::Tag("a".into()));
+    }
+    for _ in 0..4 {
+        assert_eq!(second.call(Msg::Tag).await.unwrap(), Reply::Tag("a".into()));
+    }
+    second.call(Msg::Panic).await.unwrap_err();
+    let before = node.figures("fault").await.unwrap();
+    assert_eq!(
+        (
+            before.current.figures.handled,
+            before.current.figures.panics
+        ),
+        (8, 1)
+    );
+    assert_eq!(before.current.latency.count, 2, "each instance's first");
+
+    node.admin().scale("fault", 1).await.unwrap();
+    let after = node.figures("fault").await.unwrap();
+    assert_eq!(after.current.figures, before.current.figures, "{after:#?}");
+    assert_eq!(after.total, before.total);
+    // Instance 0 goes on counting on top.
+    first.call(Msg::Fail).await.unwrap_err();
+    let later = node.figures("fault").await.unwrap();
+    assert_eq!(
+        (
+            later.current.figures.handled,
+            later.current.figures.errors,
+            later.current.figures.panics
+        ),
+        (9, 1, 1)
+    );
+    node.shutdown().await;
+}

@@ -227,6 +227,15 @@ impl AdminClient {
         self.json(Method::GET, &["rollout"], None).await
     }
 
+    /// `GET /modules/{name}/figures`.
+    ///
+    /// # Errors
+    /// [`ClientError`].
+    pub async fn figures(&self, name: &str) -> Result<crate::ModuleFigures, ClientError> {
+        self.json(Method::GET, &["modules", name, "figures"], None)
+            .await
+    }
+
     /// `GET /history`.
     ///
     /// # Errors

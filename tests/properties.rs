@@ -284,6 +284,7 @@ const ROLLOUT_TYPED: &[(&str, Kind)] = &[
     ("gate_window_ms", Kind::Int),
     ("max_error_rate_increase", Kind::Int),
     ("max_restarts", Kind::Int),
+    ("max_p99_ratio", Kind::Int),
     ("wave_size", Kind::Int),
     ("wave_watch_ms", Kind::Int),
     ("request_timeout_ms", Kind::Int),

@@ -61,6 +61,7 @@
 //! gate_window_ms = 30000          # how long the gate watches the canary
 //! max_error_rate_increase = 0.01  # the canary's error rate may exceed the old one's by this
 //! max_restarts = 0                # instance restarts allowed on the canary in the window
+//! max_p99_ratio = 2.0             # the canary's p99 handling time may be this many times the old one's
 //! wave_size = 1                   # nodes per wave after the gate
 //! wave_watch_ms = 5000            # how long each wave is watched before the next
 //! request_timeout_ms = 30000      # the bound on each request to a node
@@ -243,6 +244,7 @@ pub fn to_toml(config: &NodeConfig) -> String {
             Value::Float(r.max_error_rate_increase),
         );
         rollout.insert("max_restarts".into(), int(r.max_restarts));
+        rollout.insert("max_p99_ratio".into(), Value::Float(r.max_p99_ratio));
         rollout.insert("wave_size".into(), int(r.wave_size as u64));
         rollout.insert("wave_watch_ms".into(), ms(r.wave_watch));
         rollout.insert("request_timeout_ms".into(), ms(r.request_timeout));
@@ -351,6 +353,7 @@ pub const ROLLOUT_KEYS: &[&str] = &[
     "gate_window_ms",
     "max_error_rate_increase",
     "max_restarts",
+    "max_p99_ratio",
     "wave_size",
     "wave_watch_ms",
     "request_timeout_ms",
@@ -601,6 +604,10 @@ impl<'a> File<'a> {
                 "max_restarts" => {
                     r.max_restarts = self.value(&name, value)?;
                     "max_restarts"
+                }
+                "max_p99_ratio" => {
+                    r.max_p99_ratio = self.value(&name, value)?;
+                    "max_p99_ratio"
                 }
                 "wave_size" => {
                     r.wave_size = self.value(&name, value)?;
@@ -1055,6 +1062,7 @@ mod tests {
         });
         c.rollout.gate_window = Duration::from_millis(2500);
         c.rollout.max_error_rate_increase = 0.05;
+        c.rollout.max_p99_ratio = 3.5;
         c.rollout.wave_size = 2;
         c.rollout.lease = Duration::from_secs(4);
         c.modules[0].instances = 3;

@@ -20,6 +20,9 @@ pub struct RolloutSpec {
     pub max_error_rate_increase: f64,
     /// How many instance restarts the canary may have during the window.
     pub max_restarts: u64,
+    /// How many times the old version's p99 handling time the canary's may
+    /// be over the window (compared once both timed enough messages).
+    pub max_p99_ratio: f64,
     /// How many nodes take the new version at once after the gate.
     pub wave_size: usize,
     /// How long each wave's nodes are watched (reachable, answering, on
@@ -43,6 +46,7 @@ impl Default for RolloutSpec {
             gate_window: Duration::from_secs(30),
             max_error_rate_increase: 0.01,
             max_restarts: 0,
+            max_p99_ratio: 2.0,
             wave_size: 1,
             wave_watch: Duration::from_secs(5),
             request_timeout: Duration::from_secs(30),
@@ -56,8 +60,8 @@ impl RolloutSpec {
     /// key under `rollout.`.
     ///
     /// # Errors
-    /// A wave size, request timeout or lease of 0, or an error-rate
-    /// increase that is negative or not a number.
+    /// A wave size, request timeout or lease of 0, an error-rate increase
+    /// that is negative or not a number, or a p99 ratio below 1.
     pub fn check(&self) -> Result<(), (&'static str, String)> {
         if self.wave_size == 0 {
             return Err(("wave_size", "must be at least 1".into()));
@@ -68,6 +72,15 @@ impl RolloutSpec {
                 format!(
                     "{} is not a rate of 0 or more (0.01: one percentage point)",
                     self.max_error_rate_increase
+                ),
+            ));
+        }
+        if self.max_p99_ratio.is_nan() || self.max_p99_ratio < 1.0 {
+            return Err((
+                "max_p99_ratio",
+                format!(
+                    "{} is not a ratio of 1 or more (2.0: twice the old version's p99)",
+                    self.max_p99_ratio
                 ),
             ));
         }

@@ -174,13 +174,11 @@ impl AgentState {
             Request::Figures { module } => {
                 let admin = self.admin.clone();
                 tokio::spawn(async move {
-                    let answer = match admin.status().await {
-                        Ok(s) => s
-                            .module(&module)
-                            .map(|m| Answer::Figures(GateReading::of(m)))
-                            .ok_or_else(|| Error::UnknownModule(module).to_string()),
-                        Err(e) => Err(e.to_string()),
-                    };
+                    let answer = admin
+                        .figures(&module)
+                        .await
+                        .map(|f| Answer::Figures(GateReading::of(&f.current)))
+                        .map_err(|e| e.to_string());
                     send(reply, answer);
                 });
             }

@@ -1,18 +1,23 @@
 //! The rollout's gate (docs/semantics.md "Rollouts"): the canary's figures
 //! over the gate window against the old version's on the same node. A
-//! [`GateReading`] is what a node reports of a module (from its status:
-//! handled and failed messages, restarts, summed over the instances);
-//! [`judge`] compares two readings.
+//! [`GateReading`] is what a node reports of one version of a module (from
+//! its handling figures, docs/semantics.md "Handling figures": messages
+//! handled, failed, restarts, p99 handling latency over the version's
+//! period); [`judge`] compares the old version's with the new one's.
 
 use serde::{Deserialize, Serialize};
 
-use crate::status::ModuleStatus;
+use crate::figures::VersionFigures;
 
-/// One module's figures on one node at one moment, summed over its
-/// instances (counts since the instances started).
+/// Timed messages each side needs before their p99s are compared (with
+/// one message in 16 timed: a few hundred messages).
+pub(crate) const P99_NEEDS_TIMED: u64 = 20;
+
+/// One version's figures on one node over its period (since it took over,
+/// or until it was replaced).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GateReading {
-    /// The code version serving.
+    /// The code version.
     pub code_version: String,
     /// Messages handled (successfully or not).
     pub handled: u64,
@@ -20,30 +25,23 @@ pub struct GateReading {
     pub failed: u64,
     /// Instance restarts.
     pub restarts: u64,
+    /// Messages timed (the latency sample).
+    pub timed: u64,
+    /// The 99th percentile handling time, in nanoseconds.
+    pub p99_ns: u64,
 }
 
 impl GateReading {
-    /// The reading of a module's status.
-    pub(crate) fn of(status: &ModuleStatus) -> Self {
+    /// The reading of a version's figures.
+    pub(crate) fn of(v: &VersionFigures) -> Self {
         GateReading {
-            code_version: status.code_version.clone(),
-            handled: status.instances.iter().map(|i| i.handled).sum(),
-            failed: status.instances.iter().map(|i| i.failed).sum(),
-            restarts: status.instances.iter().map(|i| i.restarts).sum(),
+            code_version: v.code_version.clone(),
+            handled: v.figures.handled,
+            failed: v.figures.errors + v.figures.panics,
+            restarts: v.figures.restarts,
+            timed: v.latency.count,
+            p99_ns: v.latency.p99_ns,
         }
-    }
-
-    /// The counts since `base` (all of them when the counters started
-    /// again below it, e.g. new instances).
-    fn since(&self, base: &GateReading) -> (u64, u64, u64) {
-        if self.handled < base.handled || self.failed < base.failed {
-            return (self.handled, self.failed, self.restarts);
-        }
-        (
-            self.handled - base.handled,
-            self.failed - base.failed,
-            self.restarts.saturating_sub(base.restarts),
-        )
     }
 }
 
@@ -54,6 +52,8 @@ pub(crate) struct Thresholds {
     pub max_error_rate_increase: f64,
     /// Restarts allowed in the window.
     pub max_restarts: u64,
+    /// How many times the old version's p99 the new one's may be.
+    pub max_p99_ratio: f64,
 }
 
 fn rate(failed: u64, handled: u64) -> f64 {
@@ -64,48 +64,63 @@ fn rate(failed: u64, handled: u64) -> f64 {
     }
 }
 
-/// Judges the canary: `base` was read before its reload (the old version's
-/// figures on that node, its whole run), `now` during or at the end of the
-/// window; `to` is the version it must still serve. `Ok` with the figures
-/// in words, or `Err` naming the threshold crossed.
+/// Judges the canary: `old` is the old version's reading on that node (its
+/// whole period, read before the canary's reload), `new` the new version's
+/// since it took over there (the window so far); `to` is the version the
+/// canary must still serve. `Ok` with the figures in words, or `Err`
+/// naming the threshold crossed.
 ///
 /// # Errors
 /// The canary no longer serves `to` (it restarted into another version or
-/// was rolled back), restarted more than allowed, or its error rate over
-/// the window exceeds the old version's by more than allowed.
+/// was rolled back), restarted more than allowed, its error rate exceeds
+/// the old version's by more than allowed, or (both sides timed enough
+/// messages) its p99 handling time is more than the allowed multiple of
+/// the old version's.
 pub(crate) fn judge(
-    base: &GateReading,
-    now: &GateReading,
+    old: &GateReading,
+    new: &GateReading,
     to: &str,
     t: Thresholds,
 ) -> Result<String, String> {
-    if now.code_version != to {
+    if new.code_version != to {
         return Err(format!(
             "the canary serves {} instead of {to}",
-            now.code_version
+            new.code_version
         ));
     }
-    let (handled, failed, restarts) = now.since(base);
-    let old = rate(base.failed, base.handled);
-    let new = rate(failed, handled);
+    let (old_rate, new_rate) = (rate(old.failed, old.handled), rate(new.failed, new.handled));
     let words = format!(
-        "{handled} handled, {failed} failed ({:.2} %, the old version {:.2} % of {}), {restarts} restart(s)",
-        new * 100.0,
-        old * 100.0,
-        base.handled
+        "{} handled, {} failed ({:.2} %, the old version {:.2} % of {}), {} restart(s), p99 {} µs (the old version {} µs)",
+        new.handled,
+        new.failed,
+        new_rate * 100.0,
+        old_rate * 100.0,
+        old.handled,
+        new.restarts,
+        new.p99_ns / 1000,
+        old.p99_ns / 1000
     );
-    if restarts > t.max_restarts {
+    if new.restarts > t.max_restarts {
         return Err(format!(
-            "{restarts} restart(s) in the window (at most {} allowed): {words}",
-            t.max_restarts
+            "{} restart(s) in the window (at most {} allowed): {words}",
+            new.restarts, t.max_restarts
         ));
     }
-    if failed > 0 && new > old + t.max_error_rate_increase {
+    if new.failed > 0 && new_rate > old_rate + t.max_error_rate_increase {
         return Err(format!(
             "error rate {:.2} % exceeds the old version's {:.2} % by more than {:.2} points: {words}",
-            new * 100.0,
-            old * 100.0,
+            new_rate * 100.0,
+            old_rate * 100.0,
             t.max_error_rate_increase * 100.0
+        ));
+    }
+    let timed = old.timed >= P99_NEEDS_TIMED && new.timed >= P99_NEEDS_TIMED;
+    if timed && new.p99_ns as f64 > old.p99_ns as f64 * t.max_p99_ratio {
+        return Err(format!(
+            "p99 handling time {} µs is more than {} times the old version's {} µs: {words}",
+            new.p99_ns / 1000,
+            t.max_p99_ratio,
+            old.p99_ns / 1000
         ));
     }
     Ok(words)
@@ -121,36 +136,60 @@ mod tests {
             handled,
             failed,
             restarts,
+            timed: handled / 16,
+            p99_ns: 10_000,
         }
     }
 
     const T: Thresholds = Thresholds {
         max_error_rate_increase: 0.01,
         max_restarts: 0,
+        max_p99_ratio: 2.0,
     };
 
     #[test]
     fn the_gate_compares_the_window_with_the_old_version() {
-        let base = r("1.0.0", 1000, 10, 0); // 1 %
-        assert!(judge(&base, &r("2.0.0", 1100, 11, 0), "2.0.0", T).is_ok());
-        // 1.9 % over the window: within one point of 1 %.
-        assert!(judge(&base, &r("2.0.0", 2000, 29, 0), "2.0.0", T).is_ok());
-        let e = judge(&base, &r("2.0.0", 1100, 40, 0), "2.0.0", T).unwrap_err();
+        let old = r("1.0.0", 1000, 10, 0); // 1 %
+        assert!(judge(&old, &r("2.0.0", 100, 1, 0), "2.0.0", T).is_ok());
+        // 1.9 %: within one point of 1 %.
+        assert!(judge(&old, &r("2.0.0", 1000, 19, 0), "2.0.0", T).is_ok());
+        let e = judge(&old, &r("2.0.0", 100, 30, 0), "2.0.0", T).unwrap_err();
         assert!(e.starts_with("error rate 30.00 %"), "{e}");
-        let e = judge(&base, &r("2.0.0", 1100, 10, 1), "2.0.0", T).unwrap_err();
+        let e = judge(&old, &r("2.0.0", 100, 0, 1), "2.0.0", T).unwrap_err();
         assert!(e.starts_with("1 restart(s)"), "{e}");
-        let e = judge(&base, &r("1.0.0", 1100, 10, 0), "2.0.0", T).unwrap_err();
+        let e = judge(&old, &r("1.0.0", 100, 0, 0), "2.0.0", T).unwrap_err();
         assert!(e.contains("serves 1.0.0 instead of 2.0.0"), "{e}");
         // No traffic in the window: nothing to hold against it.
-        assert!(judge(&base, &base_as("2.0.0", &base), "2.0.0", T).is_ok());
-        // Counters that started again count from 0.
-        assert!(judge(&base, &r("2.0.0", 5, 5, 0), "2.0.0", T).is_err());
+        assert!(judge(&old, &r("2.0.0", 0, 0, 0), "2.0.0", T).is_ok());
     }
 
-    fn base_as(v: &str, b: &GateReading) -> GateReading {
-        GateReading {
-            code_version: v.into(),
-            ..b.clone()
-        }
+    #[test]
+    fn the_gate_compares_p99_once_both_sides_timed_enough() {
+        let old = r("1.0.0", 1000, 0, 0);
+        let slow = GateReading {
+            p99_ns: 25_000,
+            ..r("2.0.0", 1000, 0, 0)
+        };
+        let e = judge(&old, &slow, "2.0.0", T).unwrap_err();
+        assert!(
+            e.starts_with("p99 handling time 25 µs is more than 2 times the old version's 10 µs"),
+            "{e}"
+        );
+        let within = GateReading {
+            p99_ns: 19_000,
+            ..slow.clone()
+        };
+        assert!(judge(&old, &within, "2.0.0", T).is_ok());
+        // Too few timed messages on either side: not compared.
+        let few = GateReading {
+            timed: P99_NEEDS_TIMED - 1,
+            ..slow.clone()
+        };
+        assert!(judge(&old, &few, "2.0.0", T).is_ok());
+        let young = GateReading {
+            timed: 3,
+            ..old.clone()
+        };
+        assert!(judge(&young, &slow, "2.0.0", T).is_ok());
     }
 }

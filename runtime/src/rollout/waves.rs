@@ -117,7 +117,9 @@ impl Run {
     }
 
     /// Watches the canary for the gate window against `base`, the old
-    /// version's figures on it.
+    /// version's figures on it (its period until the reload; the new
+    /// version's period begins with the reload, so its figures are the
+    /// window's).
     async fn gate(&mut self, canary: &str, base: &GateReading) -> Result<(), Halt> {
         let began = self.started.elapsed();
         let t = Instant::now();
@@ -255,6 +257,7 @@ impl Run {
         let t = Thresholds {
             max_error_rate_increase: self.spec.max_error_rate_increase,
             max_restarts: self.spec.max_restarts,
+            max_p99_ratio: self.spec.max_p99_ratio,
         };
         let (poll, within) = (self.poll(window), self.figures_within(window));
         let deadline = Instant::now() + window;

@@ -1,8 +1,9 @@
 //! docs/semantics.md "Rollouts": a canary whose new version errors under
-//! traffic fails its gate; the rollout halts, the canary rolls back to the
-//! old version, and the other nodes never load the new one (their history
-//! has no reload). Nothing is lost or reordered on any node, the canary
-//! included (its new version records each message before failing it).
+//! traffic, or handles it much slower (p99), fails its gate; the rollout
+//! halts, the canary rolls back to the old version, and the other nodes
+//! never load the new one (their history has no reload). Nothing is lost
+//! or reordered on any node, the canary included (its new version records
+//! each message before failing it).
 
 use std::time::Duration;
 
@@ -86,5 +87,50 @@ fn a_canary_that_fails_its_gate_is_rolled_back_and_no_other_node_loads_it() {
             "{}",
             node.name
         );
+    }
+}
+
+#[test]
+fn a_canary_much_slower_than_the_old_version_fails_its_gate() {
+    let dir = common::scratch_dir();
+    let f = common::fixtures();
+    // 2.0.0 sleeps 8 ms in each Seq handler; 1.0.0 takes microseconds.
+    let nodes = three_nodes(dir.path(), "slow_seq_in = \"2.0.0\"\nslow_seq_ms = 8");
+    let traffic = Traffic::start(&nodes);
+    // Enough traffic for the old version's p99: 20 timed messages (one in
+    // 16 is timed).
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while common::rollout::seqs(&nodes[0])["to-a"]["count"]
+        .as_u64()
+        .unwrap_or(0)
+        < 400
+    {
+        assert!(std::time::Instant::now() < deadline, "no traffic on a");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut cli = start_rollout(
+        &nodes[0],
+        dir.path(),
+        &f.fault_v2,
+        &["--gate-window-ms", "20000"],
+    );
+    let status = cli
+        .wait_exit(ROLLOUT_WITHIN)
+        .unwrap_or_else(|| panic!("molt rollout still runs:\n{}", cli.output()));
+    let out = cli.output();
+    let sent = traffic.stop();
+    assert_eq!(status.code(), Some(1), "{out}");
+    assert!(out.contains("gate FAILED on a: p99 handling time"), "{out}");
+    assert!(!out.contains("wave 1"), "{out}");
+    for (node, sent) in nodes.iter().zip(&sent) {
+        assert_eq!(version(node), "1.0.0", "{}", node.name);
+        assert_all_handled_in_order(node, sent);
+        if node.name != "a" {
+            assert!(
+                !history(node).iter().any(|e| e["action"] == "reload"),
+                "{} loaded it",
+                node.name
+            );
+        }
     }
 }

@@ -12,6 +12,10 @@
 mod connect;
 #[cfg(feature = "cluster")]
 mod heartbeat;
+#[cfg(feature = "cluster")]
+mod inbox;
+#[cfg(feature = "cluster")]
+pub(crate) mod remote;
 // Without the feature only the view's status (always empty) is used.
 #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
 pub(crate) mod incarnation;
@@ -22,6 +26,7 @@ pub use membership::{ClusterStatus, MemberStatus, ModuleVersion};
 
 use crate::admin::Admin;
 use crate::config::ClusterSpec;
+use crate::directory::Directory;
 use crate::error::Error;
 use crate::events::EventBus;
 use membership::ClusterView;
@@ -70,8 +75,12 @@ fn cookie(spec: &ClusterSpec) -> Result<String, Error> {
 pub(crate) struct Cluster {
     server: ractor::ActorRef<ractor_cluster::NodeServerMessage>,
     heartbeat: ractor::ActorRef<heartbeat::BeatMsg>,
+    /// Takes the messages peers send to this node's actors (and the
+    /// acknowledgements of this node's own).
+    inbox: ractor::ActorRef<inbox::InboxMsg>,
     connector: tokio::task::JoinHandle<()>,
     view: ClusterView,
+    node: String,
 }
 
 /// Without the `cluster` feature there is never one.
@@ -96,7 +105,8 @@ impl std::fmt::Debug for Cluster {
 
 /// Joins the cluster `spec` describes as node `node`: listens on
 /// `spec.listen` (never on every interface unless told), connects to the
-/// seeds, starts the heartbeats; `view` starts with this node and a new
+/// seeds, starts the heartbeats and the inbox that delivers what peers
+/// send into `directory`'s actors; `view` starts with this node and a new
 /// incarnation, and its changes are published on `bus`.
 ///
 /// # Errors
@@ -110,6 +120,7 @@ pub(crate) async fn start(
     view: ClusterView,
     admin: Admin,
     bus: EventBus,
+    directory: Directory,
 ) -> Result<Cluster, Error> {
     use ractor::Actor;
     use ractor_cluster::node::NodeConnectionMode;
@@ -153,7 +164,29 @@ pub(crate) async fn start(
         incarnation: incarnation::Incarnation::new(),
     };
     tracing::info!(target: "molt::cluster", listen = %spec.listen, incarnation = %me.incarnation, seeds = ?spec.seeds, "joining the cluster");
+    let incarnation = me.incarnation.0;
     view.start(membership::View::new(me, spec.unreachable_after));
+    let outbound = std::sync::Arc::new(remote::Outbound::new(
+        node,
+        incarnation,
+        view.clone(),
+        remote::MAX_IN_FLIGHT,
+    ));
+    let inbox_args = inbox::InboxArgs {
+        node: node.to_string(),
+        directory,
+        outbound: outbound.clone(),
+        bus: bus.clone(),
+    };
+    let inbox = match Actor::spawn(None, inbox::Inbox, inbox_args).await {
+        Ok((i, _)) => i,
+        Err(e) => {
+            server.kill();
+            view.clear();
+            return Err(Error::Spawn(format!("the cluster inbox: {e}")));
+        }
+    };
+    remote::register(outbound);
     let args = heartbeat::HeartbeatArgs {
         view: view.clone(),
         interval: spec.heartbeat_interval,
@@ -165,6 +198,8 @@ pub(crate) async fn start(
     let heartbeat = match Actor::spawn(None, heartbeat::Heartbeat, args).await {
         Ok((h, _)) => h,
         Err(e) => {
+            remote::unregister(node);
+            inbox.stop(None);
             server.kill();
             view.clear();
             return Err(Error::Spawn(format!("the cluster heartbeat: {e}")));
@@ -181,8 +216,10 @@ pub(crate) async fn start(
     Ok(Cluster {
         server,
         heartbeat,
+        inbox,
         connector,
         view,
+        node: node.to_string(),
     })
 }
 
@@ -197,6 +234,7 @@ pub(crate) async fn start(
     _view: ClusterView,
     _admin: Admin,
     _bus: EventBus,
+    _directory: Directory,
 ) -> Result<Cluster, Error> {
     Err(Error::Config(
         "[cluster]: this build of molt has no cluster support (molt-runtime's cargo feature `cluster`, on by default in the molt package)".into(),
@@ -211,6 +249,8 @@ impl Cluster {
         {
             self.connector.abort();
             self.heartbeat.stop(None);
+            remote::unregister(&self.node);
+            self.inbox.stop(None);
             // The listener waits in accept(): a stop message would wait
             // behind it.
             self.server.kill();

@@ -227,6 +227,19 @@ pub enum Event {
         /// The incarnation it had before.
         previous_incarnation: String,
     },
+    /// Messages this node sent to a peer were not acknowledged when the
+    /// peer was marked unreachable or restarted: they are not known to be
+    /// delivered (docs/semantics.md "Sending to another node"). molt does
+    /// not send them again.
+    #[serde(rename = "cluster.messages_undelivered")]
+    MessagesUndelivered {
+        /// The peer's node name.
+        node: String,
+        /// How many messages.
+        count: u64,
+        /// `unreachable` or `restarted`.
+        reason: String,
+    },
     /// An entry could not be appended to the history's audit file (disk
     /// full, out of file descriptors, ...): it is kept in memory only.
     #[serde(rename = "history.write_failed")]
@@ -259,6 +272,7 @@ impl Event {
             Event::MemberUnreachable { .. } => "cluster.member_unreachable",
             Event::MemberReachable { .. } => "cluster.member_reachable",
             Event::MemberRestarted { .. } => "cluster.member_restarted",
+            Event::MessagesUndelivered { .. } => "cluster.messages_undelivered",
         }
     }
 
@@ -278,7 +292,8 @@ impl Event {
             | Event::MemberJoined { .. }
             | Event::MemberUnreachable { .. }
             | Event::MemberReachable { .. }
-            | Event::MemberRestarted { .. } => "",
+            | Event::MemberRestarted { .. }
+            | Event::MessagesUndelivered { .. } => "",
             Event::ModuleLoaded { name, .. }
             | Event::ModuleReloaded { name, .. }
             | Event::ReloadPhase { name, .. }

@@ -180,6 +180,7 @@ impl Node {
                 cluster_view,
                 node.admin(),
                 node.bus.clone(),
+                node.directory.clone(),
             )
             .await
             {

@@ -1,0 +1,269 @@
+//! The receiving side of sends between nodes (docs/semantics.md "Sending
+//! to another node"): one inbox actor per node, the one member of the
+//! process group [`super::remote::inbox_group`]. It puts each message from
+//! a peer into the receiving actor's mailbox as it arrives (no handler is
+//! awaited), so what one node sends to another is delivered in the order
+//! it was sent; it drops a repeated sequence number, and acknowledges what
+//! it received in batches. It also takes the acknowledgements of this
+//! node's own sends, and reports what was in flight to a peer that is
+//! marked unreachable or restarts.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ractor::concurrency::JoinHandle;
+use ractor::message::{BoxedDowncastErr, SerializedMessage};
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+
+use super::remote::{self, Ack, Header, Outbound, ACK};
+use crate::directory::Directory;
+use crate::events::{Event, EventBus, Received};
+use crate::module_actor::ModuleMsg;
+use crate::msg_bytes::MsgBytes;
+use crate::sender::Sender;
+
+/// A peer's messages are acknowledged after this many...
+pub(crate) const ACK_EVERY: u64 = 256;
+/// ...or this long after the first one not yet acknowledged.
+pub(crate) const ACK_INTERVAL: Duration = Duration::from_millis(20);
+
+/// The inbox actor's messages.
+#[derive(Debug)]
+pub(crate) enum InboxMsg {
+    /// A message from a peer, for an actor of this node.
+    Deliver(Header, Vec<u8>),
+    /// A peer acknowledges this node's messages.
+    Ack(Ack),
+    /// Time to acknowledge what arrived since the last time.
+    Flush,
+}
+
+impl ractor::Message for InboxMsg {
+    fn serializable() -> bool {
+        true
+    }
+
+    fn serialize(self) -> Result<SerializedMessage, BoxedDowncastErr> {
+        // Sent already framed (`remote::frame`, `send_ack`).
+        Err(BoxedDowncastErr)
+    }
+
+    fn deserialize(bytes: SerializedMessage) -> Result<Self, BoxedDowncastErr> {
+        match bytes {
+            // Anything else (another version's format, garbage) is dropped
+            // by ractor, never a panic.
+            SerializedMessage::Cast { variant, args, .. } if variant == remote::DELIVER => {
+                let (header, msg) = remote::unframe(&args).ok_or(BoxedDowncastErr)?;
+                Ok(InboxMsg::Deliver(header, msg.to_vec()))
+            }
+            SerializedMessage::Cast { variant, args, .. } if variant == ACK => {
+                rmp_serde::from_slice(&args)
+                    .map(InboxMsg::Ack)
+                    .map_err(|_| BoxedDowncastErr)
+            }
+            _ => Err(BoxedDowncastErr),
+        }
+    }
+}
+
+/// The inbox actor.
+pub(crate) struct Inbox;
+
+/// What it starts with.
+pub(crate) struct InboxArgs {
+    /// This node's name.
+    pub node: String,
+    pub directory: Directory,
+    pub outbound: Arc<Outbound>,
+    /// Where membership changes are heard and lost messages reported.
+    pub bus: EventBus,
+}
+
+/// One peer's stream of messages to this node.
+#[derive(Debug)]
+struct Stream {
+    /// The peer's incarnation.
+    stream: u64,
+    /// The highest sequence number received.
+    last: u64,
+    /// The highest sequence number acknowledged.
+    acked: u64,
+}
+
+pub(crate) struct InboxState {
+    node: String,
+    directory: Directory,
+    outbound: Arc<Outbound>,
+    streams: HashMap<String, Stream>,
+    /// Messages received since the last acknowledgement.
+    unacked: u64,
+    ticker: Option<JoinHandle<()>>,
+    watcher: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Actor for Inbox {
+    type Msg = InboxMsg;
+    type State = InboxState;
+    type Arguments = InboxArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<InboxMsg>,
+        args: InboxArgs,
+    ) -> Result<InboxState, ActorProcessingErr> {
+        ractor::pg::join(remote::inbox_group(&args.node), vec![myself.get_cell()]);
+        let ticker = myself.send_interval(ACK_INTERVAL, || InboxMsg::Flush);
+        let watcher = watch_members(&args.bus, args.outbound.clone());
+        Ok(InboxState {
+            node: args.node,
+            directory: args.directory,
+            outbound: args.outbound,
+            streams: HashMap::new(),
+            unacked: 0,
+            ticker: Some(ticker),
+            watcher: Some(watcher),
+        })
+    }
+
+    async fn post_stop(
+        &self,
+        myself: ActorRef<InboxMsg>,
+        st: &mut InboxState,
+    ) -> Result<(), ActorProcessingErr> {
+        ractor::pg::leave(remote::inbox_group(&st.node), vec![myself.get_cell()]);
+        if let Some(t) = st.ticker.take() {
+            t.abort();
+        }
+        if let Some(w) = st.watcher.take() {
+            w.abort();
+        }
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        _myself: ActorRef<InboxMsg>,
+        msg: InboxMsg,
+        st: &mut InboxState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            InboxMsg::Deliver(header, bytes) => {
+                st.deliver(header, bytes);
+                if st.unacked >= ACK_EVERY {
+                    st.flush();
+                }
+            }
+            InboxMsg::Ack(ack) => st.outbound.acked(&ack.from, ack.stream, ack.upto),
+            InboxMsg::Flush => st.flush(),
+        }
+        Ok(())
+    }
+}
+
+impl InboxState {
+    /// Puts a peer's message into the receiving actor's mailbox (a
+    /// repeated one is dropped).
+    fn deliver(&mut self, header: Header, bytes: Vec<u8>) {
+        let Header {
+            from,
+            stream,
+            seq,
+            to,
+            sender,
+        } = header;
+        let s = self.streams.entry(from.clone()).or_insert(Stream {
+            stream,
+            last: 0,
+            acked: 0,
+        });
+        if s.stream != stream {
+            // The peer restarted: its numbering starts again.
+            *s = Stream {
+                stream,
+                last: 0,
+                acked: 0,
+            };
+        }
+        if seq <= s.last {
+            tracing::debug!(target: "molt::cluster", peer = %from, seq, "a repeated message is dropped");
+            return;
+        }
+        s.last = seq;
+        self.unacked += 1;
+        let sender = sender.map(|a| Sender::Shared(Arc::new(a)));
+        let msg = ModuleMsg::Cast(MsgBytes::from(bytes), sender);
+        if let Err(e) = crate::resolve::send(&self.directory, &self.node, &to, msg) {
+            tracing::warn!(target: "molt::cluster", peer = %from, "a message from another node is dropped: {e}");
+            metrics::counter!("molt_cluster_messages_unroutable_total", "peer" => from)
+                .increment(1);
+        }
+    }
+
+    /// Acknowledges to each peer what arrived from it since the last time.
+    fn flush(&mut self) {
+        if self.unacked == 0 {
+            return;
+        }
+        self.unacked = 0;
+        for (peer, s) in &mut self.streams {
+            if s.acked == s.last {
+                continue;
+            }
+            let Some(inbox) = remote::inbox_of(peer) else {
+                continue;
+            };
+            let ack = Ack {
+                from: self.node.clone(),
+                stream: s.stream,
+                upto: s.last,
+            };
+            let Ok(args) = rmp_serde::to_vec_named(&ack) else {
+                continue;
+            };
+            let framed = SerializedMessage::Cast {
+                variant: ACK.to_string(),
+                args,
+                metadata: None,
+            };
+            if inbox.send_serialized(framed).is_ok() {
+                s.acked = s.last;
+            }
+        }
+    }
+}
+
+/// Reports what was in flight to a peer when it is marked unreachable or
+/// restarts: a `cluster.messages_undelivered` event, a counter, a log line.
+fn watch_members(bus: &EventBus, outbound: Arc<Outbound>) -> tokio::task::JoinHandle<()> {
+    let mut events = bus.subscribe();
+    let bus = bus.clone();
+    tokio::spawn(async move {
+        loop {
+            let (node, reason) = match events.recv().await {
+                Received::Event(e) => match &e.event {
+                    Event::MemberUnreachable { node, .. } => (node.clone(), "unreachable"),
+                    Event::MemberRestarted { node, .. } => (node.clone(), "restarted"),
+                    _ => continue,
+                },
+                Received::Lagged(n) => {
+                    tracing::warn!(target: "molt::cluster", missed = n, "the remote sends missed membership events: what is in flight to a lost peer may be reported late");
+                    continue;
+                }
+                Received::Closed => return,
+            };
+            let count = outbound.lost(&node);
+            if count == 0 {
+                continue;
+            }
+            tracing::warn!(target: "molt::cluster", peer = %node, count, reason, "messages sent to the peer were not acknowledged: not known to be delivered");
+            metrics::counter!("molt_cluster_messages_undelivered_total", "peer" => node.clone())
+                .increment(count);
+            bus.publish(Event::MessagesUndelivered {
+                node,
+                count,
+                reason: reason.to_string(),
+            });
+        }
+    })
+}

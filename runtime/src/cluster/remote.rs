@@ -273,7 +273,8 @@ mod tests {
             to: Address::instance("b", "peer", 0),
             sender: Some(Address::key("a", "cart", "u-1")),
         };
-        let SerializedMessage::Cast { variant, args, .. } = frame(&header, b"\x81\xa1x\x01").unwrap()
+        let SerializedMessage::Cast { variant, args, .. } =
+            frame(&header, b"\x81\xa1x\x01").unwrap()
         else {
             panic!("a cast")
         };
@@ -288,10 +289,13 @@ mod tests {
     #[test]
     fn acknowledged_and_lost_messages_settle_once() {
         let out = Outbound::new("a", 7, ClusterView::default(), 3);
-        out.peers
-            .lock()
-            .unwrap()
-            .insert("b".into(), PeerOut { sent: 5, settled: 0 });
+        out.peers.lock().unwrap().insert(
+            "b".into(),
+            PeerOut {
+                sent: 5,
+                settled: 0,
+            },
+        );
         out.acked("b", 6, 5); // another incarnation's ack: ignored
         assert_eq!(out.in_flight("b"), 5);
         out.acked("b", 7, 2);

@@ -171,6 +171,7 @@ pub(crate) async fn start(
         incarnation,
         view.clone(),
         remote::MAX_IN_FLIGHT,
+        bus.clone(),
     ));
     let inbox_args = inbox::InboxArgs {
         node: node.to_string(),

@@ -210,7 +210,7 @@ impl InboxState {
             if s.acked == s.last {
                 continue;
             }
-            let Some(inbox) = remote::inbox_of(peer) else {
+            let Some((_, inbox)) = remote::inbox_of(peer) else {
                 continue;
             };
             let ack = Ack {
@@ -234,10 +234,9 @@ impl InboxState {
 }
 
 /// Reports what was in flight to a peer when it is marked unreachable or
-/// restarts: a `cluster.messages_undelivered` event, a counter, a log line.
+/// restarts ([`Outbound::report`]).
 fn watch_members(bus: &EventBus, outbound: Arc<Outbound>) -> tokio::task::JoinHandle<()> {
     let mut events = bus.subscribe();
-    let bus = bus.clone();
     tokio::spawn(async move {
         loop {
             let (node, reason) = match events.recv().await {
@@ -246,24 +245,14 @@ fn watch_members(bus: &EventBus, outbound: Arc<Outbound>) -> tokio::task::JoinHa
                     Event::MemberRestarted { node, .. } => (node.clone(), "restarted"),
                     _ => continue,
                 },
-                Received::Lagged(n) => {
-                    tracing::warn!(target: "molt::cluster", missed = n, "the remote sends missed membership events: what is in flight to a lost peer may be reported late");
+                Received::Lagged(_) => {
+                    outbound.lost_unreachable();
                     continue;
                 }
                 Received::Closed => return,
             };
             let count = outbound.lost(&node);
-            if count == 0 {
-                continue;
-            }
-            tracing::warn!(target: "molt::cluster", peer = %node, count, reason, "messages sent to the peer were not acknowledged: not known to be delivered");
-            metrics::counter!("molt_cluster_messages_undelivered_total", "peer" => node.clone())
-                .increment(count);
-            bus.publish(Event::MessagesUndelivered {
-                node,
-                count,
-                reason: reason.to_string(),
-            });
+            outbound.report(&node, count, reason);
         }
     })
 }

@@ -22,6 +22,7 @@ use ractor::{ActorCell, ActorId};
 use serde::{Deserialize, Serialize};
 
 use super::membership::ClusterView;
+use crate::events::{Event, EventBus};
 use crate::resolve::NoActor;
 
 /// How many messages to one peer may be in flight (sent, not acknowledged)
@@ -97,7 +98,8 @@ pub(crate) fn unframe(args: &[u8]) -> Option<(Header, &[u8])> {
 /// The inbox actor of node `node`, as this process knows it now: the
 /// member of its group on the newest session (a restarted peer's old
 /// session may linger for a moment).
-pub(crate) fn inbox_of(node: &str) -> Option<ActorCell> {
+/// Returns it with the id of that session.
+pub(crate) fn inbox_of(node: &str) -> Option<(u64, ActorCell)> {
     ractor::pg::get_members(&inbox_group(node))
         .into_iter()
         .filter_map(|cell| match cell.get_id() {
@@ -105,7 +107,6 @@ pub(crate) fn inbox_of(node: &str) -> Option<ActorCell> {
             ActorId::Local(_) => None,
         })
         .max_by_key(|(node_id, _)| *node_id)
-        .map(|(_, cell)| cell)
 }
 
 /// What was sent to one peer.
@@ -115,6 +116,8 @@ struct PeerOut {
     sent: u64,
     /// Everything up to here is acknowledged or reported lost.
     settled: u64,
+    /// The session the last message went over.
+    session: Option<u64>,
 }
 
 /// This node's sending side: sequence numbers and what is in flight, per
@@ -126,17 +129,26 @@ pub(crate) struct Outbound {
     view: ClusterView,
     max_in_flight: u64,
     peers: Mutex<HashMap<String, PeerOut>>,
+    /// Where lost messages are reported.
+    bus: EventBus,
 }
 
 impl Outbound {
     /// The sending side of node `node` in incarnation `stream`.
-    pub(crate) fn new(node: &str, stream: u64, view: ClusterView, max_in_flight: u64) -> Self {
+    pub(crate) fn new(
+        node: &str,
+        stream: u64,
+        view: ClusterView,
+        max_in_flight: u64,
+        bus: EventBus,
+    ) -> Self {
         Outbound {
             node: node.to_string(),
             stream,
             view,
             max_in_flight,
             peers: Mutex::default(),
+            bus,
         }
     }
 
@@ -185,7 +197,16 @@ impl Outbound {
             address: to.to_string(),
             node: node.to_string(),
         };
-        let inbox = inbox_of(node).ok_or_else(unreachable)?;
+        let (session, inbox) = inbox_of(node).ok_or_else(unreachable)?;
+        if peer.session.is_some_and(|s| s != session) {
+            // The connection broke and came back (same incarnation, or the
+            // restart is not heard of yet): what went over the old one and
+            // is not acknowledged may be lost with it.
+            let count = peer.sent - peer.settled;
+            peer.settled = peer.sent;
+            self.report(node, count, "reconnected");
+        }
+        peer.session = Some(session);
         let header = Header {
             from: self.node.clone(),
             stream: self.stream,
@@ -225,6 +246,32 @@ impl Outbound {
                 count
             }
             None => 0,
+        }
+    }
+
+    /// Reports `count` messages to `peer` as not known to be delivered
+    /// (`reason`: `unreachable`, `restarted`, `reconnected`): a
+    /// `cluster.messages_undelivered` event, a counter, a log line.
+    pub(crate) fn report(&self, peer: &str, count: u64, reason: &'static str) {
+        if count == 0 {
+            return;
+        }
+        tracing::warn!(target: "molt::cluster", %peer, count, reason, "messages sent to the peer were not acknowledged: not known to be delivered");
+        metrics::counter!("molt_cluster_messages_undelivered_total", "peer" => peer.to_string())
+            .increment(count);
+        self.bus.publish(Event::MessagesUndelivered {
+            node: peer.to_string(),
+            count,
+            reason: reason.to_string(),
+        });
+    }
+
+    /// Gives up what is in flight to every peer marked unreachable (after
+    /// membership events were missed): each reported.
+    pub(crate) fn lost_unreachable(&self) {
+        for peer in self.view.with(|v| v.unreachable()).unwrap_or_default() {
+            let count = self.lost(&peer);
+            self.report(&peer, count, "unreachable");
         }
     }
 
@@ -288,12 +335,13 @@ mod tests {
 
     #[test]
     fn acknowledged_and_lost_messages_settle_once() {
-        let out = Outbound::new("a", 7, ClusterView::default(), 3);
+        let out = Outbound::new("a", 7, ClusterView::default(), 3, EventBus::new(16));
         out.peers.lock().unwrap().insert(
             "b".into(),
             PeerOut {
                 sent: 5,
                 settled: 0,
+                session: None,
             },
         );
         out.acked("b", 6, 5); // another incarnation's ack: ignored

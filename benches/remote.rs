@@ -33,7 +33,7 @@ const N: u64 = 100_000;
 /// Round trips per latency row.
 const R: u64 = 2_000;
 /// The admin token of both nodes.
-const TOKEN: &str = "bench-remote-token";
+const TOKEN: &str = "bench-remote-token-0123456789abcdef";
 /// How long anything may take before the bench gives up.
 const WITHIN: Duration = Duration::from_secs(120);
 

@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use molt_abi::Address;
 use ractor::message::SerializedMessage;
-use ractor::{ActorCell, ActorId};
+use ractor::{ActorCell, ActorId, ActorStatus};
 use serde::{Deserialize, Serialize};
 
 use super::membership::ClusterView;
@@ -118,6 +118,9 @@ struct PeerOut {
     settled: u64,
     /// The session the last message went over.
     session: Option<u64>,
+    /// The peer's inbox on that session, kept while it runs (a lookup in
+    /// the process groups allocates).
+    inbox: Option<ActorCell>,
 }
 
 /// This node's sending side: sequence numbers and what is in flight, per
@@ -197,16 +200,23 @@ impl Outbound {
             address: to.to_string(),
             node: node.to_string(),
         };
-        let (session, inbox) = inbox_of(node).ok_or_else(unreachable)?;
-        if peer.session.is_some_and(|s| s != session) {
-            // The connection broke and came back (same incarnation, or the
-            // restart is not heard of yet): what went over the old one and
-            // is not acknowledged may be lost with it.
-            let count = peer.sent - peer.settled;
-            peer.settled = peer.sent;
-            self.report(node, count, "reconnected");
+        let kept = peer
+            .inbox
+            .as_ref()
+            .is_some_and(|c| c.get_status() == ActorStatus::Running);
+        if !kept {
+            let (session, inbox) = inbox_of(node).ok_or_else(unreachable)?;
+            if peer.session.is_some_and(|s| s != session) {
+                // The connection broke and came back (same incarnation, or
+                // the restart is not heard of yet): what went over the old
+                // one and is not acknowledged may be lost with it.
+                let count = peer.sent - peer.settled;
+                peer.settled = peer.sent;
+                self.report(node, count, "reconnected");
+            }
+            peer.session = Some(session);
+            peer.inbox = Some(inbox);
         }
-        peer.session = Some(session);
         let header = Header {
             from: self.node.clone(),
             stream: self.stream,
@@ -217,7 +227,11 @@ impl Outbound {
         let framed = frame(&header, msg).map_err(|e| NoActor::Gone {
             address: format!("{to}: the message cannot be framed ({e})"),
         })?;
-        inbox.send_serialized(framed).map_err(|_| unreachable())?;
+        let inbox = peer.inbox.as_ref().ok_or_else(unreachable)?;
+        if inbox.send_serialized(framed).is_err() {
+            peer.inbox = None;
+            return Err(unreachable());
+        }
         peer.sent += 1;
         Ok(())
     }
@@ -243,6 +257,8 @@ impl Outbound {
             Some(p) => {
                 let count = p.sent - p.settled;
                 p.settled = p.sent;
+                // A restarted peer's inbox is another actor.
+                p.inbox = None;
                 count
             }
             None => 0,
@@ -342,6 +358,7 @@ mod tests {
                 sent: 5,
                 settled: 0,
                 session: None,
+                inbox: None,
             },
         );
         out.acked("b", 6, 5); // another incarnation's ack: ignored

@@ -90,7 +90,11 @@ fn start(dir: &Path, name: &str, lib: &Path, instances: u32, listen: u16, seed: 
         for line in BufReader::new(stdout).lines() {
             let Ok(line) = line else { return };
             if let Some(rest) = line.split("HTTP admin on http://").nth(1) {
-                let _ = tx.send(rest.trim().trim_end_matches('/').to_string());
+                let addr = rest
+                    .split(|c: char| c.is_whitespace() || c == ';')
+                    .next()
+                    .unwrap_or_default();
+                let _ = tx.send(addr.trim_end_matches('/').to_string());
             }
         }
     });

@@ -16,6 +16,8 @@ mod heartbeat;
 mod inbox;
 #[cfg(feature = "cluster")]
 pub(crate) mod remote;
+#[cfg(feature = "cluster")]
+mod wire;
 // Without the feature only the view's status (always empty) is used.
 #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
 pub(crate) mod incarnation;
@@ -78,6 +80,8 @@ pub(crate) struct Cluster {
     /// Takes the messages peers send to this node's actors (and the
     /// acknowledgements of this node's own).
     inbox: ractor::ActorRef<inbox::InboxMsg>,
+    /// Hands the batches of messages to peers over.
+    flusher: tokio::task::JoinHandle<()>,
     connector: tokio::task::JoinHandle<()>,
     view: ClusterView,
     node: String,
@@ -166,13 +170,14 @@ pub(crate) async fn start(
     tracing::info!(target: "molt::cluster", listen = %spec.listen, incarnation = %me.incarnation, seeds = ?spec.seeds, "joining the cluster");
     let incarnation = me.incarnation.0;
     view.start(membership::View::new(me, spec.unreachable_after));
-    let outbound = std::sync::Arc::new(remote::Outbound::new(
+    let (outbound, flushes) = remote::Outbound::new(
         node,
         incarnation,
         view.clone(),
         remote::MAX_IN_FLIGHT,
         bus.clone(),
-    ));
+    );
+    let outbound = std::sync::Arc::new(outbound);
     let inbox_args = inbox::InboxArgs {
         node: node.to_string(),
         directory,
@@ -187,6 +192,7 @@ pub(crate) async fn start(
             return Err(Error::Spawn(format!("the cluster inbox: {e}")));
         }
     };
+    let flusher = tokio::spawn(remote::flush_batches(outbound.clone(), flushes));
     remote::register(outbound);
     let args = heartbeat::HeartbeatArgs {
         view: view.clone(),
@@ -200,6 +206,7 @@ pub(crate) async fn start(
         Ok((h, _)) => h,
         Err(e) => {
             remote::unregister(node);
+            flusher.abort();
             inbox.stop(None);
             server.kill();
             view.clear();
@@ -218,6 +225,7 @@ pub(crate) async fn start(
         server,
         heartbeat,
         inbox,
+        flusher,
         connector,
         view,
         node: node.to_string(),
@@ -251,6 +259,7 @@ impl Cluster {
             self.connector.abort();
             self.heartbeat.stop(None);
             remote::unregister(&self.node);
+            self.flusher.abort();
             self.inbox.stop(None);
             // The listener waits in accept(): a stop message would wait
             // behind it.

@@ -16,7 +16,8 @@ use ractor::concurrency::JoinHandle;
 use ractor::message::{BoxedDowncastErr, SerializedMessage};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
-use super::remote::{self, Ack, Header, Outbound, ACK};
+use super::remote::{self, Outbound};
+use super::wire::{self, Ack, Batch};
 use crate::directory::Directory;
 use crate::events::{Event, EventBus, Received};
 use crate::module_actor::ModuleMsg;
@@ -31,8 +32,8 @@ pub(crate) const ACK_INTERVAL: Duration = Duration::from_millis(20);
 /// The inbox actor's messages.
 #[derive(Debug)]
 pub(crate) enum InboxMsg {
-    /// A message from a peer, for an actor of this node.
-    Deliver(Header, Vec<u8>),
+    /// Messages from a peer, for actors of this node.
+    Deliver(Batch),
     /// A peer acknowledges this node's messages.
     Ack(Ack),
     /// Time to acknowledge what arrived since the last time.
@@ -53,11 +54,12 @@ impl ractor::Message for InboxMsg {
         match bytes {
             // Anything else (another version's format, garbage) is dropped
             // by ractor, never a panic.
-            SerializedMessage::Cast { variant, args, .. } if variant == remote::DELIVER => {
-                let (header, msg) = remote::unframe(&args).ok_or(BoxedDowncastErr)?;
-                Ok(InboxMsg::Deliver(header, msg.to_vec()))
+            SerializedMessage::Cast { variant, args, .. } if variant == wire::DELIVER => {
+                wire::unbatch(args)
+                    .map(InboxMsg::Deliver)
+                    .ok_or(BoxedDowncastErr)
             }
-            SerializedMessage::Cast { variant, args, .. } if variant == ACK => {
+            SerializedMessage::Cast { variant, args, .. } if variant == wire::ACK => {
                 rmp_serde::from_slice(&args)
                     .map(InboxMsg::Ack)
                     .map_err(|_| BoxedDowncastErr)
@@ -148,8 +150,8 @@ impl Actor for Inbox {
         st: &mut InboxState,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            InboxMsg::Deliver(header, bytes) => {
-                st.deliver(header, bytes);
+            InboxMsg::Deliver(batch) => {
+                st.deliver(&batch);
                 if st.unacked >= ACK_EVERY {
                     st.flush();
                 }
@@ -162,41 +164,40 @@ impl Actor for Inbox {
 }
 
 impl InboxState {
-    /// Puts a peer's message into the receiving actor's mailbox (a
-    /// repeated one is dropped).
-    fn deliver(&mut self, header: Header, bytes: Vec<u8>) {
-        let Header {
-            from,
-            stream,
-            seq,
-            to,
-            sender,
-        } = header;
-        let s = self.streams.entry(from.clone()).or_insert(Stream {
-            stream,
-            last: 0,
-            acked: 0,
-        });
-        if s.stream != stream {
+    /// Puts a peer's messages into the receiving actors' mailboxes, in
+    /// order (a number already seen is dropped).
+    fn deliver(&mut self, batch: &Batch) {
+        let header = &batch.header;
+        let s = match self.streams.get_mut(&header.from) {
+            Some(s) => s,
+            None => self.streams.entry(header.from.clone()).or_insert(Stream {
+                stream: header.stream,
+                last: 0,
+                acked: 0,
+            }),
+        };
+        if s.stream != header.stream {
             // The peer restarted: its numbering starts again.
             *s = Stream {
-                stream,
+                stream: header.stream,
                 last: 0,
                 acked: 0,
             };
         }
-        if seq <= s.last {
-            tracing::debug!(target: "molt::cluster", peer = %from, seq, "a repeated message is dropped");
-            return;
-        }
-        s.last = seq;
-        self.unacked += 1;
-        let sender = sender.map(|a| Sender::Shared(Arc::new(a)));
-        let msg = ModuleMsg::Cast(MsgBytes::from(bytes), sender);
-        if let Err(e) = crate::resolve::send(&self.directory, &self.node, &to, msg) {
-            tracing::warn!(target: "molt::cluster", peer = %from, "a message from another node is dropped: {e}");
-            metrics::counter!("molt_cluster_messages_unroutable_total", "peer" => from)
-                .increment(1);
+        for (seq, (envelope, bytes)) in (header.first..).zip(&batch.messages) {
+            if seq <= s.last {
+                tracing::debug!(target: "molt::cluster", peer = %header.from, seq, "a repeated message is dropped");
+                continue;
+            }
+            s.last = seq;
+            self.unacked += 1;
+            let sender = envelope.sender.clone().map(|a| Sender::Shared(Arc::new(a)));
+            let msg = ModuleMsg::Cast(MsgBytes::from(batch.bytes(bytes)), sender);
+            if let Err(e) = crate::resolve::send(&self.directory, &self.node, &envelope.to, msg) {
+                tracing::warn!(target: "molt::cluster", peer = %header.from, "a message from another node is dropped: {e}");
+                metrics::counter!("molt_cluster_messages_unroutable_total", "peer" => header.from.clone())
+                    .increment(1);
+            }
         }
     }
 
@@ -222,7 +223,7 @@ impl InboxState {
                 continue;
             };
             let framed = SerializedMessage::Cast {
-                variant: ACK.to_string(),
+                variant: wire::ACK.to_string(),
                 args,
                 metadata: None,
             };

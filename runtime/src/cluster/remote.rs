@@ -1,11 +1,14 @@
 //! Sending to an actor on another node (docs/semantics.md "Sending to
 //! another node"): the sending side. A cast to an address whose node is a
-//! peer is framed with this node's name, its incarnation (the stream) and
-//! the next sequence number towards that peer, and handed to the peer's
-//! inbox actor ([`super::inbox`]) over ractor_cluster's one session to it.
+//! peer gets the next number towards that peer and joins the peer's
+//! pending batch ([`super::wire`]); one task ([`flush_batches`]) hands each
+//! batch to the peer's inbox actor ([`super::inbox`]) over ractor_cluster's
+//! one session to it. Whatever is sent while a batch is handed over goes
+//! in the next one: one ractor_cluster message carries many of molt's.
 //!
-//! Everything towards one peer is numbered and sent under one lock, into
-//! one remote actor, over one session: in order. The peer acknowledges what
+//! Everything towards one peer is numbered and queued under one lock,
+//! handed over by one task, into one remote actor, over one session: in
+//! order. The peer acknowledges what
 //! it received (in batches); what is sent and not acknowledged is *in
 //! flight*, at most [`MAX_IN_FLIGHT`] per peer (ractor_cluster queues
 //! without bound behind a frozen peer; this bounds it). When the peer is
@@ -17,11 +20,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 
 use molt_abi::Address;
-use ractor::message::SerializedMessage;
 use ractor::{ActorCell, ActorId, ActorStatus};
-use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
 
 use super::membership::ClusterView;
+use super::wire;
 use crate::events::{Event, EventBus};
 use crate::resolve::NoActor;
 
@@ -31,68 +34,10 @@ use crate::resolve::NoActor;
 /// [`super::inbox::ACK_INTERVAL`], a peer that keeps up never gets near it.
 pub(crate) const MAX_IN_FLIGHT: u64 = 10_000;
 
-/// The variant name of a message on the wire.
-pub(crate) const DELIVER: &str = "molt.remote.deliver.v1";
-/// The variant name of an acknowledgement on the wire.
-pub(crate) const ACK: &str = "molt.remote.ack.v1";
-
 /// The process group of node `node`'s inbox actor (one member: ractor's
 /// process groups are shared between connected nodes).
 pub(crate) fn inbox_group(node: &str) -> String {
     format!("molt.inbox.{node}")
-}
-
-/// The header of a message on the wire; its bytes (already msgpack) follow
-/// it as they are, not encoded again.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub(crate) struct Header {
-    /// The sending node.
-    pub from: String,
-    /// The sending node's incarnation: its sequence numbers count from its
-    /// start.
-    pub stream: u64,
-    /// This message's number towards the receiving node (from 1, no gaps
-    /// on the wire).
-    pub seq: u64,
-    /// The receiver.
-    pub to: Address,
-    /// The sending actor (`ctx.sender()` on the receiving side).
-    pub sender: Option<Address>,
-}
-
-/// The receiving node acknowledges everything up to `upto` of `stream`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub(crate) struct Ack {
-    /// The acknowledging node.
-    pub from: String,
-    /// The incarnation of the node whose messages are acknowledged.
-    pub stream: u64,
-    /// The highest sequence number received.
-    pub upto: u64,
-}
-
-/// Frames a message: the header's length (4 bytes, little-endian), the
-/// header (msgpack), the message's bytes.
-pub(crate) fn frame(header: &Header, msg: &[u8]) -> Result<SerializedMessage, String> {
-    let head = rmp_serde::to_vec_named(header).map_err(|e| e.to_string())?;
-    let len = u32::try_from(head.len()).map_err(|_| "header too long".to_string())?;
-    let mut args = Vec::with_capacity(4 + head.len() + msg.len());
-    args.extend_from_slice(&len.to_le_bytes());
-    args.extend_from_slice(&head);
-    args.extend_from_slice(msg);
-    Ok(SerializedMessage::Cast {
-        variant: DELIVER.to_string(),
-        args,
-        metadata: None,
-    })
-}
-
-/// A framed message's header and bytes (`None`: not a frame).
-pub(crate) fn unframe(args: &[u8]) -> Option<(Header, &[u8])> {
-    let len = u32::from_le_bytes(args.get(..4)?.try_into().ok()?) as usize;
-    let head = args.get(4..4 + len)?;
-    let header = rmp_serde::from_slice(head).ok()?;
-    Some((header, &args[4 + len..]))
 }
 
 /// The inbox actor of node `node`, as this process knows it now: the
@@ -121,6 +66,11 @@ struct PeerOut {
     /// The peer's inbox on that session, kept while it runs (a lookup in
     /// the process groups allocates).
     inbox: Option<ActorCell>,
+    /// The messages sent and not handed to the session yet: the body of
+    /// the next batch ([`wire::push`]), its first number and its count.
+    pending: Vec<u8>,
+    pending_first: u64,
+    pending_count: u64,
 }
 
 /// This node's sending side: sequence numbers and what is in flight, per
@@ -134,25 +84,32 @@ pub(crate) struct Outbound {
     peers: Mutex<HashMap<String, PeerOut>>,
     /// Where lost messages are reported.
     bus: EventBus,
+    /// Tells the flusher ([`flush_batches`]) which peer has a batch
+    /// waiting.
+    flush: mpsc::UnboundedSender<String>,
 }
 
 impl Outbound {
-    /// The sending side of node `node` in incarnation `stream`.
+    /// The sending side of node `node` in incarnation `stream`, and the
+    /// receiving end its flusher ([`flush_batches`]) takes.
     pub(crate) fn new(
         node: &str,
         stream: u64,
         view: ClusterView,
         max_in_flight: u64,
         bus: EventBus,
-    ) -> Self {
-        Outbound {
+    ) -> (Self, mpsc::UnboundedReceiver<String>) {
+        let (flush, flushes) = mpsc::unbounded_channel();
+        let out = Outbound {
             node: node.to_string(),
             stream,
             view,
             max_in_flight,
             peers: Mutex::default(),
             bus,
-        }
+            flush,
+        };
+        (out, flushes)
     }
 
     /// Sends `msg` (msgpack) from `sender` to the actor at `to` on a peer.
@@ -209,31 +166,59 @@ impl Outbound {
             if peer.session.is_some_and(|s| s != session) {
                 // The connection broke and came back (same incarnation, or
                 // the restart is not heard of yet): what went over the old
-                // one and is not acknowledged may be lost with it.
-                let count = peer.sent - peer.settled;
-                peer.settled = peer.sent;
+                // one and is not acknowledged may be lost with it (what is
+                // still pending goes over the new one).
+                let handed = peer.sent - peer.pending_count;
+                let count = handed.saturating_sub(peer.settled);
+                peer.settled = peer.settled.max(handed);
                 self.report(node, count, "reconnected");
             }
             peer.session = Some(session);
             peer.inbox = Some(inbox);
         }
-        let header = Header {
-            from: self.node.clone(),
-            stream: self.stream,
-            seq: peer.sent + 1,
-            to: to.clone(),
-            sender: sender.cloned(),
-        };
-        let framed = frame(&header, msg).map_err(|e| NoActor::Gone {
+        wire::push(&mut peer.pending, to, sender, msg).map_err(|e| NoActor::Gone {
             address: format!("{to}: the message cannot be framed ({e})"),
         })?;
-        let inbox = peer.inbox.as_ref().ok_or_else(unreachable)?;
-        if inbox.send_serialized(framed).is_err() {
-            peer.inbox = None;
-            return Err(unreachable());
-        }
         peer.sent += 1;
+        peer.pending_count += 1;
+        if peer.pending_count == 1 {
+            peer.pending_first = peer.sent;
+            // The flusher stops only with the node.
+            let _ = self.flush.send(node.to_string());
+        }
         Ok(())
+    }
+
+    /// Hands what is pending for `peer` to its session, as one batch. A
+    /// batch its session does not take stays in flight: reported when the
+    /// peer is lost.
+    fn flush(&self, peer: &str) {
+        let mut peers = self.peers.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(p) = peers.get_mut(peer) else {
+            return;
+        };
+        if p.pending_count == 0 {
+            return;
+        }
+        let header = wire::BatchHeader {
+            from: self.node.clone(),
+            stream: self.stream,
+            first: p.pending_first,
+        };
+        let batch = wire::batch(&header, &p.pending);
+        p.pending.clear();
+        p.pending_count = 0;
+        match (batch, &p.inbox) {
+            (Ok(batch), Some(inbox)) => {
+                if inbox.send_serialized(batch).is_err() {
+                    p.inbox = None;
+                }
+            }
+            (Err(e), _) => {
+                tracing::warn!(target: "molt::cluster", %peer, "a batch of messages cannot be framed: {e}")
+            }
+            (Ok(_), None) => {}
+        }
     }
 
     /// `peer` acknowledged everything up to `upto` of `stream` (ignored
@@ -257,6 +242,9 @@ impl Outbound {
             Some(p) => {
                 let count = p.sent - p.settled;
                 p.settled = p.sent;
+                // Reported: not sent after that.
+                p.pending.clear();
+                p.pending_count = 0;
                 // A restarted peer's inbox is another actor.
                 p.inbox = None;
                 count
@@ -299,6 +287,19 @@ impl Outbound {
     }
 }
 
+/// Hands each peer's pending messages to its session, one batch at a time,
+/// until the node stops: whatever queues while a batch is handed over
+/// goes in the next one (messages are numbered when sent, and one task
+/// hands the batches over in turn, so the order is kept).
+pub(crate) async fn flush_batches(
+    out: Arc<Outbound>,
+    mut flushes: mpsc::UnboundedReceiver<String>,
+) {
+    while let Some(peer) = flushes.recv().await {
+        out.flush(&peer);
+    }
+}
+
 /// The sending sides of the nodes of this process in a cluster, by node
 /// name. Process-wide, as ractor's process groups are (a process takes
 /// part in a cluster as one node); only a send to another node reads it.
@@ -328,30 +329,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_frame_carries_its_header_and_the_bytes_as_they_are() {
-        let header = Header {
-            from: "a".into(),
-            stream: 7,
-            seq: 42,
-            to: Address::instance("b", "peer", 0),
-            sender: Some(Address::key("a", "cart", "u-1")),
-        };
-        let SerializedMessage::Cast { variant, args, .. } =
-            frame(&header, b"\x81\xa1x\x01").unwrap()
-        else {
-            panic!("a cast")
-        };
-        assert_eq!(variant, DELIVER);
-        let (back, bytes) = unframe(&args).unwrap();
-        assert_eq!(back, header);
-        assert_eq!(bytes, b"\x81\xa1x\x01");
-        assert!(unframe(&args[..3]).is_none());
-        assert!(unframe(&[200, 0, 0, 0, 1]).is_none());
-    }
-
-    #[test]
     fn acknowledged_and_lost_messages_settle_once() {
-        let out = Outbound::new("a", 7, ClusterView::default(), 3, EventBus::new(16));
+        let (out, _) = Outbound::new("a", 7, ClusterView::default(), 3, EventBus::new(16));
         out.peers.lock().unwrap().insert(
             "b".into(),
             PeerOut {
@@ -359,6 +338,9 @@ mod tests {
                 settled: 0,
                 session: None,
                 inbox: None,
+                pending: Vec::new(),
+                pending_first: 0,
+                pending_count: 0,
             },
         );
         out.acked("b", 6, 5); // another incarnation's ack: ignored

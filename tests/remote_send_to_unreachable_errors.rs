@@ -3,8 +3,9 @@
 //! that is not a member is named in the error with the members; a frozen
 //! node (SIGSTOP), once marked unreachable, refuses sends with the
 //! unreachable error, and takes them again after SIGCONT; a request (ask)
-//! across nodes is refused at once; and messages in flight to a node that
-//! is killed (kill -9) are reported on the sender as undelivered
+//! across nodes is refused at once; past 10,000 unacknowledged messages to
+//! a node, sends fail; and messages in flight to a node that is killed
+//! (kill -9) are reported on the sender as undelivered
 //! (`cluster.messages_undelivered`, with their count, and a log line), not
 //! assumed delivered.
 
@@ -18,6 +19,9 @@ use common::cluster::{
 };
 use common::event_feed::EventFeed;
 use molt::Address;
+
+/// The documented limit of unacknowledged messages to one node.
+const MAX_IN_FLIGHT: u64 = 10_000;
 
 /// `count` numbered casts from a's actors#0 to `to`: what the module saw.
 fn burst(a: &ClusterNode, to: &Address, first: u64, count: u64) -> BurstOutcome {
@@ -119,12 +123,19 @@ fn sends_to_a_lost_node_fail_or_are_reported() {
     );
 
     // Frozen again and sent to before it is marked unreachable: the
-    // messages wait in flight; killed, they are reported, every one.
+    // messages wait in flight, up to the limit; past it, sends fail (the
+    // module sees it); killed, the ones in flight are reported, every one.
     b.process().signal("STOP");
-    let in_flight = burst(&a, &on_b, 16, 50);
+    let in_flight = burst(&a, &on_b, 16, MAX_IN_FLIGHT + 20);
+    assert_eq!(
+        (in_flight.sent, in_flight.failed),
+        (MAX_IN_FLIGHT, 20),
+        "{in_flight:?}"
+    );
+    let e = in_flight.first_error.as_deref().unwrap();
     assert!(
-        in_flight.sent > 0,
-        "sent before b was marked unreachable: {in_flight:?}"
+        e.contains("10000 messages to node \"b\" are not acknowledged yet (the limit)"),
+        "{e}"
     );
     b.process().signal("KILL");
     let report = events.await_event(

@@ -42,10 +42,10 @@ pub(crate) enum NoActor {
         node: String,
         limit: u64,
     },
-    /// A request (`ask`, a call) to an actor on another node.
-    #[error("{address}: requests (ask, call) are not supported across nodes yet; cast, and answer with a cast to ctx.sender()")]
+    /// Something other than a message (a cast or a request) to another node.
     #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
-    AskAcrossNodes { address: String },
+    #[error("{address}: only casts and requests go to other nodes")]
+    NotAMessage { address: String },
     /// No module of that name runs here (removed, or never added).
     #[error("{address}: module {module} is not running (removed, or never added to this node)")]
     NoModule { address: String, module: String },
@@ -181,19 +181,21 @@ pub(crate) fn send(
 }
 
 /// Sends `msg` from node `this` to the actor at `to` on another node
-/// (docs/semantics.md "Sending to another node"): a cast goes through the
-/// cluster's sending side; a request is refused.
+/// (docs/semantics.md "Sending to another node"): a cast or a request goes
+/// through the cluster's sending side.
 ///
 /// # Errors
 /// [`NoActor::OtherNode`] when `this` is not in a cluster, the errors of
-/// `cluster::remote::Outbound::send`, [`NoActor::AskAcrossNodes`] for a
-/// request.
+/// `cluster::remote::Outbound::send`.
 pub(crate) fn send_remote(this: &str, to: &Address, msg: ModuleMsg) -> Result<(), NoActor> {
     #[cfg(feature = "cluster")]
     if let Some(out) = crate::cluster::remote::outbound(this) {
         return match msg {
-            ModuleMsg::Cast(bytes, sender) => out.send(to, &bytes, sender.as_deref()),
-            _ => Err(NoActor::AskAcrossNodes {
+            ModuleMsg::Cast(bytes, sender) => out.send(to, &bytes, sender.as_deref(), None),
+            ModuleMsg::Call(bytes, reply, sender) => {
+                out.send(to, &bytes, sender.as_deref(), Some(reply))
+            }
+            _ => Err(NoActor::NotAMessage {
                 address: to.to_string(),
             }),
         };

@@ -17,7 +17,11 @@ use ractor::message::{BoxedDowncastErr, SerializedMessage};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
 use super::remote::{self, Outbound};
-use super::wire::{self, Ack, Batch};
+use super::wire::{self, Ack, AnswerHeader, Batch};
+use molt_abi::ffi::ModError;
+use molt_abi::ErrorKind;
+use tokio::sync::oneshot;
+
 use crate::directory::Directory;
 use crate::events::{Event, EventBus, Received};
 use crate::module_actor::ModuleMsg;
@@ -36,6 +40,8 @@ pub(crate) enum InboxMsg {
     Deliver(Batch),
     /// A peer acknowledges this node's messages.
     Ack(Ack),
+    /// A peer answers a request of this node's.
+    Answer(AnswerHeader, Vec<u8>),
     /// Time to acknowledge what arrived since the last time.
     Flush,
 }
@@ -57,6 +63,11 @@ impl ractor::Message for InboxMsg {
             SerializedMessage::Cast { variant, args, .. } if variant == wire::DELIVER => {
                 wire::unbatch(args)
                     .map(InboxMsg::Deliver)
+                    .ok_or(BoxedDowncastErr)
+            }
+            SerializedMessage::Cast { variant, args, .. } if variant == wire::ANSWER => {
+                wire::unanswer(&args)
+                    .map(|(header, reply)| InboxMsg::Answer(header, reply))
                     .ok_or(BoxedDowncastErr)
             }
             SerializedMessage::Cast { variant, args, .. } if variant == wire::ACK => {
@@ -157,6 +168,16 @@ impl Actor for Inbox {
                 }
             }
             InboxMsg::Ack(ack) => st.outbound.acked(&ack.from, ack.stream, ack.upto),
+            InboxMsg::Answer(header, reply) => {
+                let result = match header.error {
+                    None => Ok(reply),
+                    Some((kind, message)) => Err(ModError {
+                        kind: error_kind(kind),
+                        message: message.into(),
+                    }),
+                };
+                st.outbound.answered(&header.from, header.request, result);
+            }
             InboxMsg::Flush => st.flush(),
         }
         Ok(())
@@ -192,11 +213,32 @@ impl InboxState {
             s.last = seq;
             self.unacked += 1;
             let sender = envelope.sender.clone().map(|a| Sender::Shared(Arc::new(a)));
-            let msg = ModuleMsg::Cast(MsgBytes::from(batch.bytes(bytes)), sender);
-            if let Err(e) = crate::resolve::send(&self.directory, &self.node, &envelope.to, msg) {
-                tracing::warn!(target: "molt::cluster", peer = %header.from, "a message from another node is dropped: {e}");
-                metrics::counter!("molt_cluster_messages_unroutable_total", "peer" => header.from.clone())
-                    .increment(1);
+            let bytes = MsgBytes::from(batch.bytes(bytes));
+            let Some(request) = envelope.request else {
+                let msg = ModuleMsg::Cast(bytes, sender);
+                if let Err(e) = crate::resolve::send(&self.directory, &self.node, &envelope.to, msg)
+                {
+                    tracing::warn!(target: "molt::cluster", peer = %header.from, "a message from another node is dropped: {e}");
+                    metrics::counter!("molt_cluster_messages_unroutable_total", "peer" => header.from.clone())
+                        .increment(1);
+                }
+                continue;
+            };
+            let (port, reply) = oneshot::channel();
+            let msg = ModuleMsg::Call(bytes, port, sender);
+            let (node, asker) = (self.node.clone(), header.from.clone());
+            match crate::resolve::send(&self.directory, &self.node, &envelope.to, msg) {
+                Ok(()) => {
+                    tokio::spawn(async move {
+                        let result = match tokio::time::timeout(ANSWER_WITHIN, reply).await {
+                            Ok(Ok(result)) => result,
+                            Ok(Err(_)) => Err(failed("the actor stopped before it answered")),
+                            Err(_) => Err(failed("no answer within 5 minutes")),
+                        };
+                        send_answer(&node, &asker, request, result);
+                    });
+                }
+                Err(e) => send_answer(&node, &asker, request, Err(failed(e.to_string()))),
             }
         }
     }
@@ -234,6 +276,56 @@ impl InboxState {
     }
 }
 
+/// How long this node waits for the answer to a peer's request (the asker
+/// gives up at its own call timeout, much earlier).
+const ANSWER_WITHIN: Duration = Duration::from_secs(300);
+
+fn failed(message: impl Into<String>) -> ModError {
+    ModError {
+        kind: ErrorKind::Failed,
+        message: message.into().into(),
+    }
+}
+
+/// An error kind from its number on the wire (an unknown one: `Failed`).
+fn error_kind(n: u8) -> ErrorKind {
+    [
+        ErrorKind::Failed,
+        ErrorKind::Panicked,
+        ErrorKind::UnknownStateVersion,
+        ErrorKind::CannotDowngrade,
+        ErrorKind::BadInput,
+    ]
+    .into_iter()
+    .find(|k| *k as u8 == n)
+    .unwrap_or(ErrorKind::Failed)
+}
+
+/// Sends the answer to request `request` of node `asker` back to it (an
+/// asker that is gone meanwhile gets none: its request fails there).
+fn send_answer(node: &str, asker: &str, request: u64, result: Result<Vec<u8>, ModError>) {
+    let (reply, error) = match &result {
+        Ok(bytes) => (bytes.as_slice(), None),
+        Err(e) => (&[][..], Some((e.kind as u8, e.message.to_string()))),
+    };
+    let header = AnswerHeader {
+        from: node.to_string(),
+        request,
+        error,
+    };
+    let Some((_, inbox)) = remote::inbox_of(asker) else {
+        return;
+    };
+    match wire::answer(&header, reply) {
+        Ok(answer) => {
+            let _ = inbox.send_serialized(answer);
+        }
+        Err(e) => {
+            tracing::warn!(target: "molt::cluster", peer = %asker, "an answer cannot be framed: {e}")
+        }
+    }
+}
+
 /// Reports what was in flight to a peer when it is marked unreachable or
 /// restarts ([`Outbound::report`]).
 fn watch_members(bus: &EventBus, outbound: Arc<Outbound>) -> tokio::task::JoinHandle<()> {
@@ -252,7 +344,11 @@ fn watch_members(bus: &EventBus, outbound: Arc<Outbound>) -> tokio::task::JoinHa
                 }
                 Received::Closed => return,
             };
-            let count = outbound.lost(&node);
+            let why = match reason {
+                "restarted" => "restarted",
+                _ => "was marked unreachable",
+            };
+            let count = outbound.lost(&node, why);
             outbound.report(&node, count, reason);
         }
     })

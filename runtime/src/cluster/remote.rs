@@ -17,8 +17,10 @@
 //! delivery is at most once, and a report is never followed by a copy.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
+use molt_abi::ffi::ModError;
 use molt_abi::Address;
 use ractor::{ActorCell, ActorId, ActorStatus};
 use tokio::sync::mpsc;
@@ -26,6 +28,7 @@ use tokio::sync::mpsc;
 use super::membership::ClusterView;
 use super::wire;
 use crate::events::{Event, EventBus};
+use crate::replies::ReplyPort;
 use crate::resolve::NoActor;
 
 /// How many messages to one peer may be in flight (sent, not acknowledged)
@@ -87,6 +90,10 @@ pub(crate) struct Outbound {
     /// Tells the flusher ([`flush_batches`]) which peer has a batch
     /// waiting.
     flush: mpsc::UnboundedSender<String>,
+    /// The requests sent to peers and not answered yet, by number: the
+    /// peer asked and where the answer goes.
+    requests: Mutex<HashMap<u64, (String, ReplyPort)>>,
+    next_request: AtomicU64,
 }
 
 impl Outbound {
@@ -108,11 +115,15 @@ impl Outbound {
             peers: Mutex::default(),
             bus,
             flush,
+            requests: Mutex::default(),
+            next_request: AtomicU64::new(1),
         };
         (out, flushes)
     }
 
-    /// Sends `msg` (msgpack) from `sender` to the actor at `to` on a peer.
+    /// Sends `msg` (msgpack) from `sender` to the actor at `to` on a peer;
+    /// with `reply`, as a request whose answer goes there (an error
+    /// answer when the peer is lost first).
     ///
     /// # Errors
     /// [`NoActor::UnknownNode`] when no member has that name,
@@ -124,6 +135,7 @@ impl Outbound {
         to: &Address,
         msg: &[u8],
         sender: Option<&Address>,
+        reply: Option<ReplyPort>,
     ) -> Result<(), NoActor> {
         let node = to.node.as_str();
         let reachable = self.view.with(|v| v.reachable(node)).flatten();
@@ -176,9 +188,25 @@ impl Outbound {
             peer.session = Some(session);
             peer.inbox = Some(inbox);
         }
-        wire::push(&mut peer.pending, to, sender, msg).map_err(|e| NoActor::Gone {
-            address: format!("{to}: the message cannot be framed ({e})"),
-        })?;
+        let request = reply.map(|port| {
+            let id = self.next_request.fetch_add(1, Ordering::Relaxed);
+            let mut requests = self.requests.lock().unwrap_or_else(|p| p.into_inner());
+            // Requests whose asker gave up (timed out) are forgotten.
+            requests.retain(|_, (_, port)| !port.is_closed());
+            requests.insert(id, (node.to_string(), port));
+            id
+        });
+        if let Err(e) = wire::push(&mut peer.pending, to, sender, request, msg) {
+            if let Some(id) = request {
+                self.requests
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&id);
+            }
+            return Err(NoActor::Gone {
+                address: format!("{to}: the message cannot be framed ({e})"),
+            });
+        }
         peer.sent += 1;
         peer.pending_count += 1;
         if peer.pending_count == 1 {
@@ -233,10 +261,38 @@ impl Outbound {
         }
     }
 
+    /// `peer` answered request `request` (ignored when the asker gave up
+    /// or the request was failed already).
+    pub(crate) fn answered(&self, peer: &str, request: u64, result: Result<Vec<u8>, ModError>) {
+        let mut requests = self.requests.lock().unwrap_or_else(|p| p.into_inner());
+        if requests.get(&request).is_some_and(|(p, _)| p == peer) {
+            if let Some((_, port)) = requests.remove(&request) {
+                let _ = port.send(result);
+            }
+        }
+    }
+
     /// `peer` was marked unreachable or restarted: what is in flight to it
-    /// is given up (a late acknowledgement changes nothing). Returns how
-    /// many messages that is.
-    pub(crate) fn lost(&self, peer: &str) -> u64 {
+    /// is given up (a late acknowledgement changes nothing), and its
+    /// requests not answered yet fail (`why`). Returns how many messages
+    /// were in flight.
+    pub(crate) fn lost(&self, peer: &str, why: &str) -> u64 {
+        {
+            let mut requests = self.requests.lock().unwrap_or_else(|p| p.into_inner());
+            let lost: Vec<u64> = requests
+                .iter()
+                .filter(|(_, (p, _))| p == peer)
+                .map(|(id, _)| *id)
+                .collect();
+            for id in lost {
+                if let Some((_, port)) = requests.remove(&id) {
+                    let _ = port.send(Err(ModError {
+                        kind: molt_abi::ErrorKind::Failed,
+                        message: format!("node {peer:?} {why} before it answered").into(),
+                    }));
+                }
+            }
+        }
         let mut peers = self.peers.lock().unwrap_or_else(|p| p.into_inner());
         match peers.get_mut(peer) {
             Some(p) => {
@@ -274,7 +330,7 @@ impl Outbound {
     /// membership events were missed): each reported.
     pub(crate) fn lost_unreachable(&self) {
         for peer in self.view.with(|v| v.unreachable()).unwrap_or_default() {
-            let count = self.lost(&peer);
+            let count = self.lost(&peer, "was marked unreachable");
             self.report(&peer, count, "unreachable");
         }
     }
@@ -349,10 +405,10 @@ mod tests {
         assert_eq!(out.in_flight("b"), 3);
         out.acked("b", 7, 1); // late, lower: no change
         assert_eq!(out.in_flight("b"), 3);
-        assert_eq!(out.lost("b"), 3);
-        assert_eq!(out.lost("b"), 0, "reported once");
+        assert_eq!(out.lost("b", "was lost"), 3);
+        assert_eq!(out.lost("b", "was lost"), 0, "reported once");
         out.acked("b", 7, 5); // a late ack after the report
         assert_eq!(out.in_flight("b"), 0);
-        assert_eq!(out.lost("c"), 0);
+        assert_eq!(out.lost("c", "was lost"), 0);
     }
 }

@@ -18,6 +18,8 @@ use serde::{Deserialize, Serialize};
 pub(crate) const DELIVER: &str = "molt.remote.deliver.v1";
 /// The variant name of an acknowledgement.
 pub(crate) const ACK: &str = "molt.remote.ack.v1";
+/// The variant name of the answer to a request.
+pub(crate) const ANSWER: &str = "molt.remote.answer.v1";
 
 /// What a batch's messages share.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -36,6 +38,8 @@ pub(crate) struct BatchHeader {
 struct EnvelopeRef<'a> {
     to: &'a Address,
     sender: Option<&'a Address>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request: Option<u64>,
 }
 
 /// Who a message is for and from, as read.
@@ -45,6 +49,45 @@ pub(crate) struct Envelope {
     pub to: Address,
     /// The sending actor (`ctx.sender()` on the receiving side).
     pub sender: Option<Address>,
+    /// A request (`ctx.ask`, a call): its number on the sending node, to
+    /// which the answer goes back ([`AnswerHeader`]).
+    #[serde(default)]
+    pub request: Option<u64>,
+}
+
+/// The answer to a request, sent back to the asking node: this header
+/// (length-prefixed, as a batch's), then the reply's bytes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct AnswerHeader {
+    /// The answering node.
+    pub from: String,
+    /// The request's number on the asking node.
+    pub request: u64,
+    /// The handler's error (its kind's number and its message); the bytes
+    /// are empty then.
+    pub error: Option<(u8, String)>,
+}
+
+/// An answer ready to send.
+pub(crate) fn answer(header: &AnswerHeader, reply: &[u8]) -> Result<SerializedMessage, String> {
+    let head = rmp_serde::to_vec_named(header).map_err(|e| e.to_string())?;
+    let mut args = Vec::with_capacity(4 + head.len() + reply.len());
+    put_len(&mut args, head.len())?;
+    args.extend_from_slice(&head);
+    args.extend_from_slice(reply);
+    Ok(SerializedMessage::Cast {
+        variant: ANSWER.to_string(),
+        args,
+        metadata: None,
+    })
+}
+
+/// Reads an answer: its header and the reply's bytes.
+pub(crate) fn unanswer(args: &[u8]) -> Option<(AnswerHeader, Vec<u8>)> {
+    let mut at = 0;
+    let (head, _) = take(args, &mut at)?;
+    let header = rmp_serde::from_slice(head).ok()?;
+    Some((header, args[at..].to_vec()))
 }
 
 /// The receiving node acknowledges everything up to `upto` of `stream`.
@@ -71,11 +114,17 @@ pub(crate) fn push(
     body: &mut Vec<u8>,
     to: &Address,
     sender: Option<&Address>,
+    request: Option<u64>,
     msg: &[u8],
 ) -> Result<(), String> {
     let start = body.len();
     body.extend_from_slice(&[0; 4]);
-    if let Err(e) = rmp_serde::encode::write_named(body, &EnvelopeRef { to, sender }) {
+    let envelope = EnvelopeRef {
+        to,
+        sender,
+        request,
+    };
+    if let Err(e) = rmp_serde::encode::write_named(body, &envelope) {
         body.truncate(start);
         return Err(e.to_string());
     }
@@ -163,8 +212,8 @@ mod tests {
             Address::key("a", "cart", "u-1"),
         );
         let mut body = Vec::new();
-        push(&mut body, &to, Some(&sender), b"\x81\xa1x\x01").unwrap();
-        push(&mut body, &to, None, b"").unwrap();
+        push(&mut body, &to, Some(&sender), None, b"\x81\xa1x\x01").unwrap();
+        push(&mut body, &to, None, Some(9), b"").unwrap();
         let SerializedMessage::Cast { variant, args, .. } = batch(&header, &body).unwrap() else {
             panic!("a cast")
         };
@@ -176,15 +225,39 @@ mod tests {
             back.messages[0].0,
             Envelope {
                 to: to.clone(),
-                sender: Some(sender)
+                sender: Some(sender),
+                request: None,
             }
         );
         assert_eq!(back.bytes(&back.messages[0].1), b"\x81\xa1x\x01");
-        assert_eq!(back.messages[1].0, Envelope { to, sender: None });
+        assert_eq!(
+            back.messages[1].0,
+            Envelope {
+                to,
+                sender: None,
+                request: Some(9),
+            }
+        );
         assert_eq!(back.bytes(&back.messages[1].1), b"");
         // Cut short, or garbage: refused, never a panic.
         assert!(unbatch(args[..args.len() - 1].to_vec()).is_none());
         assert!(unbatch(vec![200, 0, 0, 0, 1]).is_none());
         assert!(unbatch(vec![255, 255, 255, 255]).is_none());
+    }
+
+    #[test]
+    fn an_answer_carries_its_request_and_the_reply_or_the_error() {
+        let header = AnswerHeader {
+            from: "b".into(),
+            request: 3,
+            error: Some((0, "refused".into())),
+        };
+        let SerializedMessage::Cast { variant, args, .. } = answer(&header, b"\x01").unwrap()
+        else {
+            panic!("a cast")
+        };
+        assert_eq!(variant, ANSWER);
+        assert_eq!(unanswer(&args), Some((header, b"\x01".to_vec())));
+        assert!(unanswer(&[9, 0, 0, 0]).is_none());
     }
 }

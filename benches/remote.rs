@@ -11,8 +11,11 @@
 //!   to the moment the receiver reports all `N` (polled every 2 ms, so a
 //!   row is at most a few ms long).
 //! - **round trip**: `R` sequential round trips, a cast and its answer
-//!   back to `ctx.sender()` (requests across nodes are not supported yet),
-//!   timed inside the module: the mean per round trip.
+//!   back to `ctx.sender()`, timed inside the module: the mean per round
+//!   trip.
+//! - **request**: `R` sequential requests (`ctx.ask`, answered with the
+//!   actor's address), each sent when the previous answer arrives, timed
+//!   inside the module: the mean per request.
 //!
 //! Rows alternate local / remote over `MOLT_BENCH_ROUNDS` rounds (default
 //! 3); the median is printed. Run: `cargo bench --bench remote` (about 30 s
@@ -145,9 +148,11 @@ async fn cast_row(a: &Molt, receiver: (&Molt, usize), to: Value, first: u64) -> 
     N as f64 / t0.elapsed().as_secs_f64()
 }
 
-/// `R` round trips from actors#0@a to `to`: microseconds per round trip.
-async fn round_trip_row(a: &Molt, to: Value) -> f64 {
-    call(a, 0, json!({"PingPong": {"to": to, "rounds": R}})).await;
+/// `R` round trips from actors#0@a to `to` (`how`: `PingPong`, a cast and
+/// its answer cast back; `AskPong`, a request and its answer): microseconds
+/// per round trip.
+async fn round_trip_row(a: &Molt, how: &str, to: Value) -> f64 {
+    call(a, 0, json!({how: {"to": to, "rounds": R}})).await;
     let t0 = Instant::now();
     loop {
         if let Some(micros) = count(&call(a, 0, json!("PingResult")).await) {
@@ -199,19 +204,25 @@ async fn main() {
     // Warm-up: both paths, once.
     cast_row(&a, (&a, 1), address("a", 1), 0).await;
     cast_row(&a, (&b, 0), address("b", 0), 0).await;
-    round_trip_row(&a, address("a", 1)).await;
-    round_trip_row(&a, address("b", 0)).await;
+    for how in ["PingPong", "AskPong"] {
+        round_trip_row(&a, how, address("a", 1)).await;
+        round_trip_row(&a, how, address("b", 0)).await;
+    }
 
     let (mut local_cast, mut remote_cast) = (vec![], vec![]);
     let (mut local_rt, mut remote_rt) = (vec![], vec![]);
+    let (mut local_ask, mut remote_ask) = (vec![], vec![]);
     for _ in 0..rounds {
         local_cast.push(cast_row(&a, (&a, 1), address("a", 1), 0).await);
         remote_cast.push(cast_row(&a, (&b, 0), address("b", 0), 0).await);
-        local_rt.push(round_trip_row(&a, address("a", 1)).await);
-        remote_rt.push(round_trip_row(&a, address("b", 0)).await);
+        local_rt.push(round_trip_row(&a, "PingPong", address("a", 1)).await);
+        remote_rt.push(round_trip_row(&a, "PingPong", address("b", 0)).await);
+        local_ask.push(round_trip_row(&a, "AskPong", address("a", 1)).await);
+        remote_ask.push(round_trip_row(&a, "AskPong", address("b", 0)).await);
     }
     let (lc, rc) = (median(local_cast), median(remote_cast));
     let (lr, rr) = (median(local_rt), median(remote_rt));
+    let (la, ra) = (median(local_ask), median(remote_ask));
     println!("remote sends, two molt processes on loopback, median of {rounds} rounds");
     println!("| row | local (one node) | remote (a → b) | remote / local |");
     println!("|---|---|---|---|");
@@ -224,5 +235,9 @@ async fn main() {
     println!(
         "| round trip (a cast and its answer back, {R} in a row) | {lr:.1} µs | {rr:.1} µs | {:.1} |",
         rr / lr
+    );
+    println!(
+        "| request (ctx.ask and its answer, {R} in a row) | {la:.1} µs | {ra:.1} µs | {:.1} |",
+        ra / la
     );
 }

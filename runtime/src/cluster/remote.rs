@@ -411,4 +411,27 @@ mod tests {
         assert_eq!(out.in_flight("b"), 0);
         assert_eq!(out.lost("c", "was lost"), 0);
     }
+
+    #[test]
+    fn a_lost_peers_requests_fail_and_an_answer_reaches_only_its_asker() {
+        let (out, _) = Outbound::new("a", 7, ClusterView::default(), 3, EventBus::new(16));
+        let (to_b, mut from_b) = tokio::sync::oneshot::channel();
+        let (to_c, mut from_c) = tokio::sync::oneshot::channel();
+        {
+            let mut requests = out.requests.lock().unwrap();
+            requests.insert(1, ("b".to_string(), to_b));
+            requests.insert(2, ("c".to_string(), to_c));
+        }
+        out.answered("b", 2, Ok(vec![1])); // not b's request: ignored
+        assert!(from_c.try_recv().is_err());
+        out.lost("b", "was marked unreachable");
+        let e = from_b.try_recv().unwrap().unwrap_err();
+        assert_eq!(
+            e.message.as_str(),
+            "node \"b\" was marked unreachable before it answered"
+        );
+        out.answered("c", 2, Ok(vec![1]));
+        assert_eq!(from_c.try_recv().unwrap(), Ok(vec![1]));
+        assert!(out.requests.lock().unwrap().is_empty());
+    }
 }

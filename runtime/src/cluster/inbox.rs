@@ -212,6 +212,17 @@ impl InboxState {
             }
             s.last = seq;
             self.unacked += 1;
+            if envelope.to.node != self.node {
+                // Never forwarded: a peer sends only what is for this node.
+                tracing::warn!(target: "molt::cluster", peer = %header.from, to = %envelope.to, "a message from another node for a third node is dropped");
+                metrics::counter!("molt_cluster_messages_unroutable_total", "peer" => header.from.clone())
+                    .increment(1);
+                if let Some(request) = envelope.request {
+                    let why = format!("{}: not an actor of node {:?}", envelope.to, self.node);
+                    send_answer(&self.node, &header.from, request, Err(failed(why)));
+                }
+                continue;
+            }
             let sender = envelope.sender.clone().map(|a| Sender::Shared(Arc::new(a)));
             let bytes = MsgBytes::from(batch.bytes(bytes));
             let Some(request) = envelope.request else {

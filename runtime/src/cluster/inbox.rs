@@ -364,3 +364,53 @@ fn watch_members(bus: &EventBus, outbound: Arc<Outbound>) -> tokio::task::JoinHa
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::membership::ClusterView;
+    use molt_abi::Address;
+    use ractor::message::SerializedMessage;
+
+    /// A batch from `from` (incarnation `stream`) numbered from `first`,
+    /// of `count` messages to a module this node does not run.
+    fn batch(from: &str, stream: u64, first: u64, count: usize) -> Batch {
+        let to = Address::instance("b", "nothing", 0);
+        let mut body = Vec::new();
+        for _ in 0..count {
+            wire::push(&mut body, &to, None, None, b"\xc0").unwrap();
+        }
+        let header = wire::BatchHeader {
+            from: from.into(),
+            stream,
+            first,
+        };
+        let SerializedMessage::Cast { args, .. } = wire::batch(&header, &body).unwrap() else {
+            panic!("a cast")
+        };
+        wire::unbatch(args).unwrap()
+    }
+
+    #[test]
+    fn a_number_seen_before_is_dropped_and_a_restart_numbers_anew() {
+        let (outbound, _) = Outbound::new("b", 1, ClusterView::default(), 10, EventBus::new(4));
+        let mut st = InboxState {
+            node: "b".into(),
+            directory: Directory::default(),
+            outbound: Arc::new(outbound),
+            streams: HashMap::new(),
+            unacked: 0,
+            ticker: None,
+            watcher: None,
+        };
+        st.deliver(&batch("a", 7, 1, 3));
+        assert_eq!((st.streams["a"].last, st.unacked), (3, 3));
+        // 2..=4: 2 and 3 were seen; only 4 is taken.
+        st.deliver(&batch("a", 7, 2, 3));
+        assert_eq!((st.streams["a"].last, st.unacked), (4, 4));
+        // a restarted (another incarnation): its numbers start again.
+        st.deliver(&batch("a", 8, 1, 2));
+        assert_eq!((st.streams["a"].stream, st.streams["a"].last), (8, 2));
+        assert_eq!(st.unacked, 6);
+    }
+}

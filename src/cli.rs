@@ -64,8 +64,13 @@ pub enum Command {
     },
     /// Show a running node's modules, versions, instances and mailboxes
     /// (with --cluster: its cluster's members, their reachability and each
-    /// one's module versions).
+    /// one's module versions). With a module NAME: that module, with its
+    /// handling figures (error rate, p99 latency) for the serving version
+    /// and the one it replaced.
     Status {
+        /// Show only this module, with its handling figures.
+        #[arg(conflicts_with = "cluster")]
+        name: Option<String>,
         #[command(flatten)]
         node: NodeArgs,
         /// Print the JSON the node answers.
@@ -264,7 +269,14 @@ pub async fn dispatch(cli: Cli) -> ExitCode {
             node,
             json,
             cluster: true,
+            ..
         }) => cluster_status::show(&node, json).await,
+        Some(Command::Status {
+            node,
+            json,
+            name: Some(name),
+            ..
+        }) => remote::module_status(&node, &name, json).await,
         Some(Command::Status { node, json, .. }) => remote::status(&node, json).await,
         Some(Command::Reload {
             name,

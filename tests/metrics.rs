@@ -57,7 +57,9 @@ async fn metrics_after_a_committed_and_a_rejected_reload() {
         .unwrap_err();
 
     let status = node.status().await.unwrap();
-    let text = molt::metrics::render(&status).expect("molt's recorder is installed");
+    let figures = node.figures("kv").await.unwrap();
+    let text = molt::metrics::render_with_figures(&status, &[figures])
+        .expect("molt's recorder is installed");
     let m = r#"module="kv""#;
     assert_eq!(
         sample(&text, "molt_reloads_total", &[m, r#"result="committed""#]),
@@ -103,6 +105,27 @@ async fn metrics_after_a_committed_and_a_rejected_reload() {
         text.contains("# TYPE molt_swap_pause_seconds histogram"),
         "{text}"
     );
+    // Handling time, sampled: the instance timed its first message (the
+    // next one timed would be its 17th); all its buckets are cumulative.
+    assert!(
+        text.contains("# TYPE molt_handle_seconds histogram"),
+        "{text}"
+    );
+    assert_eq!(sample(&text, "molt_handle_seconds_count", &[m]), Some(1.0));
+    assert_eq!(
+        sample(&text, "molt_handle_seconds_bucket", &[m, r#"le="+Inf""#]),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "molt_handle_seconds_bucket",
+            &[m, r#"le="17.179869184""#]
+        ),
+        Some(1.0),
+        "{text}"
+    );
+    assert!(sample(&text, "molt_handle_seconds_sum", &[m]).unwrap() > 0.0);
     node.shutdown().await;
 }
 
@@ -119,8 +142,15 @@ async fn a_keyed_module_has_four_series_and_none_per_key() {
     })
     .await;
     let status = node.status().await.unwrap();
-    let text = molt::metrics::render(&status).expect("molt's recorder is installed");
+    // The figures count the passivated actors' messages (one each, timed:
+    // an actor times its first message) under the module, none per key.
+    let figures = node.figures("cart").await.unwrap();
+    assert_eq!(figures.current.figures.handled, 3, "{figures:#?}");
+    assert_eq!(figures.current.latency.count, 3);
+    let text = molt::metrics::render_with_figures(&status, &[figures])
+        .expect("molt's recorder is installed");
     let m = r#"module="cart""#;
+    assert_eq!(sample(&text, "molt_handle_seconds_count", &[m]), Some(3.0));
     assert_eq!(sample(&text, "molt_keyed_live", &[m]), Some(0.0), "{text}");
     assert_eq!(sample(&text, "molt_keyed_passivated", &[m]), Some(3.0));
     assert_eq!(

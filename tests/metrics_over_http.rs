@@ -187,6 +187,19 @@ async fn metrics_after_a_committed_and_a_failed_reload_over_http() {
         Some(1.0)
     );
     assert_eq!(value(&samples, "molt_messages_total", &[m]), Some(11.0));
+    // The sampled handling time: the instance timed its first message.
+    assert!(
+        text.contains("# TYPE molt_handle_seconds histogram"),
+        "{text}"
+    );
+    assert_eq!(
+        value(&samples, "molt_handle_seconds_count", &[m]),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(&samples, "molt_handle_seconds_bucket", &[m, ("le", "+Inf")]),
+        Some(1.0)
+    );
     assert_eq!(
         value(&samples, "molt_handler_errors_total", &[m]),
         Some(1.0)

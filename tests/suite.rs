@@ -51,6 +51,7 @@ mod fault_injection;
 mod fifo_never_hangs;
 mod forced_reload;
 mod handler_panic;
+mod handling_figures;
 mod history_audit;
 mod http_admin;
 mod keyed_activation;

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::diff::Change;
 use crate::config::{ModuleSpec, NodeConfig};
 use crate::error::Error;
+use crate::figures::ModuleFigures;
 use crate::history::{HistoryEntry, Trigger};
 use crate::rehearsal::RehearsalReport;
 use crate::reload::Phase;
@@ -222,6 +223,16 @@ pub enum AdminMsg {
         /// Where the result goes.
         reply: RpcReplyPort<Result<ConfigReport, Error>>,
     },
+    /// A module's handling figures on this node (docs/semantics.md
+    /// "Handling figures"): the serving version's since it took over and
+    /// the previous version's as they stood when it was replaced.
+    /// [`Error::UnknownModule`] when no such module runs.
+    Figures {
+        /// The module.
+        module: String,
+        /// Where the result goes.
+        reply: RpcReplyPort<Result<ModuleFigures, Error>>,
+    },
     /// Records a reload that failed before the protocol could start (dev
     /// mode: a compile error, `phase` = build): history and
     /// `module.reload_failed`. The old version keeps serving.
@@ -405,6 +416,19 @@ impl Admin {
     /// every request).
     pub async fn status(&self) -> Result<NodeStatus, Error> {
         self.ask("status", |reply| AdminMsg::Status { reply }).await
+    }
+
+    /// A module's handling figures on this node: handled, handler errors,
+    /// panics, restarts and sampled latency (p50/p99/max) of the serving
+    /// version since it took over, and of the version it replaced.
+    ///
+    /// # Errors
+    /// [`Error::UnknownModule`]; [`Error::NodeDown`], [`Error::Busy`] as for
+    /// every request.
+    pub async fn figures(&self, module: &str) -> Result<ModuleFigures, Error> {
+        let module = module.to_string();
+        self.ask("figures", |reply| AdminMsg::Figures { module, reply })
+            .await?
     }
 
     /// The cluster as this node sees it: members, reachability,

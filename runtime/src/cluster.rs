@@ -44,8 +44,9 @@ const LOOPBACK_COOKIE: &str = "molt-loopback-cluster";
 /// refused by the config check).
 ///
 /// # Errors
-/// [`Error::Config`] naming the cookie file when it cannot be read or is
-/// empty.
+/// [`Error::Config`] naming the cookie file when it cannot be read, group
+/// or others may read it (the cookie lets a process join the cluster), or
+/// it is empty.
 #[cfg(feature = "cluster")]
 fn cookie(spec: &ClusterSpec) -> Result<String, Error> {
     if let Some(c) = &spec.cookie {
@@ -54,12 +55,9 @@ fn cookie(spec: &ClusterSpec) -> Result<String, Error> {
     let Some(file) = &spec.cookie_file else {
         return Ok(LOOPBACK_COOKIE.to_string());
     };
-    let text = crate::regular_file::read_to_string(file).map_err(|e| {
-        Error::Config(format!(
-            "cluster.cookie_file: cannot read {}: {e}",
-            file.display()
-        ))
-    })?;
+    let what = format!("the cluster cookie file {}", file.display());
+    let text = crate::regular_file::read_private(file)
+        .map_err(|e| Error::Config(format!("cluster.cookie_file: {}", e.describe(&what, file))))?;
     let cookie = text.trim();
     if cookie.is_empty() {
         return Err(Error::Config(format!(
@@ -286,12 +284,24 @@ mod tests {
         let e = cookie(&with_file).unwrap_err().to_string();
         assert!(
             e.contains(&format!(
-                "cluster.cookie_file: cannot read {}",
+                "cluster.cookie_file: cannot read the cluster cookie file {}",
                 file.display()
             )),
             "{e}"
         );
         std::fs::write(&file, "  \n").unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o640)).unwrap();
+            let e = cookie(&with_file).unwrap_err().to_string();
+            assert!(
+                e.contains("can be read by group or others (mode 640)")
+                    && e.contains(&format!("chmod 600 {}", file.display())),
+                "{e}"
+            );
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
         let e = cookie(&with_file).unwrap_err().to_string();
         assert!(e.contains("is empty"), "{e}");
         std::fs::write(&file, "s3cret\n").unwrap();

@@ -77,6 +77,9 @@ pub(crate) struct InstanceShared {
     pub restarts: AtomicU64,
     /// Checkpoints whose snapshot failed (the previous one was kept).
     pub checkpoint_failures: AtomicU64,
+    /// Panics and sampled handling times (`crate::figures`), written by the
+    /// instance's actor only, on lines of their own.
+    pub figures: CacheLine<crate::figures::FigureCells>,
     /// The newest checkpoint (a periodic one, the state of the last
     /// committed swap, or the start state): what a restart rebuilds the
     /// instance from.
@@ -92,6 +95,7 @@ impl InstanceShared {
             failed: AtomicU64::new(0),
             restarts: AtomicU64::new(0),
             checkpoint_failures: AtomicU64::new(0),
+            figures: CacheLine::default(),
             last_good: Mutex::new(None),
         })
     }

@@ -11,6 +11,7 @@
 //! | GET | `/healthz` | 200 `{"status":"ok",...}`; 503 `node_down` when the supervisor is gone, `busy` when it does not answer within `limits.admin_timeout` |
 //! | GET | `/status` | 200 [`NodeStatus`](crate::NodeStatus) |
 //! | GET | `/modules/{name}` | 200 [`ModuleStatus`](crate::ModuleStatus); 404 |
+//! | GET | `/modules/{name}/figures` | 200 [`ModuleFigures`](crate::ModuleFigures): handled, errors, panics, restarts, sampled latency of the serving version and of the one it replaced; 404 |
 //! | GET | `/history` | 200 a list of [`HistoryEntry`](crate::HistoryEntry) |
 //! | GET | `/events` | server-sent events: event name = kind, data = the event's JSON |
 //! | GET | `/ws` | the same events over WebSocket: one text message per event, its JSON object with an `event` field (= kind); a text `ping` is answered `pong` |

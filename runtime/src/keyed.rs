@@ -146,6 +146,7 @@ pub(crate) struct Keyed {
     bus: EventBus,
     directory: Directory,
     on_restart: RestartSink,
+    figures: Arc<crate::figures_book::FiguresBook>,
     table: Mutex<Table>,
     /// Held (read) by every activation and passivation while it runs, and
     /// (write) by a reload from its start to its decision: a reload sees
@@ -182,6 +183,8 @@ pub(crate) struct KeyedArgs {
     pub bus: EventBus,
     pub directory: Directory,
     pub on_restart: RestartSink,
+    /// The module's handling figures, which each actor joins while it runs.
+    pub figures: Arc<crate::figures_book::FiguresBook>,
 }
 
 impl Keyed {
@@ -197,6 +200,7 @@ impl Keyed {
             bus: args.bus,
             directory: args.directory,
             on_restart: args.on_restart,
+            figures: args.figures,
             table: Mutex::new(Table::default()),
             gate: Arc::new(tokio::sync::RwLock::new(())),
             closed: AtomicBool::new(false),
@@ -409,6 +413,7 @@ impl Keyed {
             bus: self.bus.clone(),
             directory: self.directory.clone(),
             on_restart: self.on_restart.clone(),
+            keyed_figures: Some(self.figures.clone()),
         };
         match Actor::spawn(None, ModuleActor, args).await {
             Ok((actor, _join)) => Ok(Route { actor, shared }),

@@ -19,6 +19,7 @@
 //! | `molt_checkpoint_seconds` | histogram | module (one checkpoint: the snapshot, between messages) |
 //! | `molt_checkpoint_failures_total` | counter | module (a checkpoint snapshot failed; the previous one is kept) |
 //! | `molt_restarts_total` | counter | module, restored (checkpoint, start) |
+//! | `molt_handle_seconds` | histogram | module (handling time of one message, **sampled**: one in 16 per instance, see `crate::figures`; buckets at powers of 4 ns from 256 ns to 17.2 s; with [`render_with_figures`]) |
 //! | `molt_module_<name>` | counter / gauge | module (what modules count through their context) |
 
 use std::collections::HashMap;
@@ -27,6 +28,7 @@ use std::time::Duration;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
+use crate::figures::ModuleFigures;
 use crate::history::Outcome;
 use crate::status::NodeStatus;
 
@@ -75,9 +77,77 @@ pub fn install() -> Option<&'static PrometheusHandle> {
 /// # Errors
 /// When molt's recorder is not installed (another one was first).
 pub fn render(status: &NodeStatus) -> Result<String, String> {
+    render_with_figures(status, &[])
+}
+
+/// [`render`], plus `molt_handle_seconds` from the modules' handling
+/// figures (`Admin::figures`; what `GET /metrics` serves). The figures keep
+/// their own fixed buckets (the message path never touches the `metrics`
+/// registry), so this histogram is written here, from each module's
+/// figures since it started.
+///
+/// # Errors
+/// When molt's recorder is not installed (another one was first).
+pub fn render_with_figures(
+    status: &NodeStatus,
+    figures: &[ModuleFigures],
+) -> Result<String, String> {
     let handle = install().ok_or("molt's Prometheus recorder is not installed (another metrics recorder was installed first)")?;
     publish_status(status);
-    Ok(handle.render())
+    let mut text = handle.render();
+    handle_seconds(&mut text, figures);
+    Ok(text)
+}
+
+/// `molt_handle_seconds` as Prometheus text: cumulative buckets at every
+/// second power of two of the figures' buckets (exact: those are bucket
+/// edges), `_sum` and `_count`.
+fn handle_seconds(text: &mut String, figures: &[ModuleFigures]) {
+    use std::fmt::Write;
+    if figures.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        text,
+        "# HELP molt_handle_seconds Handling time of one message, sampled (one in {} per instance).\n# TYPE molt_handle_seconds histogram",
+        crate::figures::SAMPLE_EVERY
+    );
+    for f in figures {
+        let module = f
+            .module
+            .replace('\\', "\\\\")
+            .replace('"', "\\\"")
+            .replace('\n', "\\n");
+        let counts = f.total.latency.counts();
+        let mut below = 0u64;
+        let mut bucket = 0;
+        for exp in (8..=34).step_by(2) {
+            let le = 1u64 << exp;
+            while bucket < counts.len() - 1 && crate::figures::upper_edge_ns(bucket) <= le {
+                below += counts[bucket];
+                bucket += 1;
+            }
+            let _ = writeln!(
+                text,
+                "molt_handle_seconds_bucket{{module=\"{module}\",le=\"{}\"}} {below}",
+                le as f64 / 1e9
+            );
+        }
+        let count = f.total.latency.count();
+        let _ = writeln!(
+            text,
+            "molt_handle_seconds_bucket{{module=\"{module}\",le=\"+Inf\"}} {count}"
+        );
+        let _ = writeln!(
+            text,
+            "molt_handle_seconds_sum{{module=\"{module}\"}} {}",
+            f.total.latency_sum_ns as f64 / 1e9
+        );
+        let _ = writeln!(
+            text,
+            "molt_handle_seconds_count{{module=\"{module}\"}} {count}"
+        );
+    }
 }
 
 /// Module info labels set last time, to zero a module's old version.

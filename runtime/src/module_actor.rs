@@ -17,6 +17,8 @@ use crate::config::Limits;
 use crate::delivery::{Delivery, Origin, Runner};
 use crate::directory::{Checkpoint, Directory, InstanceShared, Snapshot};
 use crate::events::{Event, EventBus};
+use crate::figures::SAMPLE_EVERY;
+use crate::figures_book::FiguresBook;
 use crate::host_ctx::{CtxParts, HostContext};
 use crate::loader::Library;
 use crate::msg_bytes::MsgBytes;
@@ -96,6 +98,9 @@ pub(crate) struct InstanceArgs {
     pub directory: Directory,
     /// Where restarts in place are reported.
     pub on_restart: RestartSink,
+    /// A keyed actor's module figures, which it joins while it runs (a pool
+    /// instance's are read through the module's routes: `None`).
+    pub keyed_figures: Option<Arc<FiguresBook>>,
 }
 
 /// A running instance: the actor's state.
@@ -115,6 +120,11 @@ pub(crate) struct Instance {
     consecutive_panics: u32,
     myself: ActorRef<ModuleMsg>,
     checkpoints: checkpoint::Schedule,
+    /// Messages since the instance started, for sampling: one in
+    /// [`SAMPLE_EVERY`] is timed (docs/semantics.md "Handling figures").
+    sample_tick: u32,
+    /// See [`InstanceArgs::keyed_figures`].
+    keyed_figures: Option<Arc<FiguresBook>>,
 }
 
 /// `behaviour`'s state as bytes, written by the module into a buffer the
@@ -174,13 +184,27 @@ impl Instance {
         self.store_checkpoint(lib, snapshot, Instant::now())
     }
 
+    /// When the message about to be handled is one of the sampled ones
+    /// (one in [`SAMPLE_EVERY`]), the instant its handling begins: a counter
+    /// check per message, a clock read per sampled one.
+    #[inline]
+    fn timer(&mut self) -> Option<Instant> {
+        let tick = self.sample_tick;
+        self.sample_tick = tick.wrapping_add(1);
+        (tick % SAMPLE_EVERY == 0).then(Instant::now)
+    }
+
     /// Counts a handled message (`failed`: the error kind when its handler
-    /// failed); true when the panic limit is reached and the caller should
+    /// failed; `timer`: from [`Instance::timer`], its sampled handling time
+    /// ends now); true when the panic limit is reached and the caller should
     /// [`Instance::restart_in_place`] (after replying). Only panics count
     /// toward `restart_after_failures` (docs/semantics.md "Restarts and
     /// checkpoints"): an error is an answer (a refused request, an undecodable
     /// message), not a broken state.
-    fn record(&mut self, failed: Option<ErrorKind>) -> bool {
+    fn record(&mut self, failed: Option<ErrorKind>, timer: Option<Instant>) -> bool {
+        if let Some(began) = timer {
+            self.shared.figures.timed(began.elapsed().as_nanos() as u64);
+        }
         // This actor is the only writer of its `handled` (a replacement
         // after a forced reload gets an `InstanceShared` of its own): a
         // load and a store, no locked read-modify-write per message.
@@ -195,6 +219,7 @@ impl Instance {
         if kind != ErrorKind::Panicked {
             return false;
         }
+        self.shared.figures.panicked();
         self.consecutive_panics += 1;
         let limit = self.limits.restart_after_failures;
         if limit > 0 && self.consecutive_panics >= limit {
@@ -287,9 +312,14 @@ impl Actor for ModuleActor {
             consecutive_panics: 0,
             myself,
             checkpoints: checkpoint::Schedule::new(checkpoint.at),
+            sample_tick: 0,
+            keyed_figures: args.keyed_figures,
         };
         if let Ok(mut g) = instance.shared.last_good.lock() {
             *g = Some(checkpoint);
+        }
+        if let Some(book) = &instance.keyed_figures {
+            book.register_keyed(&instance.shared);
         }
         Ok(instance)
     }
@@ -302,6 +332,7 @@ impl Actor for ModuleActor {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             ModuleMsg::Cast(bytes, sender) => {
+                let timer = inst.timer();
                 let (failed, _) = inst.delivery.run(sender, None, || {
                     inst.behaviour
                         .handle(RSlice::from_slice(&bytes), false)
@@ -309,11 +340,12 @@ impl Actor for ModuleActor {
                         .err()
                         .map(|e| e.kind)
                 });
-                if inst.record(failed) {
+                if inst.record(failed, timer) {
                     inst.restart_in_place();
                 }
             }
             ModuleMsg::Call(bytes, reply, sender) => {
+                let timer = inst.timer();
                 let (result, ended) = inst.delivery.run(sender, Some(reply), || {
                     inst.behaviour
                         .handle(RSlice::from_slice(&bytes), true)
@@ -322,7 +354,7 @@ impl Actor for ModuleActor {
                 });
                 // Counted before the reply, so a status read after the
                 // reply includes this message.
-                let restart = inst.record(result.as_ref().err().map(|e| e.kind));
+                let restart = inst.record(result.as_ref().err().map(|e| e.kind), timer);
                 match (ended.port, ended.kept) {
                     (Some(port), _) => {
                         let _ = port.send(result);
@@ -346,6 +378,7 @@ impl Actor for ModuleActor {
                     from,
                     result,
                 } = *answer;
+                let timer = inst.timer();
                 let (outcome, _) = inst.delivery.run(from, None, || {
                     inst.behaviour
                         .answer(correlation, result.map(RVec::from).into())
@@ -355,7 +388,7 @@ impl Actor for ModuleActor {
                 if let Err(e) = outcome {
                     tracing::warn!(target: "molt::module", module = &*inst.module, instance = inst.index(), correlation, "handle_answer failed: {e}");
                 }
-                if inst.record(failed) {
+                if inst.record(failed, timer) {
                     inst.restart_in_place();
                 }
             }
@@ -410,6 +443,9 @@ impl Actor for ModuleActor {
     ) -> Result<(), ActorProcessingErr> {
         if let Err(e) = inst.behaviour.stop().into_result() {
             tracing::warn!(target: "molt::module", module = &*inst.module, "stop failed: {e}");
+        }
+        if let Some(book) = &inst.keyed_figures {
+            book.retire_keyed(&inst.shared);
         }
         Ok(())
     }

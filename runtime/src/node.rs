@@ -369,6 +369,14 @@ impl Node {
         self.admin().cluster().await
     }
 
+    /// A module's handling figures. See [`Admin::figures`].
+    ///
+    /// # Errors
+    /// As [`Admin::figures`].
+    pub async fn figures(&self, module: &str) -> Result<crate::ModuleFigures, Error> {
+        self.admin().figures(module).await
+    }
+
     /// The reload history. See [`Admin::history`].
     ///
     /// # Errors

@@ -47,6 +47,62 @@ pub(crate) fn read_to_string(path: &Path) -> io::Result<String> {
     Ok(text)
 }
 
+/// Why a secret file (an admin token, a cluster cookie) was not read.
+#[derive(Debug)]
+pub(crate) enum PrivateReadError {
+    /// It could not be opened or read (or is not a regular file).
+    Io(io::Error),
+    /// Group or others may read it: `mode` is its permission bits.
+    Exposed {
+        /// The file's permission bits (`& 0o7777`).
+        mode: u32,
+    },
+}
+
+impl PrivateReadError {
+    /// The error's text for `what` (e.g. "the admin token file PATH") at `path`.
+    pub(crate) fn describe(&self, what: &str, path: &Path) -> String {
+        match self {
+            PrivateReadError::Io(e) => format!("cannot read {what}: {e}"),
+            PrivateReadError::Exposed { mode } => format!(
+                "{what} can be read by group or others (mode {mode:o}): \
+                 allow its owner only (`chmod 600 {}`)",
+                path.display()
+            ),
+        }
+    }
+}
+
+/// The whole content of the regular file `path`, which only its owner may
+/// read (mode 0600 or 0400 on unix): a secret that other users of the
+/// machine could read is refused before its content is read.
+///
+/// # Errors
+/// [`PrivateReadError::Exposed`] when group or others may read it;
+/// [`PrivateReadError::Io`] as [`read_to_string`].
+pub(crate) fn read_private(path: &Path) -> Result<String, PrivateReadError> {
+    let mut opened = open(path).map_err(PrivateReadError::Io)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = opened
+            .metadata()
+            .map_err(PrivateReadError::Io)?
+            .permissions()
+            .mode();
+        if mode & 0o077 != 0 {
+            return Err(PrivateReadError::Exposed {
+                mode: mode & 0o7777,
+            });
+        }
+    }
+    let mut text = String::new();
+    opened
+        .read_to_string(&mut text)
+        .map_err(PrivateReadError::Io)?;
+    Ok(text)
+}
+
 /// What kind of file this is, for an error message.
 pub(crate) fn describe(kind: &std::fs::FileType) -> &'static str {
     #[cfg(unix)]

@@ -34,6 +34,7 @@ use crate::config::{Limits, ModuleSpec, NodeConfig};
 use crate::directory::{Directory, InstanceShared, ModuleSlot, Route};
 use crate::error::Error;
 use crate::events::{Event, EventBus};
+use crate::figures::ModuleFigures;
 use crate::history::{Action, History, HistoryEntry, Outcome, Trigger};
 use crate::loader::{mapped_libraries, Library, Loader};
 use crate::module_actor::{InstanceArgs, ModuleActor, StartFrom};
@@ -99,6 +100,9 @@ struct ModuleEntry {
     /// freezes them and swaps the live ones.
     keyed: Option<Arc<crate::keyed::Keyed>>,
     reloading: bool,
+    /// Its handling figures, per serving version (docs/semantics.md
+    /// "Handling figures").
+    figures: Arc<crate::figures_book::FiguresBook>,
 }
 
 impl ModuleEntry {
@@ -123,6 +127,9 @@ impl ModuleEntry {
         self.spec.config = version.config_value;
         self.config = version.config;
         self.source = version.source;
+        // A new version serves: its figures start a period of their own.
+        self.figures
+            .new_period(&self.slot.routes.load(), &self.current.code_version);
     }
 }
 
@@ -258,6 +265,9 @@ impl Actor for Supervisor {
             }) => Self::start_rehearsal(st, module, options, reply),
             SupervisorMsg::Admin(AdminMsg::Status { reply }) => {
                 let _ = reply.send(Self::status(st));
+            }
+            SupervisorMsg::Admin(AdminMsg::Figures { module, reply }) => {
+                let _ = reply.send(Self::figures(st, &module));
             }
             SupervisorMsg::Admin(AdminMsg::Cluster { reply }) => {
                 let _ = reply.send(Self::cluster(st));

@@ -107,6 +107,96 @@ pub async fn status(node: &NodeArgs, json: bool) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// `molt status NAME`: the module's status and its handling figures.
+pub async fn module_status(node: &NodeArgs, name: &str, json: bool) -> ExitCode {
+    let client = match client(node) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let (module, figures) = match (client.module(name).await, client.figures(name).await) {
+        (Ok(m), Ok(f)) => (m, f),
+        (Err(e), _) | (_, Err(e)) => return failed(e),
+    };
+    if json {
+        let both = serde_json::json!({ "module": module, "figures": figures });
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&both).unwrap_or_default()
+        );
+        return ExitCode::SUCCESS;
+    }
+    let handled: u64 = module.instances.iter().map(|i| i.handled).sum();
+    let depth: u64 = module.instances.iter().map(|i| i.mailbox_depth).sum();
+    println!(
+        "{} {} (state v{}), {} instance(s), mailbox {depth}, handled {handled}{}",
+        module.name,
+        module.code_version,
+        module.state_version,
+        module.instances.len(),
+        if module.reloading {
+            "  (reloading)"
+        } else {
+            ""
+        }
+    );
+    println!("  {}", figures_line("serving", &figures.current));
+    if let Some(previous) = &figures.previous {
+        println!("  {}", figures_line("before", previous));
+    }
+    println!(
+        "  (latency sampled: one message in {} per instance)",
+        figures.sample_every
+    );
+    ExitCode::SUCCESS
+}
+
+/// One version's figures on one line: error rate and p99 first (what a
+/// rollout's gate compares).
+fn figures_line(what: &str, v: &molt::VersionFigures) -> String {
+    let f = &v.figures;
+    let age = v
+        .until_unix_ms
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64)
+        })
+        .saturating_sub(v.since_unix_ms);
+    format!(
+        "{what:<8} {:<10} errors {:.2} % ({} err, {} panics of {})  p99 {}  p50 {}  max {}  restarts {}  over {:.1} s",
+        v.code_version,
+        v.error_rate * 100.0,
+        f.errors,
+        f.panics,
+        f.handled,
+        show_ns(v.latency.p99_ns),
+        show_ns(v.latency.p50_ns),
+        show_ns(v.latency.max_ns),
+        f.restarts,
+        age as f64 / 1000.0
+    )
+}
+
+/// A duration in nanoseconds, in the unit that reads best (two or three
+/// significant digits).
+fn show_ns(ns: u64) -> String {
+    let scaled = |unit: f64, name: &str| {
+        let v = ns as f64 / unit;
+        if v < 10.0 {
+            format!("{v:.1} {name}")
+        } else {
+            format!("{v:.0} {name}")
+        }
+    };
+    match ns {
+        0 => "-".to_string(),
+        1..=999 => format!("{ns} ns"),
+        1_000..=999_999 => scaled(1e3, "µs"),
+        1_000_000..=999_999_999 => scaled(1e6, "ms"),
+        _ => scaled(1e9, "s"),
+    }
+}
+
 /// Prints the phase events of `module` until the stream ends.
 async fn show_phases(mut events: molt::http::EventsStream, module: String) {
     while let Some(Ok(AdminEvent { kind, data })) = events.next().await {

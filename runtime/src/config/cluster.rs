@@ -25,7 +25,8 @@ pub struct ClusterSpec {
     /// The secret the nodes share: a node with another cookie does not
     /// join. Prefer `cookie_file`.
     pub cookie: Option<String>,
-    /// A file holding the cookie (its content, trimmed).
+    /// A file holding the cookie (its content, trimmed), readable by its
+    /// owner only (mode 0600 or 0400: refused at start otherwise).
     pub cookie_file: Option<PathBuf>,
     /// How often this node tells each peer it is alive.
     #[serde(with = "super::millis")]

@@ -50,28 +50,8 @@ pub fn token_from_env_or_file(file: Option<&Path>) -> Result<Option<String>, Err
     }
     let Some(file) = file else { return Ok(None) };
     let what = format!("the admin token file {}", file.display());
-    let mut opened = crate::regular_file::open(file)
-        .map_err(|e| Error::Config(format!("cannot read {what}: {e}")))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = opened
-            .metadata()
-            .map_err(|e| Error::Config(format!("cannot read {what}: {e}")))?
-            .permissions()
-            .mode();
-        if mode & 0o077 != 0 {
-            return Err(Error::Config(format!(
-                "{what} can be read by group or others (mode {:o}): \
-                 allow its owner only (`chmod 600 {}`)",
-                mode & 0o7777,
-                file.display()
-            )));
-        }
-    }
-    let mut text = String::new();
-    std::io::Read::read_to_string(&mut opened, &mut text)
-        .map_err(|e| Error::Config(format!("cannot read {what}: {e}")))?;
+    let text = crate::regular_file::read_private(file)
+        .map_err(|e| Error::Config(e.describe(&what, file)))?;
     let token = text.trim();
     if token.is_empty() {
         return Err(Error::Config(format!("{what} is empty: {MAKE_ONE}")));

@@ -200,6 +200,15 @@ impl AdminClient {
         self.json(Method::GET, &["cluster"], None).await
     }
 
+    /// `GET /modules/{name}/figures`.
+    ///
+    /// # Errors
+    /// [`ClientError`].
+    pub async fn figures(&self, name: &str) -> Result<crate::ModuleFigures, ClientError> {
+        self.json(Method::GET, &["modules", name, "figures"], None)
+            .await
+    }
+
     /// `GET /history`.
     ///
     /// # Errors

@@ -27,6 +27,7 @@ use crate::admin::{Admin, ModuleStatus, NodeStatus, ReloadOptions, ReloadReport}
 use crate::config::diff::{plan, Change, Plan};
 use crate::error::Error;
 use crate::events::EventStream;
+use crate::figures::ModuleFigures;
 use crate::history::{HistoryEntry, Trigger};
 use crate::rehearsal::RehearsalReport;
 
@@ -141,6 +142,7 @@ pub(crate) fn router(state: AppState, auth: Auth, loopback: bool) -> Router {
         .route("/modules/{name}", get(module))
         .route("/history", get(history))
         .route("/cluster", get(cluster))
+        .route("/modules/{name}/figures", get(figures))
         .route("/events", get(sse::events))
         .route("/ws", get(ws::events));
     if !loopback {
@@ -189,6 +191,16 @@ async fn module(
     }
 }
 
+/// `GET /modules/{name}/figures`: the module's handling figures
+/// (docs/semantics.md "Handling figures").
+async fn figures(
+    State(st): State<AppState>,
+    name: Result<Path<String>, PathRejection>,
+) -> Result<Json<ModuleFigures>, ApiError> {
+    let Path(name) = name?;
+    Ok(Json(st.admin.figures(&name).await?))
+}
+
 async fn cluster(
     State(st): State<AppState>,
 ) -> Result<Json<crate::cluster::ClusterStatus>, ApiError> {
@@ -201,7 +213,14 @@ async fn history(State(st): State<AppState>) -> Result<Json<Vec<HistoryEntry>>, 
 
 async fn metrics(State(st): State<AppState>) -> Result<Response, ApiError> {
     let status = st.admin.status().await?;
-    let text = crate::metrics::render(&status)
+    let mut figures = Vec::with_capacity(status.modules.len());
+    for m in &status.modules {
+        // A module removed since the status was taken has none.
+        if let Ok(f) = st.admin.figures(&m.name).await {
+            figures.push(f);
+        }
+    }
+    let text = crate::metrics::render_with_figures(&status, &figures)
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "metrics_unavailable", e))?;
     Ok((
         [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],

@@ -229,6 +229,7 @@ async fn spawn_replacement(
     };
     copy(&old.shared.failed, &shared.failed);
     copy(&old.shared.checkpoint_failures, &shared.checkpoint_failures);
+    shared.figures.copy_from(&old.shared.figures);
     shared.restarts.store(
         old.shared.restarts.load(Ordering::Relaxed) + 1,
         Ordering::Relaxed,
@@ -245,6 +246,7 @@ async fn spawn_replacement(
         bus: respawn.bus.clone(),
         directory: respawn.directory.clone(),
         on_restart: respawn.on_restart.clone(),
+        keyed_figures: None,
     };
     let spawn = Actor::spawn_linked(None, ModuleActor, args, respawn.supervisor.clone());
     match timeout(respawn.limits.prepare_timeout, spawn).await {

@@ -74,6 +74,7 @@ impl Supervisor {
             bus: st.bus.clone(),
             directory: st.directory.clone(),
             on_restart: Self::restart_sink(myself),
+            keyed_figures: None,
         };
         let (actor, _join) = Actor::spawn_linked(None, ModuleActor, args, myself.get_cell())
             .await
@@ -198,6 +199,7 @@ impl Supervisor {
         }
         let slot = ModuleSlot::new(&spec.name, routes);
         slot.wants_events.store(lib.wants_events, Ordering::Relaxed);
+        let figures = crate::figures_book::FiguresBook::new(&lib.code_version);
         let keyed = spec.keyed.as_ref().map(|keyed| {
             let keyed = Keyed::start(KeyedArgs {
                 node: Arc::from(st.node.as_str()),
@@ -211,6 +213,7 @@ impl Supervisor {
                 bus: st.bus.clone(),
                 directory: st.directory.clone(),
                 on_restart: Self::restart_sink(myself),
+                figures: figures.clone(),
             });
             slot.set_keyed(keyed.clone());
             keyed
@@ -235,6 +238,7 @@ impl Supervisor {
                 slot,
                 keyed,
                 reloading: false,
+                figures,
             },
         );
         Ok(())
@@ -390,7 +394,14 @@ impl Supervisor {
                 releases.push(release);
             }
             match slot.retire_from(instances as usize, forwarders.clone()) {
-                Ok(gone) => removed = gone.into_iter().zip(releases).collect(),
+                Ok(gone) => {
+                    if let Some(entry) = st.table.get(module) {
+                        for route in &gone {
+                            entry.figures.retire_instance(&route.shared);
+                        }
+                    }
+                    removed = gone.into_iter().zip(releases).collect()
+                }
                 Err(_) => {
                     for f in forwarders {
                         f.actor.stop(None);
@@ -404,6 +415,15 @@ impl Supervisor {
         }
         tracing::info!(target: "molt::supervisor", module, from = current, to = instances, "scaled");
         Ok(removed)
+    }
+
+    /// A module's handling figures (docs/semantics.md "Handling figures").
+    pub(super) fn figures(st: &SupState, module: &str) -> Result<ModuleFigures, Error> {
+        let entry = st
+            .table
+            .get(module)
+            .ok_or_else(|| Error::UnknownModule(module.to_string()))?;
+        Ok(entry.figures.read(module, &entry.slot.routes.load()))
     }
 
     pub(super) fn status(st: &SupState) -> NodeStatus {

@@ -71,6 +71,12 @@ mod molt_new_scaffold;
 mod no_own_verify_keeps_round_trip;
 mod properties;
 mod reload_zero_loss;
+#[cfg(feature = "cluster")]
+mod remote_ask_answered;
+#[cfg(feature = "cluster")]
+mod remote_send_in_order;
+#[cfg(feature = "cluster")]
+mod remote_send_to_unreachable_errors;
 mod reply_later;
 mod restart_keeps_checkpoint;
 mod rollback_on_failure;

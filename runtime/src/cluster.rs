@@ -12,6 +12,12 @@
 mod connect;
 #[cfg(feature = "cluster")]
 mod heartbeat;
+#[cfg(feature = "cluster")]
+mod inbox;
+#[cfg(feature = "cluster")]
+pub(crate) mod remote;
+#[cfg(feature = "cluster")]
+mod wire;
 // Without the feature only the view's status (always empty) is used.
 #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
 pub(crate) mod incarnation;
@@ -22,6 +28,7 @@ pub use membership::{ClusterStatus, MemberStatus, ModuleVersion};
 
 use crate::admin::Admin;
 use crate::config::ClusterSpec;
+use crate::directory::Directory;
 use crate::error::Error;
 use crate::events::EventBus;
 use membership::ClusterView;
@@ -70,8 +77,14 @@ pub(crate) struct Cluster {
     heartbeat: ractor::ActorRef<heartbeat::BeatMsg>,
     /// This node's rollout agent (README "Rolling out a new version").
     agent: ractor::ActorRef<crate::rollout::wire::AgentMsg>,
+    /// Takes the messages peers send to this node's actors (and the
+    /// acknowledgements of this node's own).
+    inbox: ractor::ActorRef<inbox::InboxMsg>,
+    /// Hands the batches of messages to peers over.
+    flusher: tokio::task::JoinHandle<()>,
     connector: tokio::task::JoinHandle<()>,
     view: ClusterView,
+    node: String,
 }
 
 /// Without the `cluster` feature there is never one.
@@ -96,7 +109,8 @@ impl std::fmt::Debug for Cluster {
 
 /// Joins the cluster `spec` describes as node `node`: listens on
 /// `spec.listen` (never on every interface unless told), connects to the
-/// seeds, starts the heartbeats; `view` starts with this node and a new
+/// seeds, starts the heartbeats and the inbox that delivers what peers
+/// send into `directory`'s actors; `view` starts with this node and a new
 /// incarnation, and its changes are published on `bus`.
 ///
 /// # Errors
@@ -111,6 +125,7 @@ pub(crate) async fn start(
     admin: Admin,
     bus: EventBus,
     rollout: &crate::config::RolloutSpec,
+    directory: Directory,
 ) -> Result<Cluster, Error> {
     use ractor::Actor;
     use ractor_cluster::node::NodeConnectionMode;
@@ -154,6 +169,7 @@ pub(crate) async fn start(
         incarnation: incarnation::Incarnation::new(),
     };
     tracing::info!(target: "molt::cluster", listen = %spec.listen, incarnation = %me.incarnation, seeds = ?spec.seeds, "joining the cluster");
+    let incarnation = me.incarnation.0;
     view.start(membership::View::new(me, spec.unreachable_after));
     let agent_args = crate::rollout::agent::AgentArgs {
         node: node.to_string(),
@@ -162,6 +178,30 @@ pub(crate) async fn start(
         view: view.clone(),
         spec: rollout.clone(),
     };
+    let (outbound, flushes) = remote::Outbound::new(
+        node,
+        incarnation,
+        view.clone(),
+        remote::MAX_IN_FLIGHT,
+        bus.clone(),
+    );
+    let outbound = std::sync::Arc::new(outbound);
+    let inbox_args = inbox::InboxArgs {
+        node: node.to_string(),
+        directory,
+        outbound: outbound.clone(),
+        bus: bus.clone(),
+    };
+    let inbox = match Actor::spawn(None, inbox::Inbox, inbox_args).await {
+        Ok((i, _)) => i,
+        Err(e) => {
+            server.kill();
+            view.clear();
+            return Err(Error::Spawn(format!("the cluster inbox: {e}")));
+        }
+    };
+    let flusher = tokio::spawn(remote::flush_batches(outbound.clone(), flushes));
+    remote::register(outbound);
     let args = heartbeat::HeartbeatArgs {
         view: view.clone(),
         interval: spec.heartbeat_interval,
@@ -173,6 +213,9 @@ pub(crate) async fn start(
     let heartbeat = match Actor::spawn(None, heartbeat::Heartbeat, args).await {
         Ok((h, _)) => h,
         Err(e) => {
+            remote::unregister(node);
+            flusher.abort();
+            inbox.stop(None);
             server.kill();
             view.clear();
             return Err(Error::Spawn(format!("the cluster heartbeat: {e}")));
@@ -182,6 +225,9 @@ pub(crate) async fn start(
         Ok(a) => a,
         Err(e) => {
             heartbeat.stop(None);
+            remote::unregister(node);
+            flusher.abort();
+            inbox.stop(None);
             server.kill();
             view.clear();
             return Err(e);
@@ -199,8 +245,11 @@ pub(crate) async fn start(
         server,
         heartbeat,
         agent,
+        inbox,
+        flusher,
         connector,
         view,
+        node: node.to_string(),
     })
 }
 
@@ -216,6 +265,7 @@ pub(crate) async fn start(
     _admin: Admin,
     _bus: EventBus,
     _rollout: &crate::config::RolloutSpec,
+    _directory: Directory,
 ) -> Result<Cluster, Error> {
     Err(Error::Config(
         "[cluster]: this build of molt has no cluster support (molt-runtime's cargo feature `cluster`, on by default in the molt package)".into(),
@@ -231,6 +281,9 @@ impl Cluster {
             self.connector.abort();
             self.agent.stop(None);
             self.heartbeat.stop(None);
+            remote::unregister(&self.node);
+            self.flusher.abort();
+            self.inbox.stop(None);
             // The listener waits in accept(): a stop message would wait
             // behind it.
             self.server.kill();

@@ -345,6 +345,19 @@ pub enum Event {
         /// The nodes that could not be reached for it.
         unreached: Vec<String>,
     },
+    /// Messages this node sent to a peer were not acknowledged when the
+    /// peer was marked unreachable or restarted: they are not known to be
+    /// delivered (docs/semantics.md "Sending to another node"). molt does
+    /// not send them again.
+    #[serde(rename = "cluster.messages_undelivered")]
+    MessagesUndelivered {
+        /// The peer's node name.
+        node: String,
+        /// How many messages.
+        count: u64,
+        /// `unreachable`, `restarted` or `reconnected`.
+        reason: String,
+    },
     /// An entry could not be appended to the history's audit file (disk
     /// full, out of file descriptors, ...): it is kept in memory only.
     #[serde(rename = "history.write_failed")]
@@ -385,6 +398,7 @@ impl Event {
             Event::RolloutCommitted { .. } => "rollout.committed",
             Event::RolloutHalted { .. } => "rollout.halted",
             Event::RolloutRolledBack { .. } => "rollout.rolled_back",
+            Event::MessagesUndelivered { .. } => "cluster.messages_undelivered",
         }
     }
 
@@ -404,7 +418,8 @@ impl Event {
             | Event::MemberJoined { .. }
             | Event::MemberUnreachable { .. }
             | Event::MemberReachable { .. }
-            | Event::MemberRestarted { .. } => "",
+            | Event::MemberRestarted { .. }
+            | Event::MessagesUndelivered { .. } => "",
             Event::ModuleLoaded { name, .. }
             | Event::ModuleReloaded { name, .. }
             | Event::ReloadPhase { name, .. }

@@ -356,11 +356,16 @@ impl<'a> From<&'a Sender> for Dest<'a> {
 impl Dest<'_> {
     /// The address, for an error message.
     fn address(&self) -> String {
-        match self.key {
-            Some(key) => Address::key(self.node, self.module, key),
-            None => Address::instance(self.node, self.module, self.instance),
+        self.owned().to_string()
+    }
+
+    /// The address, owned (a send to another node carries it).
+    fn owned(&self) -> Address {
+        match (self.origin, self.key) {
+            (Some(sender), _) => (**sender).clone(),
+            (None, Some(key)) => Address::key(self.node, self.module, key),
+            (None, None) => Address::instance(self.node, self.module, self.instance),
         }
-        .to_string()
     }
 }
 
@@ -476,11 +481,7 @@ impl HostContext {
     fn deliver(&self, to: Dest<'_>, msg: ModuleMsg) -> Result<(), NoActor> {
         let address = || to.address();
         if to.node != self.me.node {
-            return Err(NoActor::OtherNode {
-                address: address(),
-                node: to.node.to_string(),
-                this: self.me.node.clone(),
-            });
+            return resolve::send_remote(&self.me.node, &to.owned(), msg);
         }
         let module = to.module;
         if let Some(key) = to.key {

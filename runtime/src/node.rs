@@ -181,6 +181,7 @@ impl Node {
                 node.admin(),
                 node.bus.clone(),
                 &config.rollout,
+                node.directory.clone(),
             )
             .await
             {

@@ -13,13 +13,39 @@ use crate::module_actor::ModuleMsg;
 /// Why a message to an address could not be sent.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub(crate) enum NoActor {
-    /// The address names another node (sending across nodes is not built yet).
-    #[error("{address}: it names node {node:?}, this node is {this:?} (sending to other nodes is not supported yet)")]
+    /// The address names another node and this node is not in a cluster.
+    #[error("{address}: it names node {node:?}, this node is {this:?} and not in a cluster (add [cluster] to its config to send to other nodes)")]
     OtherNode {
         address: String,
         node: String,
         this: String,
     },
+    /// The address names a node that is not a member of this node's
+    /// cluster.
+    #[error("{address}: node {node:?} is not a member of the cluster (members: {members})")]
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
+    UnknownNode {
+        address: String,
+        node: String,
+        members: String,
+    },
+    /// The address names a member that is marked unreachable (or whose
+    /// session is gone): the message was not sent.
+    #[error("{address}: node {node:?} is unreachable; the message was not sent")]
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
+    Unreachable { address: String, node: String },
+    /// Too many messages to that node are not acknowledged yet.
+    #[error("{address}: {limit} messages to node {node:?} are not acknowledged yet (the limit); the message was not sent")]
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
+    Backlog {
+        address: String,
+        node: String,
+        limit: u64,
+    },
+    /// Something other than a message (a cast or a request) to another node.
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
+    #[error("{address}: only casts and requests go to other nodes")]
+    NotAMessage { address: String },
     /// No module of that name runs here (removed, or never added).
     #[error("{address}: module {module} is not running (removed, or never added to this node)")]
     NoModule { address: String, module: String },
@@ -140,11 +166,7 @@ pub(crate) fn send(
     msg: ModuleMsg,
 ) -> Result<(), NoActor> {
     if to.node != this {
-        return Err(NoActor::OtherNode {
-            address: to.to_string(),
-            node: to.node.clone(),
-            this: this.to_string(),
-        });
+        return send_remote(this, to, msg);
     }
     match &to.target {
         molt_abi::Target::Key(key) => send_to_key(directory, &to.module, key.as_bytes(), msg),
@@ -156,4 +178,32 @@ pub(crate) fn send(
             send_to_instance(&slot, *index, || to.to_string(), msg)
         }
     }
+}
+
+/// Sends `msg` from node `this` to the actor at `to` on another node
+/// (docs/semantics.md "Sending to another node"): a cast or a request goes
+/// through the cluster's sending side.
+///
+/// # Errors
+/// [`NoActor::OtherNode`] when `this` is not in a cluster, the errors of
+/// `cluster::remote::Outbound::send`.
+pub(crate) fn send_remote(this: &str, to: &Address, msg: ModuleMsg) -> Result<(), NoActor> {
+    #[cfg(feature = "cluster")]
+    if let Some(out) = crate::cluster::remote::outbound(this) {
+        return match msg {
+            ModuleMsg::Cast(bytes, sender) => out.send(to, &bytes, sender.as_deref(), None),
+            ModuleMsg::Call(bytes, reply, sender) => {
+                out.send(to, &bytes, sender.as_deref(), Some(reply))
+            }
+            _ => Err(NoActor::NotAMessage {
+                address: to.to_string(),
+            }),
+        };
+    }
+    drop(msg);
+    Err(NoActor::OtherNode {
+        address: to.to_string(),
+        node: to.node.clone(),
+        this: this.to_string(),
+    })
 }

@@ -539,7 +539,8 @@ pub async fn events(node: &NodeArgs, json: bool, wait: Duration) -> ExitCode {
                             "module.reloaded" | "config.applied" | "module.loaded"
                             | "cluster.member_joined" | "cluster.member_reachable" => "32",
                             "module.reload_failed" | "config.rejected"
-                            | "cluster.member_unreachable" => "31",
+                            | "cluster.member_unreachable"
+                            | "cluster.messages_undelivered" => "31",
                             "module.rolled_back" | "module.restarted"
                             | "cluster.member_restarted" => "33",
                             _ => "2",

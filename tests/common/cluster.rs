@@ -188,3 +188,74 @@ pub fn versions(member: &molt::MemberStatus) -> Vec<(&str, &str)> {
         .map(|v| (v.name.as_str(), v.code_version.as_str()))
         .collect()
 }
+
+/// `[modules.NAME]` lines for a node's `extra` config: module `name` from
+/// `library`, one instance (a node then runs it beside its counter).
+pub fn module_lines(name: &str, library: &Path) -> String {
+    format!(
+        "[modules.{name}]\nlibrary = {:?}\n",
+        library.display().to_string()
+    )
+}
+
+impl ClusterNode {
+    /// Calls instance 0 of `module` on this node as an operator would
+    /// (`molt call`, its token found where the node wrote it): the reply.
+    /// Panics with the CLI's output when the call fails.
+    pub fn call<M: serde::Serialize, R: serde::de::DeserializeOwned>(
+        &self,
+        module: &str,
+        msg: &M,
+    ) -> R {
+        let json = serde_json::to_string(msg).unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_molt"))
+            .args([
+                "call",
+                module,
+                &json,
+                "--instance",
+                "0",
+                "--addr",
+                &self.admin.expect("the node runs").to_string(),
+            ])
+            .env_remove("MOLT_ADMIN_TOKEN")
+            .env_remove("MOLT_ADMIN_ADDR")
+            .env("XDG_RUNTIME_DIR", &self.dir)
+            .output()
+            .expect("run molt");
+        let text = super::output_text(&out);
+        assert!(
+            out.status.success(),
+            "{}: molt call {module} {json}: {text}",
+            self.name
+        );
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {text}"))
+    }
+}
+
+/// How long numbered messages between nodes may take to arrive on a
+/// loaded machine.
+pub const ARRIVED_WITHIN: Duration = Duration::from_secs(60);
+
+/// The numbered messages (`Seq`) that `node`'s actors#0 received, once it
+/// has at least `count` (polled, for at most [`ARRIVED_WITHIN`]).
+pub fn await_seqs(node: &ClusterNode, count: usize) -> super::actors_proto::SeqsSeen {
+    use super::actors_proto::{Msg, Reply};
+    let deadline = Instant::now() + ARRIVED_WITHIN;
+    loop {
+        let Reply::Seqs(seen) = node.call("actors", &Msg::Seqs) else {
+            panic!("Seqs answers Seqs")
+        };
+        if seen.seen.len() >= count {
+            return seen;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{}: {} of {count} messages within {ARRIVED_WITHIN:?}\noutput:\n{}",
+            node.name,
+            seen.seen.len(),
+            node.process().output()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -296,6 +296,22 @@ impl View {
             .collect()
     }
 
+    /// Whether peer `node` is reachable (`None`: no member has that name;
+    /// this node counts as reachable).
+    pub(crate) fn reachable(&self, node: &str) -> Option<bool> {
+        if node == self.me.node {
+            return Some(true);
+        }
+        self.peers.get(node).map(|p| p.reachable)
+    }
+
+    /// The members' names, this node's first.
+    pub(crate) fn names(&self) -> Vec<String> {
+        std::iter::once(self.me.node.clone())
+            .chain(self.peers.keys().cloned())
+            .collect()
+    }
+
     /// The peers' addresses (reachable or not): where to keep connected.
     pub(crate) fn addresses(&self) -> Vec<String> {
         self.peers.values().map(|p| p.address.clone()).collect()

@@ -85,6 +85,7 @@ mod rollout_commits_everywhere;
 mod rollout_gate_rolls_back;
 mod rollout_library_checked;
 mod rollout_node_lost;
+mod rollout_rollback_failure_reported;
 mod round_trip_reads_each_state_once;
 mod run_builds_once;
 mod savina;

@@ -342,6 +342,10 @@ pub enum Event {
         module: String,
         /// The nodes rolled back.
         nodes: Vec<String>,
+        /// The nodes whose rollback was tried and failed, each as "NODE:
+        /// why" (the new version keeps serving there).
+        #[serde(default)]
+        failed: Vec<String>,
         /// The nodes that could not be reached for it.
         unreached: Vec<String>,
     },

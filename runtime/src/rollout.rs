@@ -124,6 +124,11 @@ pub struct RolloutReport {
     /// The nodes rolled back after a halt.
     #[serde(default)]
     pub rolled_back: Vec<String>,
+    /// The nodes whose rollback was tried and failed, each as "NODE: why"
+    /// (the new version keeps serving there, e.g. its code cannot
+    /// down-migrate the state to the old version's).
+    #[serde(default)]
+    pub rollback_failed: Vec<String>,
     /// The nodes whose rollback could not be asked in time (each rolls
     /// back on its own when its lease runs out and it finds the rollout
     /// halted or its coordinator lost).

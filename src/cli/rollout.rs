@@ -135,6 +135,9 @@ fn print_outcome(r: &RolloutReport) {
                 r.rolled_back.join(", "),
                 r.unreached.join(", ")
             );
+            for failed in &r.rollback_failed {
+                println!("ROLLBACK FAILED on {failed}");
+            }
         }
         RolloutOutcome::Running => println!("still running ({} ms so far)", r.took_ms),
     }
@@ -224,12 +227,19 @@ pub fn describe(kind: &str, d: &Value) -> Option<String> {
             d["took_ms"]
         ),
         "rollout.halted" => format!("rollout {} HALTED: {}", s("rollout"), s("reason")),
-        "rollout.rolled_back" => format!(
-            "rollout {}: rolled back on [{}], not reached [{}]",
-            s("rollout"),
-            list(&d["nodes"]),
-            list(&d["unreached"])
-        ),
+        "rollout.rolled_back" => {
+            let mut line = format!(
+                "rollout {}: rolled back on [{}], not reached [{}]",
+                s("rollout"),
+                list(&d["nodes"]),
+                list(&d["unreached"])
+            );
+            if let Some(failed) = d["failed"].as_array().filter(|f| !f.is_empty()) {
+                let failed: Vec<&str> = failed.iter().filter_map(|f| f.as_str()).collect();
+                line.push_str(&format!("; ROLLBACK FAILED on {}", failed.join("; ")));
+            }
+            line
+        }
         "cluster.member_joined" => format!(
             "cluster: {} joined ({}, incarnation {})",
             s("node"),

@@ -103,6 +103,7 @@ pub(crate) async fn run(ctx: &Ctx, request: RolloutRequest) -> Result<RolloutRep
         steps: Vec::new(),
         halted: None,
         rolled_back: Vec::new(),
+        rollback_failed: Vec::new(),
         unreached: Vec::new(),
         took_ms: 0,
     };
@@ -307,7 +308,8 @@ impl Run {
             async move { (node.clone(), this.ask(node, request, within).await) }
         }))
         .await;
-        let (mut rolled_back, mut unreached, mut notes) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut rolled_back, mut failed, mut unreached, mut notes) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for (node, answer) in answers {
             match answer {
                 Ok(Answer::RolledBack { from, to }) => {
@@ -315,6 +317,10 @@ impl Run {
                     rolled_back.push(node);
                 }
                 Ok(Answer::NotHeld) => notes.push(format!("{node}: had not taken it")),
+                Ok(Answer::RollbackFailed(why)) => {
+                    notes.push(format!("{node}: its rollback failed: {why}"));
+                    failed.push(format!("{node}: {why}"));
+                }
                 Ok(other) => {
                     notes.push(format!("{node}: answered {other:?}"));
                     unreached.push(node);
@@ -326,6 +332,7 @@ impl Run {
             }
         }
         self.report.rolled_back = rolled_back.clone();
+        self.report.rollback_failed = failed.clone();
         self.report.unreached = unreached.clone();
         let nodes = self.upgraded.clone();
         self.step(
@@ -333,7 +340,7 @@ impl Run {
             nodes,
             began,
             t.elapsed(),
-            unreached.is_empty(),
+            unreached.is_empty() && failed.is_empty(),
             if notes.is_empty() {
                 "no node had taken the new version".into()
             } else {
@@ -344,6 +351,7 @@ impl Run {
             rollout: self.plan.id.clone(),
             module: self.plan.module.clone(),
             nodes: rolled_back,
+            failed,
             unreached,
         });
         self.record(false, Some(why));

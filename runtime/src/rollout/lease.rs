@@ -140,7 +140,7 @@ impl Leases {
                 from: r.from,
                 to: r.to,
             })
-            .map_err(|e| e.to_string())
+            .or_else(|e| Ok(Answer::RollbackFailed(e.to_string())))
     }
 
     /// The coordinator is alive: `rollout`'s leases last `lease_ms` more.
@@ -217,13 +217,19 @@ impl Leases {
             return;
         };
         tracing::warn!(target: "molt::rollout", rollout = %lease.rollout, %module, "lease ran out ({why}): rolling back to {}", lease.from);
-        let ok = self.back(&module, &lease).await.is_ok();
+        let answer = self.back(&module, &lease).await;
         let me = vec![self.node.clone()];
+        let (nodes, failed) = match answer {
+            Ok(Answer::RolledBack { .. }) => (me, Vec::new()),
+            Ok(Answer::RollbackFailed(why)) => (Vec::new(), vec![format!("{}: {why}", self.node)]),
+            other => (Vec::new(), vec![format!("{}: {other:?}", self.node)]),
+        };
         self.bus.publish(Event::RolloutRolledBack {
             rollout: lease.rollout,
             module,
-            nodes: if ok { me.clone() } else { Vec::new() },
-            unreached: if ok { Vec::new() } else { me },
+            nodes,
+            failed,
+            unreached: Vec::new(),
         });
     }
 }

@@ -96,6 +96,9 @@ pub(crate) enum Answer {
     },
     /// Rolled back.
     RolledBack { from: String, to: String },
+    /// The rollback was tried and failed (the new version keeps serving
+    /// there): why, in words (e.g. the new code cannot down-migrate).
+    RollbackFailed(String),
     /// The node held no lease of that rollout: nothing to roll back (it
     /// never took the version, or rolled back already).
     NotHeld,

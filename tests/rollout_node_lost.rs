@@ -15,7 +15,7 @@ use crate::common;
 use common::cluster::{versions, ClusterNode, DETECTED_WITHIN, JOINED_WITHIN};
 use common::event_feed::EventFeed;
 use common::rollout::{
-    assert_all_handled_in_order, history, start_rollout, three_nodes, version, Traffic,
+    assert_all_handled_in_order, await_wave, history, start_rollout, three_nodes, version, Traffic,
     ROLLOUT_WITHIN,
 };
 
@@ -38,26 +38,7 @@ fn rollout_until_b_upgraded(
         &f.fault_v2,
         &["--gate-window-ms", "1000", "--wave-watch-ms", "15000"],
     );
-    let deadline = Instant::now() + ROLLOUT_WITHIN;
-    while !feed
-        .seen()
-        .iter()
-        .any(|e| e.kind == "rollout.wave" && e.data["nodes"] == serde_json::json!(["b"]))
-    {
-        if let Some(status) = cli.wait_exit(Duration::from_millis(20)) {
-            panic!(
-                "molt rollout exited ({status}) before b's wave:\n{}\nevents: {:#?}",
-                cli.output(),
-                feed.seen()
-            );
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no wave [b] within {ROLLOUT_WITHIN:?}:\n{}\nevents: {:#?}",
-            cli.output(),
-            feed.seen()
-        );
-    }
+    await_wave(&feed, &mut cli, &["b"]);
     (cli, feed)
 }
 

@@ -6,13 +6,13 @@
 //! and asks a to roll back, which fails: the CLI, the `rollout.rolled_back`
 //! event and `GET /rollout` name a and the cause, and a keeps serving 2.0.0.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::common;
 
 use common::cluster::{all_reachable, ClusterNode, DETECTED_WITHIN, JOINED_WITHIN};
 use common::event_feed::EventFeed;
-use common::rollout::{ROLLOUT, ROLLOUT_WITHIN};
+use common::rollout::{await_wave, ROLLOUT, ROLLOUT_WITHIN};
 
 /// `counter`'s code version on `node` (`GET /modules/counter`).
 fn counter_version(node: &ClusterNode) -> String {
@@ -73,20 +73,7 @@ fn a_rollback_that_fails_is_reported_as_failed_with_its_cause() {
         ],
         dir.path(),
     );
-    let deadline = Instant::now() + ROLLOUT_WITHIN;
-    while !feed
-        .seen()
-        .iter()
-        .any(|e| e.kind == "rollout.wave" && e.data["nodes"] == serde_json::json!(["b"]))
-    {
-        if let Some(status) = cli.wait_exit(Duration::from_millis(20)) {
-            panic!(
-                "molt rollout exited ({status}) before b's wave:\n{}",
-                cli.output()
-            );
-        }
-        assert!(Instant::now() < deadline, "no wave [b]:\n{}", cli.output());
-    }
+    await_wave(&feed, &mut cli, &["b"]);
     assert_eq!(counter_version(&a), "2.0.0");
 
     b.process().signal("KILL");

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use molt::http::AdminClient;
 
 use super::cluster::{all_reachable, ClusterNode, JOINED_WITHIN};
+use super::event_feed::EventFeed;
 use super::{fixtures, MoltProcess};
 
 /// The `[rollout]` table of the test nodes: short bounds, so that a
@@ -245,4 +246,31 @@ pub fn version(node: &ClusterNode) -> String {
     assert_eq!(code, 200, "{body}");
     let m: serde_json::Value = serde_json::from_str(&body).unwrap();
     m["code_version"].as_str().unwrap().to_string()
+}
+
+/// Waits (within [`ROLLOUT_WITHIN`]) until `feed` saw the `rollout.wave`
+/// of `nodes` (e.g. `["b"]`), while the running `molt rollout` `cli` has
+/// not exited.
+pub fn await_wave(feed: &EventFeed, cli: &mut MoltProcess, nodes: &[&str]) {
+    let wanted = serde_json::json!(nodes);
+    let deadline = Instant::now() + ROLLOUT_WITHIN;
+    while !feed
+        .seen()
+        .iter()
+        .any(|e| e.kind == "rollout.wave" && e.data["nodes"] == wanted)
+    {
+        if let Some(status) = cli.wait_exit(Duration::from_millis(20)) {
+            panic!(
+                "molt rollout exited ({status}) before the wave {nodes:?}:\n{}\nevents: {:#?}",
+                cli.output(),
+                feed.seen()
+            );
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no wave {nodes:?} within {ROLLOUT_WITHIN:?}:\n{}\nevents: {:#?}",
+            cli.output(),
+            feed.seen()
+        );
+    }
 }

@@ -1,14 +1,14 @@
 //! Cluster rollouts (README "Rolling out a new version", docs/semantics.md
 //! "Rollouts"): one module, one library file, every member of the cluster.
 //!
-//! The node that gets the request coordinates ([`coordinator`]): it checks
-//! that every member has the same file at the path ([`plan`]), reloads a
+//! The node that gets the request coordinates (`rollout/coordinator.rs`): it checks
+//! that every member has the same file at the path (`rollout/plan.rs`), reloads a
 //! canary, watches it through a gate against the old version's figures on
-//! the same node ([`gate`]), then reloads the other members in waves
-//! ([`waves`]). A failed gate, a failed wave or a member lost halts it and
+//! the same node (`rollout/gate.rs`), then reloads the other members in waves
+//! (`rollout/waves.rs`). A failed gate, a failed wave or a member lost halts it and
 //! rolls back every node that took the new version. Each node's rollout
-//! agent ([`agent`]) does what the coordinator asks on its node (a normal
-//! reload or rollback there) and holds a lease ([`lease`]) on an
+//! agent (`rollout/agent.rs`) does what the coordinator asks on its node (a normal
+//! reload or rollback there) and holds a lease (`rollout/lease.rs`) on an
 //! uncommitted new version: it rolls back on its own when its coordinator
 //! is lost.
 //!

@@ -3,7 +3,7 @@
 //! [`GateReading`] is what a node reports of one version of a module (from
 //! its handling figures, docs/semantics.md "Handling figures": messages
 //! handled, failed, restarts, p99 handling latency over the version's
-//! period); [`judge`] compares the old version's with the new one's.
+//! period); `judge` compares the old version's with the new one's.
 
 use serde::{Deserialize, Serialize};
 

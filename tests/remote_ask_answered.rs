@@ -9,9 +9,7 @@ use std::time::{Duration, Instant};
 use crate::common;
 
 use common::actors_proto::{Msg, Reply, Seen};
-use common::cluster::{
-    all_reachable, module_lines, ClusterNode, ARRIVED_WITHIN, DETECTED_WITHIN, JOINED_WITHIN,
-};
+use common::cluster::{two_actor_nodes, ClusterNode, ARRIVED_WITHIN, DETECTED_WITHIN};
 use molt::Address;
 
 /// `ctx.ask` from a's actors#0 to `to` with `msg`, correlation `c`.
@@ -50,17 +48,7 @@ fn answer(a: &ClusterNode, c: u64, within: Duration) -> Seen {
 #[test]
 fn a_request_to_another_node_is_answered_or_fails_naming_the_lost_node() {
     let dir = common::scratch_dir();
-    let f = common::fixtures();
-    let actors = module_lines("actors", &f.actors);
-    let mut a = ClusterNode::new(dir.path(), "a", &f.counter, &[], &actors);
-    let mut b = ClusterNode::new(dir.path(), "b", &f.counter, &[a.listen], &actors);
-    a.start();
-    b.start();
-    for n in [&a, &b] {
-        n.await_view("a and b reachable", JOINED_WITHIN, |v| {
-            all_reachable(v, &["a", "b"])
-        });
-    }
+    let (a, b) = two_actor_nodes(dir.path());
     let on_b = Address::instance("b", "actors", 0);
 
     // Answered: the reply comes back from b's actor.

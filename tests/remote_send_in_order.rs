@@ -8,7 +8,7 @@
 use crate::common;
 
 use common::actors_proto::{BurstOutcome, Msg, Reply};
-use common::cluster::{all_reachable, await_seqs, module_lines, ClusterNode, JOINED_WITHIN};
+use common::cluster::{await_seqs, two_actor_nodes};
 use molt::Address;
 
 /// How many numbered messages a sends to b.
@@ -16,17 +16,7 @@ const N: u64 = 3000;
 #[test]
 fn casts_to_another_node_arrive_in_order_and_the_sender_is_answered() {
     let dir = common::scratch_dir();
-    let f = common::fixtures();
-    let actors = module_lines("actors", &f.actors);
-    let mut a = ClusterNode::new(dir.path(), "a", &f.counter, &[], &actors);
-    let mut b = ClusterNode::new(dir.path(), "b", &f.counter, &[a.listen], &actors);
-    a.start();
-    b.start();
-    for n in [&a, &b] {
-        n.await_view("a and b reachable", JOINED_WITHIN, |v| {
-            all_reachable(v, &["a", "b"])
-        });
-    }
+    let (a, b) = two_actor_nodes(dir.path());
 
     let on_b = Address::instance("b", "actors", 0);
     // Two bursts: numbering goes on across handler calls.

@@ -14,7 +14,7 @@ use crate::common;
 
 use common::actors_proto::{BurstOutcome, Msg, Reply};
 use common::cluster::{
-    all_reachable, await_seqs, module_lines, ClusterNode, DETECTED_WITHIN, JOINED_WITHIN,
+    all_reachable, await_seqs, two_actor_nodes, ClusterNode, DETECTED_WITHIN, JOINED_WITHIN,
 };
 use common::event_feed::EventFeed;
 use molt::Address;
@@ -42,17 +42,7 @@ fn burst(a: &ClusterNode, to: &Address, first: u64, count: u64) -> BurstOutcome 
 #[test]
 fn sends_to_a_lost_node_fail_or_are_reported() {
     let dir = common::scratch_dir();
-    let f = common::fixtures();
-    let actors = module_lines("actors", &f.actors);
-    let mut a = ClusterNode::new(dir.path(), "a", &f.counter, &[], &actors);
-    let mut b = ClusterNode::new(dir.path(), "b", &f.counter, &[a.listen], &actors);
-    a.start();
-    b.start();
-    for n in [&a, &b] {
-        n.await_view("a and b reachable", JOINED_WITHIN, |v| {
-            all_reachable(v, &["a", "b"])
-        });
-    }
+    let (a, b) = two_actor_nodes(dir.path());
     let events = EventFeed::open(a.admin.unwrap());
     let on_b = Address::instance("b", "actors", 0);
     let all = |sent| BurstOutcome {

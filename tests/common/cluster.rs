@@ -259,3 +259,21 @@ pub fn await_seqs(node: &ClusterNode, count: usize) -> super::actors_proto::Seqs
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// Two nodes a and b (b seeded with a) running `counter` and the `actors`
+/// fixture, started and reachable from each other: the remote-send tests'
+/// cluster.
+pub fn two_actor_nodes(dir: &Path) -> (ClusterNode, ClusterNode) {
+    let f = fixtures();
+    let actors = module_lines("actors", &f.actors);
+    let mut a = ClusterNode::new(dir, "a", &f.counter, &[], &actors);
+    let mut b = ClusterNode::new(dir, "b", &f.counter, &[a.listen], &actors);
+    a.start();
+    b.start();
+    for n in [&a, &b] {
+        n.await_view("a and b reachable", JOINED_WITHIN, |v| {
+            all_reachable(v, &["a", "b"])
+        });
+    }
+    (a, b)
+}

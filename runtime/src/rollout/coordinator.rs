@@ -89,7 +89,6 @@ pub(crate) async fn run(ctx: &Ctx, request: RolloutRequest) -> Result<RolloutRep
     }
     let started = Instant::now();
     let plan = plan::make(ctx, &request, spec.wave_size).await?;
-    let checked = started.elapsed();
     let report = RolloutReport {
         id: plan.id.clone(),
         module: plan.module.clone(),
@@ -133,7 +132,9 @@ pub(crate) async fn run(ctx: &Ctx, request: RolloutRequest) -> Result<RolloutRep
         members.len(),
         run.plan.module
     );
-    run.step("check", members, Duration::ZERO, checked, true, detail);
+    // The check began with the rollout; it ends here, after announcing the
+    // plan it made (a log line and a message to each agent).
+    run.step("check", members, Duration::ZERO, true, detail);
     match run.forward().await {
         Ok(()) => run.commit().await,
         Err(Halt::Gate(why) | Halt::Other(why)) => run.halt(why).await,
@@ -142,25 +143,26 @@ pub(crate) async fn run(ctx: &Ctx, request: RolloutRequest) -> Result<RolloutRep
 }
 
 impl Run {
-    /// Records a step (and shows it on the board).
+    /// Records a step that began at `began` (since the rollout's start)
+    /// and ends now (and shows it on the board).
     pub(super) fn step(
         &mut self,
         step: &str,
         nodes: Vec<String>,
         began: Duration,
-        took: Duration,
         ok: bool,
         detail: String,
     ) {
+        let now = self.started.elapsed();
         self.report.steps.push(RolloutStep {
             step: step.to_string(),
             nodes,
             started_ms: began.as_millis() as u64,
-            took_ms: took.as_millis() as u64,
+            took_ms: now.saturating_sub(began).as_millis() as u64,
             ok,
             detail,
         });
-        self.report.took_ms = self.started.elapsed().as_millis() as u64;
+        self.report.took_ms = now.as_millis() as u64;
         self.board.set(&self.report);
     }
 
@@ -242,7 +244,6 @@ impl Run {
     /// their leases, publishes `rollout.committed`, records it everywhere.
     async fn commit(&mut self) {
         let began = self.started.elapsed();
-        let t = Instant::now();
         // Outcome first: a node whose lease runs out now asks and hears
         // "committed".
         self.report.outcome = RolloutOutcome::Committed;
@@ -267,7 +268,6 @@ impl Run {
             "commit",
             nodes.clone(),
             began,
-            t.elapsed(),
             true,
             format!("{} serves {} everywhere", self.plan.module, self.report.to),
         );
@@ -287,7 +287,6 @@ impl Run {
     async fn halt(&mut self, why: String) {
         tracing::warn!(target: "molt::rollout", rollout = %self.plan.id, "rollout halted: {why}");
         let began = self.started.elapsed();
-        let t = Instant::now();
         // Outcome first: a node whose lease runs out now asks and hears
         // "halted".
         self.report.outcome = RolloutOutcome::Halted;
@@ -339,7 +338,6 @@ impl Run {
             "rollback",
             nodes,
             began,
-            t.elapsed(),
             unreached.is_empty() && failed.is_empty(),
             if notes.is_empty() {
                 "no node had taken the new version".into()

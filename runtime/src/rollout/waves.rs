@@ -75,7 +75,6 @@ impl Run {
     async fn canary(&mut self) -> Result<(), Halt> {
         let canary = self.plan.canary.clone();
         let began = self.started.elapsed();
-        let t = Instant::now();
         let base = self
             .figures(&canary, self.spec.request_timeout)
             .await
@@ -85,14 +84,7 @@ impl Run {
             Ok(r) => r,
             Err(e) => {
                 let why = format!("the canary's reload failed: {e}");
-                self.step(
-                    "canary",
-                    vec![canary],
-                    began,
-                    t.elapsed(),
-                    false,
-                    why.clone(),
-                );
+                self.step("canary", vec![canary], began, false, why.clone());
                 return Err(Halt::Other(why));
             }
         };
@@ -101,7 +93,6 @@ impl Run {
             "canary",
             vec![canary.clone()],
             began,
-            t.elapsed(),
             true,
             format!("{from} -> {to} in {took_ms} ms"),
         );
@@ -122,7 +113,6 @@ impl Run {
     /// window's).
     async fn gate(&mut self, canary: &str, base: &GateReading) -> Result<(), Halt> {
         let began = self.started.elapsed();
-        let t = Instant::now();
         let verdict = self
             .watch(self.spec.gate_window, Some((canary, base)))
             .await;
@@ -130,14 +120,7 @@ impl Run {
             Ok(words) => (true, words.clone()),
             Err(Halt::Gate(why) | Halt::Other(why)) => (false, why.clone()),
         };
-        self.step(
-            "gate",
-            vec![canary.to_string()],
-            began,
-            t.elapsed(),
-            ok,
-            words.clone(),
-        );
+        self.step("gate", vec![canary.to_string()], began, ok, words.clone());
         match verdict {
             Ok(reading) => {
                 self.announce(Event::RolloutGatePassed {
@@ -163,13 +146,33 @@ impl Run {
         }
     }
 
-    /// One wave: a reload on each of its nodes in parallel, then a watch.
+    /// One wave: a reload on each of its nodes in parallel, then a watch;
+    /// recorded as one step.
     async fn wave(&mut self, number: usize, nodes: &[String]) -> Result<(), Halt> {
-        let began = self.started.elapsed();
-        let t = Instant::now();
         if let Some(why) = self.lost() {
             return Err(Halt::Other(why));
         }
+        let began = self.started.elapsed();
+        let step = format!("wave {number}");
+        let result = self.reload_and_watch(number, nodes, &step).await;
+        let (ok, detail) = match &result {
+            Ok(words) => (true, words.clone()),
+            Err(Halt::Gate(why) | Halt::Other(why)) => (false, why.clone()),
+        };
+        self.step(&step, nodes.to_vec(), began, ok, detail);
+        result.map(|_| ())
+    }
+
+    /// [`Run::wave`]'s work: the reloads, `rollout.wave`, the watch, and a
+    /// last look that each node serves the new version; what went well, in
+    /// words.
+    async fn reload_and_watch(
+        &mut self,
+        number: usize,
+        nodes: &[String],
+        step: &str,
+    ) -> Result<String, Halt> {
+        let t = Instant::now();
         self.upgraded.extend(nodes.iter().cloned());
         let results = join_all(nodes.iter().map(|n| self.reload(n))).await;
         let mut failures = Vec::new();
@@ -183,18 +186,11 @@ impl Run {
                 Err(e) => failures.push(e),
             }
         }
-        let step = format!("wave {number}");
         if !failures.is_empty() {
-            let why = format!("{step} failed: {}", failures.join("; "));
-            self.step(
-                &step,
-                nodes.to_vec(),
-                began,
-                t.elapsed(),
-                false,
-                why.clone(),
-            );
-            return Err(Halt::Other(why));
+            return Err(Halt::Other(format!(
+                "{step} failed: {}",
+                failures.join("; ")
+            )));
         }
         let took_ms = t.elapsed().as_millis() as u64;
         self.announce(Event::RolloutWave {
@@ -204,46 +200,23 @@ impl Run {
             nodes: nodes.to_vec(),
             took_ms,
         });
-        let watched = self.watch(self.spec.wave_watch, None).await;
-        if let Err(Halt::Gate(why) | Halt::Other(why)) = &watched {
-            self.step(
-                &step,
-                nodes.to_vec(),
-                began,
-                t.elapsed(),
-                false,
-                why.clone(),
-            );
-            return watched.map(|_| ());
-        }
+        self.watch(self.spec.wave_watch, None).await?;
         // Each node of the wave answers, on the new version.
         let within = self.figures_within(self.spec.wave_watch);
         let readings = join_all(nodes.iter().map(|n| self.figures(n, within))).await;
         for (node, reading) in nodes.iter().zip(readings) {
-            let why = match reading {
-                Ok(r) if r.code_version == self.report.to => continue,
-                Ok(r) => format!("node {node} serves {} after {step}", r.code_version),
-                Err(e) => e,
-            };
-            self.step(
-                &step,
-                nodes.to_vec(),
-                began,
-                t.elapsed(),
-                false,
-                why.clone(),
-            );
-            return Err(Halt::Other(why));
+            match reading {
+                Ok(r) if r.code_version == self.report.to => {}
+                Ok(r) => {
+                    return Err(Halt::Other(format!(
+                        "node {node} serves {} after {step}",
+                        r.code_version
+                    )))
+                }
+                Err(e) => return Err(Halt::Other(e)),
+            }
         }
-        self.step(
-            &step,
-            nodes.to_vec(),
-            began,
-            t.elapsed(),
-            true,
-            format!("reloaded in {took_ms} ms, then watched"),
-        );
-        Ok(())
+        Ok(format!("reloaded in {took_ms} ms, then watched"))
     }
 
     /// Watches for `window`: every look checks that no member was lost

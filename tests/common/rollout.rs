@@ -94,8 +94,16 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 impl Traffic {
-    /// Starts a sender for each node (every 2 ms).
+    /// Starts a sender for each node (a cast, then 2 ms, then the next).
     pub fn start(nodes: &[ClusterNode]) -> Traffic {
+        Traffic::paced(nodes, Duration::from_millis(2))
+    }
+
+    /// Starts a sender for each node that waits `pause` after each cast:
+    /// a version that handles a message in more than the time between
+    /// casts builds a backlog its rollback waits behind (a rollback, like
+    /// any reload, comes after what was queued before it).
+    pub fn paced(nodes: &[ClusterNode], pause: Duration) -> Traffic {
         let stop = Arc::new(AtomicBool::new(false));
         let senders = nodes
             .iter()
@@ -104,7 +112,8 @@ impl Traffic {
                 let stop = stop.clone();
                 std::thread::spawn(move || {
                     let sender = format!("to-{node}");
-                    let (count, error) = runtime().block_on(send(admin, token, &sender, &stop));
+                    let (count, error) =
+                        runtime().block_on(send(admin, token, &sender, &stop, pause));
                     Sent {
                         node,
                         sender,
@@ -132,6 +141,7 @@ async fn send(
     token: String,
     sender: &str,
     stop: &AtomicBool,
+    pause: Duration,
 ) -> (u64, Option<String>) {
     let client = AdminClient::for_addr(admin, Some(token)).expect("a client");
     let mut seq = 0u64;
@@ -146,7 +156,7 @@ async fn send(
             Ok(Err(e)) => return (seq, Some(e.to_string())),
             Err(_) => return (seq, Some("no answer within 10 s".into())),
         }
-        tokio::time::sleep(Duration::from_millis(2)).await;
+        tokio::time::sleep(pause).await;
     }
     (seq, None)
 }

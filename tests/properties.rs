@@ -285,6 +285,7 @@ const ROLLOUT_TYPED: &[(&str, Kind)] = &[
     ("max_error_rate_increase", Kind::Int),
     ("max_restarts", Kind::Int),
     ("max_p99_ratio", Kind::Int),
+    ("min_handled", Kind::Int),
     ("wave_size", Kind::Int),
     ("wave_watch_ms", Kind::Int),
     ("request_timeout_ms", Kind::Int),

@@ -10,7 +10,8 @@ use crate::common;
 use common::cluster::{versions, JOINED_WITHIN};
 use common::event_feed::EventFeed;
 use common::rollout::{
-    assert_all_handled_in_order, history, start_rollout, three_nodes, Traffic, ROLLOUT_WITHIN,
+    assert_all_handled_in_order, await_handled_more, history, start_rollout, three_nodes, Traffic,
+    ROLLOUT_WITHIN,
 };
 
 #[test]
@@ -23,7 +24,7 @@ fn a_rollout_under_load_commits_on_every_node() {
         .map(|n| EventFeed::open(n.admin.unwrap()))
         .collect();
     let traffic = Traffic::start(&nodes);
-    std::thread::sleep(Duration::from_millis(300));
+    await_handled_more(&nodes, 20);
 
     let mut cli = start_rollout(
         &nodes[0],
@@ -35,7 +36,8 @@ fn a_rollout_under_load_commits_on_every_node() {
         .wait_exit(ROLLOUT_WITHIN)
         .unwrap_or_else(|| panic!("molt rollout still runs:\n{}", cli.output()));
     let out = cli.output();
-    std::thread::sleep(Duration::from_millis(300));
+    // Traffic goes on after the rollout ended, and is handled.
+    await_handled_more(&nodes, 20);
     let sent = traffic.stop();
     assert!(status.success(), "{out}");
     for step in [

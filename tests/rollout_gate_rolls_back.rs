@@ -11,8 +11,8 @@ use crate::common;
 
 use common::event_feed::EventFeed;
 use common::rollout::{
-    assert_all_handled_in_order, history, start_rollout, three_nodes, version, Traffic,
-    ROLLOUT_WITHIN,
+    assert_all_handled_in_order, await_handled_more, history, start_rollout, three_nodes, version,
+    Traffic, ROLLOUT_WITHIN,
 };
 
 #[test]
@@ -26,7 +26,7 @@ fn a_canary_that_fails_its_gate_is_rolled_back_and_no_other_node_loads_it() {
         .map(|n| EventFeed::open(n.admin.unwrap()))
         .collect();
     let traffic = Traffic::start(&nodes);
-    std::thread::sleep(Duration::from_millis(300));
+    await_handled_more(&nodes, 20);
 
     let mut cli = start_rollout(
         &nodes[0],
@@ -38,7 +38,8 @@ fn a_canary_that_fails_its_gate_is_rolled_back_and_no_other_node_loads_it() {
         .wait_exit(ROLLOUT_WITHIN)
         .unwrap_or_else(|| panic!("molt rollout still runs:\n{}", cli.output()));
     let out = cli.output();
-    std::thread::sleep(Duration::from_millis(200));
+    // Traffic goes on after the rollout ended, and is handled.
+    await_handled_more(&nodes, 20);
     let sent = traffic.stop();
     assert_eq!(status.code(), Some(1), "{out}");
     for step in [
@@ -103,15 +104,7 @@ fn a_canary_much_slower_than_the_old_version_fails_its_gate() {
     let traffic = Traffic::paced(&nodes, Duration::from_millis(20));
     // Enough traffic for the old version's p99: 20 timed messages (the
     // first, then one in 16).
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while common::rollout::seqs(&nodes[0])["to-a"]["count"]
-        .as_u64()
-        .unwrap_or(0)
-        < 330
-    {
-        assert!(std::time::Instant::now() < deadline, "no traffic on a");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    await_handled_more(&nodes[..1], 330);
     let mut cli = start_rollout(
         &nodes[0],
         dir.path(),
@@ -136,5 +129,66 @@ fn a_canary_much_slower_than_the_old_version_fails_its_gate() {
                 node.name
             );
         }
+    }
+}
+
+/// A gate that saw no traffic has nothing to judge: with no message sent
+/// to the canary, the gate fails at the window's end (`min_handled`, 20)
+/// and the canary rolls back; `--min-handled 0` says the module has no
+/// traffic and lets the same rollout commit (here with `--wave-size 2`:
+/// b and c take it in one wave).
+#[test]
+fn a_canary_without_traffic_fails_its_gate_unless_min_handled_is_0() {
+    let dir = common::scratch_dir();
+    let f = common::fixtures();
+    let nodes = three_nodes(dir.path(), "");
+
+    let mut cli = start_rollout(
+        &nodes[0],
+        dir.path(),
+        &f.fault_v2,
+        &["--gate-window-ms", "500"],
+    );
+    let status = cli
+        .wait_exit(ROLLOUT_WITHIN)
+        .unwrap_or_else(|| panic!("molt rollout still runs:\n{}", cli.output()));
+    let out = cli.output();
+    assert_eq!(status.code(), Some(1), "{out}");
+    for step in [
+        "gate FAILED on a: the canary handled 0 message(s) in the 500 ms window, fewer than the 20",
+        "--min-handled 0",
+        "rolled back: [a]",
+    ] {
+        assert!(out.contains(step), "no {step:?} in:\n{out}");
+    }
+    for node in &nodes {
+        assert_eq!(version(node), "1.0.0", "{}:\n{out}", node.name);
+    }
+
+    let mut cli = start_rollout(
+        &nodes[0],
+        dir.path(),
+        &f.fault_v2,
+        &[
+            "--gate-window-ms",
+            "500",
+            "--min-handled",
+            "0",
+            "--wave-size",
+            "2",
+            "--wave-watch-ms",
+            "300",
+        ],
+    );
+    let status = cli
+        .wait_exit(ROLLOUT_WITHIN)
+        .unwrap_or_else(|| panic!("molt rollout still runs:\n{}", cli.output()));
+    let out = cli.output();
+    assert!(status.success(), "{out}");
+    assert!(out.contains("gate passed on a"), "{out}");
+    assert!(out.contains("wave 1 [b, c] reloaded"), "{out}");
+    assert!(!out.contains("wave 2"), "{out}");
+    for node in &nodes {
+        assert_eq!(version(node), "2.0.0", "{}:\n{out}", node.name);
     }
 }

@@ -68,6 +68,9 @@ fn a_rollback_that_fails_is_reported_as_failed_with_its_cause() {
             &admin,
             "--gate-window-ms",
             "300",
+            // No traffic here: the gate is not what this test is about.
+            "--min-handled",
+            "0",
             "--wave-watch-ms",
             "15000",
         ],

@@ -62,6 +62,10 @@ pub struct RolloutRequest {
     /// (`rollout.wave_watch_ms`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wave_watch_ms: Option<u64>,
+    /// How many messages the canary must handle in the gate window
+    /// (`rollout.min_handled`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_handled: Option<u64>,
 }
 
 /// Where a rollout is.

@@ -38,8 +38,13 @@ pub struct RolloutArgs {
     /// `rollout.wave_watch_ms`).
     #[arg(long, value_name = "MS")]
     pub wave_watch_ms: Option<u64>,
+    /// How many messages the canary must handle in the gate window, or its
+    /// gate fails (default: `rollout.min_handled`; 0 for a module without
+    /// traffic).
+    #[arg(long, value_name = "N")]
+    pub min_handled: Option<u64>,
     /// Show the rollout the node coordinates (or the last one) instead.
-    #[arg(long, conflicts_with_all = ["name", "library", "canary", "wave_size", "gate_window_ms", "wave_watch_ms"])]
+    #[arg(long, conflicts_with_all = ["name", "library", "canary", "wave_size", "gate_window_ms", "wave_watch_ms", "min_handled"])]
     pub status: bool,
     /// With --status: print the JSON the node answers.
     #[arg(long, requires = "status")]
@@ -83,6 +88,7 @@ pub async fn run(args: RolloutArgs) -> ExitCode {
         wave_size: args.wave_size,
         gate_window_ms: args.gate_window_ms,
         wave_watch_ms: args.wave_watch_ms,
+        min_handled: args.min_handled,
     };
     // Follow the steps while the request runs.
     let follower = match client.events().await {

@@ -178,6 +178,33 @@ pub fn seqs(node: &ClusterNode) -> serde_json::Value {
     reply["Seqs"].clone()
 }
 
+/// Waits (within a minute) until each of `nodes` handled `more` messages
+/// of its sender (`to-NODE`) beyond what it had handled when called: the
+/// traffic reaches the module, and it keeps reaching it.
+pub fn await_handled_more(nodes: &[ClusterNode], more: u64) {
+    let count = |n: &ClusterNode| {
+        seqs(n)[format!("to-{}", n.name)]["count"]
+            .as_u64()
+            .unwrap_or(0)
+    };
+    let wanted: Vec<u64> = nodes.iter().map(|n| count(n) + more).collect();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for (node, wanted) in nodes.iter().zip(wanted) {
+        loop {
+            let now = count(node);
+            if now >= wanted {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{}: {now} of {wanted} messages handled after a minute",
+                node.name
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
 /// Asserts that `node` handled every message `sent` to it, in order:
 /// its record of the sender shows `count` messages, the last numbered
 /// `count - 1`, none out of order (waiting, within a bound, for what is

@@ -62,6 +62,7 @@
 //! max_error_rate_increase = 0.01  # the canary's error rate may exceed the old one's by this
 //! max_restarts = 0                # instance restarts allowed on the canary in the window
 //! max_p99_ratio = 2.0             # the canary's p99 handling time may be this many times the old one's
+//! min_handled = 20                # the canary must handle this many in the window
 //! wave_size = 1                   # nodes per wave after the gate
 //! wave_watch_ms = 5000            # how long each wave is watched before the next
 //! request_timeout_ms = 30000      # the bound on each request to a node
@@ -245,6 +246,7 @@ pub fn to_toml(config: &NodeConfig) -> String {
         );
         rollout.insert("max_restarts".into(), int(r.max_restarts));
         rollout.insert("max_p99_ratio".into(), Value::Float(r.max_p99_ratio));
+        rollout.insert("min_handled".into(), int(r.min_handled));
         rollout.insert("wave_size".into(), int(r.wave_size as u64));
         rollout.insert("wave_watch_ms".into(), ms(r.wave_watch));
         rollout.insert("request_timeout_ms".into(), ms(r.request_timeout));
@@ -354,6 +356,7 @@ pub const ROLLOUT_KEYS: &[&str] = &[
     "max_error_rate_increase",
     "max_restarts",
     "max_p99_ratio",
+    "min_handled",
     "wave_size",
     "wave_watch_ms",
     "request_timeout_ms",
@@ -608,6 +611,10 @@ impl<'a> File<'a> {
                 "max_p99_ratio" => {
                     r.max_p99_ratio = self.value(&name, value)?;
                     "max_p99_ratio"
+                }
+                "min_handled" => {
+                    r.min_handled = self.value(&name, value)?;
+                    "min_handled"
                 }
                 "wave_size" => {
                     r.wave_size = self.value(&name, value)?;

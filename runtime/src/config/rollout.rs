@@ -23,6 +23,10 @@ pub struct RolloutSpec {
     /// How many times the old version's p99 handling time the canary's may
     /// be over the window (compared once both timed enough messages).
     pub max_p99_ratio: f64,
+    /// How many messages the canary's new version must have handled by the
+    /// end of the gate window: with fewer, the gate cannot judge it and
+    /// fails (0 lets a module without traffic pass on no evidence).
+    pub min_handled: u64,
     /// How many nodes take the new version at once after the gate.
     pub wave_size: usize,
     /// How long each wave's nodes are watched (reachable, answering, on
@@ -47,6 +51,7 @@ impl Default for RolloutSpec {
             max_error_rate_increase: 0.01,
             max_restarts: 0,
             max_p99_ratio: 2.0,
+            min_handled: 20,
             wave_size: 1,
             wave_watch: Duration::from_secs(5),
             request_timeout: Duration::from_secs(30),

@@ -84,6 +84,9 @@ pub(crate) async fn run(ctx: &Ctx, request: RolloutRequest) -> Result<RolloutRep
     if let Some(ms) = request.wave_watch_ms {
         spec.wave_watch = Duration::from_millis(ms);
     }
+    if let Some(n) = request.min_handled {
+        spec.min_handled = n;
+    }
     if let Err((key, why)) = spec.check() {
         return Err(Error::RolloutRefused(format!("{key}: {why}")));
     }

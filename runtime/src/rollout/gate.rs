@@ -54,6 +54,8 @@ pub(crate) struct Thresholds {
     pub max_restarts: u64,
     /// How many times the old version's p99 the new one's may be.
     pub max_p99_ratio: f64,
+    /// Messages the new version must have handled by the window's end.
+    pub min_handled: u64,
 }
 
 fn rate(failed: u64, handled: u64) -> f64 {
@@ -126,6 +128,31 @@ pub(crate) fn judge(
     Ok(words)
 }
 
+/// The window's last word on the canary, once [`judge`] found nothing
+/// against it: its new version handled enough messages to be judged at
+/// all. `window` is the gate window, for the words.
+///
+/// # Errors
+/// Fewer than `t.min_handled` messages handled: a gate that saw (almost)
+/// no traffic has nothing to hold for or against the new version.
+pub(crate) fn enough_seen(
+    new: &GateReading,
+    t: Thresholds,
+    window: std::time::Duration,
+) -> Result<(), String> {
+    if new.handled < t.min_handled {
+        return Err(format!(
+            "the canary handled {} message(s) in the {} ms window, fewer than the {} it needs \
+             to be judged (send it traffic, lengthen the window, or pass --min-handled 0 \
+             for a module without traffic)",
+            new.handled,
+            window.as_millis(),
+            t.min_handled
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -145,6 +172,7 @@ mod tests {
         max_error_rate_increase: 0.01,
         max_restarts: 0,
         max_p99_ratio: 2.0,
+        min_handled: 20,
     };
 
     #[test]
@@ -159,8 +187,23 @@ mod tests {
         assert!(e.starts_with("1 restart(s)"), "{e}");
         let e = judge(&old, &r("1.0.0", 100, 0, 0), "2.0.0", T).unwrap_err();
         assert!(e.contains("serves 1.0.0 instead of 2.0.0"), "{e}");
-        // No traffic in the window: nothing to hold against it.
-        assert!(judge(&old, &r("2.0.0", 0, 0, 0), "2.0.0", T).is_ok());
+        // No traffic in the window: nothing to hold against it, and
+        // nothing for it either: the window's end needs min_handled.
+        let idle = r("2.0.0", 0, 0, 0);
+        assert!(judge(&old, &idle, "2.0.0", T).is_ok());
+        let e = enough_seen(&idle, T, std::time::Duration::from_secs(30)).unwrap_err();
+        assert!(
+            e.starts_with(
+                "the canary handled 0 message(s) in the 30000 ms window, fewer than the 20"
+            ),
+            "{e}"
+        );
+        assert!(enough_seen(&r("2.0.0", 20, 0, 0), T, std::time::Duration::from_secs(30)).is_ok());
+        let none_needed = Thresholds {
+            min_handled: 0,
+            ..T
+        };
+        assert!(enough_seen(&idle, none_needed, std::time::Duration::from_secs(30)).is_ok());
     }
 
     #[test]

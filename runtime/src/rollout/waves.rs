@@ -231,6 +231,7 @@ impl Run {
             max_error_rate_increase: self.spec.max_error_rate_increase,
             max_restarts: self.spec.max_restarts,
             max_p99_ratio: self.spec.max_p99_ratio,
+            min_handled: self.spec.min_handled,
         };
         let (poll, within) = (self.poll(window), self.figures_within(window));
         let deadline = Instant::now() + window;
@@ -247,6 +248,10 @@ impl Run {
                     .await
                     .map_err(|e| Halt::Gate(format!("its figures could not be read: {e}")))?;
                 match gate::judge(base, &now, &self.report.to, t) {
+                    Ok(w) if over => {
+                        gate::enough_seen(&now, t, window).map_err(Halt::Gate)?;
+                        words = w;
+                    }
                     Ok(w) => words = w,
                     Err(why)
                         if over

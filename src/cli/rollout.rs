@@ -167,9 +167,17 @@ fn print_report(r: &RolloutReport) {
             .collect::<Vec<_>>()
             .join(" ")
     );
+    // Columns as wide as their widest entry (a step may list every node).
+    let step_w = r.steps.iter().map(|s| s.step.len()).max().unwrap_or(0);
+    let nodes_w = r
+        .steps
+        .iter()
+        .map(|s| s.nodes.join(",").len())
+        .max()
+        .unwrap_or(0);
     for s in &r.steps {
         println!(
-            "  {:>7} ms  {:<8} {:<12} {:>6} ms  {}  {}",
+            "  {:>7} ms  {:<step_w$}  {:<nodes_w$}  {:>6} ms  {}  {}",
             s.started_ms,
             s.step,
             s.nodes.join(","),

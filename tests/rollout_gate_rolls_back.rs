@@ -192,3 +192,37 @@ fn a_canary_without_traffic_fails_its_gate_unless_min_handled_is_0() {
         assert_eq!(version(node), "2.0.0", "{}:\n{out}", node.name);
     }
 }
+
+/// A rollback comes after the messages queued before it: a canary 20 ms
+/// per message under ~5× the traffic it keeps up with builds a backlog its
+/// rollback waits behind, past the 3 s request bound. The node is then
+/// reported not reached, with why: it is reachable and its rollback is
+/// still waiting behind its queue (docs/semantics.md "Rollouts").
+#[test]
+fn a_rollback_behind_a_backlog_is_reported_as_waiting_not_lost() {
+    let dir = common::scratch_dir();
+    let f = common::fixtures();
+    let nodes = three_nodes(dir.path(), "slow_seq_in = \"2.0.0\"\nslow_seq_ms = 20");
+    let traffic = Traffic::start(&nodes);
+    await_handled_more(&nodes[..1], 330);
+    let mut cli = start_rollout(
+        &nodes[0],
+        dir.path(),
+        &f.fault_v2,
+        &["--gate-window-ms", "60000"],
+    );
+    let status = cli
+        .wait_exit(ROLLOUT_WITHIN)
+        .unwrap_or_else(|| panic!("molt rollout still runs:\n{}", cli.output()));
+    let out = cli.output();
+    traffic.stop();
+    assert_eq!(status.code(), Some(1), "{out}");
+    for step in [
+        "gate FAILED on a: p99 handling time",
+        "not reached: [a]",
+        "rollback: node a: no answer within 3000 ms (the node is reachable: its rollback waits \
+         behind the messages queued before it",
+    ] {
+        assert!(out.contains(step), "no {step:?} in:\n{out}");
+    }
+}

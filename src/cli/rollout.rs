@@ -144,6 +144,12 @@ fn print_outcome(r: &RolloutReport) {
             for failed in &r.rollback_failed {
                 println!("ROLLBACK FAILED on {failed}");
             }
+            if !r.unreached.is_empty() {
+                // Why each was not reached (no answer, gone, still busy).
+                if let Some(step) = r.steps.iter().find(|s| s.step == "rollback") {
+                    println!("rollback: {}", step.detail);
+                }
+            }
         }
         RolloutOutcome::Running => println!("still running ({} ms so far)", r.took_ms),
     }

@@ -279,6 +279,7 @@ const CLUSTER_TYPED: &[(&str, Kind)] = &[
     ("cookie_file", Kind::Path),
     ("heartbeat_interval_ms", Kind::Int),
     ("unreachable_after_ms", Kind::Int),
+    ("forget_after_ms", Kind::Int),
 ];
 const ROLLOUT_TYPED: &[(&str, Kind)] = &[
     ("gate_window_ms", Kind::Int),

@@ -26,6 +26,7 @@ mod cluster_cookie;
 #[cfg(feature = "cluster")]
 mod cluster_events;
 #[cfg(feature = "cluster")]
+mod cluster_forgets_lost_peers;
 mod cluster_frozen_node;
 #[cfg(feature = "cluster")]
 mod cluster_membership;

@@ -170,7 +170,11 @@ pub(crate) async fn start(
     };
     tracing::info!(target: "molt::cluster", listen = %spec.listen, incarnation = %me.incarnation, seeds = ?spec.seeds, "joining the cluster");
     let incarnation = me.incarnation.0;
-    view.start(membership::View::new(me, spec.unreachable_after));
+    view.start(membership::View::new(
+        me,
+        spec.unreachable_after,
+        spec.forget_after,
+    ));
     let agent_args = crate::rollout::agent::AgentArgs {
         node: node.to_string(),
         admin: admin.clone(),

@@ -203,6 +203,18 @@ pub enum Event {
         /// Its incarnation (the one last heard).
         incarnation: String,
     },
+    /// A peer stayed unreachable for `cluster.forget_after_ms`: this node
+    /// dropped it from its view (no longer a member, no longer reconnected
+    /// to; heard again, it joins anew).
+    #[serde(rename = "cluster.member_forgotten")]
+    MemberForgotten {
+        /// The peer's node name.
+        node: String,
+        /// Its cluster address.
+        address: String,
+        /// Its incarnation (the one last heard).
+        incarnation: String,
+    },
     /// A peer marked unreachable was heard from again, with the same
     /// incarnation (it did not restart).
     #[serde(rename = "cluster.member_reachable")]
@@ -392,6 +404,7 @@ impl Event {
             Event::KeyedSwitchFailed { .. } => "keyed.switch_failed",
             Event::MemberJoined { .. } => "cluster.member_joined",
             Event::MemberUnreachable { .. } => "cluster.member_unreachable",
+            Event::MemberForgotten { .. } => "cluster.member_forgotten",
             Event::MemberReachable { .. } => "cluster.member_reachable",
             Event::MemberRestarted { .. } => "cluster.member_restarted",
             Event::RolloutStarted { .. } => "rollout.started",
@@ -421,6 +434,7 @@ impl Event {
             | Event::HistoryWriteFailed { .. }
             | Event::MemberJoined { .. }
             | Event::MemberUnreachable { .. }
+            | Event::MemberForgotten { .. }
             | Event::MemberReachable { .. }
             | Event::MemberRestarted { .. }
             | Event::MessagesUndelivered { .. } => "",

@@ -542,7 +542,7 @@ pub async fn events(node: &NodeArgs, json: bool, wait: Duration) -> ExitCode {
                             | "cluster.member_unreachable"
                             | "cluster.messages_undelivered" => "31",
                             "module.rolled_back" | "module.restarted"
-                            | "cluster.member_restarted" => "33",
+                            | "cluster.member_restarted" | "cluster.member_forgotten" => "33",
                             _ => "2",
                         };
                         let mut fields = data.as_object().cloned().unwrap_or_default();

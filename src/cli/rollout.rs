@@ -268,6 +268,10 @@ pub fn describe(kind: &str, d: &Value) -> Option<String> {
         ),
         "cluster.member_unreachable" => format!("cluster: {} is UNREACHABLE", s("node")),
         "cluster.member_reachable" => format!("cluster: {} is reachable again", s("node")),
+        "cluster.member_forgotten" => format!(
+            "cluster: {} forgotten (unreachable for cluster.forget_after_ms)",
+            s("node")
+        ),
         "cluster.member_restarted" => format!(
             "cluster: {} restarted (incarnation {})",
             s("node"),

@@ -292,6 +292,9 @@ fn report(bus: &EventBus, change: Change) {
         What::Restarted { was } => {
             tracing::info!(target: "molt::cluster", %peer, %incarnation, %was, "peer restarted: a new incarnation")
         }
+        What::Forgotten => {
+            tracing::warn!(target: "molt::cluster", %peer, "peer forgotten: unreachable for cluster.forget_after_ms; no longer a member")
+        }
     }
     bus.publish(change.event());
 }

@@ -118,6 +118,8 @@ struct Peer {
     incarnation: Incarnation,
     last_heard: Instant,
     reachable: bool,
+    /// When it was marked unreachable (cleared when heard again).
+    unreachable_since: Option<Instant>,
     modules: Vec<ModuleVersion>,
     /// Its incarnations before this one: a late heartbeat of one is
     /// ignored (a few, newest last).
@@ -151,6 +153,9 @@ pub(crate) enum What {
     /// A known member with a new incarnation: it restarted (and is
     /// reachable, whether it was marked unreachable or not).
     Restarted { was: Incarnation },
+    /// A member unreachable for `cluster.forget_after_ms`: dropped from
+    /// the view (heard again, it joins anew).
+    Forgotten,
 }
 
 impl Change {
@@ -183,6 +188,11 @@ impl Change {
                 incarnation,
                 previous_incarnation: was.to_string(),
             },
+            What::Forgotten => Event::MemberForgotten {
+                node,
+                address,
+                incarnation,
+            },
         }
     }
 }
@@ -192,14 +202,21 @@ impl Change {
 pub(crate) struct View {
     me: Me,
     unreachable_after: Duration,
+    /// How long a peer stays marked unreachable before it is forgotten
+    /// (`None`: never).
+    forget_after: Option<Duration>,
     peers: BTreeMap<String, Peer>,
 }
 
 impl View {
-    pub(crate) fn new(me: Me, unreachable_after: Duration) -> Self {
+    /// An empty view of `me`'s cluster: peers not heard from within
+    /// `unreachable_after` are marked unreachable, and forgotten once
+    /// marked for `forget_after` (zero: never).
+    pub(crate) fn new(me: Me, unreachable_after: Duration, forget_after: Duration) -> Self {
         View {
             me,
             unreachable_after,
+            forget_after: (!forget_after.is_zero()).then_some(forget_after),
             peers: BTreeMap::new(),
         }
     }
@@ -235,6 +252,7 @@ impl View {
                     incarnation: beat.incarnation,
                     last_heard: now,
                     reachable: true,
+                    unreachable_since: None,
                     modules: beat.modules,
                     retired: Vec::new(),
                 },
@@ -260,6 +278,7 @@ impl View {
         peer.address = beat.address;
         peer.last_heard = now;
         peer.reachable = true;
+        peer.unreachable_since = None;
         peer.modules = beat.modules;
         what.map(|what| Change {
             node: beat.node,
@@ -269,19 +288,44 @@ impl View {
         })
     }
 
-    /// Marks unreachable the peers not heard from within the timeout:
-    /// one change for each newly marked.
+    /// Marks unreachable the peers not heard from within the timeout, and
+    /// forgets those marked for `forget_after`: one change for each.
     pub(crate) fn sweep(&mut self, now: Instant) -> Vec<Change> {
         let mut lost = Vec::new();
         for (name, peer) in &mut self.peers {
             if peer.reachable && now.duration_since(peer.last_heard) > self.unreachable_after {
                 peer.reachable = false;
+                peer.unreachable_since = Some(now);
                 lost.push(Change {
                     node: name.clone(),
                     address: peer.address.clone(),
                     incarnation: peer.incarnation,
                     what: What::Unreachable,
                 });
+            }
+        }
+        if let Some(after) = self.forget_after {
+            // Counted from the marking, not from the last heartbeat: a node
+            // that itself was frozen marks everyone unreachable when it
+            // resumes, and hears them again long before it would forget.
+            let gone: Vec<String> = self
+                .peers
+                .iter()
+                .filter(|(_, p)| {
+                    p.unreachable_since
+                        .is_some_and(|t| now.duration_since(t) >= after)
+                })
+                .map(|(name, _)| name.clone())
+                .collect();
+            for name in gone {
+                if let Some(peer) = self.peers.remove(&name) {
+                    lost.push(Change {
+                        node: name,
+                        address: peer.address,
+                        incarnation: peer.incarnation,
+                        what: What::Forgotten,
+                    });
+                }
             }
         }
         lost
@@ -363,7 +407,7 @@ mod tests {
             address: "127.0.0.1:7000".into(),
             incarnation: Incarnation(1),
         };
-        View::new(me, Duration::from_secs(2))
+        View::new(me, Duration::from_secs(2), Duration::from_secs(60))
     }
 
     /// The kind of the event a change yields, with its peer.
@@ -438,5 +482,66 @@ mod tests {
         assert!(v.status(vec![], t2).member("b").unwrap().reachable);
         assert_eq!(v.heard(beat("b", 4), t2), None);
         assert!(v.sweep(t2 + Duration::from_secs(1)).is_empty());
+    }
+
+    #[test]
+    fn a_peer_unreachable_for_forget_after_is_forgotten_and_may_join_again() {
+        let mut v = view();
+        let t = Instant::now();
+        assert!(v.heard(beat("b", 2), t).is_some());
+        let marked = t + Duration::from_secs(3);
+        assert_eq!(v.sweep(marked).len(), 1);
+        assert!(
+            v.sweep(marked + Duration::from_secs(59)).is_empty(),
+            "kept until forget_after has passed since the marking"
+        );
+        let gone = v.sweep(marked + Duration::from_secs(60));
+        assert_eq!(
+            gone.iter().map(Change::event).collect::<Vec<_>>(),
+            [Event::MemberForgotten {
+                node: "b".into(),
+                address: "127.0.0.1:7002".into(),
+                incarnation: Incarnation(2).to_string(),
+            }]
+        );
+        assert!(v.status(vec![], marked).member("b").is_none());
+        assert!(v.addresses().is_empty(), "no longer reconnected to");
+        assert!(
+            v.sweep(marked + Duration::from_secs(120)).is_empty(),
+            "once"
+        );
+        // Heard again, it joins anew.
+        assert_eq!(
+            what(v.heard(beat("b", 2), marked + Duration::from_secs(121))),
+            Some(("cluster.member_joined", "b".into()))
+        );
+        // Heard again before forget_after: kept, the clock starts over.
+        let t2 = marked + Duration::from_secs(200);
+        assert_eq!(v.sweep(t2).len(), 1);
+        assert!(v
+            .heard(beat("b", 2), t2 + Duration::from_secs(30))
+            .is_some());
+        assert_eq!(
+            v.sweep(t2 + Duration::from_secs(33)).len(),
+            1,
+            "marked again"
+        );
+        assert!(v.sweep(t2 + Duration::from_secs(90)).is_empty());
+        assert!(v.status(vec![], t2).member("b").is_some());
+    }
+
+    #[test]
+    fn forget_after_zero_never_forgets() {
+        let me = Me {
+            node: "a".into(),
+            address: "127.0.0.1:7000".into(),
+            incarnation: Incarnation(1),
+        };
+        let mut v = View::new(me, Duration::from_secs(2), Duration::ZERO);
+        let t = Instant::now();
+        assert!(v.heard(beat("b", 2), t).is_some());
+        assert_eq!(v.sweep(t + Duration::from_secs(3)).len(), 1);
+        assert!(v.sweep(t + Duration::from_secs(100_000)).is_empty());
+        assert!(v.status(vec![], t).member("b").is_some());
     }
 }

@@ -35,6 +35,12 @@ pub struct ClusterSpec {
     /// unreachable (dead, frozen or cut off: all look the same).
     #[serde(with = "super::millis")]
     pub unreachable_after: Duration,
+    /// How long a peer stays marked unreachable before this node forgets
+    /// it: no longer a member (a rollout no longer waits for it), no longer
+    /// reconnected to (unless a seed). Heard again, it joins anew. Zero:
+    /// never forget.
+    #[serde(with = "super::millis")]
+    pub forget_after: Duration,
 }
 
 /// The cookie is never shown (a config is logged and printed with `{:?}`).
@@ -47,6 +53,7 @@ impl std::fmt::Debug for ClusterSpec {
             .field("cookie_file", &self.cookie_file)
             .field("heartbeat_interval", &self.heartbeat_interval)
             .field("unreachable_after", &self.unreachable_after)
+            .field("forget_after", &self.forget_after)
             .finish()
     }
 }
@@ -64,6 +71,7 @@ impl Default for ClusterSpec {
             cookie_file: None,
             heartbeat_interval: Duration::from_millis(200),
             unreachable_after: Duration::from_secs(2),
+            forget_after: Duration::from_secs(300),
         }
     }
 }

@@ -56,6 +56,7 @@
 //!                                 # for a non-loopback listen
 //! heartbeat_interval_ms = 200     # how often each peer is told this node is alive
 //! unreachable_after_ms = 2000     # silence after which a peer is marked unreachable
+//! forget_after_ms = 300000        # unreachable this long, a peer is forgotten (0: never)
 //!
 //! [rollout]                       # cluster rollouts coordinated by this node (defaults shown)
 //! gate_window_ms = 30000          # how long the gate watches the canary
@@ -234,6 +235,7 @@ pub fn to_toml(config: &NodeConfig) -> String {
         }
         cluster.insert("heartbeat_interval_ms".into(), ms(c.heartbeat_interval));
         cluster.insert("unreachable_after_ms".into(), ms(c.unreachable_after));
+        cluster.insert("forget_after_ms".into(), ms(c.forget_after));
         root.insert("cluster".into(), Value::Table(cluster));
     }
     let r = &config.rollout;
@@ -349,6 +351,7 @@ pub const CLUSTER_KEYS: &[&str] = &[
     "cookie_file",
     "heartbeat_interval_ms",
     "unreachable_after_ms",
+    "forget_after_ms",
 ];
 /// The keys of the `[rollout]` table.
 pub const ROLLOUT_KEYS: &[&str] = &[
@@ -569,6 +572,10 @@ impl<'a> File<'a> {
                 "unreachable_after_ms" => {
                     c.unreachable_after = ms(value)?;
                     "unreachable_after_ms"
+                }
+                "forget_after_ms" => {
+                    c.forget_after = ms(value)?;
+                    "forget_after_ms"
                 }
                 other => return Err(self.unknown(&key, other, Some("cluster"), CLUSTER_KEYS)),
             };

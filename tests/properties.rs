@@ -280,6 +280,7 @@ const CLUSTER_TYPED: &[(&str, Kind)] = &[
     ("heartbeat_interval_ms", Kind::Int),
     ("unreachable_after_ms", Kind::Int),
     ("forget_after_ms", Kind::Int),
+    ("max_in_flight", Kind::Int),
 ];
 const ROLLOUT_TYPED: &[(&str, Kind)] = &[
     ("gate_window_ms", Kind::Int),

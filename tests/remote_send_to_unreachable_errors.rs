@@ -2,8 +2,9 @@
 //! not get is an error the sending module sees, never a silent loss. A node
 //! that is not a member is named in the error with the members; a frozen
 //! node (SIGSTOP), once marked unreachable, refuses sends with the
-//! unreachable error, and takes them again after SIGCONT; past 10,000 unacknowledged messages to
-//! a node, sends fail; and messages in flight to a node that is killed
+//! unreachable error, and takes them again after SIGCONT; past
+//! `cluster.max_in_flight` unacknowledged messages to a node (3,000 here;
+//! 10,000 by default), sends fail; and messages in flight to a node that is killed
 //! (kill -9) are reported on the sender as undelivered
 //! (`cluster.messages_undelivered`, with their count, and a log line), not
 //! assumed delivered.
@@ -14,13 +15,14 @@ use crate::common;
 
 use common::actors_proto::{BurstOutcome, Msg, Reply};
 use common::cluster::{
-    all_reachable, await_seqs, two_actor_nodes, ClusterNode, DETECTED_WITHIN, JOINED_WITHIN,
+    all_reachable, await_seqs, two_actor_nodes_with, ClusterNode, DETECTED_WITHIN, JOINED_WITHIN,
 };
 use common::event_feed::EventFeed;
 use molt::Address;
 
-/// The documented limit of unacknowledged messages to one node.
-const MAX_IN_FLIGHT: u64 = 10_000;
+/// The limit of unacknowledged messages to one node the nodes are
+/// configured with (`cluster.max_in_flight`).
+const MAX_IN_FLIGHT: u64 = 3_000;
 
 /// `count` numbered casts from a's actors#0 to `to`: what the module saw.
 fn burst(a: &ClusterNode, to: &Address, first: u64, count: u64) -> BurstOutcome {
@@ -42,7 +44,7 @@ fn burst(a: &ClusterNode, to: &Address, first: u64, count: u64) -> BurstOutcome 
 #[test]
 fn sends_to_a_lost_node_fail_or_are_reported() {
     let dir = common::scratch_dir();
-    let (a, b) = two_actor_nodes(dir.path());
+    let (a, b) = two_actor_nodes_with(dir.path(), &format!("max_in_flight = {MAX_IN_FLIGHT}"));
     let events = EventFeed::open(a.admin.unwrap());
     let on_b = Address::instance("b", "actors", 0);
     let all = |sent| BurstOutcome {
@@ -109,7 +111,7 @@ fn sends_to_a_lost_node_fail_or_are_reported() {
     );
     let e = in_flight.first_error.as_deref().unwrap();
     assert!(
-        e.contains("10000 messages to node \"b\" are not acknowledged yet (the limit)"),
+        e.contains("3000 messages to node \"b\" are not acknowledged yet (the limit)"),
         "{e}"
     );
     b.process().signal("KILL");

@@ -186,7 +186,7 @@ pub(crate) async fn start(
         node,
         incarnation,
         view.clone(),
-        remote::MAX_IN_FLIGHT,
+        spec.max_in_flight,
         bus.clone(),
     );
     let outbound = std::sync::Arc::new(outbound);

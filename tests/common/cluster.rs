@@ -264,8 +264,13 @@ pub fn await_seqs(node: &ClusterNode, count: usize) -> super::actors_proto::Seqs
 /// fixture, started and reachable from each other: the remote-send tests'
 /// cluster.
 pub fn two_actor_nodes(dir: &Path) -> (ClusterNode, ClusterNode) {
+    two_actor_nodes_with(dir, "")
+}
+
+/// [`two_actor_nodes`] with these extra `[cluster]` lines on both.
+pub fn two_actor_nodes_with(dir: &Path, cluster_lines: &str) -> (ClusterNode, ClusterNode) {
     let f = fixtures();
-    let actors = module_lines("actors", &f.actors);
+    let actors = format!("{cluster_lines}\n{}", module_lines("actors", &f.actors));
     let mut a = ClusterNode::new(dir, "a", &f.counter, &[], &actors);
     let mut b = ClusterNode::new(dir, "b", &f.counter, &[a.listen], &actors);
     a.start();

@@ -10,7 +10,7 @@
 //! handed over by one task, into one remote actor, over one session: in
 //! order. The peer acknowledges what
 //! it received (in batches); what is sent and not acknowledged is *in
-//! flight*, at most [`MAX_IN_FLIGHT`] per peer (ractor_cluster queues
+//! flight*, at most `cluster.max_in_flight` per peer (ractor_cluster queues
 //! without bound behind a frozen peer; this bounds it). When the peer is
 //! marked unreachable or restarts, what was in flight is reported as not
 //! known to be delivered ([`Outbound::lost`]). molt never retransmits:
@@ -30,12 +30,6 @@ use super::wire;
 use crate::events::{Event, EventBus};
 use crate::replies::ReplyPort;
 use crate::resolve::NoActor;
-
-/// How many messages to one peer may be in flight (sent, not acknowledged)
-/// at once; a send past it is refused with [`NoActor::Backlog`]. At one
-/// acknowledgement per [`super::inbox::ACK_EVERY`] messages or
-/// [`super::inbox::ACK_INTERVAL`], a peer that keeps up never gets near it.
-pub(crate) const MAX_IN_FLIGHT: u64 = 10_000;
 
 /// The process group of node `node`'s inbox actor (one member: ractor's
 /// process groups are shared between connected nodes).
@@ -128,7 +122,7 @@ impl Outbound {
     /// # Errors
     /// [`NoActor::UnknownNode`] when no member has that name,
     /// [`NoActor::Unreachable`] when it is marked unreachable (or its
-    /// session is gone), [`NoActor::Backlog`] when [`MAX_IN_FLIGHT`]
+    /// session is gone), [`NoActor::Backlog`] when `cluster.max_in_flight`
     /// messages to it are unacknowledged.
     pub(crate) fn send(
         &self,

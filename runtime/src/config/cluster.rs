@@ -41,6 +41,10 @@ pub struct ClusterSpec {
     /// never forget.
     #[serde(with = "super::millis")]
     pub forget_after: Duration,
+    /// How many messages to one peer may be sent and not yet acknowledged:
+    /// past it, a send to that peer fails (the sender sees it), which
+    /// bounds what queues towards a frozen peer.
+    pub max_in_flight: u64,
 }
 
 /// The cookie is never shown (a config is logged and printed with `{:?}`).
@@ -54,6 +58,7 @@ impl std::fmt::Debug for ClusterSpec {
             .field("heartbeat_interval", &self.heartbeat_interval)
             .field("unreachable_after", &self.unreachable_after)
             .field("forget_after", &self.forget_after)
+            .field("max_in_flight", &self.max_in_flight)
             .finish()
     }
 }
@@ -72,6 +77,7 @@ impl Default for ClusterSpec {
             heartbeat_interval: Duration::from_millis(200),
             unreachable_after: Duration::from_secs(2),
             forget_after: Duration::from_secs(300),
+            max_in_flight: 10_000,
         }
     }
 }
@@ -83,7 +89,8 @@ impl ClusterSpec {
     /// # Errors
     /// A non-loopback or unspecified (`0.0.0.0`, `[::]`) `listen` without
     /// a cookie, port 0, both `cookie` and `cookie_file`, an empty cookie,
-    /// a seed that is not `host:port`, a heartbeat interval of 0, or an
+    /// a seed that is not `host:port`, a `max_in_flight` of 0, a heartbeat
+    /// interval of 0, or an
     /// unreachable timeout not longer than two heartbeats.
     pub fn check(&self) -> Result<(), (&'static str, String)> {
         let ip = self.listen.ip();
@@ -130,6 +137,12 @@ impl ClusterSpec {
             if let Err(why) = seed_port(seed) {
                 return Err(("seeds", format!("{seed:?}: {why}")));
             }
+        }
+        if self.max_in_flight == 0 {
+            return Err((
+                "max_in_flight",
+                "must be at least 1 (every send to another node would fail)".to_string(),
+            ));
         }
         if self.heartbeat_interval.is_zero() {
             return Err(("heartbeat_interval_ms", "must be at least 1".to_string()));
@@ -240,5 +253,10 @@ mod tests {
             ..ClusterSpec::default()
         };
         assert_eq!(tight.check().unwrap_err().0, "unreachable_after_ms");
+        let none_in_flight = ClusterSpec {
+            max_in_flight: 0,
+            ..ClusterSpec::default()
+        };
+        assert_eq!(none_in_flight.check().unwrap_err().0, "max_in_flight");
     }
 }

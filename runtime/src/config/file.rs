@@ -57,6 +57,7 @@
 //! heartbeat_interval_ms = 200     # how often each peer is told this node is alive
 //! unreachable_after_ms = 2000     # silence after which a peer is marked unreachable
 //! forget_after_ms = 300000        # unreachable this long, a peer is forgotten (0: never)
+//! max_in_flight = 10000           # unacknowledged messages per peer before sends fail
 //!
 //! [rollout]                       # cluster rollouts coordinated by this node (defaults shown)
 //! gate_window_ms = 30000          # how long the gate watches the canary
@@ -236,6 +237,7 @@ pub fn to_toml(config: &NodeConfig) -> String {
         cluster.insert("heartbeat_interval_ms".into(), ms(c.heartbeat_interval));
         cluster.insert("unreachable_after_ms".into(), ms(c.unreachable_after));
         cluster.insert("forget_after_ms".into(), ms(c.forget_after));
+        cluster.insert("max_in_flight".into(), int(c.max_in_flight));
         root.insert("cluster".into(), Value::Table(cluster));
     }
     let r = &config.rollout;
@@ -352,6 +354,7 @@ pub const CLUSTER_KEYS: &[&str] = &[
     "heartbeat_interval_ms",
     "unreachable_after_ms",
     "forget_after_ms",
+    "max_in_flight",
 ];
 /// The keys of the `[rollout]` table.
 pub const ROLLOUT_KEYS: &[&str] = &[
@@ -576,6 +579,10 @@ impl<'a> File<'a> {
                 "forget_after_ms" => {
                     c.forget_after = ms(value)?;
                     "forget_after_ms"
+                }
+                "max_in_flight" => {
+                    c.max_in_flight = self.value(&name, value)?;
+                    "max_in_flight"
                 }
                 other => return Err(self.unknown(&key, other, Some("cluster"), CLUSTER_KEYS)),
             };

@@ -5,7 +5,8 @@
 //! dry run says what would happen and changes nothing, and the reload
 //! reaches the node (its status shows the new version) and its
 //! event shows up in the page's live feed. The token is kept for the tab
-//! only (sessionStorage).
+//! only (sessionStorage). For a node in a cluster the page shows the
+//! members and the last rollout coordinated there, and follows both.
 //!
 //! Needs `chromium` (`apt-get install -y chromium`; `.ci/run` installs it):
 //! without it the test fails, saying so.
@@ -227,4 +228,109 @@ async fn the_page_is_open_its_data_is_not() {
     assert_eq!(code, 401);
     server.shutdown().await;
     node.shutdown().await;
+}
+
+/// For a node in a cluster the page shows the members (reachable or not,
+/// each one's module versions) and the last rollout coordinated there with
+/// its steps, and follows them live: two `molt` processes, a rollout from
+/// the CLI, then one node killed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cluster_and_its_last_rollout_on_the_page() {
+    use common::cluster::{all_reachable, ClusterNode, JOINED_WITHIN};
+    let (dir, a, mut b) = tokio::task::spawn_blocking(|| {
+        let dir = common::scratch_dir();
+        let lib = &common::fixtures().counter;
+        let mut a = ClusterNode::new(dir.path(), "a", lib, &[], "");
+        a.start();
+        let mut b = ClusterNode::new(dir.path(), "b", lib, &[a.listen], "");
+        b.start();
+        for n in [&a, &b] {
+            n.await_view("a and b reachable", JOINED_WITHIN, |v| {
+                all_reachable(v, &["a", "b"])
+            });
+        }
+        (dir, a, b)
+    })
+    .await
+    .unwrap();
+    let admin = a.admin.unwrap();
+    let mut page = Chromium::open(&format!("http://{admin}/")).await;
+    let member = |node: &str, cell: &str| text_of(&format!(r#"tr[data-node="{node}"] td.{cell}"#));
+    page.wait_for(
+        &format!(
+            "!document.getElementById('cluster-section').hidden && {} === 'this node' \
+             && {} === 'reachable' && {} === 'counter 1.0.0' && {}.includes('none yet')",
+            member("a", "state"),
+            member("b", "state"),
+            member("b", "versions"),
+            text_of("#rollout"),
+        ),
+        "a and b in the cluster table, b reachable on counter 1.0.0, no rollout yet",
+        &text_of("#cluster-section"),
+    )
+    .await;
+
+    // A rollout from the CLI: the page shows it, step by step.
+    let v2 = common::fixtures().counter_v2.clone();
+    let runtime_dir = dir.path().to_path_buf();
+    let out = tokio::task::spawn_blocking(move || {
+        let admin = admin.to_string();
+        let mut cli = common::MoltProcess::start(
+            &[
+                "rollout",
+                "counter",
+                "--library",
+                v2.to_str().unwrap(),
+                "--addr",
+                &admin,
+                "--gate-window-ms",
+                "300",
+                "--min-handled",
+                "0",
+                "--wave-watch-ms",
+                "300",
+            ],
+            &runtime_dir,
+        );
+        let status = cli.wait_exit(Duration::from_secs(90));
+        (status.map(|s| s.success()), cli.output())
+    })
+    .await
+    .unwrap();
+    assert_eq!(out.0, Some(true), "{}", out.1);
+    let shown = page
+        .wait_for(
+            &format!(
+                "document.querySelector('#rollout p.head') && \
+                 document.querySelector('#rollout p.head').dataset.outcome === 'committed' \
+                 && {} === 'counter 2.0.0' && {}",
+                member("b", "versions"),
+                text_of("#rollout"),
+            ),
+            "the committed rollout, and b on counter 2.0.0",
+            &text_of("#cluster-section"),
+        )
+        .await;
+    let shown = shown.as_str().unwrap_or_default().to_string();
+    for step in ["canary", "gate", "wave 1", "commit", "1.0.0 → 2.0.0"] {
+        assert!(shown.contains(step), "no {step:?} in: {shown}");
+    }
+    let steps = page
+        .eval("[...document.querySelectorAll('#rollout tr[data-step]')].map((r) => r.dataset.step)")
+        .await
+        .unwrap();
+    assert_eq!(
+        steps,
+        serde_json::json!(["check", "canary", "gate", "wave 1", "commit"])
+    );
+
+    // b killed: the page shows it unreachable.
+    b.process = None; // kill -9 on drop
+    page.wait_for(
+        &format!("{} === 'UNREACHABLE'", member("b", "state")),
+        "b unreachable",
+        &text_of("#members"),
+    )
+    .await;
+    drop(a);
 }

@@ -1,6 +1,7 @@
 // The molt dashboard: the node's modules (live mailbox depths and message
 // rates), its reload history and its event feed, with reload / dry-run /
-// rollback buttons. Served by the admin server itself (no external asset).
+// rollback buttons; for a node in a cluster, the members (reachability,
+// each one's module versions) and the last rollout coordinated here. Served by the admin server itself (no external asset).
 // The admin token is kept in sessionStorage: for this tab only.
 "use strict";
 
@@ -228,6 +229,80 @@ async function refreshHistory() {
   }
 }
 
+// ---- cluster (GET /cluster, GET /rollout; hidden for a node without [cluster]) ----
+
+async function refreshCluster() {
+  let view;
+  try {
+    view = await api("GET", "/cluster");
+  } catch (e) {
+    if (e.status === 404) $("cluster-section").hidden = true;
+    return;
+  }
+  $("cluster-section").hidden = false;
+  const body = $("members").tBodies[0];
+  body.replaceChildren();
+  for (const m of view.members) {
+    const tr = el("tr");
+    tr.dataset.node = m.node;
+    const state = m.this_node ? "this node" : m.reachable ? "reachable" : "UNREACHABLE";
+    tr.append(
+      el("td", m.node),
+      el("td", m.address, "dim"),
+      el("td", m.incarnation, "dim"),
+      el("td", state, m.reachable ? "state outcome-ok" : "state outcome-bad"),
+      el("td", m.last_heard_ms === undefined ? "–" : m.last_heard_ms + " ms", "num"),
+      el("td", m.modules.map((x) => x.name + " " + x.code_version).join(", "), "versions"),
+    );
+    body.append(tr);
+  }
+  let report = null;
+  try { report = await api("GET", "/rollout"); } catch (_) { return; }
+  renderRollout(report);
+}
+
+function renderRollout(r) {
+  const box = $("rollout");
+  if (!r) {
+    box.replaceChildren(el("p", "none yet (molt rollout NAME --library PATH)", "dim"));
+    return;
+  }
+  const bad = r.outcome === "halted";
+  const head = el("p", null, "head");
+  head.dataset.outcome = r.outcome;
+  head.append(
+    el("span", r.id + ": " + r.module + " " + r.from + " → " + (r.to || "?") + " "),
+    el("span", r.outcome + " (" + r.took_ms + " ms)", bad ? "outcome outcome-bad" : "outcome outcome-ok"),
+  );
+  const parts = [head];
+  if (r.halted) parts.push(el("p", "halted: " + r.halted, "outcome-bad"));
+  if (bad) {
+    parts.push(el("p", "rolled back: [" + r.rolled_back.join(", ") + "]; not reached: [" + r.unreached.join(", ") + "]"));
+    for (const f of r.rollback_failed || []) parts.push(el("p", "ROLLBACK FAILED on " + f, "outcome-bad"));
+  }
+  const table = el("table", null, "steps");
+  table.append(el("thead"));
+  table.tHead.append(el("tr"));
+  for (const h of ["at", "step", "nodes", "took", "", "detail"]) table.tHead.rows[0].append(el("th", h));
+  const tbody = el("tbody");
+  for (const s of r.steps) {
+    const tr = el("tr");
+    tr.dataset.step = s.step;
+    tr.append(
+      el("td", s.started_ms + " ms", "num"),
+      el("td", s.step),
+      el("td", s.nodes.join(", ")),
+      el("td", s.took_ms + " ms", "num"),
+      el("td", s.ok ? "ok" : "FAILED", s.ok ? "outcome-ok" : "outcome-bad"),
+      el("td", s.detail, "detail dim"),
+    );
+    tbody.append(tr);
+  }
+  table.append(tbody);
+  parts.push(table);
+  box.replaceChildren(...parts);
+}
+
 // ---- live events (the /events stream, read with fetch so the token goes in a header) ----
 
 function showEvent(kind, data) {
@@ -244,6 +319,7 @@ function showEvent(kind, data) {
     refreshStatus();
     refreshHistory();
   }
+  if (kind.startsWith("cluster.") || kind.startsWith("rollout.")) refreshCluster();
 }
 
 function onBlock(block) {
@@ -277,6 +353,7 @@ async function streamEvents() {
         setLive(true);
         refreshStatus();
         refreshHistory();
+        refreshCluster();
         const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
         let buf = "";
         for (;;) {
@@ -311,6 +388,7 @@ function useToken(t) {
   if (eventsAbort) eventsAbort.abort();
   refreshStatus();
   refreshHistory();
+  refreshCluster();
 }
 
 document.addEventListener("DOMContentLoaded", () => {
@@ -323,4 +401,5 @@ document.addEventListener("DOMContentLoaded", () => {
   useToken(token);
   streamEvents();
   setInterval(refreshStatus, STATUS_EVERY_MS);
+  setInterval(refreshCluster, STATUS_EVERY_MS);
 });

@@ -10,8 +10,7 @@ use crate::common;
 use common::cluster::{versions, JOINED_WITHIN};
 use common::event_feed::EventFeed;
 use common::rollout::{
-    assert_all_handled_in_order, await_handled_more, history, start_rollout, three_nodes, Traffic,
-    ROLLOUT_WITHIN,
+    assert_all_handled_in_order, await_handled_more, history, run_rollout, three_nodes, Traffic,
 };
 
 #[test]
@@ -26,16 +25,12 @@ fn a_rollout_under_load_commits_on_every_node() {
     let traffic = Traffic::start(&nodes);
     await_handled_more(&nodes, 20);
 
-    let mut cli = start_rollout(
+    let (status, out) = run_rollout(
         &nodes[0],
         dir.path(),
         &f.fault_v2,
         &["--gate-window-ms", "1500", "--wave-watch-ms", "500"],
     );
-    let status = cli
-        .wait_exit(ROLLOUT_WITHIN)
-        .unwrap_or_else(|| panic!("molt rollout still runs:\n{}", cli.output()));
-    let out = cli.output();
     // Traffic goes on after the rollout ended, and is handled.
     await_handled_more(&nodes, 20);
     let sent = traffic.stop();

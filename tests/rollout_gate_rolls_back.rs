@@ -11,8 +11,8 @@ use crate::common;
 
 use common::event_feed::EventFeed;
 use common::rollout::{
-    assert_all_handled_in_order, await_handled_more, history, start_rollout, three_nodes, version,
-    Traffic, ROLLOUT_WITHIN,
+    assert_all_handled_in_order, await_handled_more, history, run_rollout, three_nodes, version,
+    Traffic,
 };
 
 #[test]
@@ -28,16 +28,12 @@ fn a_canary_that_fails_its_gate_is_rolled_back_and_no_other_node_loads_it() {
     let traffic = Traffic::start(&nodes);
     await_handled_more(&nodes, 20);
 
-    let mut cli = start_rollout(
+    let (status, out) = run_rollout(
         &nodes[0],
         dir.path(),
         &f.fault_v2,
         &["--gate-window-ms", "5000"],
     );
-    let status = cli
-        .wait_exit(ROLLOUT_WITHIN)
-        .unwrap_or_else(|| panic!("molt rollout still runs:\n{}", cli.output()));
-    let out = cli.output();
     // Traffic goes on after the rollout ended, and is handled.
     await_handled_more(&nodes, 20);
     let sent = traffic.stop();
@@ -105,16 +101,12 @@ fn a_canary_much_slower_than_the_old_version_fails_its_gate() {
     // Enough traffic for the old version's p99: 20 timed messages (the
     // first, then one in 16).
     await_handled_more(&nodes[..1], 330);
-    let mut cli = start_rollout(
+    let (status, out) = run_rollout(
         &nodes[0],
         dir.path(),
         &f.fault_v2,
         &["--gate-window-ms", "60000"],
     );
-    let status = cli
-        .wait_exit(ROLLOUT_WITHIN)
-        .unwrap_or_else(|| panic!("molt rollout still runs:\n{}", cli.output()));
-    let out = cli.output();
     let sent = traffic.stop();
     assert_eq!(status.code(), Some(1), "{out}");
     assert!(out.contains("gate FAILED on a: p99 handling time"), "{out}");
@@ -143,16 +135,12 @@ fn a_canary_without_traffic_fails_its_gate_unless_min_handled_is_0() {
     let f = common::fixtures();
     let nodes = three_nodes(dir.path(), "");
 
-    let mut cli = start_rollout(
+    let (status, out) = run_rollout(
         &nodes[0],
         dir.path(),
         &f.fault_v2,
         &["--gate-window-ms", "500"],
     );
-    let status = cli
-        .wait_exit(ROLLOUT_WITHIN)
-        .unwrap_or_else(|| panic!("molt rollout still runs:\n{}", cli.output()));
-    let out = cli.output();
     assert_eq!(status.code(), Some(1), "{out}");
     for step in [
         "gate FAILED on a: the canary handled 0 message(s) in the 500 ms window, fewer than the 20",
@@ -165,7 +153,7 @@ fn a_canary_without_traffic_fails_its_gate_unless_min_handled_is_0() {
         assert_eq!(version(node), "1.0.0", "{}:\n{out}", node.name);
     }
 
-    let mut cli = start_rollout(
+    let (status, out) = run_rollout(
         &nodes[0],
         dir.path(),
         &f.fault_v2,
@@ -180,10 +168,6 @@ fn a_canary_without_traffic_fails_its_gate_unless_min_handled_is_0() {
             "300",
         ],
     );
-    let status = cli
-        .wait_exit(ROLLOUT_WITHIN)
-        .unwrap_or_else(|| panic!("molt rollout still runs:\n{}", cli.output()));
-    let out = cli.output();
     assert!(status.success(), "{out}");
     assert!(out.contains("gate passed on a"), "{out}");
     assert!(out.contains("wave 1 [b, c] reloaded"), "{out}");
@@ -205,16 +189,12 @@ fn a_rollback_behind_a_backlog_is_reported_as_waiting_not_lost() {
     let nodes = three_nodes(dir.path(), "slow_seq_in = \"2.0.0\"\nslow_seq_ms = 20");
     let traffic = Traffic::start(&nodes);
     await_handled_more(&nodes[..1], 330);
-    let mut cli = start_rollout(
+    let (status, out) = run_rollout(
         &nodes[0],
         dir.path(),
         &f.fault_v2,
         &["--gate-window-ms", "60000"],
     );
-    let status = cli
-        .wait_exit(ROLLOUT_WITHIN)
-        .unwrap_or_else(|| panic!("molt rollout still runs:\n{}", cli.output()));
-    let out = cli.output();
     traffic.stop();
     assert_eq!(status.code(), Some(1), "{out}");
     for step in [

@@ -10,7 +10,7 @@ use std::time::Duration;
 use crate::common;
 
 use common::cluster::{all_reachable, ClusterNode, JOINED_WITHIN};
-use common::rollout::{history, start_rollout, version, ROLLOUT, ROLLOUT_WITHIN};
+use common::rollout::{history, run_rollout, version, ROLLOUT};
 
 #[test]
 fn a_library_missing_on_a_member_refuses_the_rollout_and_nothing_changes() {
@@ -32,11 +32,7 @@ fn a_library_missing_on_a_member_refuses_the_rollout_and_nothing_changes() {
     });
 
     let missing = f.fault_v2.with_file_name("libfault_v9.so");
-    let mut cli = start_rollout(&a, dir.path(), &missing, &[]);
-    let status = cli
-        .wait_exit(ROLLOUT_WITHIN)
-        .unwrap_or_else(|| panic!("molt rollout still runs:\n{}", cli.output()));
-    let out = cli.output();
+    let (status, out) = run_rollout(&a, dir.path(), &missing, &[]);
     assert_eq!(status.code(), Some(1), "{out}");
     assert!(
         out.contains("rollout refused: node a cannot read the library")

@@ -263,6 +263,22 @@ pub fn start_rollout(at: &ClusterNode, dir: &Path, library: &Path, args: &[&str]
     MoltProcess::start(&all, dir)
 }
 
+/// Runs `molt rollout fault --library LIBRARY` against node `at` with
+/// these extra arguments to its end (within [`ROLLOUT_WITHIN`]): its exit
+/// status and what it printed.
+pub fn run_rollout(
+    at: &ClusterNode,
+    dir: &Path,
+    library: &Path,
+    args: &[&str],
+) -> (std::process::ExitStatus, String) {
+    let mut cli = start_rollout(at, dir, library, args);
+    let status = cli
+        .wait_exit(ROLLOUT_WITHIN)
+        .unwrap_or_else(|| panic!("molt rollout still runs:\n{}", cli.output()));
+    (status, cli.output())
+}
+
 /// The node's history (`GET /history`) as JSON.
 pub fn history(node: &ClusterNode) -> Vec<serde_json::Value> {
     let (code, body) = super::http_get(node.admin.unwrap(), "/history", Duration::from_secs(10))

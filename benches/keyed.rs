@@ -33,6 +33,11 @@
 //! `MOLT_BENCH_ROWS` (`activate`, `cast`, `call`, `reload`) as in
 //! `support/side_by_side.rs`; with `MOLT_BENCH_SIDE=molt` the keyed side
 //! runs alone, with `ractor` the plain / pool side.
+//! `MOLT_BENCH_DRIVER=task` runs the side-by-side rows in a task on a
+//! runtime worker instead of on the main thread (`block_on`): the plain
+//! side then spawns its actors from a worker, as molt activates its keys
+//! (glibc gives each thread its own heap, and a worker's grows one
+//! `mprotect` at a time, the main thread's by 128 KiB `brk` steps).
 //! `MOLT_BENCH_CHECKPOINT_MS` sets `limits.checkpoint_interval` of the
 //! side-by-side nodes (default: the node default, 1 s; `0` turns periodic
 //! checkpoints off, to see what scheduling them costs an activation).
@@ -340,7 +345,16 @@ async fn main() {
         .iter()
         .any(|r| side_by_side::selected(r))
     {
-        side_by_side_rows(&v1).await;
+        if std::env::var("MOLT_BENCH_DRIVER").is_ok_and(|v| v == "task") {
+            // On a runtime worker, as an application's request handler
+            // would be: both sides then allocate in a worker thread's heap.
+            let v1 = v1.clone();
+            tokio::spawn(async move { side_by_side_rows(&v1).await })
+                .await
+                .unwrap();
+        } else {
+            side_by_side_rows(&v1).await;
+        }
     }
     if side_by_side::selected("reload") {
         println!();

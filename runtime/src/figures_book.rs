@@ -197,3 +197,45 @@ impl FiguresBook {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::Ordering::Relaxed;
+
+    /// A keyed actor's counts count while it is live and stay when it
+    /// stops; its module's actors' sampled latency is counted once, live or
+    /// stopped; a freed seat is taken by the next actor.
+    #[test]
+    fn keyed_seats_keep_counts_and_count_latency_once() {
+        let book = FiguresBook::new("1.0.0");
+        let a = InstanceShared::keyed(1, book.keyed_latency());
+        let b = InstanceShared::keyed(2, book.keyed_latency());
+        let (seat_a, seat_b) = (book.register_keyed(&a), book.register_keyed(&b));
+        a.handled.store(3, Relaxed);
+        a.failed.store(2, Relaxed);
+        a.figures.panicked();
+        a.figures.timed(1_000);
+        b.handled.store(5, Relaxed);
+        b.figures.timed(2_000);
+        let live = book.read("m", &[]).total;
+        assert_eq!(
+            (live.handled, live.errors, live.panics, live.latency.count()),
+            (8, 1, 1, 2)
+        );
+        assert_eq!(live.latency_sum_ns, 3_000);
+
+        seat_a.retire();
+        let after = book.read("m", &[]).total;
+        assert_eq!(after, live, "a stopped actor's figures stay, once");
+
+        let c = InstanceShared::keyed(3, book.keyed_latency());
+        let seat_c = book.register_keyed(&c);
+        assert_eq!(seat_c.slot, 0, "the freed seat is reused");
+        c.handled.store(1, Relaxed);
+        seat_b.retire();
+        seat_c.retire();
+        let stopped = book.read("m", &[]).total;
+        assert_eq!((stopped.handled, stopped.latency.count()), (9, 2));
+    }
+}

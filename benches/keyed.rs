@@ -9,7 +9,14 @@
 //!   answered) against spawning a plain ractor actor whose `pre_start` builds
 //!   the same state (an empty cart) and calling it once with the same work
 //!   (the cart's `Push`: append to its log, answer). Each side makes
-//!   [`ACTIVATIONS`] new actors per round.
+//!   [`ACTIVATIONS`] new actors per round, and both keep them live until the
+//!   bench ends (an activated key stays live: its idle time here is an
+//!   hour), so both sides grow their heaps alike. `MOLT_BENCH_PLAIN_STOP=1`
+//!   stops the plain actors after each round's clock instead, as the row
+//!   did before 2026-11-30 (the baseline then reuses one round's memory in
+//!   the next, while the keys' memory grows: glibc grows a worker thread's
+//!   heap one `mprotect` at a time, BENCHMARKS.md "Keyed activation after
+//!   lazy figures").
 //! - `cast`: [`CASTS`] casts of the cart's `Add` to one live key of the keyed
 //!   module, against the same casts to the one instance of the same library
 //!   run as a plain (pool) module; each run ends with one call (`Items`)
@@ -26,6 +33,11 @@
 //! `MOLT_BENCH_ROWS` (`activate`, `cast`, `call`, `reload`) as in
 //! `support/side_by_side.rs`; with `MOLT_BENCH_SIDE=molt` the keyed side
 //! runs alone, with `ractor` the plain / pool side.
+//! `MOLT_BENCH_DRIVER=task` runs the side-by-side rows in a task on a
+//! runtime worker instead of on the main thread (`block_on`): the plain
+//! side then spawns its actors from a worker, as molt activates its keys
+//! (glibc gives each thread its own heap, and a worker's grows one
+//! `mprotect` at a time, the main thread's by 128 KiB `brk` steps).
 //! `MOLT_BENCH_CHECKPOINT_MS` sets `limits.checkpoint_interval` of the
 //! side-by-side nodes (default: the node default, 1 s; `0` turns periodic
 //! checkpoints off, to see what scheduling them costs an activation).
@@ -122,8 +134,9 @@ async fn activate_keys(carts: &ModuleHandle<Proto>, round: usize) -> Duration {
     t.elapsed()
 }
 
-/// `n` plain actors spawned and called once; stopped after the clock.
-async fn spawn_plain() -> Duration {
+/// `n` plain actors spawned and called once, kept in `live` (after the
+/// clock); stopped at once instead with `MOLT_BENCH_PLAIN_STOP=1`.
+async fn spawn_plain(live: &mut Vec<ActorRef<PlainMsg>>) -> Duration {
     let mut refs = Vec::with_capacity(ACTIVATIONS);
     let t = Instant::now();
     for _ in 0..ACTIVATIONS {
@@ -132,10 +145,20 @@ async fn spawn_plain() -> Duration {
         refs.push(actor);
     }
     let d = t.elapsed();
-    for a in refs {
-        a.stop(None);
+    if plain_stop() {
+        for a in refs {
+            a.stop(None);
+        }
+    } else {
+        live.append(&mut refs);
     }
     d
+}
+
+/// `MOLT_BENCH_PLAIN_STOP=1`: the `activate` row's plain actors stop after
+/// each round's clock (the row before 2026-11-30).
+fn plain_stop() -> bool {
+    std::env::var("MOLT_BENCH_PLAIN_STOP").is_ok_and(|v| v == "1")
 }
 
 fn add() -> Msg {
@@ -200,6 +223,8 @@ async fn side_by_side_rows(v1: &std::path::Path) {
 
     let rows = ["activate", "cast", "call"].map(side_by_side::selected);
     let (mut act, mut cast, mut call) = (Pair::default(), Pair::default(), Pair::default());
+    // The `activate` row's plain actors, live until the row's end like the keys.
+    let mut plain_live = Vec::new();
     for round in side_by_side::schedule(rounds) {
         let mut line = format!(
             "round {}{}:",
@@ -210,7 +235,7 @@ async fn side_by_side_rows(v1: &std::path::Path) {
             let p = both!(
                 round,
                 activate_keys(&carts, round.index).await,
-                spawn_plain().await
+                spawn_plain(&mut plain_live).await
             );
             act.push(round, p);
             line += &format!(
@@ -273,9 +298,17 @@ async fn side_by_side_rows(v1: &std::path::Path) {
     }
     println!();
     println!(
-        "cost ratios (keyed time / baseline time: 100 % costs the same; the targets: activate ≤ 200 %, cast ≤ 110 %). {}",
+        "cost ratios (keyed time / baseline time: 100 % costs the same; the targets: activate ≤ 200 %, cast ≤ 110 %); the activate row's plain actors {}. {}",
+        if plain_stop() {
+            "stop after each round (MOLT_BENCH_PLAIN_STOP=1)"
+        } else {
+            "stay live, as the keys do"
+        },
         side_by_side::method_note(rounds, &load_before)
     );
+    for a in plain_live {
+        a.stop(None);
+    }
     node.shutdown().await;
     pool_node.shutdown().await;
 }
@@ -312,7 +345,16 @@ async fn main() {
         .iter()
         .any(|r| side_by_side::selected(r))
     {
-        side_by_side_rows(&v1).await;
+        if std::env::var("MOLT_BENCH_DRIVER").is_ok_and(|v| v == "task") {
+            // On a runtime worker, as an application's request handler
+            // would be: both sides then allocate in a worker thread's heap.
+            let v1 = v1.clone();
+            tokio::spawn(async move { side_by_side_rows(&v1).await })
+                .await
+                .unwrap();
+        } else {
+            side_by_side_rows(&v1).await;
+        }
     }
     if side_by_side::selected("reload") {
         println!();

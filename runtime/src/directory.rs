@@ -77,9 +77,10 @@ pub(crate) struct InstanceShared {
     pub restarts: AtomicU64,
     /// Checkpoints whose snapshot failed (the previous one was kept).
     pub checkpoint_failures: AtomicU64,
-    /// Panics and sampled handling times (`crate::figures`), written by the
-    /// instance's actor only, on lines of their own.
-    pub figures: CacheLine<crate::figures::FigureCells>,
+    /// Panics, written by the instance's actor only, and where its sampled
+    /// handling times go (`crate::figures`: cells of its own on lines of
+    /// their own, or a keyed actor's module's).
+    pub figures: crate::figures::FigureCells,
     /// The newest checkpoint (a periodic one, the state of the last
     /// committed swap, or the start state): what a restart rebuilds the
     /// instance from.
@@ -87,7 +88,18 @@ pub(crate) struct InstanceShared {
 }
 
 impl InstanceShared {
+    /// A pool instance's (latency cells of its own).
     pub(crate) fn new(index: u32) -> Arc<Self> {
+        Self::with_figures(index, crate::figures::FigureCells::default())
+    }
+
+    /// A keyed actor's: its sampled handling times go into its module's
+    /// `latency` cells.
+    pub(crate) fn keyed(index: u32, latency: &Arc<crate::figures::LatencyCells>) -> Arc<Self> {
+        Self::with_figures(index, crate::figures::FigureCells::keyed(latency))
+    }
+
+    fn with_figures(index: u32, figures: crate::figures::FigureCells) -> Arc<Self> {
         Arc::new(InstanceShared {
             index,
             enqueued: CacheLine(AtomicU64::new(0)),
@@ -95,7 +107,7 @@ impl InstanceShared {
             failed: AtomicU64::new(0),
             restarts: AtomicU64::new(0),
             checkpoint_failures: AtomicU64::new(0),
-            figures: CacheLine::default(),
+            figures,
             last_good: Mutex::new(None),
         })
     }

@@ -17,6 +17,7 @@
 //!   ([`ModuleFigures::window_since`]).
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -323,24 +324,82 @@ impl ModuleFigures {
     }
 }
 
-/// The figures one instance (or keyed actor) writes: the counts status does
-/// not already keep, and the latency buckets. The actor is the only writer:
-/// each update is a relaxed load and store (plain moves on x86-64 and
-/// aarch64, no locked read-modify-write), so a reader (the supervisor,
-/// answering a gate or a scrape) gets them without a message to the actor.
+/// Sampled handling times (the latency sum and buckets) where actors write
+/// them: a pool instance has cells of its own, written by its actor alone;
+/// a keyed module's actors all write into one set of their module's
+/// ([`LatencyCells::shared`]), so an activation allocates no buckets and a
+/// stopped actor hands over no latency (issue #11 §3). On cache lines of
+/// their own (128 bytes: adjacent-line prefetch pairs them).
 #[derive(Debug)]
-pub(crate) struct FigureCells {
-    panics: AtomicU64,
-    latency_sum_ns: AtomicU64,
+#[repr(align(128))]
+pub(crate) struct LatencyCells {
+    /// Written by many actors (read-modify-writes), or by one (a relaxed
+    /// load and store).
+    many_writers: bool,
+    sum_ns: AtomicU64,
     buckets: [AtomicU64; BUCKETS],
 }
 
+impl LatencyCells {
+    fn new(many_writers: bool) -> Self {
+        LatencyCells {
+            many_writers,
+            sum_ns: AtomicU64::new(0),
+            buckets: std::array::from_fn(|_| AtomicU64::new(0)),
+        }
+    }
+
+    /// Cells that the actors of a keyed module share (each timed message a
+    /// read-modify-write: one in [`SAMPLE_EVERY`]).
+    pub(crate) fn shared() -> Arc<Self> {
+        Arc::new(Self::new(true))
+    }
+
+    /// Counts one timed message.
+    #[inline]
+    fn timed(&self, ns: u64) {
+        let bucket = &self.buckets[bucket_of(ns)];
+        if self.many_writers {
+            bucket.fetch_add(1, Ordering::Relaxed);
+            self.sum_ns.fetch_add(ns, Ordering::Relaxed);
+        } else {
+            bump(bucket, 1);
+            bump(&self.sum_ns, ns);
+        }
+    }
+
+    /// The latency sum and histogram now.
+    pub(crate) fn read(&self) -> (u64, Histogram) {
+        let mut h = Histogram::default();
+        for (to, from) in h.counts.iter_mut().zip(&self.buckets) {
+            *to = from.load(Ordering::Relaxed);
+        }
+        (self.sum_ns.load(Ordering::Relaxed), h)
+    }
+}
+
+/// The figures one instance (or keyed actor) writes: the counts status does
+/// not already keep, and where its sampled latency goes. The actor is the
+/// only writer of its counts: each update is a relaxed load and store
+/// (plain moves on x86-64 and aarch64, no locked read-modify-write), so a
+/// reader (the supervisor, answering a gate or a scrape) gets them without
+/// a message to the actor.
+#[derive(Debug)]
+pub(crate) struct FigureCells {
+    panics: AtomicU64,
+    /// Its own (a pool instance), or its keyed module's.
+    latency: Arc<LatencyCells>,
+    /// Whether `latency` is its module's (a keyed actor's).
+    keyed: bool,
+}
+
 impl Default for FigureCells {
+    /// A pool instance's: latency cells of its own.
     fn default() -> Self {
         FigureCells {
             panics: AtomicU64::new(0),
-            latency_sum_ns: AtomicU64::new(0),
-            buckets: std::array::from_fn(|_| AtomicU64::new(0)),
+            latency: Arc::new(LatencyCells::new(false)),
+            keyed: false,
         }
     }
 }
@@ -355,11 +414,20 @@ fn bump(cell: &AtomicU64, by: u64) {
 }
 
 impl FigureCells {
+    /// A keyed actor's: its latency goes into its module's `cells`
+    /// ([`LatencyCells::shared`]).
+    pub(crate) fn keyed(cells: &Arc<LatencyCells>) -> Self {
+        FigureCells {
+            panics: AtomicU64::new(0),
+            latency: cells.clone(),
+            keyed: true,
+        }
+    }
+
     /// Counts one timed message (by the instance's actor only).
     #[inline]
     pub(crate) fn timed(&self, ns: u64) {
-        bump(&self.buckets[bucket_of(ns)], 1);
-        bump(&self.latency_sum_ns, ns);
+        self.latency.timed(ns);
     }
 
     /// Counts one handler panic (by the instance's actor only).
@@ -372,24 +440,25 @@ impl FigureCells {
         self.panics.load(Ordering::Relaxed)
     }
 
-    /// The latency sum and histogram now.
-    pub(crate) fn latency(&self) -> (u64, Histogram) {
-        let mut h = Histogram::default();
-        for (to, from) in h.counts.iter_mut().zip(&self.buckets) {
-            *to = from.load(Ordering::Relaxed);
-        }
-        (self.latency_sum_ns.load(Ordering::Relaxed), h)
+    /// The latency sum and histogram of this instance now; `None` for a
+    /// keyed actor, whose latency is its module's (read once for all of
+    /// them).
+    pub(crate) fn latency(&self) -> Option<(u64, Histogram)> {
+        (!self.keyed).then(|| self.latency.read())
     }
 
-    /// Takes over `old`'s figures (a replacement actor's counters go on,
-    /// as its `handled` does); before the new actor starts.
+    /// Takes over `old`'s figures (a replacement pool instance's counters
+    /// go on, as its `handled` does); before the new actor starts.
     pub(crate) fn copy_from(&self, old: &FigureCells) {
         let copy = |from: &AtomicU64, to: &AtomicU64| {
             to.store(from.load(Ordering::Relaxed), Ordering::Relaxed)
         };
         copy(&old.panics, &self.panics);
-        copy(&old.latency_sum_ns, &self.latency_sum_ns);
-        for (from, to) in old.buckets.iter().zip(&self.buckets) {
+        if self.keyed || old.keyed {
+            return;
+        }
+        copy(&old.latency.sum_ns, &self.latency.sum_ns);
+        for (from, to) in old.latency.buckets.iter().zip(&self.latency.buckets) {
             copy(from, to);
         }
     }
@@ -501,11 +570,29 @@ mod tests {
         cells.timed(1_000);
         cells.timed(1_000);
         cells.panicked();
-        let (sum, h) = cells.latency();
+        let (sum, h) = cells.latency().unwrap();
         assert_eq!((sum, h.count(), cells.panics()), (2_000, 2, 1));
         let copy = FigureCells::default();
         copy.copy_from(&cells);
-        assert_eq!(copy.latency().1, h);
+        assert_eq!(copy.latency().unwrap().1, h);
+    }
+
+    /// Keyed actors write their latency into their module's cells (the
+    /// same counts as cells of their own would hold) and read none of
+    /// their own: summing them counts each timed message once.
+    #[test]
+    fn keyed_actors_share_their_modules_latency_cells() {
+        let module = LatencyCells::shared();
+        let (a, b) = (FigureCells::keyed(&module), FigureCells::keyed(&module));
+        a.timed(1_000);
+        b.timed(1_000);
+        b.timed(5_000);
+        a.panicked();
+        assert!(a.latency().is_none() && b.latency().is_none());
+        assert_eq!((a.panics(), b.panics()), (1, 0));
+        let (sum, h) = module.read();
+        assert_eq!((sum, h.count()), (7_000, 3));
+        assert_eq!(h.counts()[bucket_of(1_000)], 2);
     }
 
     #[test]

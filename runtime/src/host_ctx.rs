@@ -52,16 +52,26 @@ pub(crate) struct HostContext {
     delivery: Delivery,
     /// How long a request made with `ask` waits for its reply.
     call_timeout: Duration,
+    /// What it learns as it runs, shared with its clones.
+    caches: Arc<Caches>,
+}
+
+/// What an instance's context learns as it runs (routes, metric handles),
+/// shared by the context's clones: one allocation per context, the metric
+/// handles made at the first use (a keyed module makes a context per
+/// activation, and most modules never call `ctx.counter`; issue #11 §3).
+#[derive(Default)]
+struct Caches {
+    /// Routing slots of the modules this one sends to, by name.
+    slots: SlotCache,
+    /// The first lanes `ctx.cast` resolved, in order, each set once under
+    /// `slots`' lock (the same `Arc<Lane>` as there): read without a lock.
+    pinned: [OnceLock<PinnedLane>; PINNED_FAST],
     /// Metric handles by name: registering (name formatting, label
     /// allocation, registry lookup) happens once per name, not per call; a
     /// name already registered is found without a lock.
-    counters: Arc<MetricHandles<metrics::Counter>>,
-    /// Routing slots of the modules this one sends to, by name.
-    slots: Arc<SlotCache>,
-    /// The first lanes `ctx.cast` resolved, in order, each set once under
-    /// `slots`' lock (the same `Arc<Lane>` as there): read without a lock.
-    pinned: Arc<[OnceLock<PinnedLane>; PINNED_FAST]>,
-    gauges: Arc<MetricHandles<metrics::Gauge>>,
+    counters: OnceLock<Box<MetricHandles<metrics::Counter>>>,
+    gauges: OnceLock<Box<MetricHandles<metrics::Gauge>>>,
 }
 
 /// What an instance's context is made of.
@@ -109,10 +119,7 @@ impl HostContext {
                 directory: parts.directory,
                 delivery: parts.delivery,
                 call_timeout: parts.call_timeout,
-                counters: Arc::default(),
-                slots: Arc::default(),
-                pinned: Arc::default(),
-                gauges: Arc::default(),
+                caches: Arc::default(),
             }),
             TD_Opaque,
         )
@@ -154,7 +161,7 @@ impl HostCtx for HostContext {
 
     fn counter(&self, name: RStr<'_>, delta: u64) {
         let name = name.as_str();
-        self.counters.with(
+        self.caches.counters.get_or_init(Box::default).with(
             name,
             || metrics::counter!(format!("molt_module_{name}"), "module" => self.module.to_string()),
             |c| c.increment(delta),
@@ -163,7 +170,7 @@ impl HostCtx for HostContext {
 
     fn gauge(&self, name: RStr<'_>, value: f64) {
         let name = name.as_str();
-        self.gauges.with(
+        self.caches.gauges.get_or_init(Box::default).with(
             name,
             || metrics::gauge!(format!("molt_module_{name}"), "module" => self.module.to_string()),
             |g| g.set(value),
@@ -391,7 +398,7 @@ impl HostContext {
 
     /// The routing slot of `module` (see [`Self::cached_slot`]).
     fn slot(&self, module: &str) -> Option<Arc<ModuleSlot>> {
-        let mut cache = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        let mut cache = self.caches.slots.lock().unwrap_or_else(|p| p.into_inner());
         let pos = self.cached_slot(&mut cache, module)?;
         Some(cache[pos].1.clone())
     }
@@ -414,7 +421,7 @@ impl HostContext {
         instance: u32,
         msg: ModuleMsg,
     ) -> Option<Result<(), crate::directory::Closed>> {
-        for entry in self.pinned.iter() {
+        for entry in self.caches.pinned.iter() {
             match entry.get() {
                 Some((name, i, slot, lane))
                     if *i == instance
@@ -428,7 +435,7 @@ impl HostContext {
                 None => break,
             }
         }
-        let mut cache = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        let mut cache = self.caches.slots.lock().unwrap_or_else(|p| p.into_inner());
         let pos = self.cached_slot(&mut cache, module)?;
         let (_, slot, lanes) = &mut cache[pos];
         if slot.keyed().is_some() {
@@ -442,7 +449,7 @@ impl HostContext {
         let sent = lane.send(msg);
         // Set under the cache's lock: the first empty entry stays empty
         // until this one is set.
-        if let Some(free) = self.pinned.iter().find(|e| e.get().is_none()) {
+        if let Some(free) = self.caches.pinned.iter().find(|e| e.get().is_none()) {
             let _ = free.set((Box::from(module), instance, slot.clone(), lane.clone()));
         }
         lanes.push((instance, lane));
@@ -505,7 +512,7 @@ impl HostContext {
         // The slot is used under the cache's lock, not cloned: no
         // reference count touched per message on a slot that every sender
         // to the module shares.
-        let mut cache = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        let mut cache = self.caches.slots.lock().unwrap_or_else(|p| p.into_inner());
         let pos = self
             .cached_slot(&mut cache, module)
             .ok_or_else(|| NoActor::NoModule {

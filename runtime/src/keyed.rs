@@ -400,7 +400,10 @@ impl Keyed {
         start: StartFrom,
         serving: &Serving,
     ) -> Result<Route, String> {
-        let shared = InstanceShared::new(self.next_index.fetch_add(1, Ordering::Relaxed));
+        let shared = InstanceShared::keyed(
+            self.next_index.fetch_add(1, Ordering::Relaxed),
+            self.figures.keyed_latency(),
+        );
         let args = InstanceArgs {
             node: self.node.clone(),
             key: Some(key),

@@ -18,7 +18,7 @@ use crate::delivery::{Delivery, Origin, Runner};
 use crate::directory::{Checkpoint, Directory, InstanceShared, Snapshot};
 use crate::events::{Event, EventBus};
 use crate::figures::SAMPLE_EVERY;
-use crate::figures_book::FiguresBook;
+use crate::figures_book::{FiguresBook, KeyedSeat};
 use crate::host_ctx::{CtxParts, HostContext};
 use crate::loader::Library;
 use crate::msg_bytes::MsgBytes;
@@ -123,8 +123,9 @@ pub(crate) struct Instance {
     /// Messages since the instance started, for sampling: one in
     /// [`SAMPLE_EVERY`] is timed (docs/semantics.md "Handling figures").
     sample_tick: u32,
-    /// See [`InstanceArgs::keyed_figures`].
-    keyed_figures: Option<Arc<FiguresBook>>,
+    /// A keyed actor's place in its module's figures (see
+    /// [`InstanceArgs::keyed_figures`]), handed back when it stops.
+    keyed_seat: Option<KeyedSeat>,
 }
 
 /// `behaviour`'s state as bytes, written by the module into a buffer the
@@ -298,7 +299,7 @@ impl Actor for ModuleActor {
                 }
             }
         };
-        let instance = Instance {
+        let mut instance = Instance {
             module: args.module,
             bus: args.bus,
             lib: args.lib,
@@ -313,14 +314,14 @@ impl Actor for ModuleActor {
             myself,
             checkpoints: checkpoint::Schedule::new(checkpoint.at),
             sample_tick: 0,
-            keyed_figures: args.keyed_figures,
+            keyed_seat: None,
         };
         if let Ok(mut g) = instance.shared.last_good.lock() {
             *g = Some(checkpoint);
         }
-        if let Some(book) = &instance.keyed_figures {
-            book.register_keyed(&instance.shared);
-        }
+        instance.keyed_seat = args
+            .keyed_figures
+            .map(|book| book.register_keyed(&instance.shared));
         Ok(instance)
     }
 
@@ -444,8 +445,8 @@ impl Actor for ModuleActor {
         if let Err(e) = inst.behaviour.stop().into_result() {
             tracing::warn!(target: "molt::module", module = &*inst.module, "stop failed: {e}");
         }
-        if let Some(book) = &inst.keyed_figures {
-            book.retire_keyed(&inst.shared);
+        if let Some(seat) = inst.keyed_seat.take() {
+            seat.retire();
         }
         Ok(())
     }

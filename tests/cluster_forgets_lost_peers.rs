@@ -50,13 +50,7 @@ fn a_peer_lost_for_forget_after_is_forgotten_and_rejoins_when_started_again() {
         unreachable.is_some() && forgotten.is_some() && unreachable < forgotten,
         "{kinds:?}"
     );
-    let out = common::molt_cli(&[
-        "status",
-        "--cluster",
-        "--addr",
-        &a.admin.unwrap().to_string(),
-    ]);
-    let text = common::output_text(&out);
+    let text = a.status_cli();
     assert!(text.contains("2 member(s), 2 reachable"), "{text}");
 
     // Started again (it knows a as its seed): a member again everywhere.

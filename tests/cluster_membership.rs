@@ -62,14 +62,7 @@ fn nodes_mesh_agree_and_see_a_killed_node_leave_and_come_back_new() {
     assert_eq!(agreed["c"].0, c.listen.to_string());
 
     // The CLI shows it.
-    let out = common::molt_cli(&[
-        "status",
-        "--cluster",
-        "--addr",
-        &a.admin.unwrap().to_string(),
-    ]);
-    let text = common::output_text(&out);
-    assert!(out.status.success(), "{text}");
+    let text = a.status_cli();
     assert!(text.contains("3 member(s), 3 reachable"), "{text}");
     for (name, (address, incarnation)) in &agreed {
         assert!(

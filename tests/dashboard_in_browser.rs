@@ -273,31 +273,21 @@ async fn the_cluster_and_its_last_rollout_on_the_page() {
     // A rollout from the CLI: the page shows it, step by step.
     let v2 = common::fixtures().counter_v2.clone();
     let runtime_dir = dir.path().to_path_buf();
-    let out = tokio::task::spawn_blocking(move || {
-        let admin = admin.to_string();
-        let mut cli = common::MoltProcess::start(
-            &[
-                "rollout",
-                "counter",
-                "--library",
-                v2.to_str().unwrap(),
-                "--addr",
-                &admin,
-                "--gate-window-ms",
-                "300",
-                "--min-handled",
-                "0",
-                "--wave-watch-ms",
-                "300",
-            ],
-            &runtime_dir,
-        );
-        let status = cli.wait_exit(Duration::from_secs(90));
-        (status.map(|s| s.success()), cli.output())
+    let (a, (status, out)) = tokio::task::spawn_blocking(move || {
+        let args = [
+            "--gate-window-ms",
+            "300",
+            "--min-handled",
+            "0",
+            "--wave-watch-ms",
+            "300",
+        ];
+        let ran = common::rollout::run_rollout_of("counter", &a, &runtime_dir, &v2, &args);
+        (a, ran)
     })
     .await
     .unwrap();
-    assert_eq!(out.0, Some(true), "{}", out.1);
+    assert!(status.success(), "{out}");
     let shown = page
         .wait_for(
             &format!(

@@ -12,7 +12,7 @@ use crate::common;
 
 use common::cluster::{all_reachable, ClusterNode, DETECTED_WITHIN, JOINED_WITHIN};
 use common::event_feed::EventFeed;
-use common::rollout::{await_wave, ROLLOUT, ROLLOUT_WITHIN};
+use common::rollout::{await_wave, start_rollout_of, ROLLOUT, ROLLOUT_WITHIN};
 
 /// `counter`'s code version on `node` (`GET /modules/counter`).
 fn counter_version(node: &ClusterNode) -> String {
@@ -57,15 +57,12 @@ fn a_rollback_that_fails_is_reported_as_failed_with_its_cause() {
     }
 
     let feed = EventFeed::open(a.admin.unwrap());
-    let admin = a.admin.unwrap().to_string();
-    let mut cli = common::MoltProcess::start(
+    let mut cli = start_rollout_of(
+        "counter",
+        &a,
+        dir.path(),
+        &f.counter_v2,
         &[
-            "rollout",
-            "counter",
-            "--library",
-            f.counter_v2.to_str().unwrap(),
-            "--addr",
-            &admin,
             "--gate-window-ms",
             "300",
             // No traffic here: the gate is not what this test is about.
@@ -74,7 +71,6 @@ fn a_rollback_that_fails_is_reported_as_failed_with_its_cause() {
             "--wave-watch-ms",
             "15000",
         ],
-        dir.path(),
     );
     await_wave(&feed, &mut cli, &["b"]);
     assert_eq!(counter_version(&a), "2.0.0");

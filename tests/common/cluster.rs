@@ -133,6 +133,20 @@ impl ClusterNode {
         self.process.as_ref().expect("the node runs")
     }
 
+    /// What `molt status --cluster` prints for it (the command must
+    /// succeed).
+    pub fn status_cli(&self) -> String {
+        let out = super::molt_cli(&[
+            "status",
+            "--cluster",
+            "--addr",
+            &self.admin.expect("the node runs").to_string(),
+        ]);
+        let text = super::output_text(&out);
+        assert!(out.status.success(), "{text}");
+        text
+    }
+
     /// Its view of the cluster now (`None` when it does not answer).
     pub fn view(&self) -> Option<ClusterStatus> {
         let (code, body) = http_get(self.admin?, "/cluster", Duration::from_secs(5))?;

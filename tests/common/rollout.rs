@@ -250,10 +250,21 @@ pub fn assert_all_handled_in_order(node: &ClusterNode, sent: &Sent) {
 /// Starts `molt rollout fault --library LIBRARY` against node `at` with
 /// these extra arguments (killed when dropped).
 pub fn start_rollout(at: &ClusterNode, dir: &Path, library: &Path, args: &[&str]) -> MoltProcess {
+    start_rollout_of("fault", at, dir, library, args)
+}
+
+/// [`start_rollout`] of `module`.
+pub fn start_rollout_of(
+    module: &str,
+    at: &ClusterNode,
+    dir: &Path,
+    library: &Path,
+    args: &[&str],
+) -> MoltProcess {
     let admin = at.admin.unwrap().to_string();
     let mut all = vec![
         "rollout",
-        "fault",
+        module,
         "--library",
         library.to_str().unwrap(),
         "--addr",
@@ -272,7 +283,18 @@ pub fn run_rollout(
     library: &Path,
     args: &[&str],
 ) -> (std::process::ExitStatus, String) {
-    let mut cli = start_rollout(at, dir, library, args);
+    run_rollout_of("fault", at, dir, library, args)
+}
+
+/// [`run_rollout`] of `module`.
+pub fn run_rollout_of(
+    module: &str,
+    at: &ClusterNode,
+    dir: &Path,
+    library: &Path,
+    args: &[&str],
+) -> (std::process::ExitStatus, String) {
+    let mut cli = start_rollout_of(module, at, dir, library, args);
     let status = cli
         .wait_exit(ROLLOUT_WITHIN)
         .unwrap_or_else(|| panic!("molt rollout still runs:\n{}", cli.output()));

@@ -180,19 +180,14 @@ impl Run {
         }
     }
 
-    /// A member lost since the plan was made: unreachable in the view,
-    /// restarted (a new incarnation), or its connection closed.
     /// Whether `node` is a reachable member with a rollout agent.
     fn reachable(&self, node: &str) -> bool {
-        node == self.me
-            || (self
-                .view
-                .status(Vec::new())
-                .and_then(|s| s.member(node).map(|m| m.reachable))
-                .unwrap_or(false)
-                && wire::agent_of(node).is_some())
+        self.view.with(|v| v.reachable(node)).flatten() == Some(true)
+            && (node == self.me || wire::agent_of(node).is_some())
     }
 
+    /// A member lost since the plan was made: unreachable in the view,
+    /// restarted (a new incarnation), or its connection closed.
     pub(super) fn lost(&self) -> Option<String> {
         let Some(status) = self.view.status(Vec::new()) else {
             return Some("this node left the cluster".into());
@@ -338,18 +333,18 @@ impl Run {
                     notes.push(format!("{node}: answered {other:?}"));
                     unreached.push(node);
                 }
-                Err(e) if self.reachable(&node) => {
+                Err(e) => {
                     // Heard from, yet no answer in time: its rollback comes
                     // after the messages queued before it, and goes on.
-                    notes.push(format!(
-                        "{e} (the node is reachable: its rollback waits behind the messages \
-                         queued before it, and lands once they are handled or fails after \
-                         limits.prepare_timeout_ms; `molt status --cluster` shows its version)"
-                    ));
-                    unreached.push(node);
-                }
-                Err(e) => {
-                    notes.push(e);
+                    notes.push(if self.reachable(&node) {
+                        format!(
+                            "{e} (the node is reachable: its rollback waits behind the messages \
+                             queued before it, and lands once they are handled or fails after \
+                             limits.prepare_timeout_ms; `molt status --cluster` shows its version)"
+                        )
+                    } else {
+                        e
+                    });
                     unreached.push(node);
                 }
             }

@@ -255,10 +255,14 @@ impl Instance {
             ModuleMsg::Call(bytes, reply, sender) => {
                 let timer = self.timer();
                 let (result, ended) = self.delivery.run(sender, Some(reply), || {
+                    // The reply is written into the host's own vector
+                    // (`handle_into`), so `into_vec` hands it on without
+                    // a copy.
+                    let mut out = RVec::new();
                     self.behaviour
-                        .handle(RSlice::from_slice(&bytes), true)
+                        .handle_into(RSlice::from_slice(&bytes), true, &mut out)
                         .into_result()
-                        .map(|v| v.into_vec())
+                        .map(|()| out.into_vec())
                 });
                 // Counted before the reply, so a status read after the
                 // reply includes this message.

@@ -132,6 +132,24 @@ impl<M: Module> Behaviour for Instance<M> {
         })
     }
 
+    fn handle_into(
+        &mut self,
+        msg: RSlice<'_, u8>,
+        want_reply: bool,
+        out: &mut RVec<u8>,
+    ) -> RResult<(), ModError> {
+        guard("handle", || {
+            let msg: M::Msg = state::decode("message", msg.as_slice())?;
+            let module = self.module.as_mut().ok_or_else(gone)?;
+            let reply = module.handle(msg, &self.ctx)?;
+            if want_reply {
+                state::encode_into(out, &reply)
+            } else {
+                Ok(())
+            }
+        })
+    }
+
     fn snapshot(&self) -> RResult<RVec<u8>, ModError> {
         guard("snapshot", || state::encode(self.module()?).map(RVec::from))
     }

@@ -121,6 +121,28 @@ pub trait Behaviour: Send {
         let _ = expected;
         RResult::ROk(false)
     }
+
+    /// Handles one message as `handle` does, and writes the reply (when
+    /// `want_reply`) at the end of `out`, a buffer the host allocated: the
+    /// host then hands the reply on without copying it out of the
+    /// library's allocation (a call's reply crossed as the library's own
+    /// vector, which the host copied into one of its own). A library built
+    /// before this method gets the default body, which copies `handle`'s
+    /// reply.
+    fn handle_into(
+        &mut self,
+        msg: RSlice<'_, u8>,
+        want_reply: bool,
+        out: &mut RVec<u8>,
+    ) -> RResult<(), ModError> {
+        match self.handle(msg, want_reply) {
+            RResult::ROk(bytes) => {
+                out.extend_from_copy_slice(&bytes);
+                RResult::ROk(())
+            }
+            RResult::RErr(e) => RResult::RErr(e),
+        }
+    }
 }
 
 /// An actor's address as the host hands it to a module (see
@@ -376,4 +398,72 @@ impl RootModule for ModuleRef {
     const BASE_NAME: &'static str = "molt_module";
     const NAME: &'static str = "molt_module";
     const VERSION_STRINGS: VersionStrings = package_version_strings!();
+}
+
+#[cfg(test)]
+mod tests {
+    use abi_stable::sabi_trait::TD_Opaque;
+
+    use super::*;
+
+    /// A behaviour as a library built before `handle_into` has it: only
+    /// the methods of its time.
+    struct Old {
+        fails: bool,
+    }
+
+    impl Behaviour for Old {
+        fn handle(&mut self, msg: RSlice<'_, u8>, want_reply: bool) -> RResult<RVec<u8>, ModError> {
+            if self.fails {
+                return RResult::RErr(ModError {
+                    kind: ErrorKind::Failed,
+                    message: "refused".into(),
+                });
+            }
+            let mut reply = RVec::from(msg.to_vec());
+            if want_reply {
+                reply.push(b'!');
+            }
+            RResult::ROk(reply)
+        }
+        fn snapshot(&self) -> RResult<RVec<u8>, ModError> {
+            RResult::ROk(RVec::new())
+        }
+        fn downgrade(&self, _to: u32) -> RResult<RVec<u8>, ModError> {
+            RResult::ROk(RVec::new())
+        }
+        fn start(&mut self) -> RResult<(), ModError> {
+            RResult::ROk(())
+        }
+        fn stop(&mut self) -> RResult<(), ModError> {
+            RResult::ROk(())
+        }
+        fn event(&mut self, _kind: RStr<'_>, _json: RStr<'_>) -> RResult<(), ModError> {
+            RResult::ROk(())
+        }
+        fn verify(&self) -> RResult<(), ModError> {
+            RResult::ROk(())
+        }
+    }
+
+    #[test]
+    fn handle_into_of_a_library_that_predates_it_appends_handles_reply() {
+        let mut old = Behaviour_TO::from_value(Old { fails: false }, TD_Opaque);
+        let mut out = RVec::from(vec![b'>']);
+        let done = old.handle_into(RSlice::from_slice(b"ping"), true, &mut out);
+        assert_eq!(done, RResult::ROk(()));
+        assert_eq!(out.as_slice(), b">ping!");
+    }
+
+    #[test]
+    fn handle_into_of_a_library_that_predates_it_passes_its_error_on() {
+        let mut old = Behaviour_TO::from_value(Old { fails: true }, TD_Opaque);
+        let mut out = RVec::new();
+        let done = old.handle_into(RSlice::from_slice(b"ping"), true, &mut out);
+        let RResult::RErr(e) = done else {
+            panic!("the handler's error was lost: {done:?}");
+        };
+        assert_eq!((e.kind, e.message.as_str()), (ErrorKind::Failed, "refused"));
+        assert!(out.is_empty(), "an error writes no reply: {out:?}");
+    }
 }

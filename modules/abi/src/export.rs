@@ -92,6 +92,14 @@ impl<M: Module> Instance<M> {
     fn module(&self) -> Result<&M, Error> {
         self.module.as_ref().ok_or_else(gone)
     }
+
+    /// Decodes `msg` and runs the module's handler on it: its reply, not
+    /// yet encoded (`handle` and `handle_into` encode it where they must).
+    fn handled(&mut self, msg: RSlice<'_, u8>) -> Result<M::Reply, Error> {
+        let msg: M::Msg = state::decode("message", msg.as_slice())?;
+        let module = self.module.as_mut().ok_or_else(gone)?;
+        module.handle(msg, &self.ctx)
+    }
 }
 
 /// Never happens: an instance's module is only taken when it is dropped.
@@ -121,9 +129,7 @@ impl<M: Module> Drop for Instance<M> {
 impl<M: Module> Behaviour for Instance<M> {
     fn handle(&mut self, msg: RSlice<'_, u8>, want_reply: bool) -> RResult<RVec<u8>, ModError> {
         guard("handle", || {
-            let msg: M::Msg = state::decode("message", msg.as_slice())?;
-            let module = self.module.as_mut().ok_or_else(gone)?;
-            let reply = module.handle(msg, &self.ctx)?;
+            let reply = self.handled(msg)?;
             if want_reply {
                 state::encode(&reply).map(RVec::from)
             } else {
@@ -139,9 +145,7 @@ impl<M: Module> Behaviour for Instance<M> {
         out: &mut RVec<u8>,
     ) -> RResult<(), ModError> {
         guard("handle", || {
-            let msg: M::Msg = state::decode("message", msg.as_slice())?;
-            let module = self.module.as_mut().ok_or_else(gone)?;
-            let reply = module.handle(msg, &self.ctx)?;
+            let reply = self.handled(msg)?;
             if want_reply {
                 state::encode_into(out, &reply)
             } else {

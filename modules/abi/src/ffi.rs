@@ -102,13 +102,7 @@ pub trait Behaviour: Send {
     /// library built before this method gets the default body, which
     /// copies `snapshot`'s bytes.
     fn snapshot_into(&self, out: &mut RVec<u8>) -> RResult<(), ModError> {
-        match self.snapshot() {
-            RResult::ROk(bytes) => {
-                out.extend_from_copy_slice(&bytes);
-                RResult::ROk(())
-            }
-            RResult::RErr(e) => RResult::RErr(e),
-        }
+        append_to(out, self.snapshot())
     }
 
     /// Whether `snapshot` would return exactly `expected`, found by encoding
@@ -135,14 +129,15 @@ pub trait Behaviour: Send {
         want_reply: bool,
         out: &mut RVec<u8>,
     ) -> RResult<(), ModError> {
-        match self.handle(msg, want_reply) {
-            RResult::ROk(bytes) => {
-                out.extend_from_copy_slice(&bytes);
-                RResult::ROk(())
-            }
-            RResult::RErr(e) => RResult::RErr(e),
-        }
+        append_to(out, self.handle(msg, want_reply))
     }
+}
+
+/// What the default bodies of the `*_into` methods do for a library built
+/// before them: the bytes the older method returned, copied at the end of
+/// the host's `out`; its error passed on.
+fn append_to(out: &mut RVec<u8>, bytes: RResult<RVec<u8>, ModError>) -> RResult<(), ModError> {
+    bytes.map(|bytes| out.extend_from_copy_slice(&bytes))
 }
 
 /// An actor's address as the host hands it to a module (see

@@ -90,7 +90,6 @@ fn a_canary_that_fails_its_gate_is_rolled_back_and_no_other_node_loads_it() {
 #[test]
 fn a_canary_much_slower_than_the_old_version_fails_its_gate() {
     let dir = common::scratch_dir();
-    let f = common::fixtures();
     // 2.0.0 sleeps 8 ms in each Seq handler; 1.0.0 takes microseconds.
     let nodes = three_nodes(dir.path(), "slow_seq_in = \"2.0.0\"\nslow_seq_ms = 8");
     // A cast every 20 ms or more: slower, 2.0.0 still keeps up, so no
@@ -98,15 +97,7 @@ fn a_canary_much_slower_than_the_old_version_fails_its_gate() {
     // (with one, the rollback outlasted the 3 s request bound on a loaded
     // CI machine and the canary was reported not reached).
     let traffic = Traffic::paced(&nodes, Duration::from_millis(20));
-    // Enough traffic for the old version's p99: 20 timed messages (the
-    // first, then one in 16).
-    await_handled_more(&nodes[..1], 330);
-    let (status, out) = run_rollout(
-        &nodes[0],
-        dir.path(),
-        &f.fault_v2,
-        &["--gate-window-ms", "60000"],
-    );
+    let (status, out) = roll_out_the_slow_version(&nodes, dir.path());
     let sent = traffic.stop();
     assert_eq!(status.code(), Some(1), "{out}");
     assert!(out.contains("gate FAILED on a: p99 handling time"), "{out}");
@@ -185,16 +176,9 @@ fn a_canary_without_traffic_fails_its_gate_unless_min_handled_is_0() {
 #[test]
 fn a_rollback_behind_a_backlog_is_reported_as_waiting_not_lost() {
     let dir = common::scratch_dir();
-    let f = common::fixtures();
     let nodes = three_nodes(dir.path(), "slow_seq_in = \"2.0.0\"\nslow_seq_ms = 20");
     let traffic = Traffic::start(&nodes);
-    await_handled_more(&nodes[..1], 330);
-    let (status, out) = run_rollout(
-        &nodes[0],
-        dir.path(),
-        &f.fault_v2,
-        &["--gate-window-ms", "60000"],
-    );
+    let (status, out) = roll_out_the_slow_version(&nodes, dir.path());
     traffic.stop();
     assert_eq!(status.code(), Some(1), "{out}");
     for step in [
@@ -205,4 +189,22 @@ fn a_rollback_behind_a_backlog_is_reported_as_waiting_not_lost() {
     ] {
         assert!(out.contains(step), "no {step:?} in:\n{out}");
     }
+}
+
+/// Rolls out 2.0.0 (the slow version) from the first node once the canary
+/// has handled enough traffic for the old version's p99 (20 timed
+/// messages: the first, then one in 16), with a gate window long enough
+/// for the slow version's p99 to be judged: the CLI's exit status and
+/// output.
+fn roll_out_the_slow_version(
+    nodes: &[common::cluster::ClusterNode],
+    dir: &std::path::Path,
+) -> (std::process::ExitStatus, String) {
+    await_handled_more(&nodes[..1], 330);
+    run_rollout(
+        &nodes[0],
+        dir,
+        &common::fixtures().fault_v2,
+        &["--gate-window-ms", "60000"],
+    )
 }

@@ -215,8 +215,13 @@ impl Figures {
         self.errors += other.errors;
         self.panics += other.panics;
         self.restarts += other.restarts;
-        self.latency_sum_ns = self.latency_sum_ns.wrapping_add(other.latency_sum_ns);
-        self.latency.merge(&other.latency);
+        self.add_latency(other.latency_sum_ns, &other.latency);
+    }
+
+    /// Adds timed messages: their handling times' sum and histogram.
+    pub(crate) fn add_latency(&mut self, sum_ns: u64, latency: &Histogram) {
+        self.latency_sum_ns = self.latency_sum_ns.wrapping_add(sum_ns);
+        self.latency.merge(latency);
     }
 
     /// What was added since `earlier`, a reading of the same period or
@@ -387,10 +392,9 @@ impl LatencyCells {
 #[derive(Debug)]
 pub(crate) struct FigureCells {
     panics: AtomicU64,
-    /// Its own (a pool instance), or its keyed module's.
+    /// Its own (a pool instance), or its keyed module's (cells with many
+    /// writers: a keyed actor's).
     latency: Arc<LatencyCells>,
-    /// Whether `latency` is its module's (a keyed actor's).
-    keyed: bool,
 }
 
 impl Default for FigureCells {
@@ -399,7 +403,6 @@ impl Default for FigureCells {
         FigureCells {
             panics: AtomicU64::new(0),
             latency: Arc::new(LatencyCells::new(false)),
-            keyed: false,
         }
     }
 }
@@ -420,8 +423,13 @@ impl FigureCells {
         FigureCells {
             panics: AtomicU64::new(0),
             latency: cells.clone(),
-            keyed: true,
         }
+    }
+
+    /// Whether these are a keyed actor's: its latency cells are its
+    /// module's, shared with the module's other actors.
+    fn is_keyed(&self) -> bool {
+        self.latency.many_writers
     }
 
     /// Counts one timed message (by the instance's actor only).
@@ -444,7 +452,7 @@ impl FigureCells {
     /// keyed actor, whose latency is its module's (read once for all of
     /// them).
     pub(crate) fn latency(&self) -> Option<(u64, Histogram)> {
-        (!self.keyed).then(|| self.latency.read())
+        (!self.is_keyed()).then(|| self.latency.read())
     }
 
     /// Takes over `old`'s figures (a replacement pool instance's counters
@@ -454,7 +462,7 @@ impl FigureCells {
             to.store(from.load(Ordering::Relaxed), Ordering::Relaxed)
         };
         copy(&old.panics, &self.panics);
-        if self.keyed || old.keyed {
+        if self.is_keyed() || old.is_keyed() {
             return;
         }
         copy(&old.latency.sum_ns, &self.latency.sum_ns);

@@ -64,8 +64,7 @@ fn add_instance(total: &mut Figures, shared: &InstanceShared) {
     total.panics += panics;
     total.restarts += shared.restarts.load(Relaxed);
     if let Some((sum_ns, latency)) = shared.figures.latency() {
-        total.latency_sum_ns = total.latency_sum_ns.wrapping_add(sum_ns);
-        total.latency.merge(&latency);
+        total.add_latency(sum_ns, &latency);
     }
 }
 
@@ -152,8 +151,7 @@ impl FiguresBook {
             add_instance(&mut total, shared);
         }
         let (sum_ns, latency) = self.keyed_latency.read();
-        total.latency_sum_ns = total.latency_sum_ns.wrapping_add(sum_ns);
-        total.latency.merge(&latency);
+        total.add_latency(sum_ns, &latency);
         total
     }
 

@@ -242,8 +242,10 @@ impl Instance {
             ModuleMsg::Cast(bytes, sender) => {
                 let timer = self.timer();
                 let (failed, _) = self.delivery.run(sender, None, || {
+                    // No reply is written: `out` stays empty (no allocation).
+                    let mut out = RVec::new();
                     self.behaviour
-                        .handle(RSlice::from_slice(&bytes), false)
+                        .handle_into(RSlice::from_slice(&bytes), false, &mut out)
                         .into_result()
                         .err()
                         .map(|e| e.kind)
@@ -312,13 +314,7 @@ impl Instance {
                 let began = Instant::now();
                 let taken = self
                     .snapshot_now()
-                    .map(|snapshot| Checkpoint {
-                        lib: self.lib.clone(),
-                        snapshot,
-                        at: Instant::now(),
-                        from_start: false,
-                        handled: self.shared.handled.load(Ordering::Relaxed),
-                    })
+                    .map(|snapshot| self.checkpoint_of(self.lib.clone(), snapshot, Instant::now()))
                     .map(|cp| (cp, began))
                     .map_err(|e| format!("snapshot {}: {e}", e.kind.as_str()));
                 let ok = taken.is_ok();

@@ -402,12 +402,17 @@ mod tests {
     }
 
     fn view() -> View {
+        view_forgetting_after(Duration::from_secs(60))
+    }
+
+    /// A view of node a, which forgets a peer unreachable for `forget`.
+    fn view_forgetting_after(forget: Duration) -> View {
         let me = Me {
             node: "a".into(),
             address: "127.0.0.1:7000".into(),
             incarnation: Incarnation(1),
         };
-        View::new(me, Duration::from_secs(2), Duration::from_secs(60))
+        View::new(me, Duration::from_secs(2), forget)
     }
 
     /// The kind of the event a change yields, with its peer.
@@ -532,12 +537,7 @@ mod tests {
 
     #[test]
     fn forget_after_zero_never_forgets() {
-        let me = Me {
-            node: "a".into(),
-            address: "127.0.0.1:7000".into(),
-            incarnation: Incarnation(1),
-        };
-        let mut v = View::new(me, Duration::from_secs(2), Duration::ZERO);
+        let mut v = view_forgetting_after(Duration::ZERO);
         let t = Instant::now();
         assert!(v.heard(beat("b", 2), t).is_some());
         assert_eq!(v.sweep(t + Duration::from_secs(3)).len(), 1);

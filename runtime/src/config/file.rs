@@ -588,15 +588,28 @@ impl<'a> File<'a> {
             };
             spans.push((known, span));
         }
-        if let Err((key, why)) = c.check() {
-            let span = spans
-                .iter()
-                .find(|(k, _)| *k == key)
-                .map(|(_, s)| s.clone())
-                .unwrap_or(header);
-            return Err(self.at(span, format!("cluster.{key}: {why}")));
-        }
+        self.checked("cluster", c.check(), &spans, header)?;
         Ok(c)
+    }
+
+    /// A table's `check` verdict as an error at the key it names (`spans`:
+    /// where each key of the table was read; the table's `header` when the
+    /// key is not in the file, so a default failed).
+    fn checked(
+        &self,
+        table: &str,
+        verdict: Result<(), (&'static str, String)>,
+        spans: &[(&'static str, Range<usize>)],
+        header: Range<usize>,
+    ) -> Result<(), Error> {
+        let Err((key, why)) = verdict else {
+            return Ok(());
+        };
+        let span = spans
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map_or(header, |(_, s)| s.clone());
+        Err(self.at(span, format!("{table}.{key}: {why}")))
     }
 
     /// The `[rollout]` table; a problem [`crate::config::RolloutSpec::check`]
@@ -650,14 +663,7 @@ impl<'a> File<'a> {
             };
             spans.push((known, span));
         }
-        if let Err((key, why)) = r.check() {
-            let span = spans
-                .iter()
-                .find(|(k, _)| *k == key)
-                .map(|(_, s)| s.clone())
-                .unwrap_or(header);
-            return Err(self.at(span, format!("rollout.{key}: {why}")));
-        }
+        self.checked("rollout", r.check(), &spans, header)?;
         Ok(r)
     }
 

@@ -122,24 +122,35 @@ impl Instance {
         }
     }
 
-    /// Makes `snapshot` (taken at `at`) the newest checkpoint.
-    /// Makes `snapshot` the newest checkpoint; returns the one it replaces,
-    /// for the caller to free where it costs nothing (a committed swap frees
-    /// it off its pause).
+    /// A checkpoint of `snapshot` (`lib`'s, taken at `at`), counting the
+    /// messages handled until now.
+    pub(super) fn checkpoint_of(
+        &self,
+        lib: Arc<Library>,
+        snapshot: Snapshot,
+        at: Instant,
+    ) -> Checkpoint {
+        Checkpoint {
+            lib,
+            snapshot,
+            at,
+            from_start: false,
+            handled: self.shared.handled.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Makes `snapshot` (taken at `at`) the newest checkpoint; returns the
+    /// one it replaces, for the caller to free where it costs nothing (a
+    /// committed swap frees it off its pause).
     pub(super) fn store_checkpoint(
         &mut self,
         lib: Arc<Library>,
         snapshot: Snapshot,
         at: Instant,
     ) -> Option<Checkpoint> {
+        let checkpoint = self.checkpoint_of(lib, snapshot, at);
         let replaced = match self.shared.last_good.lock() {
-            Ok(mut g) => g.replace(Checkpoint {
-                lib,
-                snapshot,
-                at,
-                from_start: false,
-                handled: self.shared.handled.load(Ordering::Relaxed),
-            }),
+            Ok(mut g) => g.replace(checkpoint),
             Err(_) => None,
         };
         self.checkpoints.dirty = false;

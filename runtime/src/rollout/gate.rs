@@ -7,6 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::config::RolloutSpec;
 use crate::figures::VersionFigures;
 
 /// Timed messages each side needs before their p99s are compared (with
@@ -45,19 +46,6 @@ impl GateReading {
     }
 }
 
-/// The gate's thresholds (`[rollout]`).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) struct Thresholds {
-    /// How far the window's error rate may exceed the old version's.
-    pub max_error_rate_increase: f64,
-    /// Restarts allowed in the window.
-    pub max_restarts: u64,
-    /// How many times the old version's p99 the new one's may be.
-    pub max_p99_ratio: f64,
-    /// Messages the new version must have handled by the window's end.
-    pub min_handled: u64,
-}
-
 fn rate(failed: u64, handled: u64) -> f64 {
     if handled == 0 {
         0.0
@@ -70,7 +58,7 @@ fn rate(failed: u64, handled: u64) -> f64 {
 /// whole period, read before the canary's reload), `new` the new version's
 /// since it took over there (the window so far); `to` is the version the
 /// canary must still serve. `Ok` with the figures in words, or `Err`
-/// naming the threshold crossed.
+/// naming the threshold crossed (`t`: the `[rollout]` thresholds).
 ///
 /// # Errors
 /// The canary no longer serves `to` (it restarted into another version or
@@ -82,7 +70,7 @@ pub(crate) fn judge(
     old: &GateReading,
     new: &GateReading,
     to: &str,
-    t: Thresholds,
+    t: &RolloutSpec,
 ) -> Result<String, String> {
     if new.code_version != to {
         return Err(format!(
@@ -129,24 +117,20 @@ pub(crate) fn judge(
 }
 
 /// The window's last word on the canary, once [`judge`] found nothing
-/// against it: its new version handled enough messages to be judged at
-/// all. `window` is the gate window, for the words.
+/// against it: its new version handled enough messages in the gate window
+/// (`t.gate_window`) to be judged at all.
 ///
 /// # Errors
 /// Fewer than `t.min_handled` messages handled: a gate that saw (almost)
 /// no traffic has nothing to hold for or against the new version.
-pub(crate) fn enough_seen(
-    new: &GateReading,
-    t: Thresholds,
-    window: std::time::Duration,
-) -> Result<(), String> {
+pub(crate) fn enough_seen(new: &GateReading, t: &RolloutSpec) -> Result<(), String> {
     if new.handled < t.min_handled {
         return Err(format!(
             "the canary handled {} message(s) in the {} ms window, fewer than the {} it needs \
              to be judged (send it traffic, lengthen the window, or pass --min-handled 0 \
              for a module without traffic)",
             new.handled,
-            window.as_millis(),
+            t.gate_window.as_millis(),
             t.min_handled
         ));
     }
@@ -168,42 +152,48 @@ mod tests {
         }
     }
 
-    const T: Thresholds = Thresholds {
-        max_error_rate_increase: 0.01,
-        max_restarts: 0,
-        max_p99_ratio: 2.0,
-        min_handled: 20,
-    };
+    /// The thresholds these tests judge by (the rest of `[rollout]` as
+    /// default).
+    fn t() -> RolloutSpec {
+        RolloutSpec {
+            gate_window: std::time::Duration::from_secs(30),
+            max_error_rate_increase: 0.01,
+            max_restarts: 0,
+            max_p99_ratio: 2.0,
+            min_handled: 20,
+            ..RolloutSpec::default()
+        }
+    }
 
     #[test]
     fn the_gate_compares_the_window_with_the_old_version() {
         let old = r("1.0.0", 1000, 10, 0); // 1 %
-        assert!(judge(&old, &r("2.0.0", 100, 1, 0), "2.0.0", T).is_ok());
+        assert!(judge(&old, &r("2.0.0", 100, 1, 0), "2.0.0", &t()).is_ok());
         // 1.9 %: within one point of 1 %.
-        assert!(judge(&old, &r("2.0.0", 1000, 19, 0), "2.0.0", T).is_ok());
-        let e = judge(&old, &r("2.0.0", 100, 30, 0), "2.0.0", T).unwrap_err();
+        assert!(judge(&old, &r("2.0.0", 1000, 19, 0), "2.0.0", &t()).is_ok());
+        let e = judge(&old, &r("2.0.0", 100, 30, 0), "2.0.0", &t()).unwrap_err();
         assert!(e.starts_with("error rate 30.00 %"), "{e}");
-        let e = judge(&old, &r("2.0.0", 100, 0, 1), "2.0.0", T).unwrap_err();
+        let e = judge(&old, &r("2.0.0", 100, 0, 1), "2.0.0", &t()).unwrap_err();
         assert!(e.starts_with("1 restart(s)"), "{e}");
-        let e = judge(&old, &r("1.0.0", 100, 0, 0), "2.0.0", T).unwrap_err();
+        let e = judge(&old, &r("1.0.0", 100, 0, 0), "2.0.0", &t()).unwrap_err();
         assert!(e.contains("serves 1.0.0 instead of 2.0.0"), "{e}");
         // No traffic in the window: nothing to hold against it, and
         // nothing for it either: the window's end needs min_handled.
         let idle = r("2.0.0", 0, 0, 0);
-        assert!(judge(&old, &idle, "2.0.0", T).is_ok());
-        let e = enough_seen(&idle, T, std::time::Duration::from_secs(30)).unwrap_err();
+        assert!(judge(&old, &idle, "2.0.0", &t()).is_ok());
+        let e = enough_seen(&idle, &t()).unwrap_err();
         assert!(
             e.starts_with(
                 "the canary handled 0 message(s) in the 30000 ms window, fewer than the 20"
             ),
             "{e}"
         );
-        assert!(enough_seen(&r("2.0.0", 20, 0, 0), T, std::time::Duration::from_secs(30)).is_ok());
-        let none_needed = Thresholds {
+        assert!(enough_seen(&r("2.0.0", 20, 0, 0), &t()).is_ok());
+        let none_needed = RolloutSpec {
             min_handled: 0,
-            ..T
+            ..t()
         };
-        assert!(enough_seen(&idle, none_needed, std::time::Duration::from_secs(30)).is_ok());
+        assert!(enough_seen(&idle, &none_needed).is_ok());
     }
 
     #[test]
@@ -213,7 +203,7 @@ mod tests {
             p99_ns: 25_000,
             ..r("2.0.0", 1000, 0, 0)
         };
-        let e = judge(&old, &slow, "2.0.0", T).unwrap_err();
+        let e = judge(&old, &slow, "2.0.0", &t()).unwrap_err();
         assert!(
             e.starts_with("p99 handling time 25 µs is more than 2 times the old version's 10 µs"),
             "{e}"
@@ -222,17 +212,17 @@ mod tests {
             p99_ns: 19_000,
             ..slow.clone()
         };
-        assert!(judge(&old, &within, "2.0.0", T).is_ok());
+        assert!(judge(&old, &within, "2.0.0", &t()).is_ok());
         // Too few timed messages on either side: not compared.
         let few = GateReading {
             timed: P99_NEEDS_TIMED - 1,
             ..slow.clone()
         };
-        assert!(judge(&old, &few, "2.0.0", T).is_ok());
+        assert!(judge(&old, &few, "2.0.0", &t()).is_ok());
         let young = GateReading {
             timed: 3,
             ..old.clone()
         };
-        assert!(judge(&young, &slow, "2.0.0", T).is_ok());
+        assert!(judge(&young, &slow, "2.0.0", &t()).is_ok());
     }
 }

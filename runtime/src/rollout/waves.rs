@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use futures_util::future::join_all;
 
 use super::coordinator::{Halt, Run};
-use super::gate::{self, GateReading, Thresholds};
+use super::gate::{self, GateReading};
 use super::wire::{Answer, Request};
 use crate::events::Event;
 
@@ -227,12 +227,6 @@ impl Run {
         window: Duration,
         gate: Option<(&str, &GateReading)>,
     ) -> Result<String, Halt> {
-        let t = Thresholds {
-            max_error_rate_increase: self.spec.max_error_rate_increase,
-            max_restarts: self.spec.max_restarts,
-            max_p99_ratio: self.spec.max_p99_ratio,
-            min_handled: self.spec.min_handled,
-        };
         let (poll, within) = (self.poll(window), self.figures_within(window));
         let deadline = Instant::now() + window;
         let mut words = String::new();
@@ -247,9 +241,9 @@ impl Run {
                     .figures(canary, within)
                     .await
                     .map_err(|e| Halt::Gate(format!("its figures could not be read: {e}")))?;
-                match gate::judge(base, &now, &self.report.to, t) {
+                match gate::judge(base, &now, &self.report.to, &self.spec) {
                     Ok(w) if over => {
-                        gate::enough_seen(&now, t, window).map_err(Halt::Gate)?;
+                        gate::enough_seen(&now, &self.spec).map_err(Halt::Gate)?;
                         words = w;
                     }
                     Ok(w) => words = w,
